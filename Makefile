@@ -1,0 +1,63 @@
+# taskyard — the two commands a new user runs are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+APP ?= examples.demo:app
+
+.PHONY: run test bench bench-peers lint venv dev clean browser
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+venv: $(VENV)/.installed
+dev: $(STAMP)
+
+## Start the task server on SQLite with the demo app (dashboard on http://127.0.0.1:5050).
+run: $(VENV)/.installed
+	$(BIN)/taskyard --app $(APP) run
+
+## Install Debian's chromium for the dashboard's browser tests when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
+	  || echo "could not install chromium; browser tests will report it"; }
+
+## Run the whole suite (lint first: style, types and the import layers are part of it).
+test: lint browser
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+PEERS_VENV := bench/peers/.venv
+
+## The peers (celery, rq, dramatiq, arq, procrastinate) in their own venv, pinned.
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/pip install -q -r bench/peers/requirements.txt
+	touch $@
+
+## Same workloads on taskyard and its peers, side by side (about 15 minutes).
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+	$(BIN)/python -m bench.peers
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run` (taskyard's backends) and `python -m bench.peers` (vs peers)."""

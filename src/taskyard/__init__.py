@@ -1,0 +1,60 @@
+"""taskyard: a Python task server — durable job queue, workers, distributed cron, services,
+a health and management HTTP API and a dashboard, on SQLite, PostgreSQL or Redis.
+"""
+
+from taskyard.app import EnqueueItem, Taskyard
+from taskyard.clock import FakeClock
+from taskyard.context import JobContext
+from taskyard.core.job import Job, JobStatus
+from taskyard.core.queue import RateLimit
+from taskyard.core.retry import Retry, exponential
+from taskyard.core.schedule import MisfirePolicy, Schedule
+from taskyard.errors import (
+    BackendError,
+    BackendUnavailable,
+    Cancel,
+    ConfigError,
+    InvalidTransitionError,
+    JobNotFound,
+    LeaseLost,
+    PayloadError,
+    RetryLater,
+    ScheduleError,
+    TaskyardError,
+    UnknownTaskError,
+)
+from taskyard.services.base import Service, ServiceStatus
+from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "BackendError",
+    "BackendUnavailable",
+    "Cancel",
+    "ConfigError",
+    "EnqueueItem",
+    "FakeClock",
+    "InvalidTransitionError",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "JobStatus",
+    "LeaseLost",
+    "MisfirePolicy",
+    "PayloadError",
+    "PeriodicService",
+    "PeriodicServiceConfig",
+    "RateLimit",
+    "Retry",
+    "RetryLater",
+    "Schedule",
+    "ScheduleError",
+    "Service",
+    "ServiceStatus",
+    "Taskyard",
+    "TaskyardError",
+    "UnknownTaskError",
+    "__version__",
+    "exponential",
+)

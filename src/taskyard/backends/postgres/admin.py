@@ -1,0 +1,205 @@
+"""Jobs administered rather than worked: cancel, manual retry, and the maintenance sweeps
+(rescue expired leases, promote due jobs, prune finished ones). Mixed into `PostgresBackend`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from taskyard.backends.memory import lease_expired_error
+from taskyard.backends.postgres.catalog import NOW
+from taskyard.backends.postgres.rows import J_COLUMNS as _J_COLUMNS
+from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
+from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
+from taskyard.core.job import Job, JobStatus, RescueReport
+from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound
+
+__all__ = ("JobAdminOps",)
+
+_PRUNABLE = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobAdminOps:
+    """Cancel, retry, rescue, promote and prune; needs the backend's connection helpers."""
+
+    schema: str
+
+    def _conn(
+        self, what: str
+    ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        raise NotImplementedError
+
+    async def _fetch_jobs(self, what: str, query: str, params: Any = None) -> list[Job]:
+        raise NotImplementedError
+
+    async def _fetch_waking(self, what: str, update: str, params: Any) -> list[Job]:
+        raise NotImplementedError
+
+    def _waking(self, update: str) -> str:
+        raise NotImplementedError
+
+    async def job_get(self, *, job_id: str) -> Job | None:
+        raise NotImplementedError
+
+    async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
+        s = self.schema
+        p = {"id": job_id, "now": now}
+        # Each step is atomic; if the job moved between steps (claimed, released), start over.
+        for _ in range(10):
+            jobs = await self._fetch_jobs(
+                "job_cancel",
+                f"UPDATE {s}.jobs SET status = 'cancelled', finished_at = {NOW}, unique_active = NULL "
+                f"WHERE id = %(id)s AND status IN ('scheduled', 'pending') RETURNING {JOB_COLUMNS}",
+                p,
+            ) or await self._fetch_jobs(
+                "job_cancel",
+                f"UPDATE {s}.jobs SET cancel_requested = true WHERE id = %(id)s AND status = 'running' "
+                f"RETURNING {JOB_COLUMNS}",
+                p,
+            )
+            if jobs:
+                return jobs[0]
+            job = await self.job_get(job_id=job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if job.status is JobStatus.CANCELLED:
+                return job
+            if job.status in _PRUNABLE:
+                raise InvalidTransitionError(
+                    f"job {job_id} is {job.status.value}; it cannot be cancelled"
+                )
+        raise BackendError(f"job {job_id} kept changing while being cancelled; try again")
+
+    async def _retry(self, what: str, where: str, params: dict[str, Any]) -> list[Job]:
+        """failed|cancelled → pending for the jobs `where` selects, except those whose unique
+        key another active job holds; of several with one key, the lowest id takes it.
+        """
+        s = self.schema
+        update = (
+            f"UPDATE {s}.jobs j SET status = 'pending', attempt = 0, run_at = {NOW}, "
+            "finished_at = NULL, result = NULL, progress = NULL, worker_id = NULL, "
+            f"unique_active = j.unique_key, {_UNLEASE} FROM ("
+            f"SELECT DISTINCT ON (coalesce('k:' || r.unique_key, 'i:' || r.id)) r.id FROM {s}.jobs r "
+            f"WHERE {where} AND (r.unique_key IS NULL OR NOT EXISTS "
+            f"(SELECT 1 FROM {s}.jobs o WHERE o.unique_active = r.unique_key)) "
+            "ORDER BY coalesce('k:' || r.unique_key, 'i:' || r.id), r.id) c "
+            f"WHERE j.id = c.id RETURNING {_J_COLUMNS}"
+        )
+        for attempt in range(3):
+            try:
+                return await self._fetch_waking(what, update, params)
+            except psycopg.errors.UniqueViolation:
+                # A job with the same key was enqueued or retried concurrently: look again.
+                if attempt == 2:
+                    raise
+        return []
+
+    async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
+        jobs = await self._retry(
+            "job_retry",
+            "r.id = %(id)s AND r.status IN ('failed', 'cancelled')",
+            {"id": job_id, "now": now},
+        )
+        if jobs:
+            return jobs[0]
+        job = await self.job_get(job_id=job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise InvalidTransitionError(
+                f"job {job_id} cannot be retried: another active job holds its unique key "
+                f"{job.unique_key!r}"
+            )
+        raise InvalidTransitionError(
+            f"job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
+        )
+
+    async def jobs_retry_failed(
+        self, *, queue: str | None = None, now: datetime | None = None
+    ) -> int:
+        jobs = await self._retry(
+            "jobs_retry_failed",
+            "r.status = 'failed' AND (%(queue)s::text IS NULL OR r.queue = %(queue)s)",
+            {"queue": queue, "now": now},
+        )
+        return len(jobs)
+
+    # -- jobs: maintenance -------------------------------------------------------------------
+    async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
+        s = self.schema
+        async with self._conn("jobs_rescue_expired") as conn, conn.transaction():
+            cur = await conn.execute(
+                f"SELECT {JOB_COLUMNS}, {NOW} FROM {s}.jobs WHERE status = 'running' "
+                f"AND lease_expires_at < {NOW} FOR UPDATE SKIP LOCKED",
+                {"now": now},
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return RescueReport()
+            at = rows[0][-1]
+            expired = [job_from_row(r[:-1]) for r in rows]
+            fails = [j.attempt >= j.max_attempts for j in expired]
+            await conn.execute(
+                self._waking(
+                    f"UPDATE {s}.jobs j SET status = CASE WHEN x.fail THEN 'failed' ELSE 'pending' END, "
+                    "errors = j.errors || x.error::jsonb, "
+                    "finished_at = CASE WHEN x.fail THEN %(at)s ELSE j.finished_at END, "
+                    "worker_id = CASE WHEN x.fail THEN j.worker_id END, "
+                    "unique_active = CASE WHEN x.fail THEN NULL ELSE j.unique_active END, "
+                    f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(fails)s::bool[], %(errors)s::text[]) "
+                    f"x(id, fail, error) WHERE j.id = x.id RETURNING {_J_COLUMNS}"
+                ),
+                {
+                    "ids": [j.id for j in expired],
+                    "fails": fails,
+                    "errors": [json.dumps([lease_expired_error(j, at).to_json()]) for j in expired],
+                    "at": at,
+                },
+            )
+        return RescueReport(
+            rescued=tuple(j.id for j, f in zip(expired, fails, strict=True) if not f),
+            failed=tuple(j.id for j, f in zip(expired, fails, strict=True) if f),
+        )
+
+    async def jobs_promote_due(self, *, now: datetime | None = None) -> int:
+        s = self.schema
+        jobs = await self._fetch_waking(
+            "jobs_promote_due",
+            f"UPDATE {s}.jobs j SET status = 'pending' FROM (SELECT id FROM {s}.jobs "
+            f"WHERE status = 'scheduled' AND run_at <= {NOW} FOR UPDATE SKIP LOCKED) d "
+            f"WHERE j.id = d.id RETURNING {_J_COLUMNS}",
+            {"now": now},
+        )
+        return len(jobs)
+
+    async def jobs_prune(
+        self,
+        *,
+        status: JobStatus,
+        keep_last: int | None = None,
+        older_than: datetime | None = None,
+    ) -> int:
+        if status not in _PRUNABLE:
+            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        if keep_last is None and older_than is None:
+            return 0
+        s = self.schema
+        rules = []
+        if older_than is not None:
+            rules.append("finished_at < %(older)s")
+        if keep_last is not None:
+            rules.append(
+                f"id NOT IN (SELECT id FROM {s}.jobs WHERE status = %(status)s "
+                "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT %(keep)s)"
+            )
+        async with self._conn("jobs_prune") as conn:
+            cur = await conn.execute(
+                f"DELETE FROM {s}.jobs WHERE status = %(status)s AND ({' OR '.join(rules)})",
+                {"status": status.value, "older": older_than, "keep": keep_last},
+            )
+            return cur.rowcount

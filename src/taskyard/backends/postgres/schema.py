@@ -1,0 +1,237 @@
+"""The versioned PostgreSQL schema: numbered migrations, applied in order under an advisory lock.
+
+Every object lives in one schema (`{s}`, from the URL's `schema` parameter), so several
+taskyard deployments (or tests) can share a database.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import psycopg
+
+from taskyard.errors import SchemaVersionError
+
+__all__ = ("MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "read_version")
+
+_V1 = """
+CREATE SCHEMA IF NOT EXISTS {s};
+
+CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+
+CREATE TABLE {s}.jobs (
+    id text PRIMARY KEY,
+    task text NOT NULL,
+    queue text NOT NULL,
+    payload jsonb,
+    status text NOT NULL CHECK (status IN
+        ('scheduled', 'pending', 'running', 'completed', 'failed', 'cancelled')),
+    priority integer NOT NULL DEFAULT 0,
+    run_at timestamptz NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 1,
+    created_at timestamptz NOT NULL,
+    started_at timestamptz,
+    finished_at timestamptz,
+    result jsonb,
+    errors jsonb NOT NULL DEFAULT '[]',
+    progress jsonb,
+    unique_key text,
+    -- equals unique_key while this job holds the key (scheduled, pending or running); a
+    -- manually retried job whose key is taken meanwhile keeps unique_key but holds nothing
+    unique_active text,
+    tags jsonb NOT NULL DEFAULT '[]',
+    timeout double precision,
+    worker_id text,
+    lease_token text,
+    lease_expires_at timestamptz,
+    cancel_requested boolean NOT NULL DEFAULT false
+);
+-- Partial indexes: a row only costs index maintenance in the indexes whose predicate it meets.
+CREATE UNIQUE INDEX jobs_unique_active ON {s}.jobs (unique_active) WHERE unique_active IS NOT NULL;
+CREATE INDEX jobs_ready ON {s}.jobs (priority DESC, run_at, id)
+    WHERE status IN ('pending', 'scheduled');
+CREATE INDEX jobs_ready_queue ON {s}.jobs (queue, priority DESC, run_at, id)
+    WHERE status IN ('pending', 'scheduled');
+CREATE INDEX jobs_scheduled ON {s}.jobs (run_at) WHERE status = 'scheduled';
+CREATE INDEX jobs_running ON {s}.jobs (queue, lease_expires_at) WHERE status = 'running';
+CREATE INDEX jobs_finished ON {s}.jobs (status, finished_at DESC NULLS LAST, id DESC)
+    WHERE status IN ('completed', 'failed', 'cancelled');
+
+CREATE TABLE {s}.queues (
+    name text PRIMARY KEY,
+    paused boolean NOT NULL DEFAULT false,
+    concurrency integer,
+    rate_limit integer,
+    rate_period double precision,
+    window_start double precision NOT NULL DEFAULT 0,
+    window_count integer NOT NULL DEFAULT 0
+);
+
+CREATE TABLE {s}.stats (
+    minute timestamptz NOT NULL,
+    queue text NOT NULL,
+    completed bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, queue)
+);
+
+CREATE TABLE {s}.schedules (
+    name text PRIMARY KEY,
+    owner text,
+    enabled boolean NOT NULL,
+    next_fire_at timestamptz,
+    last_fire_at timestamptz,
+    data jsonb NOT NULL
+);
+CREATE INDEX schedules_owner ON {s}.schedules (owner) WHERE owner IS NOT NULL;
+CREATE INDEX schedules_due ON {s}.schedules (next_fire_at) WHERE enabled;
+
+CREATE TABLE {s}.leaders (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    elected_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+CREATE TABLE {s}.workers (
+    id text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    queues jsonb NOT NULL,
+    concurrency integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    last_heartbeat timestamptz NOT NULL,
+    current_jobs jsonb NOT NULL DEFAULT '[]'
+);
+
+-- Claim in one round-trip. Queues without limits take the fast path (one SKIP LOCKED select);
+-- queues with a concurrency or rate limit are locked one by one (in name order, so claimers
+-- never deadlock) to read their budget, then candidates of both kinds are merged by priority.
+CREATE FUNCTION {s}.claim(p_queues text[], p_limit integer, p_worker text,
+                          p_lease double precision, p_now timestamptz)
+RETURNS SETOF {s}.jobs LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now timestamptz := coalesce(p_now, now());
+    v_expires timestamptz := v_now + make_interval(secs => p_lease);
+    v_skip text[];
+    v_ids text[];
+    v_budget bigint;
+    v_window double precision;
+    v_limited boolean := false;
+    q record;
+BEGIN
+    SELECT coalesce(array_agg(name), '{}') INTO v_skip FROM {s}.queues
+     WHERE paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL;
+
+    IF p_queues IS NULL THEN
+        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT j.id FROM {s}.jobs j
+             WHERE j.status IN ('pending', 'scheduled') AND (j.status = 'pending' OR j.run_at <= v_now)
+               AND NOT (j.queue = ANY (v_skip))
+             ORDER BY j.priority DESC, j.run_at, j.id
+             LIMIT p_limit FOR UPDATE SKIP LOCKED) c;
+    ELSE
+        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT j.id FROM {s}.jobs j
+             WHERE j.status IN ('pending', 'scheduled') AND (j.status = 'pending' OR j.run_at <= v_now)
+               AND j.queue = ANY (p_queues) AND NOT (j.queue = ANY (v_skip))
+             ORDER BY j.priority DESC, j.run_at, j.id
+             LIMIT p_limit FOR UPDATE SKIP LOCKED) c;
+    END IF;
+
+    FOR q IN SELECT * FROM {s}.queues
+              WHERE NOT paused AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+                AND (p_queues IS NULL OR name = ANY (p_queues))
+              ORDER BY name FOR UPDATE
+    LOOP
+        v_limited := true;
+        v_budget := p_limit;
+        IF q.concurrency IS NOT NULL THEN
+            v_budget := least(v_budget, q.concurrency - (
+                SELECT count(*) FROM {s}.jobs WHERE queue = q.name AND status = 'running'));
+        END IF;
+        IF q.rate_limit IS NOT NULL THEN
+            v_window := floor(extract(epoch FROM v_now)::double precision / q.rate_period) * q.rate_period;
+            IF v_window = q.window_start THEN
+                v_budget := least(v_budget, q.rate_limit - q.window_count);
+            ELSE
+                v_budget := least(v_budget, q.rate_limit);
+            END IF;
+        END IF;
+        IF v_budget > 0 THEN
+            v_ids := v_ids || ARRAY(
+                SELECT j.id FROM {s}.jobs j
+                 WHERE j.queue = q.name AND j.status IN ('pending', 'scheduled')
+                   AND (j.status = 'pending' OR j.run_at <= v_now)
+                 ORDER BY j.priority DESC, j.run_at, j.id
+                 LIMIT v_budget FOR UPDATE SKIP LOCKED);
+        END IF;
+    END LOOP;
+
+    IF v_limited THEN
+        -- Merge both kinds by claim order; rows locked but not chosen are released at commit.
+        v_ids := ARRAY(SELECT j.id FROM {s}.jobs j WHERE j.id = ANY (v_ids)
+                        ORDER BY j.priority DESC, j.run_at, j.id LIMIT p_limit);
+        UPDATE {s}.queues u
+           SET window_count = CASE WHEN u.window_start = c.w THEN u.window_count ELSE 0 END + c.n,
+               window_start = c.w
+          FROM (SELECT j.queue, count(*) AS n,
+                       floor(extract(epoch FROM v_now)::double precision / qq.rate_period)
+                           * qq.rate_period AS w
+                  FROM {s}.jobs j JOIN {s}.queues qq ON qq.name = j.queue
+                 WHERE j.id = ANY (v_ids) AND qq.rate_limit IS NOT NULL
+                 GROUP BY j.queue, qq.rate_period) c
+         WHERE u.name = c.queue;
+    END IF;
+
+    RETURN QUERY
+    UPDATE {s}.jobs j
+       SET status = 'running', attempt = j.attempt + 1, started_at = v_now, worker_id = p_worker,
+           lease_token = replace(gen_random_uuid()::text, '-', ''), lease_expires_at = v_expires,
+           cancel_requested = false
+     WHERE j.id = ANY (v_ids)
+    RETURNING j.*;
+END
+$fn$;
+"""
+
+#: Migration n (1-based) brings the schema from version n-1 to n.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lock_key(schema: str) -> int:
+    # One advisory lock per schema, so concurrent `migrate` runs apply each step once.
+    return zlib.crc32(f"taskyard-migrate:{schema}".encode()) - (1 << 31)
+
+
+async def read_version(conn: psycopg.AsyncConnection, schema: str) -> int | None:
+    """The schema's version, or None when taskyard's tables do not exist there yet."""
+    cur = await conn.execute("SELECT to_regclass(%s)", (f"{schema}.meta",))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    cur = await conn.execute(f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def apply_migrations(conn: psycopg.AsyncConnection, schema: str) -> int:
+    """Apply every missing migration, each in its own transaction; returns the version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        version = await read_version(conn, schema) or 0
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"PostgreSQL schema {schema!r} is at version {version}, newer than this "
+                f"taskyard ({SCHEMA_VERSION}); upgrade taskyard"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            await conn.execute(MIGRATIONS[number - 1].replace("{s}", schema))
+            await conn.execute(
+                f"INSERT INTO {schema}.meta (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(number),),
+            )
+    return SCHEMA_VERSION

@@ -1,0 +1,352 @@
+"""The `Backend` protocol: every storage operation taskyard needs, named noun-first.
+
+Each backend (memory, sqlite, postgres, redis) implements the meaning of these operations and
+passes the same conformance suite (`tests/conformance/`). Rules that hold for every method:
+
+* Arguments are keyword-only. `now` is the time to act at; None means the backend's clock.
+* Every method is atomic: it either makes all of its changes or none.
+* Status changes follow `taskyard.core.job.TRANSITIONS` and nothing else.
+* Writes made by a worker after a claim carry the claim's `lease_token`; when the token no
+  longer matches (the job was rescued, cancelled or handed to someone else), the write is
+  refused (`LeaseLost`, or the id is reported as lost for batch operations).
+* Driver errors are converted at the boundary: connection failures raise `BackendUnavailable`.
+
+Ordering of claims: higher `priority` first, then earlier `run_at`, then lower id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.job import (
+    AttemptError,
+    Completion,
+    Job,
+    JobDraft,
+    JobFilter,
+    JobPage,
+    JobStatus,
+    LeaseReport,
+    Progress,
+    RescueReport,
+)
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.schedule import Schedule
+
+__all__ = ("UNSET", "Backend", "Unset")
+
+
+class Unset:
+    """Marker for 'leave this setting as it is' in `queue_update`."""
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = Unset()
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Durable storage of jobs, queues, schedules, leadership and workers."""
+
+    url: str
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect (and for SQLite, create and migrate the schema). Idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Idempotent; a closed backend may be opened again."""
+        ...
+
+    async def ping(self) -> None:
+        """Round-trip to the store; raises `BackendUnavailable` when it cannot be reached."""
+        ...
+
+    async def migrate(self) -> int:
+        """Bring the schema up to date; returns the schema version now in place."""
+        ...
+
+    # -- jobs: writes by clients -------------------------------------------------------------
+    async def job_enqueue_many(
+        self, *, drafts: Sequence[JobDraft], now: datetime | None = None
+    ) -> list[Job]:
+        """Store new jobs, in one round-trip; returns one job per draft, in order.
+
+        A draft whose id already exists returns the stored job unchanged (idempotent retry).
+        A draft whose `unique_key` matches a scheduled, pending or running job returns that
+        job instead of creating one (also within the same batch). `run_at` in the future →
+        `scheduled`, else `pending`. `attempt` starts at 0. Wakes waiting workers.
+        """
+        ...
+
+    async def job_get(self, *, job_id: str) -> Job | None:
+        """The job, or None."""
+        ...
+
+    async def jobs_list(
+        self, *, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        """Jobs matching `filter`, newest first (by id, descending), `limit` per page.
+
+        `cursor` is the `next_cursor` of the previous page; pages never repeat or skip a job
+        that existed when the first page was read.
+        """
+        ...
+
+    async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
+        """Cancel: scheduled|pending → cancelled at once; running → `cancel_requested` set
+        (the worker stops the handler and records `cancelled`); cancelled → unchanged.
+
+        Raises `JobNotFound`, or `InvalidTransitionError` for completed and failed jobs.
+        """
+        ...
+
+    async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
+        """Manual retry: failed|cancelled → pending with `attempt` reset to 0 (errors kept,
+        result, progress and finish time cleared). Raises `JobNotFound` or
+        `InvalidTransitionError` from any other status, or while another active job holds
+        its `unique_key` (`jobs_retry_failed` skips such jobs).
+        """
+        ...
+
+    async def jobs_retry_failed(self, *, queue: str | None = None, now: datetime | None = None) -> int:
+        """Manual retry of every failed job (of one queue, or all); returns how many."""
+        ...
+
+    # -- jobs: the worker's side -------------------------------------------------------------
+    async def job_claim(
+        self,
+        *,
+        queues: Sequence[str] | None,
+        limit: int,
+        worker_id: str,
+        lease: float,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Claim up to `limit` due jobs (pending, or scheduled with run_at <= now) from
+        `queues` (None = every queue), ordered by priority desc, run_at, id.
+
+        Skips paused queues; never lets a queue's running jobs exceed its `concurrency`;
+        never starts more than its rate limit allows in the current window. Each claimed job
+        becomes running with `attempt + 1`, `started_at = now`, `worker_id`, a fresh
+        `lease_token` and `lease_expires_at = now + lease`. No job is ever claimed by two
+        callers at once.
+        """
+        ...
+
+    async def jobs_extend_leases(
+        self,
+        *,
+        leases: Mapping[str, str],
+        lease: float,
+        now: datetime | None = None,
+    ) -> LeaseReport:
+        """Heartbeat: for each `job_id -> lease_token` still owned, push the lease to
+        `now + lease`. Reports ids whose token no longer matches (lost) and ids whose
+        cancellation was requested.
+        """
+        ...
+
+    async def job_set_progress(
+        self, *, job_id: str, lease_token: str, progress: Progress, now: datetime | None = None
+    ) -> None:
+        """Record progress of a running job; raises `LeaseLost` if the token does not own it."""
+        ...
+
+    async def jobs_complete(
+        self, *, completions: Sequence[Completion], now: datetime | None = None
+    ) -> list[str]:
+        """running → completed for each completion whose token still owns its job, storing
+        `result` and `finished_at`, clearing the lease. Returns the ids refused (lease lost).
+        """
+        ...
+
+    async def job_fail(
+        self,
+        *,
+        job_id: str,
+        lease_token: str,
+        error: AttemptError,
+        retry_at: datetime | None,
+        now: datetime | None = None,
+    ) -> Job:
+        """Record a failed attempt (append `error`). `retry_at` set → scheduled at that time;
+        None → failed with `finished_at`. Raises `LeaseLost`.
+        """
+        ...
+
+    async def job_snooze(
+        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
+    ) -> Job:
+        """`RetryLater`: running → scheduled at `run_at`; `max_attempts` grows by one so the
+        snoozed run does not use up the retry budget. Raises `LeaseLost`.
+        """
+        ...
+
+    async def job_finish_cancelled(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        """running → cancelled once the handler has stopped (requested, or `Cancel` raised).
+        Raises `LeaseLost`.
+        """
+        ...
+
+    async def job_release(self, *, job_id: str, lease_token: str, now: datetime | None = None) -> None:
+        """Hand a running job back at shutdown: → pending, `attempt - 1` (the interrupted run
+        is not counted), lease cleared. A lost lease is ignored.
+        """
+        ...
+
+    # -- jobs: maintenance -------------------------------------------------------------------
+    async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
+        """Running jobs whose lease expired before `now`: record an `AttemptError` of type
+        `LeaseExpired` and move them to pending, or to failed when `attempt >= max_attempts`.
+        """
+        ...
+
+    async def jobs_promote_due(self, *, now: datetime | None = None) -> int:
+        """scheduled → pending for jobs with `run_at <= now`; returns how many."""
+        ...
+
+    async def jobs_prune(
+        self,
+        *,
+        status: JobStatus,
+        keep_last: int | None = None,
+        older_than: datetime | None = None,
+    ) -> int:
+        """Delete finished jobs of `status` (completed, failed or cancelled only): those
+        beyond the newest `keep_last` (by finished_at), and/or those finished before
+        `older_than`. A job is deleted if either rule selects it. Returns how many.
+        """
+        ...
+
+    # -- queues ------------------------------------------------------------------------------
+    async def queue_counts(self) -> list[QueueCounts]:
+        """Counts per status for every queue that has jobs or settings, sorted by name."""
+        ...
+
+    async def queue_get(self, *, queue: str) -> QueueSettings:
+        """The settings of `queue` (defaults when never set)."""
+        ...
+
+    async def queues_list(self) -> list[QueueSettings]:
+        """Settings of every queue that has jobs or stored settings, sorted by name."""
+        ...
+
+    async def queue_update(
+        self,
+        *,
+        queue: str,
+        paused: bool = UNSET,
+        concurrency: int | None = UNSET,
+        rate_limit: RateLimit | None = UNSET,
+    ) -> QueueSettings:
+        """Change some settings of `queue` (UNSET leaves one as it is); returns them all.
+        Resuming a queue wakes waiting workers.
+        """
+        ...
+
+    # -- statistics --------------------------------------------------------------------------
+    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
+        """Add per-minute outcome counts (summed with what is stored for that minute/queue)."""
+        ...
+
+    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+        """Per-minute rows from `since` on, sorted by minute then queue. Rows older than a day
+        may be discarded by the backend.
+        """
+        ...
+
+    # -- schedules ---------------------------------------------------------------------------
+    async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:
+        """Insert or replace the schedule of that name; returns what is stored."""
+        ...
+
+    async def schedule_get(self, *, name: str) -> Schedule | None:
+        """The schedule, or None."""
+        ...
+
+    async def schedules_list(self, *, owner: str | None = None) -> list[Schedule]:
+        """All schedules (or one owner's), sorted by name."""
+        ...
+
+    async def schedule_delete(self, *, name: str) -> bool:
+        """Delete one schedule; False when there was none."""
+        ...
+
+    async def schedules_replace_owner(self, *, owner: str, schedules: Sequence[Schedule]) -> None:
+        """In one step: delete every schedule of `owner` and store `schedules` in their place."""
+        ...
+
+    async def schedules_delete_owner(self, *, owner: str) -> int:
+        """Delete every schedule of `owner`; returns how many."""
+        ...
+
+    async def schedules_due(self, *, now: datetime | None = None) -> list[Schedule]:
+        """Enabled schedules whose `next_fire_at <= now`, earliest first."""
+        ...
+
+    async def schedule_record_fire(
+        self, *, name: str, fire_time: datetime, next_fire_at: datetime | None
+    ) -> bool:
+        """Compare-and-set: when the schedule's `last_fire_at` is None or earlier than
+        `fire_time`, set `last_fire_at = fire_time` and `next_fire_at`, and return True;
+        otherwise change nothing and return False (another scheduler recorded it).
+        """
+        ...
+
+    # -- leadership --------------------------------------------------------------------------
+    async def leader_attempt_elect(
+        self, *, name: str, holder: str, ttl: float, now: datetime | None = None
+    ) -> bool:
+        """Acquire the lease `name` if free or expired, or renew it if `holder` has it;
+        True when `holder` leads until `now + ttl`.
+        """
+        ...
+
+    async def leader_resign(self, *, name: str, holder: str) -> None:
+        """Release the lease if `holder` has it, so a successor can take over at once."""
+        ...
+
+    async def leader_get(self, *, name: str, now: datetime | None = None) -> LeaderInfo | None:
+        """The live holder of the lease, or None."""
+        ...
+
+    # -- workers -----------------------------------------------------------------------------
+    async def worker_heartbeat(self, *, info: WorkerInfo) -> None:
+        """Register or refresh a worker (its `last_heartbeat` and current jobs)."""
+        ...
+
+    async def worker_remove(self, *, worker_id: str) -> None:
+        """Unregister a worker (clean shutdown)."""
+        ...
+
+    async def workers_list(self) -> list[WorkerInfo]:
+        """Registered workers, sorted by id."""
+        ...
+
+    async def workers_prune(self, *, older_than: datetime) -> int:
+        """Remove workers whose last heartbeat is before `older_than`; returns how many."""
+        ...
+
+    # -- wake-ups ----------------------------------------------------------------------------
+    async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
+        """Return when jobs may have become available in `queues` (an enqueue, a resume, a
+        release), or after `timeout` seconds. May return early; a lost notification only adds
+        latency, so callers always poll again.
+        """
+        ...

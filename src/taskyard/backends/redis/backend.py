@@ -1,0 +1,72 @@
+"""`RedisBackend`: the `Backend` protocol over Redis (`redis://` and `rediss://` URLs).
+
+Every job transition is one Lua script over one queue's keys, so it is atomic and, with
+keys hash-tagged per queue, Cluster-friendly; see `keys.py` for the key schema and
+`docs/redis.md` for the rules (claims across queues, uniqueness per queue, wake-ups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from taskyard.backends.redis.claims import ClaimsMixin
+from taskyard.backends.redis.cluster import ClusterMixin
+from taskyard.backends.redis.connection import SCHEMA_VERSION
+from taskyard.backends.redis.jobs import JobsMixin
+from taskyard.backends.redis.maintenance import MaintenanceMixin
+from taskyard.backends.redis.signals import WakeListener
+from taskyard.errors import SchemaVersionError
+
+__all__ = ("RedisBackend",)
+
+
+class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
+    """Durable, multi-process backend on a Redis server (`redis://host:port/db?prefix=...`).
+
+    The URL fully describes the backend (a second instance built from `url` shares its data);
+    `prefix` (default `taskyard:`) namespaces every key, so installations and tests can share
+    one server. All other query parameters are redis-py's connection options.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._listener: WakeListener | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and check the stored schema version (writing it on a fresh server)."""
+        self._connect()
+        with self._guard:
+            stored = await self.client.get(self._keys.schema)
+            if stored is None:
+                await self.client.setnx(self._keys.schema, SCHEMA_VERSION)
+            elif int(stored) > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"redis keys under {self.prefix!r} use schema {stored}; this taskyard "
+                    f"understands up to {SCHEMA_VERSION}"
+                )
+
+    async def close(self) -> None:
+        """Stop the wake-up subscriber and close every connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
+        await self._disconnect()
+
+    async def ping(self) -> None:
+        """One round-trip; raises `BackendUnavailable` when Redis cannot be reached."""
+        with self._guard:
+            await self.client.ping()
+
+    async def migrate(self) -> int:
+        """Record the schema version (Redis needs no other migration yet)."""
+        with self._guard:
+            await self.client.set(self._keys.schema, SCHEMA_VERSION)
+        return SCHEMA_VERSION
+
+    # -- wake-ups ----------------------------------------------------------------------------
+    async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
+        """Block on the pub/sub wake-up channel until one of `queues` gets work, or `timeout`."""
+        if self._listener is None:
+            self._listener = WakeListener(self.client, self._keys.channel, self._saw_queue)
+        await self._listener.wait(queues, timeout)

@@ -1,0 +1,331 @@
+"""Queue settings and counts, statistics, schedules, leadership and the worker registry of
+the Redis backend (everything that is not a job transition).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from taskyard.backends.protocol import UNSET
+from taskyard.backends.redis.codec import dumps, from_us, to_us
+from taskyard.backends.redis.connection import RedisConnection
+from taskyard.clock import utcnow
+from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.job import JobStatus
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.schedule import Schedule
+
+__all__ = ("ClusterMixin",)
+
+_STATS_TTL = 2 * 24 * 3600
+_STATUS_KEYS = (
+    (JobStatus.SCHEDULED, "scheduled"),
+    (JobStatus.PENDING, "pending"),
+    (JobStatus.RUNNING, "running"),
+    (JobStatus.COMPLETED, "done:completed"),
+    (JobStatus.FAILED, "done:failed"),
+    (JobStatus.CANCELLED, "done:cancelled"),
+)
+
+
+def _settings(name: str, h: dict[str, str]) -> QueueSettings:
+    rate = RateLimit(limit=int(h["rl"]), period=float(h["rp"])) if "rl" in h else None
+    conc = int(h["conc"]) if "conc" in h else None
+    return QueueSettings(
+        name=name, paused=h.get("paused") == "1", concurrency=conc, rate_limit=rate
+    )
+
+
+def _schedule(h: dict[str, str]) -> Schedule:
+    schedule = Schedule.from_json(json.loads(h["doc"]))
+    return schedule.replace(
+        last_fire_at=from_us(h["last"]) if h.get("last") else None,
+        next_fire_at=from_us(h["next"]) if h.get("next") else None,
+    )
+
+
+def _worker_json(info: WorkerInfo) -> str:
+    return dumps(
+        {
+            "id": info.id,
+            "host": info.host,
+            "pid": info.pid,
+            "queues": list(info.queues),
+            "concurrency": info.concurrency,
+            "started_at": to_us(info.started_at),
+            "last_heartbeat": to_us(info.last_heartbeat),
+            "current_jobs": list(info.current_jobs),
+        }
+    )
+
+
+def _worker(doc: str) -> WorkerInfo:
+    d = json.loads(doc)
+    return WorkerInfo(
+        id=d["id"],
+        host=d["host"],
+        pid=d["pid"],
+        queues=tuple(d["queues"]),
+        concurrency=d["concurrency"],
+        started_at=from_us(d["started_at"]),
+        last_heartbeat=from_us(d["last_heartbeat"]),
+        current_jobs=tuple(d["current_jobs"]),
+    )
+
+
+class ClusterMixin(RedisConnection):
+    """Everything shared by the whole installation rather than one job."""
+
+    # -- queues ------------------------------------------------------------------------------
+    async def queue_counts(self) -> list[QueueCounts]:
+        names = await self._all_queues()
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                for _, key in _STATUS_KEYS:
+                    pipe.zcard(self._keys.queue_key(name, key))
+            replies = await self._execute(pipe)
+        out = []
+        for i, name in enumerate(names):
+            row = replies[i * len(_STATUS_KEYS) : (i + 1) * len(_STATUS_KEYS)]
+            counts = {status: n for (status, _), n in zip(_STATUS_KEYS, row, strict=True) if n}
+            out.append(QueueCounts(queue=name, counts=counts))
+        return out
+
+    async def queue_get(self, *, queue: str) -> QueueSettings:
+        with self._guard:
+            h = await self.client.hgetall(self._keys.queue_key(queue, "settings"))
+        return _settings(queue, h)
+
+    async def queues_list(self) -> list[QueueSettings]:
+        names = await self._all_queues()
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self._keys.queue_key(name, "settings"))
+            replies = await self._execute(pipe)
+        return [_settings(name, h) for name, h in zip(names, replies, strict=True)]
+
+    async def queue_update(
+        self,
+        *,
+        queue: str,
+        paused: bool = UNSET,
+        concurrency: int | None = UNSET,
+        rate_limit: RateLimit | None = UNSET,
+    ) -> QueueSettings:
+        key = self._keys.queue_key(queue, "settings")
+        if concurrency is not UNSET and concurrency is not None and concurrency < 1:
+            raise ValueError("queue concurrency must be at least 1 (or None for no limit)")
+        self._saw_queue(queue)
+        with self._guard:
+            await self.client.sadd(self._keys.queues, queue)
+            pipe = self.client.pipeline(transaction=True)
+            if paused is not UNSET:
+                pipe.hset(key, "paused", "1" if paused else "0")
+            if concurrency is not UNSET:
+                if concurrency is None:
+                    pipe.hdel(key, "conc")
+                else:
+                    pipe.hset(key, "conc", int(concurrency))
+            if rate_limit is not UNSET:
+                if rate_limit is None:
+                    pipe.hdel(key, "rl", "rp", "rpu")
+                else:
+                    rpu = max(1, round(rate_limit.period * 1_000_000))
+                    pipe.hset(
+                        key,
+                        mapping={
+                            "rl": rate_limit.limit,
+                            "rp": repr(float(rate_limit.period)),
+                            "rpu": rpu,
+                        },
+                    )
+            pipe.hgetall(key)
+            replies = await self._execute(pipe)
+            await self.client.publish(self._keys.channel, queue)
+        return _settings(queue, replies[-1])
+
+    # -- statistics --------------------------------------------------------------------------
+    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
+        if not rows:
+            return
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            minutes = set()
+            for row in rows:
+                minute = to_us(row.minute)
+                key = self._keys.stats_minute(minute)
+                if row.completed:
+                    pipe.hincrby(key, f"c:{row.queue}", row.completed)
+                if row.failed:
+                    pipe.hincrby(key, f"f:{row.queue}", row.failed)
+                if not row.completed and not row.failed:
+                    pipe.hincrby(key, f"c:{row.queue}", 0)
+                pipe.expire(key, _STATS_TTL)
+                minutes.add(minute)
+            pipe.zadd(self._keys.stats_index, {str(m): m for m in minutes})
+            pipe.zremrangebyscore(
+                self._keys.stats_index, "-inf", f"({max(minutes) - _STATS_TTL * 1_000_000}"
+            )
+            await self._execute(pipe)
+
+    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+        with self._guard:
+            minutes = await self.client.zrangebyscore(self._keys.stats_index, to_us(since), "+inf")
+            pipe = self.client.pipeline(transaction=False)
+            for minute in minutes:
+                pipe.hgetall(self._keys.stats_minute(int(minute)))
+            replies = await self._execute(pipe)
+        rows = []
+        for minute, h in zip(minutes, replies, strict=True):
+            cells: dict[str, list[int]] = {}
+            for field, value in h.items():
+                kind, _, queue = field.partition(":")
+                cells.setdefault(queue, [0, 0])[0 if kind == "c" else 1] += int(value)
+            for queue, (completed, failed) in cells.items():
+                rows.append(
+                    StatsRow(
+                        minute=from_us(minute), queue=queue, completed=completed, failed=failed
+                    )
+                )
+        rows.sort(key=lambda r: (r.minute, r.queue))
+        return rows
+
+    # -- schedules ---------------------------------------------------------------------------
+    def _schedule_args(self, schedules: Sequence[Schedule]) -> list[str]:
+        args: list[str] = []
+        for s in schedules:
+            args += (
+                s.name,
+                dumps(s.to_json()),
+                str(to_us(s.last_fire_at)) if s.last_fire_at else "",
+                str(to_us(s.next_fire_at)) if s.next_fire_at else "",
+                "1" if s.enabled else "0",
+                s.owner or "",
+            )
+        return args
+
+    async def _store_schedules(self, owner: str, schedules: Sequence[Schedule]) -> None:
+        with self._guard:
+            await self.scripts.schedules_store(
+                keys=[self._keys.scheds, self._keys.sched_due],
+                args=[self._keys.global_base, owner, *self._schedule_args(schedules)],
+            )
+
+    async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:
+        await self._store_schedules("", [schedule])
+        return schedule
+
+    async def schedule_get(self, *, name: str) -> Schedule | None:
+        with self._guard:
+            h = await self.client.hgetall(self._keys.schedule(name))
+        return _schedule(h) if h else None
+
+    async def _schedules(self, names: Sequence[str]) -> list[Schedule]:
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self._keys.schedule(name))
+            replies = await self._execute(pipe)
+        return [_schedule(h) for h in replies if h]
+
+    async def schedules_list(self, *, owner: str | None = None) -> list[Schedule]:
+        key = self._keys.scheds if owner is None else self._keys.sched_owner(owner)
+        with self._guard:
+            names = await self.client.smembers(key)
+        return sorted(await self._schedules(sorted(names)), key=lambda s: s.name)
+
+    async def _delete_schedules(self, args: list[str]) -> int:
+        with self._guard:
+            return int(
+                await self.scripts.schedules_delete(
+                    keys=[self._keys.scheds, self._keys.sched_due],
+                    args=[self._keys.global_base, *args],
+                )
+            )
+
+    async def schedule_delete(self, *, name: str) -> bool:
+        return await self._delete_schedules([name]) > 0
+
+    async def schedules_replace_owner(self, *, owner: str, schedules: Sequence[Schedule]) -> None:
+        if not owner:
+            raise ValueError("owner must not be empty")
+        await self._store_schedules(owner, schedules)
+
+    async def schedules_delete_owner(self, *, owner: str) -> int:
+        return await self._delete_schedules(["", owner])
+
+    async def schedules_due(self, *, now: datetime | None = None) -> list[Schedule]:
+        now = now or utcnow()
+        with self._guard:
+            names = await self.client.zrangebyscore(self._keys.sched_due, "-inf", to_us(now))
+        due = [s for s in await self._schedules(names) if s.enabled and s.next_fire_at]
+        return sorted(due, key=lambda s: (s.next_fire_at, s.name))
+
+    async def schedule_record_fire(
+        self, *, name: str, fire_time: datetime, next_fire_at: datetime | None
+    ) -> bool:
+        nxt = str(to_us(next_fire_at)) if next_fire_at else ""
+        with self._guard:
+            done = await self.scripts.schedule_fire(
+                keys=[self._keys.schedule(name), self._keys.sched_due],
+                args=[name, to_us(fire_time), nxt],
+            )
+        return bool(done)
+
+    # -- leadership --------------------------------------------------------------------------
+    async def leader_attempt_elect(
+        self, *, name: str, holder: str, ttl: float, now: datetime | None = None
+    ) -> bool:
+        now = now or utcnow()
+        ttl_us = max(1, round(ttl * 1_000_000))
+        with self._guard:
+            won = await self.scripts.leader_elect(
+                keys=[self._keys.leader(name)],
+                args=[holder, to_us(now), ttl_us, max(1, ttl_us // 1000)],
+            )
+        return bool(won)
+
+    async def leader_resign(self, *, name: str, holder: str) -> None:
+        with self._guard:
+            await self.scripts.leader_resign(keys=[self._keys.leader(name)], args=[holder])
+
+    async def leader_get(self, *, name: str, now: datetime | None = None) -> LeaderInfo | None:
+        now = now or utcnow()
+        with self._guard:
+            holder, elected, expires = await self.client.hmget(
+                self._keys.leader(name), "h", "e", "x"
+            )
+        if holder is None or int(expires) <= to_us(now):
+            return None
+        return LeaderInfo(name, holder, from_us(elected), from_us(expires))
+
+    # -- workers -----------------------------------------------------------------------------
+    async def worker_heartbeat(self, *, info: WorkerInfo) -> None:
+        with self._guard:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(self._keys.workers, info.id, _worker_json(info))
+            pipe.zadd(self._keys.workers_hb, {info.id: to_us(info.last_heartbeat)})
+            await self._execute(pipe)
+
+    async def worker_remove(self, *, worker_id: str) -> None:
+        with self._guard:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hdel(self._keys.workers, worker_id)
+            pipe.zrem(self._keys.workers_hb, worker_id)
+            await self._execute(pipe)
+
+    async def workers_list(self) -> list[WorkerInfo]:
+        with self._guard:
+            docs = await self.client.hvals(self._keys.workers)
+        return sorted((_worker(d) for d in docs), key=lambda w: w.id)
+
+    async def workers_prune(self, *, older_than: datetime) -> int:
+        with self._guard:
+            n = await self.scripts.workers_prune(
+                keys=[self._keys.workers, self._keys.workers_hb], args=[to_us(older_than)]
+            )
+        return int(n)

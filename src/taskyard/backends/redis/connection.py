@@ -1,0 +1,250 @@
+"""The Redis connection shared by the backend's parts: URL options, the client, the scripts,
+driver-error conversion, and the job directory (job id -> queue) with its in-process cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskyard.backends.redis.keys import Keys
+from taskyard.backends.redis.scripts import Scripts
+from taskyard.errors import BackendUnavailable, ConfigError
+
+__all__ = ("DEFAULT_PREFIX", "RedisConnection", "parse_url")
+
+DEFAULT_PREFIX = "taskyard:"
+SCHEMA_VERSION = 1
+_CACHE_MAX = 200_000
+#: Seconds a claim over every queue (`queues=None`) trusts its list of queue names.
+QUEUES_TTL = 1.0
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """(the URL redis-py understands, the key prefix) of a `redis://` / `rediss://` URL.
+
+    taskyard's own query parameter, `prefix`, is removed; every other parameter is redis-py's.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = DEFAULT_PREFIX
+    rest = []
+    for key, value in query:
+        if key == "prefix":
+            prefix = value
+        else:
+            rest.append((key, value))
+    if "{" in prefix or "}" in prefix:
+        raise ConfigError(
+            f"redis key prefix {prefix!r} must not contain braces (used for hash tags)"
+        )
+    return urlunsplit(parts._replace(query=urlencode(rest))), prefix
+
+
+class _Guard:
+    """Converts driver connection failures into `BackendUnavailable`, in one place."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> _Guard:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and isinstance(exc, _UNAVAILABLE):
+            raise BackendUnavailable(f"redis at {self.where} is unavailable: {exc}") from exc
+
+
+class RedisConnection:
+    """Connection state of one `RedisBackend`; opened on the event loop that uses it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis_url, self.prefix = parse_url(url)
+        parts = urlsplit(self._redis_url)
+        self._guard = _Guard(f"{parts.hostname}:{parts.port or 6379}")
+        self._keys = Keys(self.prefix)
+        self._client: Any = None
+        self._scripts: Any = None
+        self._queue_cache: dict[str, str] = {}
+        self._queue_list: tuple[float, list[str]] | None = None
+        #: True while one script may touch keys of several hash slots (a single server, which
+        #: is what `_connect` builds): an enqueue is then one script. A Redis Cluster client
+        #: must set it False: enqueue then reserves in the `{g}` slot, then writes each queue.
+        self.single_node = True
+
+    def _connect(self) -> None:
+        if self._client is None:
+            # One transparent retry replaces a pooled connection that a server restart broke;
+            # a real outage then surfaces quickly as BackendUnavailable.
+            self._client = aioredis.Redis.from_url(
+                self._redis_url,
+                decode_responses=True,
+                socket_connect_timeout=5.0,
+                socket_timeout=30.0,
+                health_check_interval=15,
+                retry=Retry(NoBackoff(), 1),
+            )
+            self._scripts = Scripts(self._client)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (connecting lazily)."""
+        self._connect()
+        return self._client
+
+    @property
+    def scripts(self) -> Any:
+        """The registered scripts."""
+        self._connect()
+        return self._scripts
+
+    async def _disconnect(self) -> None:
+        client, self._client, self._scripts = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def _execute(self, pipe: Any) -> list[Any]:
+        """Run a pipeline and always hand its connection back: redis-py keeps the connection
+        of a pipeline whose script check (SCRIPT EXISTS) failed during an outage.
+
+        A non-transactional pipeline skips that check, which would cost a round-trip of its
+        own on every call: its scripts run by hash, and only the ones the server answers
+        NOSCRIPT (it restarted or was flushed) are loaded and run again. A NOSCRIPT command
+        did not run, so running it again is safe; each script is atomic on its own.
+        """
+        scripts: list[Any] = []
+        if pipe.scripts and not pipe.is_transaction:
+            scripts, pipe.scripts = list(pipe.scripts), set()
+        commands = list(pipe.command_stack)
+        try:
+            result: list[Any] = await pipe.execute(raise_on_error=not scripts)
+        finally:
+            await pipe.reset()
+        if scripts:
+            await self._rerun_missing(pipe, scripts, commands, result)
+        return result
+
+    async def _rerun_missing(
+        self, pipe: Any, scripts: list[Any], commands: list[Any], result: list[Any]
+    ) -> None:
+        """Load `scripts` and re-run the pipelined commands the server answered NOSCRIPT
+        (in place in `result`); then raise the first other error, as `execute()` would."""
+        missing = [i for i, reply in enumerate(result) if isinstance(reply, NoScriptError)]
+        if missing:
+            for script in scripts:
+                # A script's hash is the SHA1 of its source: the queued EVALSHAs stay valid.
+                await self.client.script_load(script.script)
+            again = self.client.pipeline(transaction=False)
+            for i in missing:
+                args, options = commands[i]
+                again.execute_command(*args, **options)
+            try:
+                replies = await again.execute(raise_on_error=False)
+            finally:
+                await again.reset()
+            for i, reply in zip(missing, replies, strict=True):
+                result[i] = reply
+        pipe.raise_first_error(commands, result)
+
+    async def _job_script(
+        self, name: str, queue: str, args: Iterable[Any], client: Any = None
+    ) -> Any:
+        """Run the per-queue script `name` on `queue` (or queue it on a pipeline `client`)."""
+        keys, job_prefix = self._keys.queue(queue)
+        script = getattr(self.scripts, name)
+        return await script(
+            keys=keys, args=[job_prefix, self._keys.channel, queue, *args], client=client
+        )
+
+    # -- the directory ---------------------------------------------------------------------
+    def _remember(self, job_id: str, queue: str) -> None:
+        if len(self._queue_cache) >= _CACHE_MAX:
+            self._queue_cache.clear()
+        self._queue_cache[job_id] = queue
+
+    async def _reserve(self, entries: list[tuple[str, str, str]]) -> list[list[Any]]:
+        """Directory entries and unique keys for `(id, queue, unique key or '')` entries; see
+        `scripts/reserve.lua` for the reply."""
+        flat: list[str] = []
+        for entry in entries:
+            flat += entry
+        with self._guard:
+            replies: list[list[Any]] = await self.scripts.reserve(
+                keys=[self._keys.ids, self._keys.queues, self._keys.unique], args=[json.dumps(flat)]
+            )
+        for (job_id, _, _), reply in zip(entries, replies, strict=True):
+            self._remember(job_id, reply[0])
+        return replies
+
+    async def _submit(self, rows: list[list[str]]) -> list[list[Any]]:
+        """Reserve and create jobs in one script, for `[id, queue, unique key or '', status,
+        score, field, value...]` rows; see `scripts/submit.lua` for the reply."""
+        with self._guard:
+            replies: list[list[Any]] = await self.scripts.submit(
+                keys=[self._keys.ids, self._keys.queues, self._keys.unique],
+                args=[self.prefix, self._keys.channel, json.dumps(rows)],
+            )
+        for row, reply in zip(rows, replies, strict=True):
+            self._remember(row[0], reply[0])
+        return replies
+
+    async def _unique_swap(self, key: str, expected: str, job_id: str) -> list[Any]:
+        """Hand unique `key` from `expected` ('' = nobody) to `job_id`; see `unique_swap.lua`."""
+        with self._guard:
+            reply: list[Any] = await self.scripts.unique_swap(
+                keys=[self._keys.ids, self._keys.queues, self._keys.unique],
+                args=[key, expected, job_id],
+            )
+        return reply
+
+    async def _queues_of(self, job_ids: Iterable[str]) -> dict[str, str | None]:
+        """The queue of each id (None for unknown ids), from the cache or the directory."""
+        found: dict[str, str | None] = {}
+        missing = []
+        for job_id in job_ids:
+            queue = self._queue_cache.get(job_id)
+            if queue is None:
+                missing.append(job_id)
+            else:
+                found[job_id] = queue
+        if missing:
+            with self._guard:
+                stored = await self.client.hmget(self._keys.ids, missing)
+            for job_id, queue in zip(missing, stored, strict=True):
+                found[job_id] = queue
+                if queue is not None:
+                    self._remember(job_id, queue)
+        return found
+
+    async def _queue_of(self, job_id: str) -> str | None:
+        return (await self._queues_of((job_id,)))[job_id]
+
+    # -- queue names -----------------------------------------------------------------------
+    async def _known_queues(self) -> list[str]:
+        """Every queue, re-read at most every `QUEUES_TTL` seconds or when a wake-up names a
+        queue not seen yet (claims with `queues=None` would otherwise pay a round-trip)."""
+        now = time.monotonic()
+        if self._queue_list is None or now - self._queue_list[0] > QUEUES_TTL:
+            self._queue_list = (now, await self._all_queues())
+        return self._queue_list[1]
+
+    def _saw_queue(self, queue: str) -> None:
+        if self._queue_list is not None and queue not in self._queue_list[1]:
+            self._queue_list = None
+
+    async def _all_queues(self) -> list[str]:
+        with self._guard:
+            names = await self.client.smembers(self._keys.queues)
+        return sorted(names)

@@ -1,0 +1,264 @@
+"""Client-side job operations of the Redis backend: enqueue (with cluster-wide unique keys),
+get, list, cancel and manual retry; each state change is a Lua script over one queue's keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from taskyard.backends.redis.codec import decode_job, dumps, encode_draft, new_job, to_us
+from taskyard.backends.redis.connection import RedisConnection
+from taskyard.clock import utcnow
+from taskyard.core.job import (
+    ACTIVE_STATUSES,
+    Job,
+    JobDraft,
+    JobFilter,
+    JobPage,
+)
+from taskyard.errors import InvalidTransitionError, JobNotFound
+
+__all__ = ("JobsMixin",)
+
+#: How long a unique key taken by an enqueue whose job is not written yet counts as held.
+UNIQUE_GRACE_MS = 5000
+
+
+class JobsMixin(RedisConnection):
+    """Enqueue, claim, settle, rescue, prune and query jobs."""
+
+    # -- writes by clients -------------------------------------------------------------------
+    async def job_enqueue_many(
+        self, *, drafts: Sequence[JobDraft], now: datetime | None = None
+    ) -> list[Job]:
+        if not drafts:
+            return []
+        now = now or utcnow()
+        encoded = [encode_draft(d, now) for d in drafts]
+        if self.single_node:
+            reserved = await self._submit(
+                [
+                    [d.id, d.queue, d.unique_key or "", status.value, str(score), *fields]
+                    for d, (status, _, score, fields) in zip(drafts, encoded, strict=True)
+                ]
+            )
+        else:
+            reserved = await self._reserve([(d.id, d.queue, d.unique_key or "") for d in drafts])
+        answers: dict[int, Job] = {}
+        for i, r in enumerate(reserved):
+            if r[1] == "created":
+                answers[i] = new_job(drafts[i], encoded[i][0], encoded[i][1], now)
+            elif r[1] == "exists":
+                answers[i] = decode_job(drafts[i].id, r[0], r[5])
+        # 'go' / 'known' (two-step reservation) and drafts that win a unique key back.
+        create = [i for i, r in enumerate(reserved) if r[1] in ("go", "known")]
+        held = {i: (r[2], r[3], int(r[4])) for i, r in enumerate(reserved) if r[1] == "held"}
+        aliases: dict[int, int] = {}
+        if held:
+            await self._settle_unique(drafts, held, create, answers, aliases)
+        stored = [r[0] for r in reserved]
+        for queue in set(stored):
+            self._saw_queue(queue)
+        # An id already stored in another queue is answered from there, never duplicated.
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in create:
+            groups[stored[i]].append(i)
+        if groups:
+            with self._guard:
+                pipe = self.client.pipeline(transaction=False)
+                order = []
+                for queue, indexes in groups.items():
+                    batch = []
+                    for i in indexes:
+                        status, _, score, fields = encoded[i]
+                        batch.append([drafts[i].id, status.value, str(score), *fields])
+                    await self._job_script("enqueue", queue, [dumps(batch)], client=pipe)
+                    order.append((queue, indexes))
+                replies = await self._execute(pipe)
+            for (queue, indexes), reply in zip(order, replies, strict=True):
+                for i, entry in zip(indexes, reply, strict=True):
+                    if len(entry) == 1:
+                        answers[i] = new_job(drafts[i], encoded[i][0], encoded[i][1], now)
+                    else:
+                        answers[i] = decode_job(entry[0], queue, entry[1])
+        for i, target in aliases.items():
+            answers[i] = answers[target]
+        return [answers[i] for i in range(len(drafts))]
+
+    async def _settle_unique(
+        self,
+        drafts: Sequence[JobDraft],
+        held: dict[int, tuple[str, str, int]],
+        create: list[int],
+        answers: dict[int, Job],
+        aliases: dict[int, int],
+    ) -> None:
+        """Drafts whose unique key another job holds: answer the holder while it is active,
+        else take the key over (compare-and-set) and create the draft after all.
+
+        A holder that does not exist yet is an enqueue in flight (its key is taken before its
+        job is written): wait for it, up to `UNIQUE_GRACE_MS`, then treat it as crashed.
+        """
+        in_batch = {drafts[i].id: i for i in [*create, *answers]}
+        loop = asyncio.get_running_loop()
+        while held:
+            for i in [i for i, (holder, _, _) in held.items() if holder in in_batch]:
+                aliases[i] = in_batch[held.pop(i)[0]]
+            asked = [i for i, (_, queue, _) in held.items() if queue]
+            if asked:
+                with self._guard:
+                    pipe = self.client.pipeline(transaction=False)
+                    for i in asked:
+                        holder, queue, _ = held[i]
+                        pipe.hgetall(self._keys.job(queue, holder))
+                    replies = await self._execute(pipe)
+            holders = {
+                i: decode_job(held[i][0], held[i][1], fields) if fields else None
+                for i, fields in zip(asked, replies if asked else [], strict=True)
+            }
+            waiting = False
+            for i, (holder, _, age) in list(held.items()):
+                job = holders.get(i)
+                if job is not None and job.status in ACTIVE_STATUSES:
+                    del held[i]
+                    answers[i] = job
+                    continue
+                if job is None and age < UNIQUE_GRACE_MS:
+                    waiting = True
+                    continue
+                reply = await self._unique_swap(drafts[i].unique_key or "", holder, drafts[i].id)
+                if reply[0] == 1:
+                    del held[i]
+                    create.append(i)
+                    in_batch[drafts[i].id] = i
+                else:
+                    held[i] = (reply[1], reply[2], int(reply[3]))
+            if waiting:
+                started = loop.time()
+                await asyncio.sleep(0.005)
+                waited = round((loop.time() - started) * 1000)
+                for i, (holder, queue, age) in list(held.items()):
+                    held[i] = (holder, queue or (await self._queue_of(holder)) or "", age + waited)
+
+    async def job_get(self, *, job_id: str) -> Job | None:
+        queue = await self._queue_of(job_id)
+        if queue is None:
+            return None
+        with self._guard:
+            fields = await self.client.hgetall(self._keys.job(queue, job_id))
+        return decode_job(job_id, queue, fields) if fields else None
+
+    async def jobs_list(
+        self, *, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        queues = [filter.queue] if filter.queue is not None else await self._all_queues()
+        args = [
+            cursor or "",
+            limit + 1,
+            filter.status.value if filter.status else "",
+            filter.task or "",
+            to_us(filter.created_after) if filter.created_after else "",
+            to_us(filter.created_before) if filter.created_before else "",
+        ]
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for queue in queues:
+                await self._job_script("list", queue, args, client=pipe)
+            replies = await self._execute(pipe)
+        jobs = [
+            decode_job(job_id, queue, fields)
+            for queue, reply in zip(queues, replies, strict=True)
+            for job_id, fields in reply
+        ]
+        jobs.sort(key=lambda j: j.id, reverse=True)
+        page = jobs[:limit]
+        next_cursor = page[-1].id if len(jobs) > limit and page else None
+        return JobPage(jobs=page, next_cursor=next_cursor)
+
+    async def _answer(self, queue: str, job_id: str, reply: list[Any], verb: str) -> Job:
+        if reply[0] == "NOTFOUND":
+            raise JobNotFound(job_id)
+        if reply[0] == "INVALID":
+            raise InvalidTransitionError(f"job {job_id} is {reply[1]}; {verb}")
+        return decode_job(job_id, queue, reply[1])
+
+    async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
+        now = now or utcnow()
+        queue = await self._queue_of(job_id)
+        if queue is None:
+            raise JobNotFound(job_id)
+        with self._guard:
+            reply = await self._job_script("cancel", queue, [to_us(now), job_id])
+        return await self._answer(queue, job_id, reply, "it cannot be cancelled")
+
+    async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
+        now = now or utcnow()
+        queue = await self._queue_of(job_id)
+        if queue is None:
+            raise JobNotFound(job_id)
+        with self._guard:
+            status, key = await self.client.hmget(self._keys.job(queue, job_id), "s", "u")
+        if key and status in ("failed", "cancelled"):
+            holder = await self._take_unique(key, job_id)
+            if holder is not None:
+                raise InvalidTransitionError(
+                    f"job {job_id} cannot be retried: job {holder} with unique key {key!r} is active"
+                )
+        with self._guard:
+            reply = await self._job_script("retry", queue, [to_us(now), job_id])
+        return await self._answer(
+            queue, job_id, reply, "only failed or cancelled jobs can be retried"
+        )
+
+    async def _take_unique(self, key: str, job_id: str) -> str | None:
+        """Give `key` to `job_id` unless another active job holds it; returns that job's id.
+
+        Used before a manual retry; the retry script runs next, so a crash in between leaves
+        the key with a finished job, which the next enqueue treats as free.
+        """
+        expected = ""
+        for _ in range(10):
+            reply = await self._unique_swap(key, expected, job_id)
+            if reply[0] == 1:
+                return None
+            holder, queue = reply[1], reply[2]
+            if queue:
+                with self._guard:
+                    status = await self.client.hget(self._keys.job(queue, holder), "s")
+                if status in ("scheduled", "pending", "running"):
+                    return str(holder)
+            expected = holder
+        return str(expected)
+
+    async def jobs_retry_failed(
+        self, *, queue: str | None = None, now: datetime | None = None
+    ) -> int:
+        now = now or utcnow()
+        queues = [queue] if queue is not None else await self._all_queues()
+        retried = 0
+        for name in queues:
+            with self._guard:
+                ids = await self.client.zrange(self._keys.queue_key(name, "done:failed"), 0, -1)
+                if not ids:
+                    continue
+                pipe = self.client.pipeline(transaction=False)
+                for job_id in ids:
+                    pipe.hget(self._keys.job(name, job_id), "u")
+                keys = await self._execute(pipe)
+            chosen = []
+            taken: set[str] = set()
+            for job_id, key in sorted(zip(ids, keys, strict=True)):
+                # A job whose unique key another active job holds stays failed.
+                if key and (key in taken or await self._take_unique(key, job_id) is not None):
+                    continue
+                if key:
+                    taken.add(key)
+                chosen.append(job_id)
+            with self._guard:
+                reply = await self._job_script("retry", name, [to_us(now), "", dumps(chosen)])
+            retried += int(reply[1])
+        return retried

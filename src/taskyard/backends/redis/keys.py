@@ -1,0 +1,127 @@
+"""Redis key names of one taskyard installation (one key prefix).
+
+Key schema (`P` is the prefix from the URL, `?prefix=`, default `taskyard:`; `Q` a queue name).
+Keys of one queue share the hash tag `{q:Q}`, so on a Redis Cluster each queue lives on one
+shard and every job transition (a Lua script touching only that queue's keys) stays atomic.
+Cluster-wide bookkeeping shares the hash tag `{g}`.
+
+Per queue (hash tag `{q:Q}`):
+
+==========================  ======  ===========================================================
+key                         type    contents
+==========================  ======  ===========================================================
+`P{q:Q}:job:<id>`           hash    one job: t task, p payload JSON, s status, pr priority,
+                                    ra run_at, a attempt, ma max_attempts, c created, st started,
+                                    f finished, r result JSON, e errors JSON list, pg progress
+                                    JSON, u unique key, tg tags JSON, to timeout, w worker id,
+                                    lt lease token, le lease expiry, cr cancel requested.
+                                    Times are integer microseconds since the epoch; absent
+                                    fields mean None / 0 / empty.
+`P{q:Q}:pending`            zset    pending ids; score = (1023 - priority) * 2^42 + run_at in ms
+                                    since 2000, so ZPOPMIN gives priority desc, run_at, then id
+                                    (equal scores sort by member). Priorities clamp to ±1023.
+`P{q:Q}:scheduled`          zset    scheduled ids by run_at (µs)
+`P{q:Q}:running`            zset    running ids by lease expiry (µs); ZCARD is the concurrency
+`P{q:Q}:done:<status>`      zset    completed / failed / cancelled ids by finished_at (µs)
+`P{q:Q}:all`                zset    every id, score 0 (lexicographic: newest-first listing)
+`P{q:Q}:settings`           hash    paused "1", conc, rl (limit), rp (period s), rpu (period µs)
+`P{q:Q}:rate`               hash    w (current rate window start, µs), n (jobs started in it)
+==========================  ======  ===========================================================
+
+Cluster-wide (hash tag `{g}`):
+
+============================  ======  =========================================================
+`P{g}:ids`                    hash    job id -> queue (the directory: lets `job_get(id)` find
+                                      the queue's slot). Written before the job; an entry
+                                      whose job does not exist (crash in between) is harmless.
+`P{g}:queues`                 set     every queue that has had jobs or settings
+`P{g}:unique`                 hash    unique key -> "<reserved at, ms>:<job id>" of the job
+                                      that last took the key. Taken before the job is written;
+                                      released lazily: a holder that is finished, or missing
+                                      after a grace period (its enqueue crashed), is replaced.
+`P{g}:schema`                 string  schema version
+`P{g}:sched:<name>`           hash    doc (Schedule JSON), last, next (µs), enabled, owner
+`P{g}:scheds`                 set     schedule names
+`P{g}:sched:due`              zset    enabled schedule names by next fire (µs)
+`P{g}:sched:owner:<owner>`    set     schedule names of one owner
+`P{g}:leader:<name>`          hash    h holder, e elected (µs), x expires (µs); PEXPIRE ttl
+`P{g}:workers`                hash    worker id -> WorkerInfo JSON
+`P{g}:workers:hb`             zset    worker id by last heartbeat (µs)
+`P{g}:stats:<minute µs>`      hash    "c:<queue>" / "f:<queue>" -> count; expires after 2 days
+`P{g}:stats:index`            zset    the minutes above, by minute
+============================  ======  =========================================================
+
+Wake-ups: `PUBLISH P + "wake" <queue>` whenever jobs may have become claimable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ("QUEUE_KEY_NAMES", "Keys")
+
+#: The per-queue keys every job script receives, in this order (see `scripts/_lib.lua`).
+QUEUE_KEY_NAMES = (
+    "pending",
+    "scheduled",
+    "running",
+    "all",
+    "done:completed",
+    "done:failed",
+    "done:cancelled",
+    "settings",
+    "rate",
+)
+
+
+class Keys:
+    """Builds every key name under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        g = f"{prefix}{{g}}:"
+        self.global_base = g
+        self.ids = g + "ids"
+        self.queues = g + "queues"
+        self.unique = g + "unique"
+        self.schema = g + "schema"
+        self.scheds = g + "scheds"
+        self.sched_due = g + "sched:due"
+        self.workers = g + "workers"
+        self.workers_hb = g + "workers:hb"
+        self.stats_index = g + "stats:index"
+        self.channel = prefix + "wake"
+        self._queue = lru_cache(maxsize=4096)(self._build_queue)
+
+    def _build_queue(self, queue: str) -> tuple[list[str], str]:
+        base = f"{self.prefix}{{q:{queue}}}:"
+        return [base + name for name in QUEUE_KEY_NAMES], base + "job:"
+
+    def queue(self, queue: str) -> tuple[list[str], str]:
+        """(the per-queue KEYS of a job script, the job-hash key prefix) of `queue`."""
+        keys, job_prefix = self._queue(queue)
+        return list(keys), job_prefix
+
+    def queue_key(self, queue: str, name: str) -> str:
+        """One per-queue key, e.g. `queue_key("emails", "pending")`."""
+        return f"{self.prefix}{{q:{queue}}}:{name}"
+
+    def job(self, queue: str, job_id: str) -> str:
+        """The hash of one job."""
+        return f"{self.prefix}{{q:{queue}}}:job:{job_id}"
+
+    def schedule(self, name: str) -> str:
+        """The hash of one schedule."""
+        return f"{self.global_base}sched:{name}"
+
+    def sched_owner(self, owner: str) -> str:
+        """The set of schedule names of one owner."""
+        return f"{self.global_base}sched:owner:{owner}"
+
+    def leader(self, name: str) -> str:
+        """The leadership lease `name`."""
+        return f"{self.global_base}leader:{name}"
+
+    def stats_minute(self, minute_us: int) -> str:
+        """The counters of one minute."""
+        return f"{self.global_base}stats:{minute_us}"

@@ -1,0 +1,62 @@
+"""The Lua scripts of the Redis backend, one per atomic operation, registered for EVALSHA.
+
+Per-queue job scripts get `scripts/_lib.lua` prepended (the shared key layout and helpers);
+redis-py's `Script` re-loads a script transparently after a server restart flushed it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "Scripts")
+
+#: Scripts over one queue's keys (hash tag `{q:<queue>}`).
+JOB_SCRIPTS = (
+    "enqueue",
+    "claim",
+    "complete",
+    "fail",
+    "snooze",
+    "finish_cancelled",
+    "release",
+    "extend",
+    "progress",
+    "cancel",
+    "retry",
+    "promote",
+    "rescue_scan",
+    "rescue",
+    "prune",
+    "list",
+)
+#: Scripts over the cluster-wide keys (hash tag `{g}`; `submit` also writes queues' keys).
+GLOBAL_SCRIPTS = (
+    "submit",
+    "reserve",
+    "unique_swap",
+    "schedules_store",
+    "schedules_delete",
+    "schedule_fire",
+    "leader_elect",
+    "leader_resign",
+    "workers_prune",
+)
+
+
+def _source(name: str) -> str:
+    return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text("utf-8")
+
+
+class Scripts:
+    """Every script registered on one client: `scripts.claim(keys=..., args=...)`."""
+
+    def __init__(self, client: Any) -> None:
+        lib = _source("_lib")
+        for name in JOB_SCRIPTS:
+            setattr(self, name, client.register_script(lib + "\n" + _source(name)))
+        for name in GLOBAL_SCRIPTS:
+            setattr(self, name, client.register_script(_source(name)))
+
+    def __getattr__(self, name: str) -> Any:  # pragma: no cover - typing aid only
+        raise AttributeError(name)

@@ -1,0 +1,15 @@
+-- Acquire or renew a leadership lease. KEYS[1] the lease hash; ARGV[1] holder, [2] now (µs),
+-- [3] ttl (µs), [4] ttl (ms, for PEXPIRE). Returns 1 when ARGV[1] holds it, else 0.
+local now = tonumber(ARGV[2])
+local cur = redis.call('HMGET', KEYS[1], 'h', 'e', 'x')
+local live = cur[1] and tonumber(cur[3]) > now
+local expires = string.format('%.0f', now + tonumber(ARGV[3]))
+if live and cur[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'x', expires)
+elseif not live then
+  redis.call('HSET', KEYS[1], 'h', ARGV[1], 'e', ARGV[2], 'x', expires)
+else
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1

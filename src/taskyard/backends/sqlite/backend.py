@@ -1,0 +1,340 @@
+"""`SqliteBackend`: the `Backend` protocol on one SQLite file (`sqlite:///PATH`).
+
+Several processes on one host may share the file: claims take the write lock first
+(`BEGIN IMMEDIATE`). Wake-ups: an in-process `Waker`, plus `PRAGMA data_version` polled
+every few milliseconds while waiting, which changes when another connection commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from taskyard.backends.protocol import UNSET
+from taskyard.backends.wakeup import Waker
+from taskyard.clock import utcnow
+from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.job import (
+    AttemptError,
+    Completion,
+    Job,
+    JobDraft,
+    JobFilter,
+    JobPage,
+    JobStatus,
+    LeaseReport,
+    Progress,
+    RescueReport,
+)
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.schedule import Schedule
+
+from . import claims, cluster, jobs, queues, runs
+from .connection import Connection, parse_url
+from .schema import apply_migrations
+
+__all__ = ("SqliteBackend",)
+
+_PRUNABLE = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: Polling of `PRAGMA data_version` while waiting: fast after activity, slower when idle.
+_POLL_MIN = 0.002
+_POLL_MAX = 0.05
+
+
+class SqliteBackend:
+    """Durable backend on one SQLite file in WAL mode; see `SqliteOptions` for URL options."""
+
+    def __init__(self, url: str = "sqlite:///taskyard.db") -> None:
+        self.url = url
+        self.options = parse_url(url)
+        self._db = Connection(self.options)
+        self._waker = Waker()
+        self._wakes = 0  # bumped on every local notify, so a waiter knows it was woken
+        self._seen_version: int | None = None
+        self._poll = _POLL_MIN
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the file (created if missing) and apply missing migrations."""
+        if self._db.is_open:
+            return
+        await self._db.open()
+        try:
+            await self._db.run(lambda c: apply_migrations(c, path=self.options.path))
+        except BaseException:
+            await self._db.close()
+            raise
+
+    async def close(self) -> None:
+        await self._db.close()
+        self._notify()
+
+    async def ping(self) -> None:
+        await self._db.run(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def migrate(self) -> int:
+        await self.open()
+        return await self._db.run(lambda c: apply_migrations(c, path=self.options.path))
+
+    def _notify(self) -> None:
+        self._wakes += 1
+        self._waker.notify()
+
+    # -- jobs: writes by clients -------------------------------------------------------------
+    async def job_enqueue_many(
+        self, *, drafts: Sequence[JobDraft], now: datetime | None = None
+    ) -> list[Job]:
+        at = now or utcnow()
+        out = await self._db.write(lambda c: jobs.enqueue_many(c, drafts, at))
+        if out:
+            self._notify()
+        return out
+
+    async def job_get(self, *, job_id: str) -> Job | None:
+        return await self._db.run(lambda c: jobs.get(c, job_id))
+
+    async def jobs_list(
+        self, *, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        return await self._db.read(lambda c: jobs.list_page(c, filter, limit, cursor))
+
+    async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
+        at = now or utcnow()
+        return await self._db.write(lambda c: jobs.cancel(c, job_id, at))
+
+    async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
+        at = now or utcnow()
+        job = await self._db.write(lambda c: jobs.retry(c, job_id, at))
+        self._notify()
+        return job
+
+    async def jobs_retry_failed(
+        self, *, queue: str | None = None, now: datetime | None = None
+    ) -> int:
+        at = now or utcnow()
+        n = await self._db.write(lambda c: jobs.retry_failed(c, queue, at))
+        if n:
+            self._notify()
+        return n
+
+    # -- jobs: the worker's side -------------------------------------------------------------
+    async def job_claim(
+        self,
+        *,
+        queues: Sequence[str] | None,
+        limit: int,
+        worker_id: str,
+        lease: float,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        at = now or utcnow()
+        wanted = None if queues is None else list(queues)
+
+        def claim(c: sqlite3.Connection) -> list[Job]:
+            # Read before the transaction: any commit after it makes `wait_for_jobs` return.
+            self._seen_version = c.execute("PRAGMA data_version").fetchone()[0]
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                claimed = claims.claim(c, wanted, limit, worker_id, lease, at)
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+            return claimed
+
+        return await self._db.run(claim)
+
+    async def jobs_extend_leases(
+        self, *, leases: Mapping[str, str], lease: float, now: datetime | None = None
+    ) -> LeaseReport:
+        if not leases:
+            return LeaseReport()
+        at = now or utcnow()
+        return await self._db.write(lambda c: runs.extend_leases(c, leases, lease, at))
+
+    async def job_set_progress(
+        self, *, job_id: str, lease_token: str, progress: Progress, now: datetime | None = None
+    ) -> None:
+        await self._db.write(lambda c: runs.set_progress(c, job_id, lease_token, progress))
+
+    async def jobs_complete(
+        self, *, completions: Sequence[Completion], now: datetime | None = None
+    ) -> list[str]:
+        if not completions:
+            return []
+        at = now or utcnow()
+        return await self._db.write(lambda c: runs.complete(c, completions, at))
+
+    async def job_fail(
+        self,
+        *,
+        job_id: str,
+        lease_token: str,
+        error: AttemptError,
+        retry_at: datetime | None,
+        now: datetime | None = None,
+    ) -> Job:
+        at = now or utcnow()
+        return await self._db.write(
+            lambda c: runs.fail(c, job_id, lease_token, error, retry_at, at)
+        )
+
+    async def job_snooze(
+        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
+    ) -> Job:
+        return await self._db.write(lambda c: runs.snooze(c, job_id, lease_token, run_at))
+
+    async def job_finish_cancelled(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        at = now or utcnow()
+        return await self._db.write(
+            lambda c: runs.finish_cancelled(c, job_id, lease_token, reason, at)
+        )
+
+    async def job_release(
+        self, *, job_id: str, lease_token: str, now: datetime | None = None
+    ) -> None:
+        if await self._db.write(lambda c: runs.release(c, job_id, lease_token)):
+            self._notify()
+
+    # -- jobs: maintenance -------------------------------------------------------------------
+    async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
+        at = now or utcnow()
+        report = await self._db.write(lambda c: jobs.rescue_expired(c, at))
+        if report.rescued:
+            self._notify()
+        return report
+
+    async def jobs_promote_due(self, *, now: datetime | None = None) -> int:
+        at = now or utcnow()
+        moved = await self._db.write(lambda c: jobs.promote_due(c, at))
+        if moved:
+            self._notify()
+        return moved
+
+    async def jobs_prune(
+        self,
+        *,
+        status: JobStatus,
+        keep_last: int | None = None,
+        older_than: datetime | None = None,
+    ) -> int:
+        status = JobStatus(status)
+        if status not in _PRUNABLE:
+            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        return await self._db.write(lambda c: jobs.prune(c, status, keep_last, older_than))
+
+    # -- queues ------------------------------------------------------------------------------
+    async def queue_counts(self) -> list[QueueCounts]:
+        return await self._db.read(queues.counts)
+
+    async def queue_get(self, *, queue: str) -> QueueSettings:
+        return await self._db.run(lambda c: queues.get(c, queue))
+
+    async def queues_list(self) -> list[QueueSettings]:
+        return await self._db.run(queues.list_all)
+
+    async def queue_update(
+        self,
+        *,
+        queue: str,
+        paused: bool = UNSET,
+        concurrency: int | None = UNSET,
+        rate_limit: RateLimit | None = UNSET,
+    ) -> QueueSettings:
+        settings = await self._db.write(
+            lambda c: queues.update(c, queue, paused, concurrency, rate_limit)
+        )
+        self._notify()
+        return settings
+
+    # -- statistics --------------------------------------------------------------------------
+    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
+        if rows:
+            await self._db.write(lambda c: queues.stats_record(c, rows))
+
+    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+        return await self._db.run(lambda c: queues.stats_read(c, since))
+
+    # -- schedules ---------------------------------------------------------------------------
+    async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:
+        return await self._db.write(lambda c: cluster.schedule_upsert(c, schedule))
+
+    async def schedule_get(self, *, name: str) -> Schedule | None:
+        return await self._db.run(lambda c: cluster.schedule_get(c, name))
+
+    async def schedules_list(self, *, owner: str | None = None) -> list[Schedule]:
+        return await self._db.run(lambda c: cluster.schedules_list(c, owner))
+
+    async def schedule_delete(self, *, name: str) -> bool:
+        return await self._db.write(lambda c: cluster.schedule_delete(c, name))
+
+    async def schedules_replace_owner(self, *, owner: str, schedules: Sequence[Schedule]) -> None:
+        await self._db.write(lambda c: cluster.schedules_replace_owner(c, owner, schedules))
+
+    async def schedules_delete_owner(self, *, owner: str) -> int:
+        return await self._db.write(lambda c: cluster.schedules_delete_owner(c, owner))
+
+    async def schedules_due(self, *, now: datetime | None = None) -> list[Schedule]:
+        at = now or utcnow()
+        return await self._db.run(lambda c: cluster.schedules_due(c, at))
+
+    async def schedule_record_fire(
+        self, *, name: str, fire_time: datetime, next_fire_at: datetime | None
+    ) -> bool:
+        return await self._db.write(
+            lambda c: cluster.schedule_record_fire(c, name, fire_time, next_fire_at)
+        )
+
+    # -- leadership --------------------------------------------------------------------------
+    async def leader_attempt_elect(
+        self, *, name: str, holder: str, ttl: float, now: datetime | None = None
+    ) -> bool:
+        at = now or utcnow()
+        return await self._db.write(lambda c: cluster.leader_elect(c, name, holder, ttl, at))
+
+    async def leader_resign(self, *, name: str, holder: str) -> None:
+        await self._db.write(lambda c: cluster.leader_resign(c, name, holder))
+
+    async def leader_get(self, *, name: str, now: datetime | None = None) -> LeaderInfo | None:
+        at = now or utcnow()
+        return await self._db.run(lambda c: cluster.leader_get(c, name, at))
+
+    # -- workers -----------------------------------------------------------------------------
+    async def worker_heartbeat(self, *, info: WorkerInfo) -> None:
+        await self._db.write(lambda c: cluster.worker_heartbeat(c, info))
+
+    async def worker_remove(self, *, worker_id: str) -> None:
+        await self._db.write(lambda c: cluster.worker_remove(c, worker_id))
+
+    async def workers_list(self) -> list[WorkerInfo]:
+        return await self._db.run(cluster.workers_list)
+
+    async def workers_prune(self, *, older_than: datetime) -> int:
+        return await self._db.write(lambda c: cluster.workers_prune(c, older_than))
+
+    # -- wake-ups ----------------------------------------------------------------------------
+    async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
+        """Return on a local notify, when another connection committed since our last claim
+        (`PRAGMA data_version`), or after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        wakes = self._wakes
+        while True:
+            version = await self._db.run(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+            if self._seen_version is None:
+                self._seen_version = version
+            elif version != self._seen_version:
+                self._seen_version = version
+                self._poll = _POLL_MIN
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._wakes != wakes:
+                return
+            await self._waker.wait(min(self._poll, remaining))
+            if self._wakes != wakes:
+                return
+            self._poll = min(self._poll * 1.5, _POLL_MAX)

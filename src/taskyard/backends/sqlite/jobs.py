@@ -1,0 +1,306 @@
+"""Job statements run by clients and maintenance: enqueue, read, list, cancel, retry,
+rescue, promote, prune. Each function runs inside the transaction its caller opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from taskyard.core.job import (
+    AttemptError,
+    Job,
+    JobDraft,
+    JobFilter,
+    JobPage,
+    JobStatus,
+    RescueReport,
+)
+from taskyard.errors import InvalidTransitionError, JobNotFound
+
+from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
+
+__all__ = (
+    "cancel",
+    "enqueue_many",
+    "get",
+    "get_existing",
+    "list_page",
+    "promote_due",
+    "prune",
+    "rescue_expired",
+    "retry",
+    "retry_failed",
+    "save",
+)
+
+S = JobStatus
+_CHUNK = 500  # stays well under SQLite's limit on bound parameters
+_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_SAVE = (
+    "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
+    "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "
+    "lease_expires_at = ?, cancel_requested = ? WHERE id = ?"
+)
+_ACTIVE = ("scheduled", "pending", "running")
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def get(conn: sqlite3.Connection, job_id: str) -> Job | None:
+    """The job, or None."""
+    row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return job_from_row(row) if row else None
+
+
+def get_existing(conn: sqlite3.Connection, job_id: str) -> Job:
+    """The job, or `JobNotFound`."""
+    job = get(conn, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def save(conn: sqlite3.Connection, job: Job) -> Job:
+    """Write back every mutable field of `job`."""
+    row = job_to_row(job)
+    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:22], job.id))
+    return job
+
+
+def enqueue_many(conn: sqlite3.Connection, drafts: Sequence[JobDraft], now: datetime) -> list[Job]:
+    """Insert new jobs; existing ids and active unique keys return the stored job."""
+    if not drafts:
+        return []
+    found: dict[str, Job] = {}
+    for chunk in _chunks(list({d.id for d in drafts})):
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({_marks(len(chunk))})"
+        for row in conn.execute(sql, chunk):
+            found[row[0]] = job_from_row(row)
+    holders: dict[str, Job] = {}
+    keys = list({d.unique_key for d in drafts if d.unique_key and d.id not in found})
+    for chunk in _chunks(keys):
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE unique_key IN ({_marks(len(chunk))}) "
+            "AND status IN ('scheduled', 'pending', 'running')"
+        )
+        for row in conn.execute(sql, chunk):
+            job = job_from_row(row)
+            holders[job.unique_key] = job  # type: ignore[index]
+    out: list[Job] = []
+    rows: list[tuple[Any, ...]] = []
+    queues: set[str] = set()
+    for d in drafts:
+        existing = found.get(d.id)
+        if existing is None and d.unique_key:
+            existing = holders.get(d.unique_key)
+        if existing is not None:
+            out.append(existing)
+            continue
+        run_at = d.run_at or now
+        job = Job(
+            id=d.id,
+            task=d.task,
+            queue=d.queue,
+            payload=d.payload,
+            status=S.SCHEDULED if run_at > now else S.PENDING,
+            priority=d.priority,
+            run_at=run_at,
+            attempt=0,
+            max_attempts=d.max_attempts,
+            created_at=now,
+            unique_key=d.unique_key,
+            tags=tuple(d.tags),
+            timeout=d.timeout,
+        )
+        rows.append(job_to_row(job))
+        found[job.id] = job
+        if job.unique_key:
+            holders[job.unique_key] = job
+        queues.add(job.queue)
+        out.append(job)
+    if rows:
+        conn.executemany(_INSERT, rows)
+        # Queues are listed (and counted) from the moment they hold a job.
+        conn.executemany("INSERT OR IGNORE INTO queues (name) VALUES (?)", [(q,) for q in queues])
+    return out
+
+
+def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | None) -> JobPage:
+    """Jobs matching `f`, newest first, one page."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("queue", f.queue), ("task", f.task)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if f.status is not None:
+        where.append("status = ?")
+        args.append(JobStatus(f.status).value)
+    if f.created_after is not None:
+        where.append("created_at >= ?")
+        args.append(to_us(f.created_after))
+    if f.created_before is not None:
+        where.append("created_at < ?")
+        args.append(to_us(f.created_before))
+    if cursor:
+        where.append("id < ?")
+        args.append(cursor)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+    rows = conn.execute(sql, (*args, limit + 1)).fetchall()
+    jobs = [job_from_row(r) for r in rows[:limit]]
+    next_cursor = jobs[-1].id if len(rows) > limit and jobs else None
+    return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
+    """scheduled|pending → cancelled; running → cancel requested; cancelled unchanged."""
+    job = get_existing(conn, job_id)
+    if job.status in (S.SCHEDULED, S.PENDING):
+        return save(conn, job.replace(status=S.CANCELLED, finished_at=now))
+    if job.status is S.RUNNING:
+        return save(conn, job.replace(cancel_requested=True))
+    if job.status is S.CANCELLED:
+        return job
+    raise InvalidTransitionError(f"job {job_id} is {job.status.value}; it cannot be cancelled")
+
+
+def _key_holder(conn: sqlite3.Connection, job: Job) -> str | None:
+    if not job.unique_key:
+        return None
+    row = conn.execute(
+        "SELECT id FROM jobs WHERE unique_key = ? AND id != ? "
+        "AND status IN ('scheduled', 'pending', 'running')",
+        (job.unique_key, job.id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _retry_one(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
+    return save(
+        conn,
+        job.replace(
+            status=S.PENDING,
+            attempt=0,
+            run_at=now,
+            finished_at=None,
+            result=None,
+            progress=None,
+            cancel_requested=False,
+            worker_id=None,
+            lease_token=None,
+            lease_expires_at=None,
+        ),
+    )
+
+
+def retry(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
+    """Manual retry of a failed or cancelled job."""
+    job = get_existing(conn, job_id)
+    if job.status not in (S.FAILED, S.CANCELLED):
+        raise InvalidTransitionError(
+            f"job {job.id} is {job.status.value}; only failed or cancelled jobs can be retried"
+        )
+    holder = _key_holder(conn, job)
+    if holder is not None:
+        raise InvalidTransitionError(
+            f"job {job.id} cannot be retried: job {holder} with unique key "
+            f"{job.unique_key!r} is active"
+        )
+    return _retry_one(conn, job, now)
+
+
+def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> int:
+    """Manual retry of every failed job (of one queue); skips jobs whose key is taken."""
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'failed'"
+    args: tuple[Any, ...] = ()
+    if queue is not None:
+        sql += " AND queue = ?"
+        args = (queue,)
+    retried = 0
+    for job in [job_from_row(r) for r in conn.execute(sql + " ORDER BY id", args)]:
+        if _key_holder(conn, job) is not None:
+            continue
+        _retry_one(conn, job, now)
+        retried += 1
+    return retried
+
+
+def lease_expired_error(job: Job, now: datetime) -> AttemptError:
+    """The error recorded for an attempt whose worker stopped renewing its lease."""
+    expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
+    return AttemptError(
+        attempt=job.attempt,
+        type="LeaseExpired",
+        message=f"worker {job.worker_id} stopped renewing its lease (expired at {expired})",
+        traceback=None,
+        at=now,
+    )
+
+
+def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
+    """Expired running jobs → pending (attempt counted), or failed on their last attempt."""
+    rows = conn.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < ? "
+        "ORDER BY id",
+        (to_us(now),),
+    ).fetchall()
+    rescued: list[str] = []
+    failed: list[str] = []
+    for job in (job_from_row(r) for r in rows):
+        common: dict[str, Any] = dict(
+            errors=(*job.errors, lease_expired_error(job, now)),
+            lease_token=None,
+            lease_expires_at=None,
+            cancel_requested=False,
+        )
+        if job.attempt >= job.max_attempts:
+            save(conn, job.replace(status=S.FAILED, finished_at=now, **common))
+            failed.append(job.id)
+        else:
+            save(conn, job.replace(status=S.PENDING, worker_id=None, **common))
+            rescued.append(job.id)
+    return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
+
+
+def promote_due(conn: sqlite3.Connection, now: datetime) -> int:
+    """scheduled → pending for due jobs."""
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'pending' WHERE status = 'scheduled' AND run_at <= ?",
+        (to_us(now),),
+    )
+    return cur.rowcount
+
+
+def prune(
+    conn: sqlite3.Connection,
+    status: JobStatus,
+    keep_last: int | None,
+    older_than: datetime | None,
+) -> int:
+    """Delete finished jobs of `status` beyond the newest `keep_last` or before `older_than`."""
+    deleted = 0
+    if keep_last is not None:
+        cur = conn.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = ? "
+            "AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)",
+            (status.value, max(keep_last, 0)),
+        )
+        deleted += cur.rowcount
+    if older_than is not None:
+        cur = conn.execute(
+            "DELETE FROM jobs WHERE status = ? AND finished_at < ?",
+            (status.value, to_us(older_than)),
+        )
+        deleted += cur.rowcount
+    return deleted

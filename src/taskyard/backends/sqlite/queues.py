@@ -1,0 +1,112 @@
+"""Queue settings, counts per status, and per-minute statistics."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from taskyard.backends.protocol import UNSET
+from taskyard.core.job import JobStatus
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+
+from .rows import from_us, to_us
+
+__all__ = ("counts", "get", "list_all", "stats_read", "stats_record", "update")
+
+_SETTINGS = "SELECT name, paused, concurrency, rate_limit, rate_period FROM queues"
+_DAY_US = 86_400_000_000
+
+
+def _settings(row: tuple[Any, ...]) -> QueueSettings:
+    name, paused, concurrency, rate, period = row
+    return QueueSettings(
+        name=name,
+        paused=bool(paused),
+        concurrency=concurrency,
+        rate_limit=RateLimit(limit=rate, period=period) if rate is not None else None,
+    )
+
+
+def get(conn: sqlite3.Connection, queue: str) -> QueueSettings:
+    """Stored settings, or the defaults."""
+    row = conn.execute(f"{_SETTINGS} WHERE name = ?", (queue,)).fetchone()
+    return _settings(row) if row else QueueSettings(name=queue)
+
+
+def list_all(conn: sqlite3.Connection) -> list[QueueSettings]:
+    """Every known queue (enqueue records each queue), sorted by name."""
+    return [_settings(r) for r in conn.execute(f"{_SETTINGS} ORDER BY name")]
+
+
+def update(
+    conn: sqlite3.Connection,
+    queue: str,
+    paused: Any,
+    concurrency: Any,
+    rate_limit: Any,
+) -> QueueSettings:
+    """Change the given settings (UNSET leaves one as it is)."""
+    old = get(conn, queue)
+    new = QueueSettings(
+        name=queue,
+        paused=old.paused if paused is UNSET else bool(paused),
+        concurrency=old.concurrency if concurrency is UNSET else concurrency,
+        rate_limit=old.rate_limit if rate_limit is UNSET else rate_limit,
+    )
+    rate = new.rate_limit
+    conn.execute(
+        "INSERT INTO queues (name, paused, concurrency, rate_limit, rate_period) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+        "concurrency = excluded.concurrency, rate_limit = excluded.rate_limit, "
+        "rate_period = excluded.rate_period",
+        (
+            queue,
+            int(new.paused),
+            new.concurrency,
+            rate.limit if rate else None,
+            rate.period if rate else None,
+        ),
+    )
+    return new
+
+
+def counts(conn: sqlite3.Connection) -> list[QueueCounts]:
+    """Counts per status of every known queue, sorted by name."""
+    per: dict[str, dict[JobStatus, int]] = {
+        name: {} for (name,) in conn.execute("SELECT name FROM queues")
+    }
+    for queue, status, n in conn.execute(
+        "SELECT queue, status, COUNT(*) FROM jobs GROUP BY queue, status"
+    ):
+        per.setdefault(queue, {})[JobStatus(status)] = n
+    return [QueueCounts(queue=name, counts=per[name]) for name in sorted(per)]
+
+
+def stats_record(conn: sqlite3.Connection, rows: Sequence[StatsRow]) -> None:
+    """Add outcome counts; rows a day older than the newest one recorded are discarded."""
+    if not rows:
+        return
+    conn.executemany(
+        "INSERT INTO stats (minute, queue, completed, failed) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (minute, queue) DO UPDATE SET completed = completed + excluded.completed, "
+        "failed = failed + excluded.failed",
+        [(to_us(r.minute), r.queue, r.completed, r.failed) for r in rows],
+    )
+    newest = max(to_us(r.minute) for r in rows)
+    conn.execute("DELETE FROM stats WHERE minute < ?", (newest - 2 * _DAY_US,))
+
+
+def stats_read(conn: sqlite3.Connection, since: datetime) -> list[StatsRow]:
+    """Rows from `since` on, sorted by minute then queue."""
+    out = []
+    for minute, queue, completed, failed in conn.execute(
+        "SELECT minute, queue, completed, failed FROM stats WHERE minute >= ? "
+        "ORDER BY minute, queue",
+        (to_us(since),),
+    ):
+        when = from_us(minute)
+        assert when is not None
+        out.append(StatsRow(minute=when, queue=queue, completed=completed, failed=failed))
+    return out

@@ -1,0 +1,136 @@
+"""The SQLite schema as ordered migrations, and the function that applies them.
+
+Migration N (1-based) brings the file from version N-1 to N; `taskyard_schema` holds the
+version. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from taskyard.errors import SchemaVersionError
+
+__all__ = ("MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "schema_version")
+
+_ACTIVE = "('scheduled', 'pending', 'running')"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: jobs, queues, stats, schedules, leaders, workers.
+    (
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            task TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            run_at INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            started_at INTEGER,
+            finished_at INTEGER,
+            result TEXT,
+            errors TEXT,
+            progress TEXT,
+            unique_key TEXT,
+            tags TEXT,
+            timeout REAL,
+            worker_id TEXT,
+            lease_token TEXT,
+            lease_expires_at INTEGER,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        )""",
+        # Claims read these in claim order and stop at their limit: every queue, or one.
+        "CREATE INDEX jobs_pending ON jobs (priority DESC, run_at, id) WHERE status = 'pending'",
+        "CREATE INDEX jobs_pending_queue ON jobs (queue, priority DESC, run_at, id) "
+        "WHERE status = 'pending'",
+        "CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE status = 'scheduled'",
+        "CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'running'",
+        "CREATE INDEX jobs_finished ON jobs (status, finished_at, id) WHERE finished_at IS NOT NULL",
+        # Counts per queue/status and running jobs per queue (concurrency limits).
+        "CREATE INDEX jobs_queue_status ON jobs (queue, status)",
+        "CREATE INDEX jobs_created ON jobs (created_at)",
+        f"CREATE UNIQUE INDEX jobs_unique_active ON jobs (unique_key) "
+        f"WHERE unique_key IS NOT NULL AND status IN {_ACTIVE}",
+        """CREATE TABLE queues (
+            name TEXT PRIMARY KEY,
+            paused INTEGER NOT NULL DEFAULT 0,
+            concurrency INTEGER,
+            rate_limit INTEGER,
+            rate_period REAL,
+            window_start REAL NOT NULL DEFAULT 0,
+            window_count INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE stats (
+            minute INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            completed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            owner TEXT,
+            enabled INTEGER NOT NULL,
+            next_fire_at INTEGER,
+            last_fire_at INTEGER,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX schedules_owner ON schedules (owner)",
+        "CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE enabled",
+        """CREATE TABLE leaders (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            elected_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            last_heartbeat INTEGER NOT NULL,
+            data TEXT NOT NULL
+        )""",
+    ),
+)
+
+#: The version this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version of the open file (0 for a new file)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskyard_schema'"
+    ).fetchone()
+    if not found:
+        return 0
+    row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply_migrations(conn: sqlite3.Connection, *, path: str) -> int:
+    """Apply the missing migrations in one write transaction; returns the version in place.
+
+    Raises `SchemaVersionError` when the file was written by a newer taskyard.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"SQLite file {path!r} has schema version {version}, newer than the {SCHEMA_VERSION} "
+                "this taskyard understands; upgrade taskyard to use it"
+            )
+        if version == 0:
+            conn.execute("CREATE TABLE taskyard_schema (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO taskyard_schema (version) VALUES (0)")
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if version != SCHEMA_VERSION:
+            conn.execute("UPDATE taskyard_schema SET version = ?", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

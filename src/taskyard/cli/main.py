@@ -1,0 +1,59 @@
+"""The root `taskyard` command: global options, then one module per command group."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import typer
+
+from taskyard.cli.loading import state
+
+__all__ = ("cli", "main")
+
+cli = typer.Typer(
+    name="taskyard",
+    help="taskyard: jobs, workers, schedules and services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Command modules; each defines `register(cli)`.
+COMMAND_MODULES = (
+    "run",
+    "worker",
+    "enqueue",
+    "jobs",
+    "queues",
+    "migrate",
+    "schedules",
+    "scheduler",
+    "services",
+    "token",
+)
+
+
+@cli.callback()
+def root(
+    app: str | None = typer.Option(
+        None, "--app", envvar="TASKYARD_APP", help="The app to load, as MODULE:ATTRIBUTE."
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", help="Backend URL (overrides TASKYARD_BACKEND)."
+    ),
+) -> None:
+    """taskyard: jobs, workers, schedules and services."""
+    state.app_spec = app
+    if backend:
+        # The app reads its backend URL when it is constructed, at import.
+        os.environ["TASKYARD_BACKEND"] = backend
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"taskyard.cli.{_name}").register(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

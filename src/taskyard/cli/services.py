@@ -1,0 +1,76 @@
+"""`taskyard services`: the services a `taskyard run` process of this app would run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from taskyard.cli.loading import console, print_json, state
+from taskyard.config import load_settings
+from taskyard.errors import ConfigError
+
+
+def describe(only: str | None, service: str | None, config: Path | None) -> list[dict[str, Any]]:
+    """Build (without starting) the services of a server process and describe each."""
+    from taskyard.server import TaskServer
+    from taskyard.services.periodic import PeriodicService
+
+    settings = load_settings(config)
+    server = TaskServer(state.app, settings, only=only, service=service)
+    server.build()
+    rows = []
+    for entry in server.manager.services():
+        svc = entry.service
+        periodic = isinstance(svc, PeriodicService)
+        interval = svc.config.interval if isinstance(svc, PeriodicService) else None
+        rows.append({
+            "id": entry.id,
+            "name": entry.name,
+            "kind": "periodic" if periodic else "service",
+            "critical": entry.critical,
+            "auto_start": entry.auto_start,
+            "depends_on": list(entry.depends_on),
+            "interval": interval,
+            "user": entry.id in state.app.service_specs,
+        })
+    return rows
+
+
+def fail(exc: Exception) -> typer.Exit:
+    """Print the error on one line (never wrapped) and return the Exit to raise."""
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add `services list`."""
+    group = typer.Typer(help="The services of a task server process.", no_args_is_help=True)
+    cli.add_typer(group, name="services")
+
+    @group.command("list")
+    def list_(
+        only: str | None = typer.Option(None, "--only", help="Roles, as for `run --only`."),
+        service: str | None = typer.Option(None, "--service", help="As for `run --service`."),
+        config: Path | None = typer.Option(None, "--config", help="Settings file."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """List the services `taskyard run` would start, in start order."""
+        try:
+            rows = describe(only, service, config)
+        except ConfigError as exc:
+            raise fail(exc) from None
+        if as_json:
+            print_json(rows)
+            return
+        from rich.table import Table
+
+        table = Table("id", "name", "kind", "critical", "auto start", "interval", "depends on")
+        for row in rows:
+            table.add_row(
+                row["id"] + (" (app)" if row["user"] else ""), row["name"], row["kind"],
+                "yes" if row["critical"] else "no", "yes" if row["auto_start"] else "no",
+                "" if row["interval"] is None else str(row["interval"]), ", ".join(row["depends_on"]),
+            )
+        console.print(table)

@@ -1,0 +1,279 @@
+"""Settings: defaults < taskyard.toml < TASKYARD_* environment < CLI flags.
+
+The only module that reads the environment and taskyard.toml. `load_settings()` validates
+everything once and turns any problem into a one-line `ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from taskyard.errors import ConfigError
+
+__all__ = (
+    "DEFAULT_BACKEND_URL",
+    "DEFAULT_CONFIG_FILE",
+    "ApiKey",
+    "HttpSettings",
+    "LoggingSettings",
+    "MaintenanceSettings",
+    "ManagerSettings",
+    "RetentionSettings",
+    "SchedulerSettings",
+    "Settings",
+    "WorkerSettings",
+    "default_backend_url",
+    "load_settings",
+)
+
+DEFAULT_BACKEND_URL = "sqlite:///taskyard.db"
+DEFAULT_CONFIG_FILE = "taskyard.toml"
+_BACKEND_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss")
+
+
+def default_backend_url() -> str:
+    """The backend URL when none is given: `TASKYARD_BACKEND`, else `backend` in
+    ./taskyard.toml, else `sqlite:///taskyard.db`."""
+    url = os.environ.get("TASKYARD_BACKEND")
+    if url:
+        return url
+    path = Path(DEFAULT_CONFIG_FILE)
+    if path.is_file():
+        try:
+            value = tomllib.loads(path.read_text()).get("backend")
+        except (OSError, tomllib.TOMLDecodeError):
+            value = None  # reported properly by load_settings() when the server starts
+        if isinstance(value, str) and value:
+            return value
+    return DEFAULT_BACKEND_URL
+
+
+class _Section(BaseModel):
+    """A settings section: unknown keys are errors, values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkerSettings(_Section):
+    """`[worker]`: how this process claims and runs jobs."""
+
+    concurrency: int = Field(default=10, ge=1, description="Jobs run at once.")
+    queues: list[str] | None = Field(default=None, description="Queues to work (None: all).")
+    lease: float = Field(default=60.0, gt=0, description="Seconds a claim holds a job between heartbeats.")
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls when idle.")
+    drain_timeout: float = Field(default=30.0, ge=0, description="Seconds in-flight jobs get on stop.")
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [q.strip() for q in value.split(",")] if value.strip() else None
+        if value is not None and not all(value):
+            raise ValueError("queue names must not be empty")
+        return value
+
+
+class SchedulerSettings(_Section):
+    """`[scheduler]`: leader election and the cron scheduler."""
+
+    leader_ttl: float = Field(default=15.0, gt=0, description="Seconds a leadership lease lasts.")
+    tick_interval: float = Field(default=1.0, gt=0, description="Longest wait between due checks.")
+
+
+class RetentionSettings(_Section):
+    """Keep at most `keep_last` finished jobs of a status, none older than `max_age` seconds."""
+
+    keep_last: int | None = Field(default=None, ge=0)
+    max_age: float | None = Field(default=None, gt=0)
+
+
+RetainedStatus = Literal["completed", "failed", "cancelled"]
+
+
+def _default_retention() -> dict[RetainedStatus, RetentionSettings]:
+    return {
+        "completed": RetentionSettings(keep_last=1000, max_age=86400.0),
+        "failed": RetentionSettings(keep_last=5000, max_age=7 * 86400.0),
+        "cancelled": RetentionSettings(keep_last=1000, max_age=86400.0),
+    }
+
+
+class MaintenanceSettings(_Section):
+    """`[maintenance]`: leader-only upkeep intervals (seconds) and retention per status."""
+
+    rescue_interval: float = Field(default=5.0, gt=0)
+    promote_interval: float = Field(default=1.0, gt=0)
+    prune_interval: float = Field(default=60.0, gt=0)
+    reap_interval: float = Field(default=30.0, gt=0)
+    worker_timeout: float = Field(default=120.0, gt=0, description="A worker silent this long is dead.")
+    retention: dict[RetainedStatus, RetentionSettings] = Field(
+        default_factory=_default_retention
+    )
+
+
+class ManagerSettings(_Section):
+    """`[manager]`: restarts of critical services that fail."""
+
+    restart_initial_delay: float = Field(default=1.0, ge=0, description="First restart delay (doubles).")
+    restart_max_delay: float = Field(default=30.0, ge=0)
+    max_restarts: int = Field(default=5, ge=0, description="Consecutive restarts before giving up.")
+    stop_timeout: float = Field(default=10.0, gt=0, description="Seconds a service (not the worker) gets to stop.")
+
+
+class ApiKey(_Section):
+    """A static API key and the role it grants."""
+
+    key: SecretStr
+    role: Literal["viewer", "admin"] = "viewer"
+    name: str = "api-key"
+
+
+class HttpSettings(_Section):
+    """`[http]`: the health/metrics/API server."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=5050, ge=0, le=65535)
+    auth_enabled: bool = True
+    jwt_secret: SecretStr | None = None
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    dashboard_refresh_seconds: int = Field(default=5, ge=1)
+
+
+class LoggingSettings(_Section):
+    """`[logging]`: level and format (`auto`: rich on a terminal, JSON otherwise)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["auto", "json", "rich", "plain"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """Everything a taskyard process is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASKYARD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        toml_file=DEFAULT_CONFIG_FILE,
+    )
+
+    backend: str = Field(default=DEFAULT_BACKEND_URL, description="Backend URL.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
+    manager: ManagerSettings = Field(default_factory=ManagerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    #: Options of user services by service id (e.g. `[services.csv-import] interval = ...`).
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.lower() if "://" in value else ""
+        if scheme not in _BACKEND_SCHEMES:
+            raise ValueError(
+                f"{redact_url(value)!r} is not a backend URL; expected memory://, "
+                "sqlite:///PATH, postgresql://... or redis://..."
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: CLI flags (init) > environment > taskyard.toml > defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Validated settings; `overrides` (CLI flags, nested as dicts) win over everything.
+
+    `config_file` defaults to ./taskyard.toml (optional); a given file must exist. Any
+    problem raises `ConfigError` with a one-line message naming the setting.
+    """
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file {os.fspath(config_file)!r} does not exist")
+    path = os.fspath(config_file) if config_file is not None else DEFAULT_CONFIG_FILE
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        return FileSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad setting (and the near miss for an unknown key)."""
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = [str(part) for part in err.get("loc", ()) if part != "[key]"]
+    name = ".".join(loc) or "settings"
+    env = "TASKYARD_" + "__".join(part.upper().replace("-", "_") for part in loc)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if err.get("type") == "extra_forbidden":
+        hint = ""
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if loc else []
+        if close:
+            hint = f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
+        return f"unknown setting {name!r}{hint}{more}"
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = err.get("input")
+    secret = any(word in name for word in ("secret", "key", "backend"))
+    shown = "" if isinstance(value, dict | list) or secret else f" (got {value!r})"
+    return f"invalid setting {name!r} [{env}]: {message}{shown}{more}"
+
+
+def _known_keys(path: list[str]) -> list[str]:
+    """Field names of the section at `path` (empty when it is not a fixed section)."""
+    model: Any = Settings
+    for part in path:
+        field = getattr(model, "model_fields", {}).get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(getattr(model, "model_fields", {}))

@@ -1,0 +1,1 @@
+"""The model: plain data and pure policy. No I/O, no asyncio."""

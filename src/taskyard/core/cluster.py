@@ -1,0 +1,32 @@
+"""Who is out there: registered workers and the leader lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ("LeaderInfo", "WorkerInfo")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker process as it registers itself with every heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    last_heartbeat: datetime
+    current_jobs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderInfo:
+    """The current holder of a leadership lease."""
+
+    name: str
+    holder: str
+    elected_at: datetime
+    expires_at: datetime

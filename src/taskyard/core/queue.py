@@ -1,0 +1,66 @@
+"""Queues: settings stored in the backend, counts per status, and throughput statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from taskyard.core.job import JobStatus
+
+__all__ = ("QueueCounts", "QueueSettings", "RateLimit", "StatsRow")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `limit` jobs of a queue may start per fixed window of `period` seconds."""
+
+    limit: int
+    period: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("rate limit must be at least 1 job per period")
+        if self.period <= 0:
+            raise ValueError("rate limit period must be > 0 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """Per-queue settings shared by every worker.
+
+    `concurrency` caps how many jobs of the queue run at once across all workers (None = no cap).
+    """
+
+    name: str
+    paused: bool = False
+    concurrency: int | None = None
+    rate_limit: RateLimit | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("queue concurrency must be at least 1 (or None for no limit)")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """How many jobs of one queue are in each status."""
+
+    queue: str
+    counts: dict[JobStatus, int] = field(default_factory=dict)
+
+    def get(self, status: JobStatus) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Outcomes of one queue during one minute (`minute` is the start of the minute, UTC)."""
+
+    minute: datetime
+    queue: str
+    completed: int = 0
+    failed: int = 0

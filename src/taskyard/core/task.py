@@ -1,0 +1,31 @@
+"""Task specifications: what `@app.task` records about a handler (data only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from taskyard.core.retry import Retry
+from taskyard.core.unique import UniqueRule
+
+__all__ = ("TaskSpec",)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A registered task: its handler, payload model and policies."""
+
+    name: str
+    handler: Callable[..., Any]
+    payload_model: type[BaseModel] | None  # None: the handler takes raw JSON
+    queue: str = "default"
+    priority: int = 0
+    retry: Retry = field(default_factory=Retry)
+    timeout: float | None = None
+    unique: UniqueRule | None = None
+    is_async: bool = False
+    wants_ctx: bool = False
+    arity: int = 1  # how many of (payload, ctx) the handler takes

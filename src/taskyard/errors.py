@@ -1,0 +1,106 @@
+"""The taskyard exception tree; a leaf module that imports nothing from taskyard.
+
+`RetryLater` and `Cancel` are control flow raised by handlers, not errors.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "BackendError",
+    "BackendUnavailable",
+    "Cancel",
+    "ConfigError",
+    "InvalidTransitionError",
+    "JobNotFound",
+    "LeaseLost",
+    "NotFoundError",
+    "PayloadError",
+    "RetryLater",
+    "ScheduleError",
+    "SchemaVersionError",
+    "TaskyardError",
+    "UnknownTaskError",
+)
+
+
+class TaskyardError(Exception):
+    """Base class of every error taskyard raises."""
+
+
+class ConfigError(TaskyardError, ValueError):
+    """A setting is invalid; the message names the setting."""
+
+
+class PayloadError(TaskyardError, ValueError):
+    """A job payload does not match its task's model; nothing was stored."""
+
+    def __init__(self, task: str, message: str, errors: list[dict[str, object]] | None = None):
+        super().__init__(f"invalid payload for task {task!r}: {message}")
+        self.task = task
+        self.errors = errors or []
+
+
+class UnknownTaskError(TaskyardError, LookupError):
+    """No task of that name is registered on the application."""
+
+    def __init__(self, task: str, known: list[str] | None = None):
+        hint = f" (known tasks: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"unknown task {task!r}{hint}")
+        self.task = task
+
+
+class NotFoundError(TaskyardError, LookupError):
+    """A named object (job, schedule, service, queue) does not exist."""
+
+
+class JobNotFound(NotFoundError):
+    """No job has that id."""
+
+    def __init__(self, job_id: str):
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class InvalidTransitionError(TaskyardError):
+    """The requested change is not allowed from the job's current status."""
+
+
+class ScheduleError(TaskyardError, ValueError):
+    """A schedule definition is invalid (bad cron, unknown time zone, unknown task...)."""
+
+
+class BackendError(TaskyardError):
+    """The storage backend failed."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The storage backend cannot be reached right now; the operation may be retried."""
+
+
+class SchemaVersionError(BackendError):
+    """The database schema is older or newer than this version of taskyard expects."""
+
+
+class LeaseLost(BackendError):
+    """A worker's write was refused because its lease token no longer owns the job."""
+
+
+class RetryLater(Exception):  # control flow, not an error
+    """Raise from a handler to run the job again after `delay` seconds.
+
+    The attempt does not count against the task's retry budget.
+    """
+
+    def __init__(self, delay: float = 0.0, reason: str | None = None):
+        if delay < 0:
+            raise ValueError("RetryLater delay must be >= 0")
+        super().__init__(reason or f"retry in {delay}s")
+        self.delay = float(delay)
+
+
+class Cancel(Exception):  # control flow, not an error
+    """Raise from a handler to stop the job for good with status `cancelled`."""
+
+    def __init__(self, reason: str = "cancelled by handler"):
+        super().__init__(reason)
+        self.reason = reason

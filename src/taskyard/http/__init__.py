@@ -1,0 +1,1 @@
+"""HTTP: health, metrics, the management API and the dashboard."""

@@ -1,0 +1,279 @@
+"""Request and response bodies of the API (pydantic), and their conversions from the core model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from taskyard.core.cluster import WorkerInfo
+from taskyard.core.job import Job, JobStatus
+from taskyard.core.queue import QueueSettings
+from taskyard.core.schedule import MisfirePolicy, Schedule
+
+__all__ = (
+    "ID_PATTERN",
+    "NAME_PATTERN",
+    "ApplySetRequest",
+    "EnqueueRequest",
+    "JobOut",
+    "JobPageOut",
+    "Name",
+    "QueueOut",
+    "QueueSettingsPatch",
+    "RateLimitIn",
+    "RemovedOut",
+    "RetriedOut",
+    "ScheduleCreate",
+    "ScheduleOut",
+    "SchedulePatch",
+    "ServiceOut",
+    "WorkerOut",
+)
+
+#: Names of tasks, queues, schedules, owners and services: no spaces, no slashes.
+NAME_PATTERN = r"^[A-Za-z0-9_.:@+\-]{1,200}$"
+#: Job ids (26 characters of Crockford base32).
+ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+#: Bounds every backend can store (PostgreSQL integers are 32-bit).
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+TEN_YEARS = 10 * 365 * 86400
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- jobs ----------------------------------------------------------------------------------
+class EnqueueRequest(_In):
+    """Run a task: now, after `delay` seconds, or at `run_at`."""
+
+    task: Name
+    payload: Any = None
+    delay: float | None = Field(default=None, ge=0, le=TEN_YEARS)
+    run_at: AwareDatetime | None = None
+    priority: Priority | None = None
+    queue: Name | None = None
+    unique_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class AttemptErrorOut(BaseModel):
+    """One failed attempt."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None
+    at: datetime
+
+
+class ProgressOut(BaseModel):
+    """A handler's report of how far it got (0-100)."""
+
+    percent: float
+    message: str | None = None
+
+
+class JobOut(BaseModel):
+    """A job (the lease token is never shown)."""
+
+    id: str
+    task: str
+    queue: str
+    payload: Any
+    status: JobStatus
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: Any
+    errors: list[AttemptErrorOut]
+    progress: ProgressOut | None
+    unique_key: str | None
+    tags: list[str]
+    timeout: float | None
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """From the core record."""
+        return cls.model_validate(job.to_json())
+
+
+class JobPageOut(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next one."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class RetriedOut(BaseModel):
+    """How many failed jobs were sent back to pending."""
+
+    retried: int
+
+
+# -- queues --------------------------------------------------------------------------------
+class RateLimitIn(_In):
+    """At most `limit` jobs start per `period` seconds."""
+
+    limit: int = Field(ge=1, le=1_000_000)
+    period: float = Field(gt=0, le=86400)
+
+
+class QueueSettingsPatch(_In):
+    """Settings to change; a field left out is left as it is, `null` removes the limit."""
+
+    concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    rate_limit: RateLimitIn | None = None
+
+
+class QueueOut(BaseModel):
+    """A queue: its settings and how many jobs it has in each status."""
+
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: RateLimitIn | None
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, settings: QueueSettings, counts: dict[str, int]) -> QueueOut:
+        """From stored settings and counts."""
+        rate = settings.rate_limit
+        return cls(
+            name=settings.name,
+            paused=settings.paused,
+            concurrency=settings.concurrency,
+            rate_limit=RateLimitIn(limit=rate.limit, period=rate.period) if rate else None,
+            counts={status.value: counts.get(status.value, 0) for status in JobStatus},
+        )
+
+
+# -- schedules -----------------------------------------------------------------------------
+class ScheduleCreate(_In):
+    """A runtime schedule: exactly one of `cron` and `every` (seconds)."""
+
+    name: Name
+    task: Name
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    every: float | None = Field(default=None, gt=0, le=TEN_YEARS)
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    payload: Any = None
+    queue: Name | None = None
+    priority: Priority | None = None
+    jitter: float = Field(default=0.0, ge=0, le=86400)
+    misfire: MisfirePolicy = MisfirePolicy.SKIP
+    misfire_cap: int = Field(default=100, ge=1, le=10_000)
+    enabled: bool = True
+    owner: Name | None = None
+
+
+class SchedulePatch(_In):
+    """Fields to change on a schedule; those left out stay as they are."""
+
+    task: Name | None = None
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    every: float | None = Field(default=None, gt=0, le=TEN_YEARS)
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    payload: Any = None
+    queue: Name | None = None
+    priority: Priority | None = None
+    jitter: float | None = Field(default=None, ge=0, le=86400)
+    misfire: MisfirePolicy | None = None
+    misfire_cap: int | None = Field(default=None, ge=1, le=10_000)
+    enabled: bool | None = None
+    owner: Name | None = None
+
+
+class ScheduleOut(BaseModel):
+    """A stored schedule; `next_fires` (the next five fire times) on single reads."""
+
+    name: str
+    task: str
+    cron: str | None
+    every: float | None
+    tz: str
+    payload: Any
+    queue: str | None
+    priority: int | None
+    jitter: float
+    misfire: MisfirePolicy
+    misfire_cap: int
+    enabled: bool
+    owner: str | None
+    source: str
+    last_fire_at: datetime | None
+    next_fire_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    next_fires: list[datetime] | None = None
+
+    @classmethod
+    def of(cls, schedule: Schedule, next_fires: list[datetime] | None = None) -> ScheduleOut:
+        """From the core record."""
+        data = {k: v for k, v in schedule.to_json().items() if k in cls.model_fields}
+        return cls.model_validate({**data, "next_fires": next_fires})
+
+
+class ApplySetRequest(_In):
+    """Replace an owner's schedules with those of a schedule set."""
+
+    owner: Name
+    payload: dict[str, Any] | None = None
+
+
+class RemovedOut(BaseModel):
+    """How many objects were removed."""
+
+    removed: int
+
+
+# -- services and workers ------------------------------------------------------------------
+class ServiceOut(BaseModel):
+    """A managed service with its status and run metrics."""
+
+    id: str
+    name: str
+    status: Literal["STOPPED", "STARTING", "RUNNING", "PAUSED", "ERROR"]
+    error: str | None
+    critical: bool
+    auto_start: bool
+    restarts: int
+    periodic: bool
+    metrics: dict[str, Any]
+
+
+class WorkerOut(BaseModel):
+    """A registered worker process and the jobs it is running."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    last_heartbeat: datetime
+    current_jobs: list[str]
+
+    @classmethod
+    def of(cls, info: WorkerInfo) -> WorkerOut:
+        """From the backend's registry entry."""
+        return cls(
+            id=info.id,
+            host=info.host,
+            pid=info.pid,
+            queues=list(info.queues),
+            concurrency=info.concurrency,
+            started_at=info.started_at,
+            last_heartbeat=info.last_heartbeat,
+            current_jobs=list(info.current_jobs),
+        )

@@ -1,0 +1,103 @@
+"""`/services`: the process's managed services with status and metrics, and their controls."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.routing import APIRoute
+
+from taskyard.errors import NotFoundError
+from taskyard.http.api.access import current_principal
+from taskyard.http.api.schemas import NAME_PATTERN, ServiceOut
+from taskyard.http.auth import Principal, audit
+from taskyard.services.periodic import PeriodicService
+
+__all__ = ("build", "service_out", "services_out")
+
+ServiceId = Annotated[str, Path(pattern=NAME_PATTERN, description="A service id")]
+Caller = Annotated[Principal, Depends(current_principal)]
+ACTIONS = ("start", "stop", "pause", "resume", "run")
+
+
+def service_out(entry: Any) -> ServiceOut:
+    """A manager entry (`ManagedService`) as the API shows it."""
+    service = entry.service
+    return ServiceOut(
+        id=entry.id,
+        name=entry.name,
+        status=service.status.value,
+        error=service.error,
+        critical=entry.critical,
+        auto_start=entry.auto_start,
+        restarts=entry.restarts,
+        periodic=isinstance(service, PeriodicService),
+        metrics=service.metrics(),
+    )
+
+
+def services_out(manager: Any) -> list[ServiceOut]:
+    """Every managed service (none when this process runs no manager)."""
+    return [service_out(e) for e in manager.services()] if manager is not None else []
+
+
+def _entry(manager: Any, service_id: str) -> Any:
+    if manager is None:
+        raise NotFoundError(f"no service {service_id!r}: this process runs no service manager")
+    return manager.get(service_id)
+
+
+async def act(manager: Any, service_id: str, action: str) -> Any:
+    """Do `action` (start, stop, pause, resume, run) to one service; returns its entry."""
+    entry = _entry(manager, service_id)
+    if action == "start":
+        await manager.start(service_id)
+    elif action == "stop":
+        await manager.stop(service_id)
+    elif action == "pause":
+        manager.pause(service_id)
+    elif action == "resume":
+        manager.resume(service_id)
+    elif action == "run":
+        await manager.run_now(service_id)
+    else:
+        raise ValueError(f"unknown service action {action!r}")
+    return entry
+
+
+def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+    """The service routes, acting through `ctx.manager`."""
+    router = APIRouter(prefix="/services", tags=["services"], route_class=route_class)
+
+    @router.get("", response_model=list[ServiceOut], summary="List services")
+    async def list_services() -> list[ServiceOut]:
+        """Status (STOPPED, STARTING, RUNNING, PAUSED, ERROR) and run metrics of each service."""
+        return services_out(ctx.manager)
+
+    @router.get("/{service_id}", response_model=ServiceOut, summary="Get a service")
+    async def get_service(service_id: ServiceId) -> ServiceOut:
+        """One service's status and metrics."""
+        return service_out(_entry(ctx.manager, service_id))
+
+    def add_action(action: str, doc: str) -> None:
+        async def control(service_id: ServiceId, caller: Caller) -> ServiceOut:
+            entry = await act(ctx.manager, service_id, action)
+            audit(caller, f"service.{action}", service_id)
+            return service_out(entry)
+
+        control.__doc__ = doc
+        router.add_api_route(
+            f"/{{service_id}}/{action}",
+            control,
+            methods=["POST"],
+            response_model=ServiceOut,
+            summary=f"{action.capitalize()} a service",
+            name=f"service_{action}",
+        )
+
+    add_action("start", "Start a stopped (or failed) service.")
+    add_action("stop", "Stop a service.")
+    add_action("pause", "Pause a running service (a periodic one skips its ticks).")
+    add_action("resume", "Resume a paused service.")
+    add_action("run", "Run one tick of a periodic service now (409 for other services).")
+    return router

@@ -1,0 +1,32 @@
+"""`HttpContext`: what every HTTP route reads and acts through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskyard.app import Taskyard
+from taskyard.config import Settings
+from taskyard.observability import ServerMetrics
+from taskyard.services.manager import ServiceManager
+
+if TYPE_CHECKING:
+    from taskyard.services.worker import Worker
+
+__all__ = ("HttpContext",)
+
+
+@dataclass(eq=False)
+class HttpContext:
+    """The app, this process's service manager (None in an API-only tool), settings, and
+    the server's metrics. `draining` turns `/ready` to 503 while the server shuts down;
+    `mount_api` False serves only health and metrics (a process without the `api` role)."""
+
+    app: Taskyard
+    manager: ServiceManager | None
+    settings: Settings
+    metrics: ServerMetrics | None = None
+    worker: Worker | None = None
+    draining: bool = False
+    mount_api: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)

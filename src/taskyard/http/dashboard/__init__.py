@@ -1,0 +1,235 @@
+"""The web dashboard at `/`: server-rendered pages (Jinja2, SVG charts, local CSS/JS, no
+build step), a cookie session made from a bearer token, and CSRF-checked forms for actions.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from taskyard.errors import NotFoundError, TaskyardError
+from taskyard.http.api import services as service_ops
+from taskyard.http.api.queues import known_queue
+from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
+from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, audit, check_bind
+from taskyard.http.dashboard import pages
+from taskyard.http.dashboard.charts import DepthHistory
+from taskyard.http.dashboard.render import STATIC, Renderer
+from taskyard.http.dashboard.session import Session, SessionBook, same_origin
+
+__all__ = ("build_router",)
+
+NAV = [("/", "Overview"), ("/queues", "Queues"), ("/jobs", "Jobs"), ("/schedules", "Schedules"),
+       ("/services", "Services"), ("/workers", "Workers")]
+LOGIN_COOKIE = "taskyard_login"
+NOTICES = {
+    "pause": "Paused.", "resume": "Resumed.", "retry": "Sent back to pending.",
+    "retry-failed": "Failed jobs sent back to pending.", "cancel": "Cancelled.",
+    "trigger": "Triggered: a job was enqueued.", "start": "Started.", "stop": "Stopped.",
+    "run": "Ran once.",
+}
+ACTIONS = {
+    "queues": ("pause", "resume", "retry-failed"),
+    "jobs": ("cancel", "retry"),
+    "schedules": ("pause", "resume", "trigger"),
+    "services": service_ops.ACTIONS,
+}
+_NAME = re.compile(NAME_PATTERN)
+_ID = re.compile(ID_PATTERN)
+
+
+def _safe_next(value: str | None, default: str = "/") -> str:
+    """Only same-site paths: no scheme, no `//host`, no backslashes."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def build_router(ctx: Any) -> APIRouter:
+    """The dashboard's routes (kept out of the OpenAPI document)."""
+    http = ctx.settings.http
+    check_bind(http.host, http.auth_enabled)
+    auth = Authenticator(http)
+    book = SessionBook(auth.secret)
+    render = Renderer()
+    depth = DepthHistory()
+    refresh = max(1, int(http.dashboard_refresh_seconds))
+    # With authentication off (loopback only) everyone is admin; forms still carry a token.
+    open_session = Session(principal=ANONYMOUS_ADMIN, expires=2**62, nonce=secrets.token_urlsafe(16))
+    router = APIRouter(include_in_schema=False)
+
+    def session_of(request: Request) -> Session | None:
+        return open_session if not auth.enabled else book.read(request)
+
+    def base(request: Request, session: Session | None, active: str = "") -> dict[str, Any]:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return {
+            "session": session,
+            "csrf": book.csrf_token(session) if session else "",
+            "can_act": bool(session and session.principal.is_admin),
+            "auth_enabled": auth.enabled,
+            "refresh": refresh,
+            "nav": NAV,
+            "active": active,
+            "here": here,
+            "notice": NOTICES.get(request.query_params.get("done", "")),
+            "page_title": "",
+        }
+
+    def to_login(request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return render.secure(RedirectResponse(f"/login?next={target}" if target != "/" else "/login", 303))
+
+    def error(request: Request, session: Session | None, status: int, message: str) -> Response:
+        return render.page("error.html", {**base(request, session), "status_code": status,
+                                          "message": message, "page_title": str(status)}, status)
+
+    async def page(request: Request, active: str, template: str, load: Any) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        try:
+            data = await load()
+        except NotFoundError as exc:
+            return error(request, session, 404, str(exc))
+        return render.page(template, {**base(request, session, active), **data})
+
+    # -- static files and login --------------------------------------------------------------
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        found = STATIC.get(name)
+        if found is None:
+            return Response("not found", 404, media_type="text/plain")
+        body, media_type = found
+        return Response(body, media_type=media_type, headers={
+            "Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        if session_of(request) is not None:
+            return render.secure(RedirectResponse(_safe_next(request.query_params.get("next")), 303))
+        return login_page(request, None, 200)
+
+    def login_page(request: Request, message: str | None, status: int) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        response = render.page("login.html", {
+            **base(request, None), "page_title": "Sign in", "error": message,
+            "login_csrf": book.login_token(nonce),
+            "next_url": _safe_next(request.query_params.get("next")),
+        }, status)
+        response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path="/login")
+        return response
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        nonce = request.cookies.get(LOGIN_COOKIE, "")
+        if not (same_origin(request) and nonce and secrets.compare_digest(
+                str(form.get("csrf", "")), book.login_token(nonce))):
+            return login_page(request, "The form expired; please sign in again.", 403)
+        try:
+            principal = auth.authenticate(str(form.get("token", "")).strip())
+        except AuthError:
+            return login_page(request, "That token is not valid.", 401)
+        response = RedirectResponse(_safe_next(str(form.get("next", "/"))), 303)
+        book.issue(response, principal, secure=request.url.scheme == "https")
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        audit(principal, "dashboard.login", "dashboard")
+        return render.secure(response)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie("taskyard_session", path="/")
+        return render.secure(response)
+
+    # -- pages -------------------------------------------------------------------------------
+    @router.get("/")
+    async def overview(request: Request) -> Response:
+        return await page(request, "/", "overview.html", lambda: pages.overview_page(ctx, depth))
+
+    @router.get("/queues")
+    async def queues(request: Request) -> Response:
+        async def load() -> dict[str, Any]:
+            return {"page_title": "Queues", "queues": await pages.list_queues(ctx.app)}
+        return await page(request, "/queues", "queues.html", load)
+
+    @router.get("/jobs")
+    async def jobs(request: Request) -> Response:
+        params = dict(request.query_params)
+        return await page(request, "/jobs", "jobs.html", lambda: pages.jobs_page(ctx, params))
+
+    @router.get("/jobs/{job_id}")
+    async def job(request: Request, job_id: str) -> Response:
+        async def load() -> dict[str, Any]:
+            found = await ctx.app.aget_job(job_id) if _ID.fullmatch(job_id) else None
+            if found is None:
+                raise NotFoundError(f"no job with id {job_id!r}")
+            return await pages.job_page(ctx, found)
+        return await page(request, "/jobs", "job.html", load)
+
+    @router.get("/schedules")
+    async def schedules(request: Request) -> Response:
+        return await page(request, "/schedules", "schedules.html", lambda: pages.schedules_page(ctx))
+
+    @router.get("/services")
+    async def services(request: Request) -> Response:
+        return await page(request, "/services", "services.html", lambda: pages.services_page(ctx))
+
+    @router.get("/workers")
+    async def workers(request: Request) -> Response:
+        async def load() -> dict[str, Any]:
+            await ctx.app.open()
+            return await pages.workers_page(ctx)
+        return await page(request, "/workers", "workers.html", load)
+
+    # -- actions -----------------------------------------------------------------------------
+    @router.post("/{noun}/{target}/{action}")
+    async def act(request: Request, noun: str, target: str, action: str) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        if action not in ACTIONS.get(noun, ()) or not _NAME.fullmatch(target):
+            return error(request, session, 404, "no such action")
+        form = await request.form()
+        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
+            return error(request, session, 403, "The form expired or came from another site; reload the page.")
+        if not session.principal.is_admin:
+            return error(request, session, 403, "The viewer role may only look.")
+        try:
+            await _perform(ctx, noun, target, action)
+        except TaskyardError as exc:
+            status = 404 if isinstance(exc, NotFoundError) else 409
+            return error(request, session, status, str(exc))
+        audit(session.principal, f"{noun}.{action}", target, ["via=dashboard"])
+        back = _safe_next(str(form.get("next", "")), f"/{noun}")
+        back = re.sub(r"([?&])done=[^&]*&?", r"\1", back).rstrip("?&")
+        return render.secure(RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={action}", 303))
+
+    return router
+
+
+async def _perform(ctx: Any, noun: str, target: str, action: str) -> None:
+    """Do one dashboard action through the same operations the API uses."""
+    app = ctx.app
+    if noun == "queues":
+        await known_queue(app, target)
+        if action == "retry-failed":
+            await app.aretry_failed(target)
+        else:
+            await (app.apause_queue if action == "pause" else app.aresume_queue)(target)
+    elif noun == "jobs":
+        if not _ID.fullmatch(target):
+            raise NotFoundError(f"no job with id {target!r}")
+        await (app.acancel_job if action == "cancel" else app.aretry_job)(target)
+    elif noun == "schedules":
+        if await app.schedules.aget(target) is None:
+            raise NotFoundError(f"no schedule named {target!r}")
+        await getattr(app.schedules, f"a{action}")(target)
+    else:
+        await service_ops.act(ctx.manager, target, action)

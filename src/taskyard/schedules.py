@@ -1,0 +1,378 @@
+"""`ScheduleBook`: the schedules API of an app (`app.schedules`), declared and at runtime.
+
+Schedules declared in code (`app.schedule(...)`) are stored when a scheduler starts; runtime
+ones are stored at once. Schedule sets stamp templates onto an owner (`apply_set`).
+Every method validates everything (cron, time zone, task, payload) before it stores anything.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from taskyard.backends.protocol import Backend
+from taskyard.clock import Clock
+from taskyard.core import ids
+from taskyard.core.job import Job, JobDraft
+from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
+from taskyard.core.unique import schedule_fire_key
+from taskyard.errors import NotFoundError, ScheduleError
+
+__all__ = ("ScheduleBook", "ScheduleTemplate")
+
+T = TypeVar("T")
+
+
+class _App(Protocol):
+    """What the book uses of its `Taskyard` (the two modules are siblings: no import)."""
+
+    @property
+    def tasks(self) -> Mapping[str, Any]: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def build_draft(self) -> Callable[..., JobDraft]: ...
+
+    def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]: ...
+    async def _backend(self) -> Backend: ...
+    async def _store(self, drafts: list[JobDraft], connection: Any) -> list[Job]: ...
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
+
+#: Options a schedule accepts (besides its name), with their defaults.
+OPTIONS: dict[str, Any] = {
+    "task": None,
+    "cron": None,
+    "every": None,
+    "tz": "UTC",
+    "payload": None,
+    "queue": None,
+    "priority": None,
+    "jitter": 0.0,
+    "misfire": MisfirePolicy.SKIP,
+    "misfire_cap": 100,
+    "misfire_grace": None,
+    "enabled": True,
+    "owner": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTemplate:
+    """One schedule of a set; applied to owner `O` it becomes schedule `"O:<key>"`, its
+    payload merged with the payload given to `apply_set` (the given keys win).
+    """
+
+    key: str
+    task: str
+    cron: str | None = None
+    every: float | None = None
+    tz: str = "UTC"
+    payload: Any = None
+    queue: str | None = None
+    priority: int | None = None
+    jitter: float = 0.0
+    misfire: MisfirePolicy | str = MisfirePolicy.SKIP
+    misfire_cap: int = 100
+    misfire_grace: float | None = None
+
+
+class ScheduleBook:
+    """The schedules of one app: `app.schedules`."""
+
+    def __init__(self, app: _App) -> None:
+        self.app = app
+        #: Schedules declared in code, by name (stored by `sync_declared` at scheduler start).
+        self.declared: dict[str, Schedule] = {}
+        #: Schedule sets, by name.
+        self.sets: dict[str, tuple[ScheduleTemplate, ...]] = {}
+
+    # -- building and validating -------------------------------------------------------------
+    def build(self, name: str, *, source: str = "api", check_task: bool = True, **options: Any) -> Schedule:
+        """A validated `Schedule` from keyword options (`task`, `cron` or `every`, `tz`, ...).
+
+        Raises `ScheduleError` (bad option, cron, interval or time zone), `UnknownTaskError`
+        or `PayloadError` (payload does not fit the task's model).
+        """
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ScheduleError(f"schedule {name!r}: unknown option(s) {', '.join(unknown)}")
+        values = {**OPTIONS, **options}
+        if not values["task"]:
+            raise ScheduleError(f"schedule {name!r}: task= is required")
+        schedule = Schedule(name=name, source=source, **values).validated()
+        if check_task:
+            self._check_task(schedule)
+        return schedule
+
+    def _check_task(self, schedule: Schedule) -> Schedule:
+        data, _ = self.app.validate_payload(schedule.task, schedule.payload)
+        return schedule.replace(payload=data)
+
+    def declare(self, name: str, **options: Any) -> Schedule:
+        """Record a schedule declared in code; stored (source "code") when a scheduler starts.
+
+        Cron, interval and time zone are checked now; the task and payload too when the task
+        is already registered (otherwise when the scheduler stores the declarations).
+        """
+        if name in self.declared:
+            raise ScheduleError(f"schedule {name!r} is already declared")
+        schedule = self.build(name, source="code", check_task=False, **options)
+        if schedule.task in self.app.tasks:
+            schedule = self._check_task(schedule)
+        self.declared[name] = schedule
+        return schedule
+
+    def define_set(self, name: str, templates: Iterable[ScheduleTemplate | Mapping[str, Any]]) -> None:
+        """Define schedule set `name` from templates (or mappings of template fields)."""
+        built: list[ScheduleTemplate] = []
+        for item in templates:
+            template = item if isinstance(item, ScheduleTemplate) else ScheduleTemplate(**item)
+            # Validate the timing and options now, the task and payload when applied.
+            self.build(f"set:{name}:{template.key}", check_task=False, **_template_options(template))
+            built.append(template)
+        keys = [t.key for t in built]
+        if len(set(keys)) != len(keys):
+            raise ScheduleError(f"schedule set {name!r} has duplicate keys")
+        if not built:
+            raise ScheduleError(f"schedule set {name!r} has no templates")
+        self.sets[name] = tuple(built)
+
+    # -- fire drafts (used by the scheduler and `trigger`) -------------------------------------
+    def drafts(self, schedule: Schedule, fire_times: Iterable[datetime], *, rng: random.Random | None = None) -> list[JobDraft]:
+        """One job draft per fire: unique key `schedule:<name>:<fire time>`, an id derived from
+        it, and `run_at` = fire time + a random jitter in [0, jitter].
+        """
+        rng = rng or random.Random()
+        drafts = []
+        for fire in fire_times:
+            key = schedule_fire_key(schedule.name, fire)
+            delay = rng.uniform(0, schedule.jitter) if schedule.jitter else 0.0
+            drafts.append(
+                self.app.build_draft(
+                    schedule.task,
+                    schedule.payload,
+                    run_at=fire + timedelta(seconds=delay),
+                    queue=schedule.queue,
+                    priority=schedule.priority,
+                    unique_key=key,
+                    job_id=ids.deterministic_id(fire, key),
+                )
+            )
+        return drafts
+
+    # -- async API ---------------------------------------------------------------------------
+    async def _backend(self) -> Backend:
+        return await self.app._backend()
+
+    def _now(self) -> datetime:
+        return self.app.clock.now()
+
+    def _prepare(self, schedule: Schedule, existing: Schedule | None, now: datetime) -> Schedule:
+        """Carry fire bookkeeping over from the stored version; recompute `next_fire_at`
+        when the timing changed, the schedule was resumed, or it is new.
+        """
+        if existing is None:
+            next_at = schedule.timing().next_after(now) if schedule.enabled else None
+            return schedule.replace(created_at=now, updated_at=now, last_fire_at=None, next_fire_at=next_at)
+        same_timing = all(getattr(existing, f) == getattr(schedule, f) for f in TIMING_FIELDS)
+        if not schedule.enabled:
+            next_at = None
+        elif same_timing and existing.enabled and existing.next_fire_at is not None:
+            next_at = existing.next_fire_at
+        else:
+            next_at = schedule.timing().next_after(now)
+        return schedule.replace(
+            created_at=existing.created_at or now,
+            updated_at=now,
+            last_fire_at=existing.last_fire_at,
+            next_fire_at=next_at,
+        )
+
+    async def aadd(self, name: str, *, replace: bool = False, **options: Any) -> Schedule:
+        """Async twin of `add`."""
+        schedule = self.build(name, **options)
+        schedule = self._check_task(schedule)
+        backend = await self._backend()
+        existing = await backend.schedule_get(name=name)
+        if existing is not None and not replace:
+            raise ScheduleError(f"schedule {name!r} already exists (use update, or replace=True)")
+        return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
+
+    async def aupdate(self, name: str, **changes: Any) -> Schedule:
+        """Async twin of `update`."""
+        backend = await self._backend()
+        existing = await self._require(backend, name)
+        current = {f.name: getattr(existing, f.name) for f in fields(Schedule) if f.name in OPTIONS}
+        schedule = self.build(name, source=existing.source, **{**current, **changes})
+        schedule = self._check_task(schedule)
+        return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
+
+    async def _require(self, backend: Backend, name: str) -> Schedule:
+        existing = await backend.schedule_get(name=name)
+        if existing is None:
+            raise NotFoundError(f"no schedule named {name!r}")
+        return existing
+
+    async def aremove(self, name: str) -> None:
+        """Async twin of `remove`."""
+        if not await (await self._backend()).schedule_delete(name=name):
+            raise NotFoundError(f"no schedule named {name!r}")
+
+    async def apause(self, name: str) -> Schedule:
+        """Async twin of `pause`."""
+        backend = await self._backend()
+        existing = await self._require(backend, name)
+        paused = existing.replace(enabled=False, next_fire_at=None, updated_at=self._now())
+        return await backend.schedule_upsert(schedule=paused)
+
+    async def aresume(self, name: str) -> Schedule:
+        """Async twin of `resume`."""
+        backend = await self._backend()
+        existing = await self._require(backend, name)
+        if existing.enabled and existing.next_fire_at is not None:
+            return existing
+        now = self._now()
+        resumed = existing.replace(
+            enabled=True, next_fire_at=existing.timing().next_after(now), updated_at=now
+        )
+        return await backend.schedule_upsert(schedule=resumed)
+
+    async def atrigger(self, name: str) -> Job:
+        """Async twin of `trigger`."""
+        backend = await self._backend()
+        schedule = await self._require(backend, name)
+        draft = self.drafts(schedule.replace(jitter=0.0), [self._now()])[0]
+        return (await self.app._store([draft], None))[0]
+
+    async def aget(self, name: str) -> Schedule | None:
+        """Async twin of `get`."""
+        return await (await self._backend()).schedule_get(name=name)
+
+    async def alist(self, *, owner: str | None = None) -> list[Schedule]:
+        """Async twin of `list`."""
+        return await (await self._backend()).schedules_list(owner=owner)
+
+    async def anext_fires(self, name: str, n: int = 5) -> list[datetime]:
+        """Async twin of `next_fires`."""
+        if n < 1 or n > 1000:
+            raise ValueError("n must be between 1 and 1000")
+        schedule = await self._require(await self._backend(), name)
+        if not schedule.enabled:
+            return []
+        timing = schedule.timing()
+        first = schedule.next_fire_at or timing.next_after(self._now())
+        return [first, *timing.next_n(first, n - 1)]
+
+    async def aapply_set(self, set_name: str, *, owner: str, payload: Any = None) -> list[Schedule]:
+        """Async twin of `apply_set`."""
+        templates = self.sets.get(set_name)
+        if templates is None:
+            raise NotFoundError(f"no schedule set named {set_name!r} (known: {', '.join(sorted(self.sets)) or 'none'})")
+        if not isinstance(owner, str) or not owner:
+            raise ScheduleError("owner must be a non-empty string")
+        built = []
+        for template in templates:
+            options = _template_options(template)
+            options["payload"] = _merge(template.payload, payload)
+            schedule = self.build(f"{owner}:{template.key}", source=f"set:{set_name}", owner=owner, **options)
+            built.append(self._check_task(schedule))
+        backend = await self._backend()
+        previous = {s.name: s for s in await backend.schedules_list(owner=owner)}
+        now = self._now()
+        stored = [self._prepare(s, previous.get(s.name), now) for s in built]
+        await backend.schedules_replace_owner(owner=owner, schedules=stored)
+        return stored
+
+    async def aremove_owner(self, owner: str) -> int:
+        """Async twin of `remove_owner`."""
+        return await (await self._backend()).schedules_delete_owner(owner=owner)
+
+    async def sync_declared(self) -> tuple[int, int]:
+        """Store the declared schedules (source "code") and delete stored code schedules no
+        longer declared; returns (written, removed). Unchanged declarations are not written,
+        so restarting replicas never touch fire bookkeeping; a runtime pause is kept.
+        """
+        declared = [self._check_task(s) for s in self.declared.values()]
+        backend = await self._backend()
+        stored = {s.name: s for s in await backend.schedules_list()}
+        now = self._now()
+        written = removed = 0
+        for schedule in declared:
+            existing = stored.get(schedule.name)
+            if existing is not None:
+                schedule = schedule.replace(enabled=existing.enabled)
+                if existing.definition() == schedule.definition():
+                    continue
+            await backend.schedule_upsert(schedule=self._prepare(schedule, existing, now))
+            written += 1
+        for name, existing in stored.items():
+            if existing.source == "code" and name not in self.declared:
+                removed += int(await backend.schedule_delete(name=name))
+        return written, removed
+
+    # -- sync facade -------------------------------------------------------------------------
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        return self.app._sync(make)
+
+    def add(self, name: str, **options: Any) -> Schedule:
+        """Store a new schedule: `task`, `cron` or `every`, `tz`, `payload`, `queue`,
+        `priority`, `jitter`, `misfire` (skip|once|all), `misfire_cap`, `misfire_grace`,
+        `enabled`, `owner`; `replace=True` overwrites one of the same name.
+        """
+        return self._sync(lambda: self.aadd(name, **options))
+
+    def update(self, name: str, **changes: Any) -> Schedule:
+        """Change some options of a stored schedule (`NotFoundError` if there is none)."""
+        return self._sync(lambda: self.aupdate(name, **changes))
+
+    def remove(self, name: str) -> None:
+        """Delete a schedule (`NotFoundError` if there is none)."""
+        self._sync(lambda: self.aremove(name))
+
+    def pause(self, name: str) -> Schedule:
+        """Stop firing a schedule until `resume`."""
+        return self._sync(lambda: self.apause(name))
+
+    def resume(self, name: str) -> Schedule:
+        """Fire a paused schedule again, from its next fire time after now."""
+        return self._sync(lambda: self.aresume(name))
+
+    def trigger(self, name: str) -> Job:
+        """Enqueue one job of the schedule now (its fire times are unchanged)."""
+        return self._sync(lambda: self.atrigger(name))
+
+    def get(self, name: str) -> Schedule | None:
+        """The stored schedule, or None."""
+        return self._sync(lambda: self.aget(name))
+
+    def next_fires(self, name: str, n: int = 5) -> list[datetime]:
+        """The next `n` fire times of a schedule (UTC); empty while paused."""
+        return self._sync(lambda: self.anext_fires(name, n))
+
+    def apply_set(self, set_name: str, *, owner: str, payload: Any = None) -> list[Schedule]:
+        """Replace `owner`'s schedules with set `set_name`'s templates, in one backend step."""
+        return self._sync(lambda: self.aapply_set(set_name, owner=owner, payload=payload))
+
+    def remove_owner(self, owner: str) -> int:
+        """Delete every schedule of `owner`; returns how many."""
+        return self._sync(lambda: self.aremove_owner(owner))
+
+    # Last in the class: below this point `list` names this method, not the builtin.
+    def list(self, *, owner: str | None = None) -> list[Schedule]:
+        """Stored schedules (of one owner), sorted by name."""
+        return self._sync(lambda: self.alist(owner=owner))
+
+
+def _template_options(template: ScheduleTemplate) -> dict[str, Any]:
+    return {f.name: getattr(template, f.name) for f in fields(ScheduleTemplate) if f.name != "key"}
+
+
+def _merge(base: Any, extra: Any) -> Any:
+    if extra is None:
+        return base
+    if isinstance(base, Mapping) and isinstance(extra, Mapping):
+        return {**base, **extra}
+    return extra

@@ -1,0 +1,398 @@
+"""`TaskServer`: the composition root — settings → backend → leader, worker, scheduler,
+maintenance, user services and HTTP → one `ServiceManager`. The only place that touches
+signals: SIGTERM/SIGINT drain the worker, release leadership and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from taskyard.app import ServiceSpec, Taskyard
+from taskyard.backends import backend_from_url
+from taskyard.clock import Clock
+from taskyard.config import Settings, redact_url
+from taskyard.errors import ConfigError
+from taskyard.http.asgi import create_asgi_app
+from taskyard.http.auth import check_bind, is_loopback, issue_token
+from taskyard.http.context import HttpContext
+from taskyard.http.metrics import MetricsFeed
+from taskyard.http.service import HttpService
+from taskyard.observability import ServerMetrics, configure_logging
+from taskyard.services.base import Service
+from taskyard.services.leader import LeaderElector
+from taskyard.services.maintenance import MaintenanceConfig, Retention, build_maintenance
+from taskyard.services.manager import RestartPolicy, ServiceManager
+from taskyard.services.periodic import PeriodicService
+from taskyard.services.worker import Worker, WorkerConfig
+
+__all__ = ("ROLES", "TaskServer", "build_user_service", "setup_logging")
+
+log = logging.getLogger("taskyard.server")
+
+#: What a process can do; `--only` picks a subset (the default is all of them).
+ROLES = ("worker", "scheduler", "maintenance", "api", "services")
+
+#: Where a development run (auth on, no credentials, loopback) saves its admin token.
+DEV_TOKEN_FILE = ".taskyard-token"
+
+
+def setup_logging(settings: Settings) -> None:
+    """Configure logging from `[logging]`, redacting the secrets the settings hold."""
+    secrets = [k.key.get_secret_value() for k in settings.http.api_keys]
+    if settings.http.jwt_secret is not None:
+        secrets.append(settings.http.jwt_secret.get_secret_value())
+    configure_logging(settings.logging.level, settings.logging.format, secrets=secrets)
+
+
+def parse_roles(only: str | Iterable[str] | None) -> frozenset[str]:
+    """`"worker,scheduler"` → the roles; unknown names are a `ConfigError` with a hint."""
+    if only is None:
+        return frozenset(ROLES)
+    names = [r.strip() for r in (only.split(",") if isinstance(only, str) else only) if r.strip()]
+    if not names:
+        raise ConfigError(f"--only: no role given; choose from {', '.join(ROLES)}")
+    for name in names:
+        if name not in ROLES:
+            close = difflib.get_close_matches(name, ROLES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(ROLES)}"
+            raise ConfigError(f"--only: unknown role {name!r}{hint}")
+    return frozenset(names)
+
+
+def build_user_service(spec: ServiceSpec, app: Taskyard, options: dict[str, Any]) -> Service:
+    """Build a registered user service: a `Service` subclass (given `app` if its constructor
+    takes it) or a factory `f(app)`; then apply its `[services.<id>]` options."""
+    factory = spec.factory
+    try:
+        if isinstance(factory, type):
+            params = inspect.signature(factory).parameters
+            service = factory(app) if "app" in params else factory()
+        else:
+            takes_app = any(
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                for p in inspect.signature(factory).parameters.values()
+            )
+            service = factory(app) if takes_app else factory()
+    except ValueError as exc:
+        raise ConfigError(f"services.{spec.id}: {exc}") from None
+    if not isinstance(service, Service):
+        raise ConfigError(
+            f"service {spec.id!r}: its factory returned {type(service).__name__}, not a Service"
+        )
+    if options:
+        try:
+            service.apply_options(options)
+        except ValueError as exc:
+            key, sep, message = str(exc).partition(": ")
+            name = f"services.{spec.id}.{key}" if sep else f"services.{spec.id}"
+            raise ConfigError(f"invalid setting {name!r}: {message if sep else exc}") from None
+    service.id = spec.id
+    service.name = spec.name
+    return service
+
+
+def _service_key(service_id: str) -> str:
+    return service_id.lower().replace("_", "-")
+
+
+class TaskServer:
+    """One taskyard process: the services its roles call for, under one manager, with HTTP.
+
+    `only` limits the roles (see `ROLES`); `queues` overrides `worker.queues`; `service`
+    runs that one user service alone (with the health endpoints). `build()` raises
+    `ConfigError` for anything misconfigured, before anything starts.
+    """
+
+    def __init__(
+        self,
+        app: Taskyard,
+        settings: Settings,
+        *,
+        only: str | Iterable[str] | None = None,
+        queues: Iterable[str] | None = None,
+        service: str | None = None,
+        burst: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        self.app = app
+        self.burst = burst
+        self.settings = settings
+        self.roles = parse_roles(only) if service is None else frozenset({"services"})
+        if service is not None and only is not None:
+            raise ConfigError("--service runs one user service alone; it cannot be combined with --only")
+        self.only_service = service
+        self.queues = tuple(queues) if queues is not None else None
+        self.clock = clock or app.clock
+        m = settings.manager
+        self.manager = ServiceManager(
+            self.clock,
+            restart=RestartPolicy(
+                initial_delay=m.restart_initial_delay, max_delay=m.restart_max_delay,
+                max_restarts=m.max_restarts,
+            ),
+            stop_timeout=m.stop_timeout,
+        )
+        self.metrics = ServerMetrics()
+        self.leader: LeaderElector | None = None
+        self.worker: Worker | None = None
+        self.http: HttpService | None = None
+        self.context: HttpContext | None = None
+        self._feed: MetricsFeed | None = None
+        self._built = False
+        self.dev_token: str | None = None
+
+    # -- composition -------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create and register every service of this process (idempotent)."""
+        if self._built:
+            return
+        s = self.settings
+        if "backend" in s.model_fields_set and s.backend != self.app.backend.url:
+            # The app was built at import from the environment; taskyard.toml or a flag chose another.
+            self.app.backend = backend_from_url(s.backend)
+        user_services = self._user_services()
+        if s.http.enabled:
+            check_bind(s.http.host, s.http.auth_enabled)
+            if "api" in self.roles:
+                s = self.settings = self._with_dev_credentials(s)
+        needs_leader = bool({"scheduler", "maintenance"} & self.roles)
+        # HTTP first: it answers /health while the rest starts and /ready (503) while it drains.
+        if s.http.enabled:
+            self.context = HttpContext(
+                self.app, self.manager, s, metrics=self.metrics, mount_api="api" in self.roles
+            )
+            self.http = HttpService(create_asgi_app(self.context), host=s.http.host, port=s.http.port)
+            self.manager.register("http", self.http, name="HTTP server", critical=True)
+        if needs_leader:
+            self.leader = LeaderElector(self.app.backend, ttl=s.scheduler.leader_ttl, clock=self.clock)
+            self.manager.register("leader", self.leader, name="Leader election", critical=True)
+        if "maintenance" in self.roles:
+            for duty in build_maintenance(self.app.backend, self.leader, self._maintenance_config(), clock=self.clock):
+                self.manager.register(duty.id, duty, critical=True, depends_on=("leader",))
+        if "scheduler" in self.roles:
+            self._register_scheduler(explicit="scheduler" in self.roles and len(self.roles) < len(ROLES))
+        if "worker" in self.roles:
+            self.worker = Worker(self.app, self._worker_config(), clock=self.clock)
+            if self.context is not None:
+                self.context.worker = self.worker
+            # The worker's own stop drains for drain_timeout, then hands back what is left.
+            self.manager.register(
+                "worker", self.worker, name="Worker", critical=True,
+                stop_timeout=s.worker.drain_timeout + min(s.worker.lease, 30.0),
+            )
+        for spec, svc in user_services:
+            depends_on = spec.depends_on if self.only_service is None else ()
+            if isinstance(svc, PeriodicService) and svc.config.leader_only and svc.leader is None:
+                # A lease of its own: exactly one replica of this service runs its ticks, in
+                # whichever processes run it (not only where the scheduler leads).
+                elector = LeaderElector(
+                    self.app.backend, name=f"service:{spec.id}", ttl=s.scheduler.leader_ttl,
+                    clock=self.clock, service_id=f"leader:{spec.id}",
+                )
+                self.manager.register(
+                    elector.id, elector, name=f"Leader election for {spec.name}", critical=True,
+                )
+                svc.leader = elector
+                depends_on = (*depends_on, elector.id)
+            self.manager.register(
+                spec.id, svc, name=spec.name, critical=spec.critical,
+                auto_start=spec.auto_start or spec.id == self.only_service,
+                depends_on=depends_on,
+            )
+        self.manager.services()  # unknown dependencies and cycles fail here, before any start
+        self._built = True
+
+    def _with_dev_credentials(self, s: Settings) -> Settings:
+        """Authentication on with no credentials configured: on loopback, make a secret for this
+        run and hand the operator an admin token (in `.taskyard-token`, mode 0600, and on the
+        terminal, never in the logs); elsewhere refuse to start.
+        """
+        http = s.http
+        if not http.auth_enabled or http.jwt_secret is not None or http.api_keys:
+            return s
+        if not is_loopback(http.host):
+            raise ConfigError(
+                "invalid setting 'http.jwt_secret': authentication is on and the server binds "
+                f"{http.host!r}, but neither http.jwt_secret nor http.api_keys is set"
+            )
+        secret = secrets.token_urlsafe(48)
+        self.dev_token = issue_token(secret, role="admin", ttl=7 * 86400, subject="dev-run")
+        path = Path(DEV_TOKEN_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.dev_token + "\n")
+        log.warning(
+            "no http.jwt_secret or http.api_keys configured: generated an admin token for this "
+            "run only, saved in %s (set http.jwt_secret to keep tokens across restarts)", path,
+        )
+        if sys.stderr.isatty():
+            sys.stderr.write(
+                f"\n  Dashboard: http://{http.host}:{http.port}/  — sign in with this admin token:\n"
+                f"  {self.dev_token}\n\n"
+            )
+        return s.model_copy(update={"http": http.model_copy(update={"jwt_secret": SecretStr(secret)})})
+
+    def _user_services(self) -> list[tuple[ServiceSpec, Service]]:
+        specs = self.app.service_specs
+        by_key = {_service_key(service_id): service_id for service_id in specs}
+        configured: dict[str, dict[str, Any]] = {}
+        for key, options in self.settings.services.items():
+            # Environment variables cannot spell `csv-import`; CSV_IMPORT means the same.
+            service_id = by_key.get(_service_key(key))
+            if service_id is None:
+                close = difflib.get_close_matches(key, list(specs), n=1)
+                hint = f"; did you mean 'services.{close[0]}'?" if close else ""
+                raise ConfigError(f"unknown setting 'services.{key}': no such service{hint}")
+            configured[service_id] = {**configured.get(service_id, {}), **options}
+        if self.only_service is not None:
+            if self.only_service not in specs:
+                known = ", ".join(specs) or "none registered"
+                raise ConfigError(f"--service: no service {self.only_service!r} (known: {known})")
+            chosen = [specs[self.only_service]]
+        elif "services" in self.roles:
+            chosen = list(specs.values())
+        else:
+            chosen = []
+        return [(spec, build_user_service(spec, self.app, configured.get(spec.id, {}))) for spec in chosen]
+
+    def _worker_config(self) -> WorkerConfig:
+        w = self.settings.worker
+        queues = self.queues if self.queues is not None else (tuple(w.queues) if w.queues else None)
+        try:
+            return WorkerConfig(
+                queues=queues, concurrency=w.concurrency, lease=w.lease,
+                heartbeat_interval=w.heartbeat_interval, poll_interval=w.poll_interval,
+                drain_timeout=w.drain_timeout, burst=self.burst,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid setting 'worker': {exc}") from None
+
+    def _maintenance_config(self) -> MaintenanceConfig:
+        m = self.settings.maintenance
+        return MaintenanceConfig(
+            rescue_interval=m.rescue_interval, promote_interval=m.promote_interval,
+            prune_interval=m.prune_interval, reap_interval=m.reap_interval,
+            worker_timeout=m.worker_timeout,
+            retention={
+                status: Retention(keep_last=rule.keep_last, max_age=rule.max_age)
+                for status, rule in m.retention.items()
+            },
+        )
+
+    def _register_scheduler(self, *, explicit: bool) -> None:
+        if importlib.util.find_spec("taskyard.services.scheduler") is None:
+            if explicit:
+                raise ConfigError("--only scheduler: this taskyard has no scheduler service")
+            log.warning("no scheduler service in this taskyard; schedules will not fire")
+            return
+        module = importlib.import_module("taskyard.services.scheduler")
+        config_cls = getattr(module, "SchedulerConfig", None)
+        options: dict[str, Any] = {}
+        if config_cls is not None and dataclasses.is_dataclass(config_cls):
+            known = {f.name for f in dataclasses.fields(config_cls)}
+            wanted = self.settings.scheduler.model_dump()
+            options = {k: v for k, v in wanted.items() if k in known}
+        config = config_cls(**options) if config_cls is not None else None
+        scheduler = module.Scheduler(self.app, self.leader, config=config)
+        self.manager.register("scheduler", scheduler, name="Scheduler", critical=True, depends_on=("leader",))
+
+    # -- running -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the backend and start every service. Raises `ConfigError` (one line) when the
+        backend cannot be reached or the HTTP port cannot be bound."""
+        self.build()
+        try:
+            await self.app.open()
+            await self.app.backend.ping()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"invalid setting 'backend': cannot reach {redact_url(self.app.backend.url)}: "
+                f"{type(exc).__name__}: {exc}".splitlines()[0]
+            ) from None
+        await self.app.aapply_queue_specs()
+        if self.http is not None:
+            self.http.bind()
+        self._feed = MetricsFeed(self.metrics, app=self.app, manager=self.manager, worker=self.worker)
+        await self.manager.start_all()
+        log.info(
+            "task server started: %s",
+            ", ".join(f"{e.id}={e.service.status.value}" for e in self.manager.services()),
+        )
+
+    async def stop(self) -> None:
+        """Drain and stop everything (reverse order), release leadership, close the backend."""
+        if self.context is not None:
+            self.context.draining = True
+        await self.manager.stop_all()
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+        await self.app.aclose()
+        log.info("task server stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, wait for `stop` (or, in burst mode, for the worker to run out of work), stop."""
+        try:
+            await self.start()
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+            if self.burst and self.worker is not None:
+                waits.append(asyncio.ensure_future(self.worker.wait_finished()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+        finally:
+            await self.stop()
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code (0 after a clean stop). A second
+        signal stops at once, abandoning the drain."""
+        return asyncio.run(self._serve())
+
+    async def _serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        main = asyncio.current_task()
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("%s received: stopping (drain up to %.0fs)", signal.Signals(signum).name,
+                         self.settings.worker.drain_timeout)
+                stop.set()
+            elif main is not None:
+                log.warning("second signal: stopping now")
+                main.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self.run(stop)
+        except asyncio.CancelledError:
+            return 1
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        return 0

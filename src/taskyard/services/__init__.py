@@ -1,0 +1,1 @@
+"""Everything that runs: the worker, the scheduler, maintenance, leadership and the manager."""

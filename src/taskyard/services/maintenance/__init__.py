@@ -1,0 +1,70 @@
+"""Leader-only upkeep: rescue expired leases, promote due jobs, prune old jobs, reap dead workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from taskyard.backends.protocol import Backend
+from taskyard.clock import Clock
+from taskyard.services.maintenance.promoter import Promoter
+from taskyard.services.maintenance.pruner import Pruner, Retention
+from taskyard.services.maintenance.reaper import Reaper
+from taskyard.services.maintenance.rescuer import Rescuer
+from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+
+__all__ = (
+    "MaintenanceConfig",
+    "Promoter",
+    "Pruner",
+    "Reaper",
+    "Rescuer",
+    "Retention",
+    "build_maintenance",
+)
+
+
+def _default_retention() -> dict[str, Retention]:
+    return {
+        "completed": Retention(keep_last=1000, max_age=86400.0),
+        "failed": Retention(keep_last=5000, max_age=7 * 86400.0),
+        "cancelled": Retention(keep_last=1000, max_age=86400.0),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    """How often each duty runs (seconds) and how long finished jobs are kept."""
+
+    rescue_interval: float = 5.0
+    promote_interval: float = 1.0
+    prune_interval: float = 60.0
+    reap_interval: float = 30.0
+    worker_timeout: float = 120.0
+    retention: dict[str, Retention] = field(default_factory=_default_retention)
+
+
+def build_maintenance(
+    backend: Backend,
+    leader: object | None,
+    config: MaintenanceConfig | None = None,
+    *,
+    clock: Clock | None = None,
+) -> list[PeriodicService]:
+    """The four maintenance services, each leader-only, ready to register in a manager."""
+    config = config or MaintenanceConfig()
+
+    def every(seconds: float) -> PeriodicServiceConfig:
+        return PeriodicServiceConfig(interval=seconds, leader_only=True, run_on_start=True)
+
+    return [
+        Rescuer(backend, config=every(config.rescue_interval), leader=leader, clock=clock),
+        Promoter(backend, config=every(config.promote_interval), leader=leader, clock=clock),
+        Pruner(
+            backend, retention=config.retention, config=every(config.prune_interval),
+            leader=leader, clock=clock,
+        ),
+        Reaper(
+            backend, worker_timeout=config.worker_timeout, config=every(config.reap_interval),
+            leader=leader, clock=clock,
+        ),
+    ]

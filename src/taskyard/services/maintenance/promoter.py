@@ -1,0 +1,25 @@
+"""`Promoter`: scheduled jobs whose time has come become pending (claims also take due
+scheduled jobs directly; this keeps the counts and the dashboard exact).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskyard.backends.protocol import Backend
+from taskyard.services.periodic import PeriodicService
+
+__all__ = ("Promoter",)
+
+
+class Promoter(PeriodicService):
+    """Leader-only: `jobs_promote_due` every second."""
+
+    default_id = "promoter"
+
+    def __init__(self, backend: Backend, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = backend
+
+    async def execute(self) -> None:
+        await self.backend.jobs_promote_due(now=self.clock.now())

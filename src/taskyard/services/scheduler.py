@@ -1,0 +1,206 @@
+"""`Scheduler`: the leader-only service that fires due schedules, one job per fire.
+
+Two locks make a fire exactly one job: the leader lease (one scheduler works at a time) and
+the fire's unique key and derived job id (even two schedulers that both believe they lead
+store one job). The job is stored before the fire is recorded, so a crash in between replays
+the same fire into the same job instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from taskyard.core.schedule import Schedule, plan_fires
+from taskyard.errors import PayloadError, ScheduleError, UnknownTaskError
+from taskyard.services.base import Service, ServiceEvent
+
+if TYPE_CHECKING:
+    from taskyard.app import Taskyard
+    from taskyard.services.leader import LeaderElector
+
+__all__ = ("FireRecord", "Scheduler", "SchedulerConfig")
+
+log = logging.getLogger("taskyard.scheduler")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How the scheduler polls.
+
+    `tick_interval` bounds each wait, so schedules added or changed by other processes are seen
+    within that time; `error_backoff` is the pause after a failed pass (backend outage).
+    `sync_declared` stores the app's declared schedules when the scheduler starts.
+    """
+
+    tick_interval: float = 1.0
+    error_backoff: float = 1.0
+    sync_declared: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tick_interval <= 0:
+            raise ValueError("scheduler tick_interval must be > 0 seconds")
+        if self.error_backoff < 0:
+            raise ValueError("scheduler error_backoff must be >= 0 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """What one pass did for one schedule (given to `subscribe_fires` callbacks)."""
+
+    schedule: str
+    fire_times: tuple[datetime, ...]
+    job_ids: tuple[str, ...]
+    recorded: bool
+    missed: int
+    at: datetime
+
+
+class Scheduler(Service):
+    """Fires due schedules while `leader` holds the lease; id "scheduler"."""
+
+    default_id = "scheduler"
+
+    def __init__(
+        self,
+        app: Taskyard,
+        leader: LeaderElector | None,
+        config: SchedulerConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        **kwargs: object,
+    ) -> None:
+        kwargs.setdefault("clock", app.clock)
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.app = app
+        self.leader = leader
+        self.config = config or SchedulerConfig()
+        self.rng = rng or random.Random()
+        self.fires = 0
+        self._wake = asyncio.Event()
+        self._subscribers: list[Callable[[FireRecord], None]] = []
+        self._leading = False
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def subscribe_fires(self, callback: Callable[[FireRecord], None]) -> None:
+        """Call `callback(FireRecord)` after each schedule this scheduler fires."""
+        self._subscribers.append(callback)
+
+    def wake(self) -> None:
+        """Look at the schedules now instead of at the end of the current wait."""
+        self._wake.set()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader is None or self.leader.is_leader
+
+    def _on_leader_event(self, event: ServiceEvent) -> None:
+        # Start firing as soon as leadership is won, not at the end of the current wait.
+        leading = self.is_leader
+        if leading and not self._leading:
+            self.wake()
+        self._leading = leading
+
+    async def on_start(self) -> None:
+        if self.leader is not None and self._unsubscribe is None:
+            self._unsubscribe = self.leader.subscribe(self._on_leader_event)
+        await self.app.open()
+        if self.config.sync_declared:
+            written, removed = await self.app.schedules.sync_declared()
+            if written or removed:
+                log.info("declared schedules stored: %d written, %d removed", written, removed)
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            await self.wait_resumed()
+            delay = self.config.tick_interval
+            if self.is_leader:
+                started = self.monotonic()
+                try:
+                    delay = await self.tick()
+                except Exception as exc:  # a backend outage: retry, never crash the loop
+                    log.warning("scheduler pass failed: %s", exc, extra={"service_id": self.id})
+                    self.record_run(ok=False, duration=self.monotonic() - started, error=str(exc))
+                    delay = self.config.error_backoff
+                else:
+                    self.record_run(ok=True, duration=self.monotonic() - started, emit=False)
+            if delay > 0 and await self.sleep(delay, wake=self._wake):
+                return
+
+    async def tick(self) -> float:
+        """One pass: fire every due schedule; returns seconds until the next fire (bounded)."""
+        backend = await self.app._backend()
+        now = self.clock.now()
+        horizon = now + timedelta(seconds=self.config.tick_interval)
+        upcoming = await backend.schedules_due(now=horizon)
+        fired = False
+        for schedule in upcoming:
+            if schedule.next_fire_at is None or schedule.next_fire_at > now:
+                continue
+            if not self.is_leader or self.stopping.is_set():
+                return 0.0 if self.stopping.is_set() else self.config.tick_interval
+            await self.fire(schedule, now)
+            fired = True
+        if fired:
+            return 0.0  # re-read: firing took time and moved next_fire_at
+        later = [s.next_fire_at for s in upcoming if s.next_fire_at is not None and s.next_fire_at > now]
+        target = min(later) if later else horizon
+        return max((target - self.clock.now()).total_seconds(), 0.0)
+
+    async def fire(self, schedule: Schedule, now: datetime) -> FireRecord:
+        """Enqueue the jobs `schedule`'s misfire policy plans at `now`, then record the fire."""
+        backend = await self.app._backend()
+        try:
+            timing = schedule.timing()
+            plan = plan_fires(schedule, now, timing=timing)
+            drafts = self.app.schedules.drafts(schedule, plan.fire_times, rng=self.rng)
+        except (ScheduleError, UnknownTaskError, PayloadError) as exc:
+            # The stored definition no longer fits this app (task renamed, model changed):
+            # firing it can only fail again, so the fire is recorded as missed and logged.
+            log.error("schedule %r cannot fire: %s", schedule.name, exc, extra={"service_id": self.id})
+            fallback = schedule.next_fire_at or now
+            next_at = _safe_next(schedule, now)
+            recorded = await backend.schedule_record_fire(
+                name=schedule.name, fire_time=fallback, next_fire_at=next_at
+            )
+            return self._emit_fire(FireRecord(schedule.name, (), (), recorded, 1, now))
+        jobs = await self.app._store(drafts, None) if drafts else []
+        recorded = False
+        if plan.record_at is not None:
+            recorded = await backend.schedule_record_fire(
+                name=schedule.name, fire_time=plan.record_at, next_fire_at=plan.next_fire_at
+            )
+        if plan.missed:
+            log.warning(
+                "schedule %r missed %d fire(s) before %s (misfire=%s)", schedule.name, plan.missed,
+                now.isoformat(), schedule.misfire.value, extra={"service_id": self.id},
+            )
+        self.fires += len(plan.fire_times)
+        record = FireRecord(
+            schedule.name, plan.fire_times, tuple(j.id for j in jobs), recorded, max(plan.missed, 0), now
+        )
+        return self._emit_fire(record)
+
+    def _emit_fire(self, record: FireRecord) -> FireRecord:
+        for callback in list(self._subscribers):
+            with contextlib.suppress(Exception):  # a broken subscriber must not stop firing
+                callback(record)
+        return record
+
+    async def on_stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+
+def _safe_next(schedule: Schedule, now: datetime) -> datetime | None:
+    try:
+        return schedule.timing().next_after(now)
+    except ScheduleError:
+        return None

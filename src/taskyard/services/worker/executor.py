@@ -1,0 +1,105 @@
+"""Running one job: calls the handler (async on the loop, sync in a thread) under its timeout,
+and turns what happened into an `Outcome` for the worker to record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pydantic
+
+from taskyard.app import Taskyard
+from taskyard.context import JobContext
+from taskyard.core.job import AttemptError, Job, Progress
+from taskyard.core.task import TaskSpec
+from taskyard.errors import Cancel, RetryLater
+
+__all__ = ("Outcome", "execute")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run produced. `kind`: completed | failed | retry_later | cancelled."""
+
+    kind: str
+    result: Any = None
+    error: AttemptError | None = None
+    retryable: bool = True
+    delay: float = 0.0
+    reason: str = ""
+
+
+def _error(job: Job, exc: BaseException, now: datetime, *, with_traceback: bool = True) -> AttemptError:
+    return AttemptError(
+        attempt=job.attempt,
+        type=type(exc).__name__,
+        message=str(exc) or type(exc).__name__,
+        traceback="".join(traceback.format_exception(exc)) if with_traceback else None,
+        at=now,
+    )
+
+
+def _arguments(spec: TaskSpec, job: Job, ctx: JobContext) -> tuple[Any, ...]:
+    if spec.arity == 0:
+        return ()
+    payload: Any = job.payload
+    if spec.payload_model is not None:
+        payload = spec.payload_model.model_validate(payload)
+    return (payload, ctx) if spec.wants_ctx else (payload,)
+
+
+async def execute(
+    app: Taskyard,
+    job: Job,
+    *,
+    report_progress: Callable[[str, Progress], None],
+    threads: concurrent.futures.Executor,
+) -> Outcome:
+    """Run `job` once. Never raises except `CancelledError` (when the worker cancels it)."""
+    spec = app.tasks.get(job.task)
+    if spec is None:
+        exc = LookupError(f"task {job.task!r} is not registered in this worker")
+        return Outcome("failed", error=_error(job, exc, app.clock.now(), with_traceback=False), retryable=False)
+    ctx = JobContext(job=job, report=report_progress)
+    try:
+        args = _arguments(spec, job, ctx)
+    except pydantic.ValidationError as exc:
+        return Outcome("failed", error=_error(job, exc, app.clock.now()), retryable=False)
+    timeout = job.timeout if job.timeout is not None else spec.timeout
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            if spec.is_async:
+                result = await spec.handler(*args)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(threads, lambda: spec.handler(*args))
+    except RetryLater as exc:
+        return Outcome("retry_later", delay=exc.delay, reason=str(exc))
+    except Cancel as exc:
+        return Outcome("cancelled", reason=exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError as exc:
+        timed_out = TimeoutError(f"job timed out after {timeout}s") if deadline.expired() else exc
+        return Outcome(
+            "failed",
+            error=_error(job, timed_out, app.clock.now()),
+            retryable=spec.retry.is_retryable(timed_out),
+        )
+    except Exception as exc:
+        return Outcome(
+            "failed", error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
+        )
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        bad = TypeError(f"handler returned a result that is not JSON: {exc}")
+        return Outcome("failed", error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
+    return Outcome("completed", result=result)

@@ -1,0 +1,104 @@
+"""`LeaseKeeper`: the worker's heartbeat — renews the leases of in-flight jobs, writes progress,
+stops handlers whose job was cancelled or lost, refreshes the worker registry and flushes stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from taskyard.core.job import Progress
+from taskyard.errors import LeaseLost
+
+if TYPE_CHECKING:
+    from taskyard.services.worker.worker import Worker
+
+__all__ = ("LeaseKeeper",)
+
+log = logging.getLogger("taskyard.worker")
+
+
+class LeaseKeeper:
+    """Owned by one `Worker`; its `run()` is one of the worker's side tasks."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._progress: dict[str, Progress] = {}
+        self._progress_ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def interval(self) -> float:
+        config = self.worker.config
+        return min(config.lease / 3, config.heartbeat_interval)
+
+    def report_progress(self, job_id: str, progress: Progress) -> None:
+        """Remember the latest progress of a job; written soon. Safe from handler threads."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop:
+            loop.call_soon_threadsafe(self.report_progress, job_id, progress)
+            return
+        self._progress[job_id] = progress
+        self._progress_ready.set()
+
+    def forget(self, job_id: str) -> None:
+        """The job has finished; drop its unwritten progress."""
+        self._progress.pop(job_id, None)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        progress_task = asyncio.create_task(self._progress_loop(), name="worker:progress")
+        try:
+            while True:
+                await self.beat()
+                await self.worker.clock.sleep(self.interval)
+        finally:
+            progress_task.cancel()
+
+    async def beat(self) -> None:
+        """One heartbeat."""
+        worker = self.worker
+        backend = worker.app.backend
+        leases = {job_id: job.lease_token or "" for job_id, job in worker.in_flight.items()}
+        try:
+            if leases:
+                report = await backend.jobs_extend_leases(
+                    leases=leases, lease=worker.config.lease, now=worker.clock.now()
+                )
+                for job_id in report.lost:
+                    log.warning("lease of job %s was lost; stopping it", job_id, extra={"job_id": job_id})
+                    worker.interrupt(job_id, "lost")
+                for job_id in report.cancel_requested:
+                    log.info("job %s was cancelled; stopping it", job_id, extra={"job_id": job_id})
+                    worker.interrupt(job_id, "cancelled")
+            await backend.worker_heartbeat(info=worker.info())
+            await worker._flush_stats()
+        except Exception as exc:  # an outage must not kill the heartbeat
+            log.warning("heartbeat failed: %s", exc)
+
+    async def _progress_loop(self) -> None:
+        backend = self.worker.app.backend
+        while True:
+            await self._progress_ready.wait()
+            self._progress_ready.clear()
+            pending, self._progress = self._progress, {}
+            for job_id, progress in pending.items():
+                job = self.worker.in_flight.get(job_id)
+                if job is None:
+                    continue
+                try:
+                    await backend.job_set_progress(
+                        job_id=job_id, lease_token=job.lease_token or "", progress=progress,
+                        now=self.worker.clock.now(),
+                    )
+                except LeaseLost:
+                    pass
+                except Exception as exc:
+                    log.warning("could not record progress of job %s: %s", job_id, exc)
+            # Coalesce bursts of progress reports into a few writes per second.
+            await asyncio.sleep(0.1)

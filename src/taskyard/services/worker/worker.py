@@ -1,0 +1,453 @@
+"""The `Worker` service: claims jobs in batches up to its free slots, runs them, records the
+outcomes (completions in batches), renews leases, and drains cleanly on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskyard.app import Taskyard
+from taskyard.clock import Clock
+from taskyard.core import ids
+from taskyard.core.cluster import WorkerInfo
+from taskyard.core.job import Completion, Job, JobStatus
+from taskyard.core.queue import StatsRow
+from taskyard.errors import BackendUnavailable, LeaseLost
+from taskyard.services.base import Service
+from taskyard.services.worker.executor import Outcome, execute
+from taskyard.services.worker.leases import LeaseKeeper
+
+__all__ = ("JobOutcome", "Worker", "WorkerConfig")
+
+log = logging.getLogger("taskyard.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker claims and runs jobs.
+
+    `queues` None means every queue. `lease` is how long a claim holds a job without a
+    heartbeat; heartbeats come every `min(lease / 3, heartbeat_interval)` seconds.
+    `drain_timeout` is how long `stop()` lets in-flight jobs finish before handing them back.
+    `burst` makes the worker stop by itself once nothing is due and nothing runs; with
+    `burst_wait_retries` it first waits for the retries it scheduled itself to come due.
+    """
+
+    queues: tuple[str, ...] | None = None
+    concurrency: int = 10
+    lease: float = 60.0
+    heartbeat_interval: float = 5.0
+    poll_interval: float = 1.0
+    drain_timeout: float = 30.0
+    burst: bool = False
+    burst_wait_retries: bool = True
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("worker concurrency must be at least 1")
+        if self.lease <= 0 or self.poll_interval <= 0 or self.heartbeat_interval <= 0:
+            raise ValueError("worker lease, poll_interval and heartbeat_interval must be > 0")
+        if self.drain_timeout < 0:
+            raise ValueError("worker drain_timeout must be >= 0")
+        if self.queues is not None and not all(self.queues):
+            raise ValueError("worker queue names must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """Told to `subscribe_jobs` listeners after each run.
+
+    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released.
+    """
+
+    job: Job
+    outcome: str
+    duration: float
+
+
+class Worker(Service):
+    """Runs jobs of `config.queues` with up to `config.concurrency` at a time."""
+
+    default_id = "worker"
+
+    def __init__(
+        self,
+        app: Taskyard,
+        config: WorkerConfig | None = None,
+        *,
+        service_id: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(service_id, clock=clock or app.clock)
+        self.app = app
+        self.config = config or WorkerConfig()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{ids.new_id()[-8:]}"
+        self.in_flight: dict[str, Job] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._interrupts: dict[str, str] = {}
+        self._slot_freed = asyncio.Event()
+        self._completions: list[tuple[Completion, Job, float]] = []
+        self._completions_ready = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._retry_watch: dict[str, datetime] = {}
+        self._stats: dict[tuple[datetime, str], list[int]] = {}
+        self._job_listeners: list[Callable[[JobOutcome], None]] = []
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._side_tasks: list[asyncio.Task[None]] = []
+        self._started_at = self.clock.now()
+        self.leases = LeaseKeeper(self)
+
+    # -- public ------------------------------------------------------------------------------
+    def subscribe_jobs(self, callback: Callable[[JobOutcome], None]) -> Callable[[], None]:
+        """Call `callback(JobOutcome)` after every run; returns an unsubscribe function."""
+        self._job_listeners.append(callback)
+        return lambda: self._job_listeners.remove(callback)
+
+    async def wait_finished(self) -> None:
+        """Wait until the main loop has ended (a burst worker's drain, or a stop)."""
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)
+
+    def info(self) -> WorkerInfo:
+        """This worker as the registry shows it."""
+        return WorkerInfo(
+            id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.config.queues or ("*",),
+            concurrency=self.config.concurrency,
+            started_at=self._started_at,
+            last_heartbeat=self.clock.now(),
+            current_jobs=tuple(self.in_flight),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        await self.app.open()
+        self._started_at = self.clock.now()
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.concurrency, thread_name_prefix=f"taskyard-{self.id}"
+        )
+        self._side_tasks = [
+            asyncio.create_task(self._flush_completions_loop(), name="worker:completer"),
+            asyncio.create_task(self.leases.run(), name="worker:leases"),
+        ]
+
+    async def run(self) -> None:
+        backend = self.app.backend
+        backoff = self.config.poll_interval
+        while not self.stopping.is_set():
+            await self.wait_resumed()
+            if self.stopping.is_set():
+                break
+            free = self.config.concurrency - len(self.in_flight)
+            if free <= 0:
+                await self._wait_slot()
+                continue
+            try:
+                jobs = await backend.job_claim(
+                    queues=self.config.queues,
+                    limit=free,
+                    worker_id=self.worker_id,
+                    lease=self.config.lease,
+                    now=self.clock.now(),
+                )
+            except BackendUnavailable as exc:
+                log.warning("backend unavailable, retrying in %.1fs: %s", backoff, exc)
+                if await self.sleep(backoff):
+                    break
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = self.config.poll_interval
+            for job in jobs:
+                self._start_job(job)
+            if len(jobs) == free:
+                # The claim filled every slot, so more may be due: let the jobs just started run
+                # (and finish, if trivial), then claim again — in batches, not one per slot.
+                await asyncio.sleep(0)
+                continue
+            # A short claim means nothing else is due now: wait for a slot or for new work
+            # rather than spend a round-trip on a claim that would come back empty.
+            if self.in_flight:
+                await self._wait_slot_or_work()
+            elif self.config.burst:
+                if not await self._burst_has_more():
+                    break
+            else:
+                await self._wait_work()
+        await self._drain()
+
+    async def _wait_work(self) -> None:
+        waiter = asyncio.ensure_future(
+            self.app.backend.wait_for_jobs(queues=self.config.queues, timeout=self.config.poll_interval)
+        )
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((waiter, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await waiter
+
+    async def _wait_slot(self) -> None:
+        self._slot_freed.clear()
+        stop = asyncio.ensure_future(self.stopping.wait())
+        freed = asyncio.ensure_future(self._slot_freed.wait())
+        try:
+            await asyncio.wait((stop, freed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            freed.cancel()
+
+    async def _wait_slot_or_work(self) -> None:
+        self._slot_freed.clear()
+        freed = asyncio.ensure_future(self._slot_freed.wait())
+        work = asyncio.ensure_future(self._wait_work())
+        try:
+            await asyncio.wait((freed, work), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            freed.cancel()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+
+    async def _burst_has_more(self) -> bool:
+        """In burst mode: wait for retries this worker scheduled; False when none is left."""
+        await self._flush_completions_now()
+        if not self.config.burst_wait_retries:
+            return False
+        while self._retry_watch and not self.stopping.is_set():
+            backend = self.app.backend
+            for job_id in list(self._retry_watch):
+                job = await backend.job_get(job_id=job_id)
+                if job is None or job.status is not JobStatus.SCHEDULED:
+                    self._retry_watch.pop(job_id, None)
+            if not self._retry_watch:
+                return True  # they became pending or ran elsewhere: claim again
+            wait = (min(self._retry_watch.values()) - self.clock.now()).total_seconds()
+            if wait <= 0:
+                return True
+            if await self.sleep(min(wait, self.config.poll_interval)):
+                return False
+        return bool(self._retry_watch)
+
+    async def _drain(self) -> None:
+        """Stop claiming; let in-flight jobs finish within the drain timeout; hand back the rest."""
+        if self._tasks:
+            log.info(
+                "draining %d in-flight job(s) (up to %.0fs)", len(self._tasks), self.config.drain_timeout
+            )
+            _, pending = await asyncio.wait(
+                list(self._tasks.values()), timeout=self.config.drain_timeout
+            )
+            for job_id, task in list(self._tasks.items()):
+                if task in pending:
+                    self._interrupts[job_id] = "released"
+                    task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def on_stop(self) -> None:
+        await self._flush_completions_now()
+        for task in self._side_tasks:
+            task.cancel()
+        for task in self._side_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._side_tasks = []
+        await self._flush_stats()
+        with contextlib.suppress(Exception):
+            await self.app.backend.worker_remove(worker_id=self.worker_id)
+        if self._threads is not None:
+            # Abandoned sync handlers (timed out) may still run; do not wait for them.
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+
+    # -- running jobs ------------------------------------------------------------------------
+    def _start_job(self, job: Job) -> None:
+        self.in_flight[job.id] = job
+        self._tasks[job.id] = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
+
+    def interrupt(self, job_id: str, why: str) -> None:
+        """Stop a running job's handler: `why` is "cancelled" (requested) or "lost"."""
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done() and job_id not in self._interrupts:
+            self._interrupts[job_id] = why
+            task.cancel()
+
+    async def _run_job(self, job: Job) -> None:
+        started = self.monotonic()
+        assert self._threads is not None
+        try:
+            try:
+                outcome = await execute(
+                    self.app, job, report_progress=self.leases.report_progress, threads=self._threads
+                )
+            except asyncio.CancelledError:
+                why = self._interrupts.get(job.id)
+                if why is None:
+                    raise
+                outcome = Outcome(why, reason=f"{why} while running")
+            await self._record(job, outcome, self.monotonic() - started)
+        except Exception:
+            log.exception("could not record the outcome of job %s", job.id, extra={"job_id": job.id})
+        finally:
+            self.in_flight.pop(job.id, None)
+            self._tasks.pop(job.id, None)
+            self._interrupts.pop(job.id, None)
+            self.leases.forget(job.id)
+            self._slot_freed.set()
+
+    async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
+        token = job.lease_token or ""
+        backend = self.app.backend
+        now = self.clock.now()
+        kind = outcome.kind
+        try:
+            if kind == "completed":
+                self._completions.append((Completion(job.id, token, outcome.result), job, duration))
+                self._completions_ready.set()
+                return
+            if kind == "failed":
+                assert outcome.error is not None
+                delay = (
+                    self.app.get_task(job.task).retry.delay_after(job.attempt)
+                    if outcome.retryable and job.task in self.app.tasks
+                    else None
+                )
+                retry_at = now + timedelta(seconds=delay) if delay is not None else None
+                updated = await self._write(
+                    lambda: backend.job_fail(
+                        job_id=job.id, lease_token=token, error=outcome.error, retry_at=retry_at, now=now  # type: ignore[arg-type]
+                    )
+                )
+                if retry_at is not None:
+                    self._retry_watch[job.id] = retry_at
+                    self._emit_job(updated, "retrying", duration)
+                else:
+                    self._count(job.queue, failed=1)
+                    self._emit_job(updated, "failed", duration)
+                log.warning(
+                    "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
+                    outcome.error.message,
+                    f"; retry at {retry_at.isoformat()}" if retry_at else "; no attempts left",
+                    extra={"job_id": job.id},
+                )
+            elif kind == "retry_later":
+                run_at = now + timedelta(seconds=outcome.delay)
+                updated = await self._write(
+                    lambda: backend.job_snooze(job_id=job.id, lease_token=token, run_at=run_at, now=now)
+                )
+                self._retry_watch[job.id] = run_at
+                self._emit_job(updated, "snoozed", duration)
+            elif kind == "cancelled":
+                updated = await self._write(
+                    lambda: backend.job_finish_cancelled(
+                        job_id=job.id, lease_token=token, reason=outcome.reason, now=now
+                    )
+                )
+                self._emit_job(updated, "cancelled", duration)
+            elif kind == "released":
+                await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
+                self._emit_job(job, "released", duration)
+            elif kind == "lost":
+                log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
+                self._emit_job(job, "lost", duration)
+        except LeaseLost:
+            log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
+            self._emit_job(job, "lost", duration)
+
+    async def _write(self, op: Callable[[], Any]) -> Any:
+        """Run a backend write, retrying through an outage for up to one lease."""
+        deadline = self.monotonic() + self.config.lease
+        delay = 0.1
+        while True:
+            try:
+                return await op()
+            except BackendUnavailable as exc:
+                if self.monotonic() > deadline:
+                    raise
+                log.warning("backend unavailable while recording a job, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- completions, batched ----------------------------------------------------------------
+    async def _flush_completions_loop(self) -> None:
+        while True:
+            await self._completions_ready.wait()
+            await self._flush_completions_now()
+
+    async def _flush_completions_now(self) -> None:
+        # One flush at a time: stop() must wait for a batch already being written rather
+        # than cancel it (the completions in it would be lost).
+        async with self._flush_lock:
+            await self._flush_completions_locked()
+
+    async def _flush_completions_locked(self) -> None:
+        while self._completions:
+            batch, self._completions = self._completions, []
+            self._completions_ready.clear()
+            try:
+                lost = set(
+                    await self._write(
+                        lambda b=batch: self.app.backend.jobs_complete(  # type: ignore[misc]
+                            completions=[c for c, _, _ in b], now=self.clock.now()
+                        )
+                    )
+                )
+            except Exception:
+                log.exception("could not record %d completion(s)", len(batch))
+                lost = {c.job_id for c, _, _ in batch}
+            for completion, job, duration in batch:
+                if completion.job_id in lost:
+                    self._emit_job(job, "lost", duration)
+                else:
+                    self._count(job.queue, completed=1)
+                    self._emit_job(
+                        job.replace(status=JobStatus.COMPLETED, result=completion.result), "completed", duration
+                    )
+
+    # -- outcomes, stats ---------------------------------------------------------------------
+    def _emit_job(self, job: Job, outcome: str, duration: float) -> None:
+        # Job runs are too frequent to be service events; listeners use subscribe_jobs.
+        self.record_run(
+            ok=outcome in ("completed", "snoozed", "released"),
+            duration=duration,
+            error=None if outcome == "completed" else f"job {job.id} {outcome}",
+            emit=False,
+        )
+        if self._job_listeners:
+            event = JobOutcome(job=job, outcome=outcome, duration=duration)
+            for listener in list(self._job_listeners):
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("job outcome listener failed")
+
+    def _count(self, queue: str, *, completed: int = 0, failed: int = 0) -> None:
+        now = self.clock.now()
+        minute = now.replace(second=0, microsecond=0)
+        cell = self._stats.setdefault((minute, queue), [0, 0])
+        cell[0] += completed
+        cell[1] += failed
+
+    async def _flush_stats(self) -> None:
+        if not self._stats:
+            return
+        rows = [StatsRow(minute=m, queue=q, completed=c[0], failed=c[1]) for (m, q), c in self._stats.items()]
+        self._stats = {}
+        try:
+            await self.app.backend.stats_record(rows=rows)
+        except Exception as exc:
+            log.warning("could not record statistics: %s", exc)

@@ -1,0 +1,1 @@
+"""Importable app modules that subprocess tests run with `--app`."""

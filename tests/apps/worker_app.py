@@ -1,0 +1,50 @@
+"""An app for worker fault tests. Every run appends `<job id> <attempt> <pid>` to the file
+named by `TASKYARD_TEST_RUNLOG`, so a test can count how often each job ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from taskyard import Retry, Taskyard
+
+
+def build(backend: str | None = None) -> Taskyard:
+    """The app on `backend` (default: TASKYARD_BACKEND)."""
+    app = Taskyard(backend)
+    app.task("record", retry=Retry(attempts=3))(record)
+    app.task("hang-first", retry=Retry(attempts=3))(hang_first)
+    app.task("slow", retry=Retry(attempts=1))(slow)
+    return app
+
+
+def _log(ctx, tag: str) -> None:
+    with open(os.environ["TASKYARD_TEST_RUNLOG"], "a") as f:
+        f.write(f"{ctx.job.id} {ctx.attempt} {os.getpid()} {tag}\n")
+
+
+async def record(payload: dict, ctx) -> int:
+    _log(ctx, "run")
+    return ctx.attempt
+
+
+def hang_first(payload: dict, ctx) -> str:
+    """Blocks on its first attempt (until the process is killed); returns on later ones."""
+    _log(ctx, "start")
+    if ctx.attempt == 1:
+        time.sleep(float(payload.get("seconds", 3600)))
+    _log(ctx, "done")
+    return "finished"
+
+
+async def slow(payload: dict, ctx) -> str:
+    import asyncio
+
+    _log(ctx, "start")
+    await asyncio.sleep(float(payload["seconds"]))
+    _log(ctx, "done")
+    return "slept"
+
+
+app = build()

@@ -1,0 +1,28 @@
+"""Lifecycle: open and close are idempotent, a closed backend opens again, ping, migrate."""
+
+from __future__ import annotations
+
+from taskyard.backends.protocol import Backend
+
+from .factory import enqueue
+
+
+async def test_open_is_idempotent_and_ping_works(backend: Backend) -> None:
+    await backend.open()
+    await backend.ping()
+
+
+async def test_migrate_reports_a_version(backend: Backend) -> None:
+    version = await backend.migrate()
+    assert isinstance(version, int) and version >= 1
+    assert await backend.migrate() == version
+
+
+async def test_close_twice_then_open_again(backend: Backend) -> None:
+    job = await enqueue(backend)
+    await backend.close()
+    await backend.close()
+    await backend.open()
+    await backend.ping()
+    stored = await backend.job_get(job_id=job.id)
+    assert stored is not None and stored.id == job.id

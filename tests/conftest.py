@@ -1,0 +1,24 @@
+"""Fixtures shared by every tier: backends parametrised over memory/sqlite/postgres/redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from taskyard.backends.protocol import Backend
+from tests.support.backends import KINDS, make_backend
+
+
+@pytest.fixture(params=KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Each backend kind in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def backend(backend_kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An open, isolated backend of each kind in turn."""
+    async with make_backend(backend_kind, tmp_path) as b:
+        yield b

@@ -1,0 +1,267 @@
+"""The management API over real HTTP semantics (in-process ASGI): every route, both roles."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskyard.core.cluster import WorkerInfo
+from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+from taskyard.testing import drain
+from tests.e2e.conftest import Env
+
+JOB = "01M831ZZHYQ2TZ80B4QPZGTAF6"  # a well-formed id no job has
+
+#: (method, path, json body) for every route; mutating ones need admin.
+ROUTES = [
+    ("GET", "/api/v1/jobs", None),
+    ("POST", "/api/v1/jobs", {"task": "math.add", "payload": {"a": 1, "b": 2}}),
+    ("GET", f"/api/v1/jobs/{JOB}", None),
+    ("POST", f"/api/v1/jobs/{JOB}/cancel", None),
+    ("POST", f"/api/v1/jobs/{JOB}/retry", None),
+    ("GET", "/api/v1/queues", None),
+    ("GET", "/api/v1/queues/math", None),
+    ("PATCH", "/api/v1/queues/math", {"concurrency": 2}),
+    ("POST", "/api/v1/queues/math/pause", None),
+    ("POST", "/api/v1/queues/math/resume", None),
+    ("POST", "/api/v1/queues/math/retry-failed", None),
+    ("GET", "/api/v1/schedules", None),
+    ("POST", "/api/v1/schedules", {"name": "s1", "task": "math.add", "every": 60, "payload": {"a": 1, "b": 1}}),
+    ("GET", "/api/v1/schedules/s1", None),
+    ("PATCH", "/api/v1/schedules/s1", {"every": 30}),
+    ("DELETE", "/api/v1/schedules/s1", None),
+    ("POST", "/api/v1/schedules/s1/pause", None),
+    ("POST", "/api/v1/schedules/s1/resume", None),
+    ("POST", "/api/v1/schedules/s1/trigger", None),
+    ("POST", "/api/v1/schedules/sets/premium/apply", {"owner": "sub:1"}),
+    ("DELETE", "/api/v1/schedules/owners/sub:1", None),
+    ("GET", "/api/v1/services", None),
+    ("GET", "/api/v1/services/tick", None),
+    *[("POST", f"/api/v1/services/tick/{a}", None) for a in ("start", "stop", "pause", "resume", "run")],
+    ("GET", "/api/v1/workers", None),
+]
+MUTATING = [r for r in ROUTES if r[0] != "GET"]
+
+
+class Tick(PeriodicService):
+    """A periodic service that counts its runs."""
+
+    default_id = "tick"
+
+    def __init__(self) -> None:
+        super().__init__(config=PeriodicServiceConfig(interval=3600))
+        self.count = 0
+
+    async def execute(self) -> None:
+        self.count += 1
+
+
+def _error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str)
+    return body["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+async def test_every_route_needs_a_token(env: Env, method: str, path: str, body: object) -> None:
+    response = await env.client.request(method, path, json=body)
+    _error(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+    bad = await env.client.request(method, path, json=body, headers={"Authorization": "Bearer nope"})
+    _error(bad, 401, "unauthorized")
+
+
+@pytest.mark.parametrize(("method", "path", "body"), MUTATING, ids=[f"{m} {p}" for m, p, _ in MUTATING])
+async def test_viewers_cannot_act(env: Env, method: str, path: str, body: object) -> None:
+    for headers in (env.creds.viewer_jwt, env.creds.viewer_key):
+        response = await env.client.request(method, path, json=body, headers=headers)
+        _error(response, 403, "forbidden")
+    assert (await env.app.acounts()).get("math", {}).get("pending", 0) == 0  # nothing enqueued
+
+
+async def test_viewer_reads_everything(env: Env) -> None:
+    for method, path, _ in ROUTES:
+        if method != "GET" or "{" in path or path.endswith(("s1", "tick", JOB)):
+            continue
+        response = await env.client.get(path, headers=env.creds.viewer_jwt)
+        assert response.status_code == 200, (path, response.text)
+
+
+async def test_jobs_enqueue_get_list_cancel_retry(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    created = await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "payload": {"a": 2, "b": 3}})
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["status"] == "pending" and job["queue"] == "math" and "lease_token" not in job
+
+    got = await c.get(f"/api/v1/jobs/{job['id']}", headers=env.creds.viewer_key)
+    assert got.status_code == 200 and got.json()["payload"] == {"a": 2, "b": 3}
+
+    later = await c.post("/api/v1/jobs", headers=admin, json={
+        "task": "math.add", "payload": {"a": 1, "b": 1}, "delay": 3600, "priority": 5})
+    assert later.status_code == 201 and later.json()["status"] == "scheduled"
+    cancelled = await c.post(f"/api/v1/jobs/{later.json()['id']}/cancel", headers=admin)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    retried = await c.post(f"/api/v1/jobs/{later.json()['id']}/retry", headers=admin)
+    assert retried.status_code == 200 and retried.json()["status"] == "pending"
+
+    # A unique key returns the active job instead of a second one.
+    first = await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "payload": {"a": 0, "b": 0}, "unique_key": "u1"})
+    again = await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "payload": {"a": 0, "b": 0}, "unique_key": "u1"})
+    assert first.json()["id"] == again.json()["id"]
+
+    await drain(env.app)
+    done = (await c.get(f"/api/v1/jobs/{job['id']}", headers=admin)).json()
+    assert done["status"] == "completed" and done["result"] == 5
+
+    page1 = await c.get("/api/v1/jobs", headers=admin, params={"limit": 2})
+    assert page1.status_code == 200 and len(page1.json()["jobs"]) == 2
+    cursor = page1.json()["next_cursor"]
+    page2 = await c.get("/api/v1/jobs", headers=admin, params={"limit": 2, "cursor": cursor})
+    ids1 = {j["id"] for j in page1.json()["jobs"]}
+    ids2 = {j["id"] for j in page2.json()["jobs"]}
+    assert ids2 and not ids1 & ids2
+    completed = await c.get("/api/v1/jobs", headers=admin, params={"status": "completed", "queue": "math", "task": "math.add"})
+    assert {j["status"] for j in completed.json()["jobs"]} == {"completed"}
+    none = await c.get("/api/v1/jobs", headers=admin, params={"created_after": "2100-01-01T00:00:00Z"})
+    assert none.json() == {"jobs": [], "next_cursor": None}
+
+
+async def test_failed_job_shows_errors_and_retries(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_key
+    job = (await c.post("/api/v1/jobs", headers=admin, json={"task": "always.fail", "payload": {"n": 1}})).json()
+    await drain(env.app)
+    failed = (await c.get(f"/api/v1/jobs/{job['id']}", headers=admin)).json()
+    assert failed["status"] == "failed"
+    assert failed["errors"][0]["type"] == "RuntimeError" and "boom" in failed["errors"][0]["message"]
+    assert "Traceback" in failed["errors"][0]["traceback"]
+    # Completed jobs cannot be retried: 409, nothing changes.
+    _error(await c.post(f"/api/v1/jobs/{job['id']}/cancel", headers=admin), 409, "invalid_transition")
+    bulk = await c.post("/api/v1/queues/default/retry-failed", headers=admin)
+    assert bulk.status_code == 200 and bulk.json() == {"retried": 1}
+    assert (await c.get(f"/api/v1/jobs/{job['id']}", headers=admin)).json()["status"] == "pending"
+
+
+async def test_bad_input_is_422_and_changes_nothing(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    err = _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "payload": {"a": 1, "b": "x"}}), 422, "invalid_payload")
+    assert err["details"][0]["loc"] == ["b"] and "'b'" in err["message"]
+    _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "no.such", "payload": {}}), 422, "unknown_task")
+    _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "delay": -1}), 422, "validation_error")
+    _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "surprise": 1}), 422, "validation_error")
+    _error(await c.post("/api/v1/jobs", headers=admin, content=b"{not json", ), 422, "validation_error")
+    _error(await c.get("/api/v1/jobs", headers=admin, params={"limit": 501}), 422, "validation_error")
+    _error(await c.get("/api/v1/jobs", headers=admin, params={"cursor": "../../etc"}), 422, "validation_error")
+    _error(await c.patch("/api/v1/queues/math", headers=admin, json={"concurrency": 0}), 422, "validation_error")
+    assert (await env.app.alist_jobs()).jobs == []
+    assert (await env.app.backend.queue_get(queue="math")).concurrency is None
+
+
+async def test_unknown_ids_are_404(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    for method, path in [
+        ("GET", f"/api/v1/jobs/{JOB}"), ("POST", f"/api/v1/jobs/{JOB}/cancel"),
+        ("POST", f"/api/v1/jobs/{JOB}/retry"), ("GET", "/api/v1/queues/nope"),
+        ("POST", "/api/v1/queues/nope/pause"), ("GET", "/api/v1/schedules/nope"),
+        ("POST", "/api/v1/schedules/nope/trigger"), ("DELETE", "/api/v1/schedules/nope"),
+        ("GET", "/api/v1/services/nope"), ("POST", "/api/v1/services/nope/stop"),
+    ]:
+        _error(await c.request(method, path, headers=admin), 404, "not_found")
+
+
+async def test_request_body_limit(env: Env) -> None:
+    huge = b'{"task": "math.add", "payload": "' + b"x" * 1_100_000 + b'"}'
+
+    async def chunks():
+        for i in range(0, len(huge), 65536):
+            yield huge[i : i + 65536]
+
+    # Streamed without a Content-Length, so only the route's own limit can see it.
+    response = await env.client.post("/api/v1/jobs", headers=env.creds.admin_jwt, content=chunks())
+    assert response.status_code == 413
+    assert (await env.app.alist_jobs()).jobs == []
+
+
+async def test_queues_counts_pause_resume_settings(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    await env.app.aenqueue("math.add", {"a": 1, "b": 1})
+    queues = (await c.get("/api/v1/queues", headers=admin)).json()
+    math = next(q for q in queues if q["name"] == "math")
+    assert math["counts"]["pending"] == 1 and math["paused"] is False
+    assert (await c.post("/api/v1/queues/math/pause", headers=admin)).json()["paused"] is True
+    assert (await env.app.backend.queue_get(queue="math")).paused
+    assert (await c.post("/api/v1/queues/math/resume", headers=admin)).json()["paused"] is False
+    patched = await c.patch("/api/v1/queues/math", headers=admin, json={"concurrency": 3, "rate_limit": {"limit": 10, "period": 60}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["concurrency"] == 3 and patched.json()["rate_limit"] == {"limit": 10, "period": 60.0}
+    cleared = await c.patch("/api/v1/queues/math", headers=admin, json={"rate_limit": None})
+    assert cleared.json()["rate_limit"] is None and cleared.json()["concurrency"] == 3
+
+
+async def test_schedules_lifecycle(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    body = {"name": "nightly", "task": "math.add", "cron": "30 6 * * *", "payload": {"a": 1, "b": 2}}
+    created = await c.post("/api/v1/schedules", headers=admin, json=body)
+    assert created.status_code == 201, created.text
+    assert len(created.json()["next_fires"]) == 5
+    _error(await c.post("/api/v1/schedules", headers=admin, json=body), 409, "conflict")
+    _error(await c.post("/api/v1/schedules", headers=admin, json={**body, "name": "bad", "cron": "61 * * * *"}), 422, "invalid_schedule")
+    _error(await c.post("/api/v1/schedules", headers=admin, json={**body, "name": "bad", "payload": {"a": "x"}}), 422, "invalid_payload")
+    assert (await env.app.schedules.aget("bad")) is None
+
+    got = (await c.get("/api/v1/schedules/nightly", headers=env.creds.viewer_jwt)).json()
+    assert got["cron"] == "30 6 * * *" and got["next_fires"][0].endswith(("06:30:00Z", "06:30:00+00:00"))
+    updated = await c.patch("/api/v1/schedules/nightly", headers=admin, json={"cron": "0 7 * * *"})
+    assert updated.status_code == 200 and updated.json()["cron"] == "0 7 * * *"
+    paused = (await c.post("/api/v1/schedules/nightly/pause", headers=admin)).json()
+    assert paused["enabled"] is False and paused["next_fires"] == []
+    assert (await c.post("/api/v1/schedules/nightly/resume", headers=admin)).json()["enabled"] is True
+    fired = await c.post("/api/v1/schedules/nightly/trigger", headers=admin)
+    assert fired.status_code == 201 and fired.json()["task"] == "math.add"
+    assert [s["name"] for s in (await c.get("/api/v1/schedules", headers=admin)).json()] == ["nightly"]
+    assert (await c.delete("/api/v1/schedules/nightly", headers=admin)).json() == {"removed": 1}
+    assert (await c.get("/api/v1/schedules", headers=admin)).json() == []
+
+
+async def test_schedule_sets_and_owners(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    env.app.schedules.define_set("plus", [
+        {"key": "scan", "task": "math.add", "cron": "0 3 * * 1"},
+        {"key": "report", "task": "math.add", "cron": "0 4 1 * *"},
+    ])
+    applied = await c.post("/api/v1/schedules/sets/plus/apply", headers=admin, json={"owner": "sub:42", "payload": {"a": 4, "b": 2}})
+    assert applied.status_code == 200, applied.text
+    assert len(applied.json()) == 2 and {s["owner"] for s in applied.json()} == {"sub:42"}
+    owned = await c.get("/api/v1/schedules", headers=admin, params={"owner": "sub:42"})
+    assert len(owned.json()) == 2
+    assert (await c.delete("/api/v1/schedules/owners/sub:42", headers=admin)).json() == {"removed": 2}
+    _error(await c.post("/api/v1/schedules/sets/nope/apply", headers=admin, json={"owner": "x"}), 404, "not_found")
+
+
+async def test_services_controls(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    tick = Tick()
+    env.ctx.manager.register("tick", tick, name="Ticker")
+    listed = (await c.get("/api/v1/services", headers=env.creds.viewer_jwt)).json()
+    assert listed[0]["id"] == "tick" and listed[0]["status"] == "STOPPED" and listed[0]["periodic"]
+    _error(await c.post("/api/v1/services/tick/run", headers=admin), 409, "invalid_transition")
+    assert (await c.post("/api/v1/services/tick/start", headers=admin)).json()["status"] == "RUNNING"
+    try:
+        assert (await c.post("/api/v1/services/tick/pause", headers=admin)).json()["status"] == "PAUSED"
+        assert (await c.post("/api/v1/services/tick/resume", headers=admin)).json()["status"] == "RUNNING"
+        ran = (await c.post("/api/v1/services/tick/run", headers=admin)).json()
+        assert tick.count >= 1 and ran["metrics"]["runs"] >= 1
+    finally:
+        stopped = (await c.post("/api/v1/services/tick/stop", headers=admin)).json()
+    assert stopped["status"] == "STOPPED"
+
+
+async def test_workers_list(env: Env) -> None:
+    now = env.app.clock.now()
+    await env.app.open()
+    await env.app.backend.worker_heartbeat(info=WorkerInfo(
+        id="w1", host="h", pid=42, queues=("math",), concurrency=4, started_at=now,
+        last_heartbeat=now, current_jobs=(JOB,)))
+    workers = (await env.client.get("/api/v1/workers", headers=env.creds.viewer_key)).json()
+    assert workers[0]["id"] == "w1" and workers[0]["current_jobs"] == [JOB]

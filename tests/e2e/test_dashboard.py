@@ -1,0 +1,184 @@
+"""The dashboard in real headless Chromium (Playwright driving Debian's /usr/bin/chromium)
+against a live server with a real worker: login, a job going from pending to completed,
+retrying a failed job, pausing and resuming a queue and a schedule, and a viewer's read-only view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from taskyard.app import Taskyard
+from taskyard.http.context import HttpContext
+from taskyard.services.manager import ServiceManager
+from taskyard.services.worker import Worker, WorkerConfig
+from tests.e2e.conftest import Creds, build_asgi, make_app, make_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).parent / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+WAIT = 20_000  # ms: generous, only an upper bound on waiting for a condition
+
+
+def _need_chromium() -> None:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (install Debian's chromium: `make browser`)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " — required because CI is set")
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Live:
+    """A running server: its base URL, app, credentials."""
+
+    url: str
+    app: Taskyard
+    creds: Creds
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    """uvicorn serving the full ASGI app on a free loopback port, with a worker running."""
+    _need_chromium()
+    app = make_app()
+    port = _free_port()
+    settings, creds = make_settings(port=port, dashboard_refresh_seconds=1)
+    manager = ServiceManager()
+    manager.register("worker", Worker(app, WorkerConfig(poll_interval=0.1, concurrency=2)), name="Worker")
+    ctx = HttpContext(app=app, manager=manager, settings=settings)
+    server = uvicorn.Server(uvicorn.Config(
+        build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    async with asyncio.timeout(20):
+        while not server.started:
+            await asyncio.sleep(0.02)
+    await manager.start_all()
+    try:
+        yield Live(url=f"http://127.0.0.1:{port}", app=app, creds=creds)
+    finally:
+        await manager.stop_all()
+        server.should_exit = True
+        await serving
+        await app.aclose()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Headless Chromium; Playwright never downloads a browser here."""
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def _login(browser, live: Live, token_header: dict[str, str]):
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    await page.goto(live.url + "/")
+    assert page.url.endswith("/login")
+    await page.fill("#token", token_header["Authorization"].removeprefix("Bearer "))
+    await page.click("#login")
+    await page.wait_for_url(live.url + "/")
+    return page
+
+
+async def _shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_admin_flow(live: Live, browser) -> None:
+    page = await _login(browser, live, live.creds.admin_jwt)
+    await _shot(page, "overview")
+
+    # Pause the queue in the dashboard, so a new job stays pending where we can see it.
+    await page.goto(live.url + "/queues")
+    await page.click("tr[data-queue='math'] button[data-action='pause']")
+    await page.wait_for_selector("tr[data-queue='math'] .st-paused", timeout=WAIT)
+    assert (await live.app.backend.queue_get(queue="math")).paused
+    job = await live.app.aenqueue("math.add", {"a": 20, "b": 22})
+    await page.goto(f"{live.url}/jobs/{job.id}")
+    assert await page.text_content("h1 .status") == "pending"
+    await _shot(page, "job-pending")
+
+    # Resume it; the page refreshes itself until the worker has completed the job.
+    await page.goto(live.url + "/queues")
+    await page.click("tr[data-queue='math'] button[data-action='resume']")
+    await page.wait_for_selector("tr[data-queue='math'] .st-running", timeout=WAIT)
+    await page.goto(f"{live.url}/jobs/{job.id}")
+    await page.wait_for_selector("h1 .st-completed", timeout=WAIT)
+    assert (await page.text_content("#result")).strip() == "42"
+    await _shot(page, "job-completed")
+
+    # A failed job shows its error and traceback; retry runs it again.
+    failing = await live.app.aenqueue("always.fail", {"why": "<b>not bold</b>"})
+    await page.goto(f"{live.url}/jobs/{failing.id}")
+    await page.wait_for_selector("h1 .st-failed", timeout=WAIT)
+    assert "RuntimeError" in await page.text_content("details.attempt summary")
+    assert "Traceback" in await page.text_content("pre.traceback")
+    assert await page.locator("#payload b").count() == 0  # payloads render as text
+    await _shot(page, "job-failed")
+    await page.click("button[data-action='retry']")
+    await page.wait_for_selector("p.notice", timeout=WAIT)
+    async with asyncio.timeout(20):
+        while len((await live.app.aget_job(failing.id)).errors) < 2:
+            await asyncio.sleep(0.05)
+
+    # Pause and resume a schedule.
+    await live.app.schedules.aadd("hourly-sum", task="math.add", cron="0 * * * *", payload={"a": 1, "b": 1})
+    await page.goto(live.url + "/schedules")
+    await page.click("tr[data-schedule='hourly-sum'] button[data-action='pause']")
+    await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-paused", timeout=WAIT)
+    assert (await live.app.schedules.aget("hourly-sum")).enabled is False
+    await page.click("tr[data-schedule='hourly-sum'] button[data-action='resume']")
+    await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-running", timeout=WAIT)
+    assert (await live.app.schedules.aget("hourly-sum")).enabled is True
+    await page.goto(live.url + "/")
+    await page.wait_for_selector(".chart-throughput rect", timeout=WAIT)
+    await _shot(page, "overview-after")
+
+
+async def test_viewer_sees_no_buttons_and_cannot_post(live: Live, browser) -> None:
+    await live.app.aenqueue("always.fail", {})
+    page = await _login(browser, live, live.creds.viewer_key)
+    for path in ("/", "/queues", "/jobs", "/schedules", "/services"):
+        await page.goto(live.url + path)
+        assert await page.locator("main form[method=post], main button[data-action]").count() == 0, path
+    await _shot(page, "viewer-queues")
+    # A hand-made POST, even with the page's own CSRF token, is refused for a viewer.
+    response = await page.request.post(live.url + "/queues/math/pause", form={"csrf": "x"},
+                                       headers={"Origin": live.url})
+    assert response.status == 403
+    assert not (await live.app.backend.queue_get(queue="math")).paused
+
+
+async def test_cross_site_post_is_refused(live: Live, browser) -> None:
+    page = await _login(browser, live, live.creds.admin_key)
+    await page.goto(live.url + "/queues")
+    csrf = await page.get_attribute("input[name='csrf']", "value")
+    response = await page.request.post(live.url + "/queues/math/pause", form={"csrf": csrf},
+                                       headers={"Origin": "https://evil.example"})
+    assert response.status == 403
+    assert not (await live.app.backend.queue_get(queue="math")).paused
+    headers = (await page.request.get(live.url + "/queues")).headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"

@@ -1,0 +1,51 @@
+"""Authentication on with no credentials: a loopback run gets a one-run admin token; any other
+address refuses to start."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from taskyard import ConfigError, Taskyard
+from taskyard.config import load_settings
+from taskyard.http.auth import Authenticator, AuthError, Role
+from taskyard.server import DEV_TOKEN_FILE, TaskServer
+
+
+def test_loopback_run_without_credentials_gets_an_admin_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
+    server.build()
+    token_file = tmp_path / DEV_TOKEN_FILE
+    assert server.dev_token and token_file.read_text().strip() == server.dev_token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    auth = Authenticator(server.settings.http)
+    assert auth.authenticate(server.dev_token).role is Role.ADMIN
+    with pytest.raises(AuthError):
+        auth.authenticate(server.dev_token[:-2] + "xx")
+
+
+def test_configured_secret_is_kept_and_no_token_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret = "s" * 48
+    settings = load_settings(backend="memory://", http={"jwt_secret": secret})
+    server = TaskServer(Taskyard("memory://"), settings)
+    server.build()
+    assert server.dev_token is None and not (tmp_path / DEV_TOKEN_FILE).exists()
+    assert server.settings.http.jwt_secret.get_secret_value() == secret
+
+
+def test_other_address_without_credentials_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(backend="memory://", http={"host": "0.0.0.0"})
+    with pytest.raises(ConfigError, match=r"http\.jwt_secret"):
+        TaskServer(Taskyard("memory://"), settings).build()
+    assert not (tmp_path / DEV_TOKEN_FILE).exists()

@@ -1,0 +1,184 @@
+"""A real task server in this process (memory backend, real uvicorn on a free port): health,
+readiness, the services document, pause/resume, and /metrics parsed by Prometheus' parser."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
+from taskyard.config import load_settings
+from taskyard.core.job import JobStatus
+from taskyard.server import TaskServer
+from taskyard.services.base import Service, ServiceStatus
+from tests.support.waiting import wait_until as until
+
+
+class Counter(PeriodicService):
+    """Ticks quickly; every second run fails (so the metrics have both kinds)."""
+
+    async def execute(self) -> None:
+        if self.metrics_data.runs % 2 == 1:
+            raise ValueError("odd run")
+
+
+class Broken(Service):
+    """A non-critical service whose main loop dies at once."""
+
+    async def run(self) -> None:
+        raise RuntimeError("broken on purpose")
+
+
+def make_app() -> Taskyard:
+    app = Taskyard("memory://")
+
+    @app.task("math.add", queue="math")
+    async def add(payload: dict) -> int:
+        return int(payload["a"]) + int(payload["b"])
+
+    @app.task("always.fail")
+    async def fail(payload: dict) -> None:
+        raise RuntimeError("nope")
+
+    app.service("counter", name="Counter")(
+        lambda app: Counter(config=PeriodicServiceConfig(interval=0.02))
+    )
+    app.service("broken")(Broken)
+    return app
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TaskServer]:
+    settings = load_settings(
+        http={"port": 0},
+        worker={"poll_interval": 0.05},
+        maintenance={"promote_interval": 0.05},
+        manager={"restart_initial_delay": 0.01},
+    )
+    srv = TaskServer(make_app(), settings)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def http(server: TaskServer) -> AsyncIterator[httpx.AsyncClient]:
+    assert server.http is not None
+    async with httpx.AsyncClient(base_url=server.http.url, timeout=10) as client:
+        yield client
+
+
+async def test_liveness_and_services_document(server: TaskServer, http: httpx.AsyncClient) -> None:
+    assert (await http.get("/health")).json()["status"] == "ok"
+    await until(lambda: server.manager.get("broken").service.status is ServiceStatus.ERROR)
+    doc = (await http.get("/health/services")).json()
+    assert set(doc) >= {"healthy", "status", "timestamp", "totals", "services"}
+    assert doc["status"] == "degraded" and doc["healthy"] is False
+    assert doc["totals"]["error"] == 1
+    assert doc["totals"]["running"] == doc["totals"]["total"] - 1
+    broken = doc["services"]["broken"]
+    assert broken["status"] == "ERROR" and broken["healthy"] is False
+    assert broken["error"] == "RuntimeError: broken on purpose" and broken["restarts"] == 0
+    for service_id in ("http", "leader", "worker", "rescuer", "counter"):
+        assert doc["services"][service_id]["healthy"] is True, service_id
+    await until(lambda: server.manager.get("counter").service.metrics_data.successes > 0)
+    doc = (await http.get("/health/services")).json()
+    assert doc["services"]["counter"]["last_success"] is not None
+
+
+async def test_ready_reports_degraded_and_critical_services(server: TaskServer, http: httpx.AsyncClient) -> None:
+    await until(lambda: server.manager.get("broken").service.status is ServiceStatus.ERROR)
+    response = await http.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "reasons": [], "backend": "ok", "degraded": ["broken"]}
+    # A critical service stopped (by hand: nothing restarts it) makes the process unready.
+    await server.manager.stop("worker")
+    response = await http.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["reasons"] == ["critical service 'worker' is STOPPED"]
+    assert (await http.get("/health/services")).status_code == 503
+    await server.manager.start("worker")
+    assert (await http.get("/ready")).status_code == 200
+    server.context.draining = True  # type: ignore[union-attr]
+    response = await http.get("/ready")
+    assert response.status_code == 503 and "shutting down" in response.json()["reasons"]
+
+
+async def test_pause_and_resume_of_worker_and_periodic_service(server: TaskServer, http: httpx.AsyncClient) -> None:
+    app = server.app
+    server.manager.pause("worker")
+    server.manager.pause("counter")
+    doc = (await http.get("/health/services")).json()
+    assert doc["services"]["worker"]["status"] == "PAUSED"
+    assert doc["services"]["counter"]["status"] == "PAUSED"
+    assert doc["totals"]["paused"] == 2
+    counter = server.manager.get("counter").service
+    await until(lambda: not counter._run_lock.locked())
+    runs = counter.metrics_data.runs
+    job = await app.aenqueue("math.add", {"a": 1, "b": 2})
+    # While paused, neither runs: the job stays pending and the counter does not tick.
+    await asyncio.sleep(0.3)
+    assert (await app.aget_job(job.id)).status is JobStatus.PENDING  # type: ignore[union-attr]
+    assert counter.metrics_data.runs == runs
+    server.manager.resume("worker")
+    server.manager.resume("counter")
+    done = await app.await_job(job.id, timeout=10)
+    assert done.status is JobStatus.COMPLETED and done.result == 3
+    await until(lambda: counter.metrics_data.runs > runs)
+    doc = (await http.get("/health/services")).json()
+    assert doc["services"]["worker"]["status"] == doc["services"]["counter"]["status"] == "RUNNING"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition, parsed by prometheus_client itself."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_metrics_parse_and_count_jobs_and_runs(server: TaskServer, http: httpx.AsyncClient) -> None:
+    app = server.app
+    ok = [await app.aenqueue("math.add", {"a": i, "b": 1}) for i in range(3)]
+    bad = await app.aenqueue("always.fail", {})
+    for job in [*ok, bad]:
+        await app.await_job(job.id, timeout=10)
+    await until(lambda: server.manager.get("broken").service.status is ServiceStatus.ERROR)
+    response = await http.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    values = samples(response.text)
+    math = (("queue", "math"), ("task", "math.add"))
+    failing = (("queue", "default"), ("task", "always.fail"))
+    assert values[("taskyard_jobs_enqueued_total", math)] == 3
+    assert values[("taskyard_jobs_completed_total", math)] == 3
+    assert values[("taskyard_jobs_failed_total", failing)] == 1
+    assert values[("taskyard_job_duration_seconds_count", math)] == 3
+    assert values[("taskyard_queue_jobs", (("queue", "math"), ("status", "completed")))] == 3
+    assert values[("taskyard_queue_jobs", (("queue", "default"), ("status", "failed")))] == 1
+    assert values[("taskyard_workers", ())] == 1
+    assert values[("taskyard_backend_up", ())] == 1
+    assert values[("taskyard_service_status", (("service", "broken"), ("status", "ERROR")))] == 1
+    assert values[("taskyard_service_status", (("service", "worker"), ("status", "RUNNING")))] == 1
+    # Service run counters agree with the service's own metrics at the moment of a scrape.
+    counter = server.manager.get("counter").service
+    server.manager.pause("counter")
+    await until(lambda: not counter._run_lock.locked())
+    values = samples((await http.get("/metrics")).text)
+    m = counter.metrics_data
+    assert m.runs >= 2
+    assert values[("taskyard_service_runs_total", (("outcome", "success"), ("service", "counter")))] == m.successes
+    assert values[("taskyard_service_runs_total", (("outcome", "failure"), ("service", "counter")))] == m.failures
+
+
+async def test_oversized_bodies_are_refused(server: TaskServer, http: httpx.AsyncClient) -> None:
+    limit = server.settings.http.max_body_bytes
+    response = await http.post("/health", content=b"x" * (limit + 1))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"

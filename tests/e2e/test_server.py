@@ -1,0 +1,334 @@
+"""`taskyard run` as real processes: restarts, ERROR reporting, roles sharing one SQLite file,
+SIGTERM draining, `services list`, and one-line errors for bad settings."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+APP_SOURCE = '''
+import os, time
+from pathlib import Path
+from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
+from taskyard.services.base import Service
+
+app = Taskyard()
+OUT = Path(os.environ["TEST_OUT"])
+
+@app.task("mark")
+async def mark(payload: dict) -> str:
+    with (OUT / "marks").open("a") as f:
+        f.write(payload.get("what", "?") + "\\n")
+    return "ok"
+
+@app.task("slow")
+def slow(payload: dict) -> str:
+    (OUT / f"started-{payload['n']}").touch()
+    time.sleep(float(payload.get("seconds", 1.5)))
+    (OUT / f"finished-{payload['n']}").touch()
+    return "done"
+
+if os.environ.get("TEST_SCHEDULE"):
+    app.schedule("tick", every=1, task="mark", payload={"what": "tick"})
+
+class Flaky(Service):
+    """Critical: its main loop dies on the first start only."""
+    starts = 0
+    async def run(self):
+        Flaky.starts += 1
+        if Flaky.starts == 1:
+            raise RuntimeError("first start fails")
+        await self.stopping.wait()
+
+class Broken(Service):
+    """Not critical: always dies."""
+    async def run(self):
+        raise RuntimeError("always broken")
+
+class Importer(PeriodicService):
+    """Periodic user service, configured from settings."""
+    def __init__(self, app):
+        super().__init__(config=PeriodicServiceConfig(interval=3600))
+    async def execute(self):
+        (OUT / "imported").touch()
+
+if os.environ.get("TEST_SERVICES"):
+    app.service("flaky", critical=True)(Flaky)
+    app.service("broken")(Broken)
+app.service("csv-import", critical=True, auto_start=bool(os.environ.get("TEST_IMPORTER")))(Importer)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (httpx.HTTPError, OSError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def client_app(url: str) -> Any:
+    """An app on the servers' backend that knows the task names (to enqueue and read)."""
+    from taskyard import Taskyard
+
+    client = Taskyard(url)
+    for name in ("mark", "slow"):
+        client.task(name)(lambda payload: None)
+    return client
+
+
+def sqlite_available() -> bool:
+    try:
+        return hasattr(importlib.import_module("taskyard.backends.sqlite"), "SqliteBackend")
+    except ImportError:
+        return False
+
+
+needs_sqlite = pytest.mark.skipif(not sqlite_available(), reason="the SQLite backend is not in this tree yet")
+
+
+class Server:
+    """One `taskyard run` subprocess with its own port and log file."""
+
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "taskyard", "--app", "srvapp:app", "run", "--port", str(self.port), *args],
+            cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def wait_healthy(self) -> None:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+            return self.get("/health").status_code == 200
+
+        wait_for(up, what="the server to answer /health")
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "srvapp.py").write_text(APP_SOURCE)
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def base_env(workdir: Path, backend: str = "memory://", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKYARD_")}
+    env.update(
+        TASKYARD_BACKEND=backend,
+        TASKYARD_LOGGING__FORMAT="json",
+        TASKYARD_WORKER__POLL_INTERVAL="0.1",
+        TASKYARD_MANAGER__RESTART_INITIAL_DELAY="0.05",
+        TEST_OUT=str(workdir / "out"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def running(workdir: Path, args: list[str], env: dict[str, str]) -> Iterator[Server]:
+    server = Server(workdir, args, env)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.kill()
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_critical_service_restarts_and_non_critical_stays_in_error(workdir: Path) -> None:
+    env = base_env(workdir, TEST_SERVICES="1")
+    with running(workdir, [], env) as server:
+
+        def settled() -> dict[str, Any] | None:
+            doc = server.get("/health/services").json()
+            services = doc["services"]
+            ok = services["flaky"]["status"] == "RUNNING" and services["broken"]["status"] == "ERROR"
+            return doc if ok else None
+
+        doc = wait_for(settled, what="flaky to recover and broken to fail")
+        assert doc["services"]["flaky"]["restarts"] == 1
+        assert doc["services"]["flaky"]["healthy"] is True
+        assert doc["services"]["broken"] | {"metrics": None} == doc["services"]["broken"] | {
+            "metrics": None, "healthy": False, "status": "ERROR", "restarts": 0,
+            "error": "RuntimeError: always broken", "critical": False,
+        }
+        assert doc["status"] == "degraded" and doc["totals"]["error"] == 1
+        ready = server.get("/ready")
+        assert ready.status_code == 200 and ready.json()["degraded"] == ["broken"]
+        values = metric_samples(server.get("/metrics").text)
+        assert values[("taskyard_service_restarts", (("service", "flaky"),))] == 1
+        assert values[("taskyard_service_status", (("service", "broken"), ("status", "ERROR")))] == 1
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    assert any(r.get("service_id") == "flaky" and "restarting" in r["message"] for r in lines)
+
+
+def test_sigterm_lets_in_flight_jobs_finish_and_exits_zero(workdir: Path) -> None:
+    out = workdir / "out"
+    env = base_env(workdir, TEST_IMPORTER="1", TASKYARD_SERVICES__CSV_IMPORT__RUN_ON_START="true")
+    with running(workdir, ["--only", "worker,services"], env) as server:
+        wait_for(lambda: (out / "imported").exists(), what="the user service's first run")
+        assert server.stop() == 0
+    assert '"task server stopped"' in server.logs()
+
+
+@needs_sqlite
+def test_sigterm_drains_and_releases_leadership(workdir: Path) -> None:
+    import asyncio
+
+    out = workdir / "out"
+    url = f"sqlite:///{workdir / 'shared.db'}"
+    env = base_env(workdir, backend=url, TASKYARD_WORKER__DRAIN_TIMEOUT="20")
+    with running(workdir, [], env) as server:
+        client = client_app(url)
+        try:
+            client.enqueue("slow", {"n": 1, "seconds": 1.5})
+            wait_for(lambda: (out / "started-1").exists(), what="the job to start")
+
+            async def leader() -> Any:
+                await client.open()
+                try:
+                    return await client.backend.leader_get(name="default")
+                finally:
+                    await client.aclose()
+
+            assert asyncio.run(leader()) is not None
+            assert not (out / "finished-1").exists()
+            assert server.stop() == 0
+            assert (out / "finished-1").exists()  # in-flight job finished before exit
+            jobs = client.list_jobs(task="slow").jobs
+            assert [j.status.value for j in jobs] == ["completed"]
+            assert asyncio.run(leader()) is None  # leadership released, not left to expire
+        finally:
+            client.close()
+
+
+@needs_sqlite
+def test_worker_and_scheduler_processes_share_one_sqlite_file(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'shared.db'}"
+    env = base_env(
+        workdir, backend=url, TEST_SCHEDULE="1",
+        TASKYARD_MAINTENANCE__PROMOTE_INTERVAL="0.2", TASKYARD_SCHEDULER__TICK_INTERVAL="0.2",
+    )
+    with running(workdir, ["--only", "scheduler,maintenance"], env) as upkeep, \
+            running(workdir, ["--only", "worker"], env) as worker:
+        names = lambda s: set(s.get("/health/services").json()["services"])  # noqa: E731
+        assert "worker" not in names(upkeep) and "scheduler" in names(upkeep)
+        assert names(worker) == {"http", "worker"}
+        client = client_app(url)
+        try:
+            delayed = client.enqueue("mark", {"what": "delayed"}, delay=0.5)
+            marks = workdir / "out" / "marks"
+
+            def both_ran() -> bool:
+                text = marks.read_text() if marks.exists() else ""
+                return "tick" in text and "delayed" in text
+
+            wait_for(both_ran, what="a scheduled fire and a delayed job to run")
+            assert client.get_job(delayed.id).status.value == "completed"  # type: ignore[union-attr]
+        finally:
+            client.close()
+        assert worker.stop() == 0 and upkeep.stop() == 0
+
+
+def run_cli(workdir: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskyard", "--app", "srvapp:app", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["run"], {"TASKYARD_BACKEND": "nosuchdb://x"}, "'backend'"),
+        (["run"], {"TASKYARD_SERVICES__CSV_IMPORT__INTERVAL": "61 * * * *"}, "'services.csv-import.interval'"),
+        (["run", "--concurrency", "-1"], {}, "'worker.concurrency'"),
+        (["run"], {"TASKYARD_WORKER__CONCURRENCY": "-3"}, "'worker.concurrency'"),
+        (["run", "--host", "0.0.0.0"], {"TASKYARD_HTTP__AUTH_ENABLED": "false"}, "http.auth_enabled"),
+        (["run", "--only", "wroker"], {}, "did you mean 'worker'?"),
+        (["run", "--service", "nope"], {}, "--service"),
+    ],
+)
+def test_misconfiguration_fails_the_start_with_one_line(
+    workdir: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    result = run_cli(workdir, args, base_env(workdir) | env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and named in lines[0]
+
+
+def test_services_list_and_a_single_service_process(workdir: Path) -> None:
+    env = base_env(workdir)
+    listed = json.loads(run_cli(workdir, ["services", "list", "--json"], env).stdout)
+    ids = [row["id"] for row in listed]
+    assert ids[:2] == ["http", "leader"] and "worker" in ids and "csv-import" in ids
+    alone = json.loads(run_cli(workdir, ["services", "list", "--json", "--service", "csv-import"], env).stdout)
+    assert [row["id"] for row in alone] == ["http", "csv-import"]
+    env = base_env(workdir, TASKYARD_SERVICES__CSV_IMPORT__INTERVAL="0.2")
+    with running(workdir, ["--service", "csv-import"], env) as server:
+        wait_for(lambda: (workdir / "out" / "imported").exists(), what="the service to run")
+        doc = server.get("/health/services").json()
+        assert set(doc["services"]) == {"http", "csv-import"} and doc["healthy"] is True
+        assert server.stop() == 0

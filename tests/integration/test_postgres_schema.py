@@ -1,0 +1,110 @@
+"""PostgreSQL specifics beyond the conformance suite: the versioned schema, URL parameters,
+and claims racing from several backend instances (as several machines would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from taskyard.backends import backend_from_url
+from taskyard.backends.postgres import PostgresBackend
+from taskyard.backends.postgres.schema import SCHEMA_VERSION
+from taskyard.core.ids import new_id
+from taskyard.core.job import Completion, JobDraft, JobStatus
+from taskyard.errors import ConfigError, SchemaVersionError
+from tests.support.postgres import isolated_url
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    async with isolated_url() as url:
+        yield url
+
+
+def _draft(queue: str = "default") -> JobDraft:
+    return JobDraft(id=new_id(), task="t", queue=queue, payload=None)
+
+
+async def _set_version(backend: PostgresBackend, version: int) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        backend.config.conninfo, autocommit=True
+    ) as conn:
+        await conn.execute(
+            f"UPDATE {backend.schema}.meta SET value = %s WHERE key = 'schema_version'",
+            (str(version),),
+        )
+
+
+async def test_fresh_schema_is_created_at_open_and_migrate_is_idempotent(url: str) -> None:
+    backend = backend_from_url(url)
+    assert isinstance(backend, PostgresBackend)
+    assert await backend.migrate() == SCHEMA_VERSION  # before open: its own connection
+    await backend.open()
+    try:
+        assert await backend.migrate() == SCHEMA_VERSION
+        await backend.ping()
+    finally:
+        await backend.close()
+
+
+async def test_open_refuses_a_schema_behind_until_migrated(url: str) -> None:
+    backend = PostgresBackend(url)
+    await backend.open()
+    await backend.close()
+    await _set_version(backend, SCHEMA_VERSION - 1)
+    with pytest.raises(SchemaVersionError, match="taskyard migrate"):
+        await backend.open()
+    await _set_version(backend, SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaVersionError, match="newer"):
+        await backend.open()
+    await _set_version(backend, SCHEMA_VERSION)
+    await backend.open()  # a backend that failed to open can be opened later
+    await backend.close()
+
+
+def test_url_parameters() -> None:
+    backend = PostgresBackend("postgresql://u@h:5/db?schema=jobs_a&pool_max=3&sslmode=disable")
+    assert backend.schema == "jobs_a" and backend.config.pool_max == 3
+    assert "sslmode=disable" in backend.config.conninfo and "schema" not in backend.config.conninfo
+    with pytest.raises(ConfigError, match="schema"):
+        PostgresBackend("postgresql://h/db?schema=Robert'); DROP")
+    with pytest.raises(ConfigError, match="pool"):
+        PostgresBackend("postgresql://h/db?pool_max=lots")
+
+
+async def test_racing_claimers_never_share_a_job_and_respect_queue_concurrency(url: str) -> None:
+    replicas = [PostgresBackend(url) for _ in range(4)]
+    for b in replicas:
+        await b.open()
+    try:
+        await replicas[0].queue_update(queue="capped", concurrency=3)
+        await replicas[0].job_enqueue_many(drafts=[_draft() for _ in range(400)])
+        await replicas[0].job_enqueue_many(drafts=[_draft("capped") for _ in range(20)])
+        claimed: list[str] = []
+
+        async def claim_all(b: PostgresBackend, name: str) -> None:
+            while True:
+                jobs = await b.job_claim(queues=None, limit=7, worker_id=name, lease=60)
+                if not jobs:
+                    return
+                claimed.extend(j.id for j in jobs)
+                # Complete everything except the capped queue, which stays at its limit.
+                await b.jobs_complete(
+                    completions=[
+                        Completion(j.id, j.lease_token or "") for j in jobs if j.queue == "default"
+                    ]
+                )
+
+        await asyncio.gather(*(claim_all(b, f"w{i}") for i, b in enumerate(replicas)))
+        assert len(claimed) == len(set(claimed)) == 403
+        counts = {c.queue: c for c in await replicas[0].queue_counts()}
+        assert counts["capped"].get(JobStatus.RUNNING) == 3
+        assert counts["capped"].get(JobStatus.PENDING) == 17
+        assert counts["default"].get(JobStatus.COMPLETED) == 400
+    finally:
+        for b in replicas:
+            await b.close()

@@ -1,0 +1,223 @@
+"""SQLite-only behaviour: URL options, migrations, schema versions, durability, wake-ups
+across connections, and several processes claiming from one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from taskyard.backends import backend_from_url
+from taskyard.backends.sqlite import SCHEMA_VERSION, SqliteBackend
+from taskyard.backends.sqlite.connection import parse_url
+from taskyard.core.ids import new_id
+from taskyard.core.job import JobDraft, JobStatus
+from taskyard.errors import ConfigError, SchemaVersionError
+
+
+def _url(path: Path, query: str = "") -> str:
+    return f"sqlite:///{path}{query}"
+
+
+def _draft(i: int = 0, queue: str = "default") -> JobDraft:
+    return JobDraft(id=new_id(), task="t", queue=queue, payload={"i": i})
+
+
+def test_url_paths_and_options() -> None:
+    assert parse_url("sqlite:///taskyard.db").path == "taskyard.db"
+    assert parse_url("sqlite:///data/q.db").path == "data/q.db"
+    assert parse_url("sqlite:////var/lib/q.db").path == "/var/lib/q.db"
+    opts = parse_url("sqlite:///q.db?synchronous=FULL&busy_timeout=250")
+    assert (opts.synchronous, opts.busy_timeout) == ("full", 250)
+    assert parse_url("sqlite:///q.db").synchronous == "normal"
+    with pytest.raises(ConfigError, match="synchronous"):
+        parse_url("sqlite:///q.db?synchronous=sometimes")
+    with pytest.raises(ConfigError, match="journal"):
+        parse_url("sqlite:///q.db?journal=off")
+    with pytest.raises(ConfigError):
+        parse_url("sqlite://")
+
+
+async def test_backend_from_url_builds_sqlite(tmp_path: Path) -> None:
+    backend = backend_from_url(_url(tmp_path / "a.db"))
+    assert isinstance(backend, SqliteBackend)
+
+
+async def test_open_sets_wal_and_synchronous(tmp_path: Path) -> None:
+    for query, level in (("", 1), ("?synchronous=full", 2)):
+        backend = SqliteBackend(_url(tmp_path / f"s{level}.db", query))
+        await backend.open()
+        try:
+            mode = await backend._db.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+            sync = await backend._db.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+            assert (mode, sync) == ("wal", level)
+        finally:
+            await backend.close()
+
+
+async def test_open_creates_parent_dirs_and_migrates(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "q.db"
+    backend = SqliteBackend(_url(path))
+    await backend.open()
+    await backend.open()  # idempotent
+    try:
+        assert await backend.migrate() == SCHEMA_VERSION
+        await backend.ping()
+    finally:
+        await backend.close()
+        await backend.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM taskyard_schema").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    backend = SqliteBackend(_url(path))
+    await backend.open()
+    await backend.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE taskyard_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    again = SqliteBackend(_url(path))
+    with pytest.raises(SchemaVersionError, match="newer"):
+        await again.open()
+    await again.close()
+
+
+async def test_jobs_survive_reopen(tmp_path: Path) -> None:
+    url = _url(tmp_path / "q.db")
+    first = SqliteBackend(url)
+    await first.open()
+    (job,) = await first.job_enqueue_many(drafts=[_draft(7)])
+    await first.close()
+    second = SqliteBackend(url)
+    await second.open()
+    try:
+        stored = await second.job_get(job_id=job.id)
+        assert stored is not None and stored.payload == {"i": 7}
+        assert stored.status is JobStatus.PENDING
+    finally:
+        await second.close()
+
+
+async def test_enqueue_on_another_connection_wakes_a_waiter(tmp_path: Path) -> None:
+    url = _url(tmp_path / "q.db")
+    worker_side, client_side = SqliteBackend(url), SqliteBackend(url)
+    await worker_side.open()
+    await client_side.open()
+    try:
+        await worker_side.job_claim(queues=None, limit=1, worker_id="w", lease=30)
+        waiter = asyncio.create_task(worker_side.wait_for_jobs(queues=None, timeout=60))
+        deadline = time.monotonic() + 10
+        while not waiter.done():
+            assert time.monotonic() < deadline, "waiter never saw the other connection's enqueue"
+            await client_side.job_enqueue_many(drafts=[_draft()])
+            await asyncio.wait((waiter,), timeout=0.2)
+    finally:
+        await worker_side.close()
+        await client_side.close()
+
+
+_CLAIMER = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from taskyard.backends.sqlite import SqliteBackend
+    from taskyard.core.job import Completion
+
+    async def main(url, complete):
+        backend = SqliteBackend(url)
+        await backend.open()
+        # Start together, so the claims really overlap.
+        barrier, n = sys.argv[4], int(sys.argv[5])
+        open(os.path.join(barrier, sys.argv[3]), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(barrier)) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        got = []
+        idle = 0
+        while idle < 3:
+            jobs = await backend.job_claim(queues=None, limit=7, worker_id=sys.argv[3], lease=60)
+            if not jobs:
+                idle += 1
+                await backend.wait_for_jobs(queues=None, timeout=0.05)
+                continue
+            idle = 0
+            got.extend(j.id for j in jobs)
+            if complete:
+                await backend.jobs_complete(
+                    completions=[Completion(j.id, j.lease_token) for j in jobs]
+                )
+        await backend.close()
+        print(json.dumps(got))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
+    """
+)
+
+
+def _claimers(url: str, n: int, *, complete: bool, barrier: Path) -> list[list[str]]:
+    barrier.mkdir()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CLAIMER,
+                url,
+                "1" if complete else "0",
+                f"w{k}",
+                str(barrier),
+                str(n),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(n)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    return results
+
+
+async def test_processes_sharing_a_file_never_claim_a_job_twice(tmp_path: Path) -> None:
+    url = _url(tmp_path / "q.db")
+    backend = SqliteBackend(url)
+    await backend.open()
+    n_jobs = 1500
+    try:
+        await backend.job_enqueue_many(drafts=[_draft(i) for i in range(n_jobs)])
+        results = await asyncio.to_thread(_claimers, url, 3, complete=True, barrier=tmp_path / "go")
+        flat = [job_id for got in results for job_id in got]
+        assert all(got for got in results), "every process should have claimed some jobs"
+        assert len(flat) == n_jobs
+        assert len(set(flat)) == n_jobs
+        counts = {c.queue: c for c in await backend.queue_counts()}
+        assert counts["default"].get(JobStatus.COMPLETED) == n_jobs
+    finally:
+        await backend.close()
+
+
+async def test_concurrency_limit_holds_across_processes(tmp_path: Path) -> None:
+    url = _url(tmp_path / "q.db")
+    backend = SqliteBackend(url)
+    await backend.open()
+    try:
+        await backend.queue_update(queue="default", concurrency=4)
+        await backend.job_enqueue_many(drafts=[_draft(i) for i in range(50)])
+        results = await asyncio.to_thread(
+            _claimers, url, 3, complete=False, barrier=tmp_path / "go"
+        )
+        assert sum(len(got) for got in results) == 4
+    finally:
+        await backend.close()

@@ -1,0 +1,1 @@
+"""Shared test support: how each backend under test is built, isolated and cleaned up."""

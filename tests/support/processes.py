@@ -1,0 +1,50 @@
+"""Running `taskyard` in subprocesses and reading what they did."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def taskyard_process(
+    args: Sequence[str], *, env: dict[str, str], log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `python -m taskyard ARGS` from the repository root with extra `env`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "taskyard", *args]
+    if log_path is None:
+        return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Send `sig` and wait for the exit code (kill after `timeout`)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode
+
+
+def read_runlog(path: Path) -> list[tuple[str, int, int, str]]:
+    """Lines `<job id> <attempt> <pid> <tag>` written by tests/apps/worker_app.py."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        job_id, attempt, pid, tag = line.split()
+        rows.append((job_id, int(attempt), int(pid), tag))
+    return rows

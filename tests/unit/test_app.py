@@ -1,0 +1,101 @@
+"""The app facade: registration, validation at enqueue, uniqueness, sync and async twins."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from taskyard import EnqueueItem, JobStatus, PayloadError, Taskyard, UnknownTaskError
+
+
+class Scan(BaseModel):
+    watchlist_id: int
+
+
+@pytest.fixture
+def app() -> Taskyard:
+    app = Taskyard("memory://")
+
+    @app.task("scan", queue="scans", priority=3, unique="watchlist:{watchlist_id}")
+    async def scan(req: Scan, ctx) -> None: ...
+
+    @app.task("raw")
+    def raw(payload: dict) -> None: ...
+
+    return app
+
+
+def test_sync_enqueue_validates_and_stores(app: Taskyard) -> None:
+    job = app.enqueue("scan", {"watchlist_id": "7"})
+    assert job.payload == {"watchlist_id": 7}
+    assert (job.queue, job.priority, job.unique_key) == ("scans", 3, "watchlist:7")
+    assert app.get_job(job.id) == job
+    app.close()
+
+
+def test_same_unique_key_yields_one_job(app: Taskyard) -> None:
+    first = app.enqueue("scan", {"watchlist_id": 1})
+    second = app.enqueue("scan", {"watchlist_id": 1})
+    assert first.id == second.id
+    assert app.counts()["scans"]["pending"] == 1
+    app.close()
+
+
+def test_bad_payload_names_task_and_field_and_stores_nothing(app: Taskyard) -> None:
+    with pytest.raises(PayloadError) as err:
+        app.enqueue("scan", {"watchlist_id": "seven"})
+    assert "scan" in str(err.value) and "watchlist_id" in str(err.value)
+    with pytest.raises(UnknownTaskError, match="nope"):
+        app.enqueue("nope", {})
+    with pytest.raises(PayloadError, match="not JSON"):
+        app.enqueue("raw", {"x": object()})
+    assert app.counts() == {}
+    app.close()
+
+
+def test_enqueue_many_is_all_or_nothing_on_validation(app: Taskyard) -> None:
+    with pytest.raises(PayloadError):
+        app.enqueue_many([("raw", {"a": 1}), ("scan", {"watchlist_id": "x"})])
+    assert app.counts() == {}
+    jobs = app.enqueue_many(
+        [("raw", {"a": 1}), {"task": "scan", "payload": {"watchlist_id": 2}, "delay": 60},
+         EnqueueItem("raw", {"b": 2}, priority=9)]
+    )
+    assert [j.status for j in jobs] == [JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PENDING]
+    assert jobs[2].priority == 9
+    app.close()
+
+
+async def test_async_twins(app: Taskyard) -> None:
+    job = await app.aenqueue("raw", {"k": "v"}, delay=30)
+    assert job.status is JobStatus.SCHEDULED
+    cancelled = await app.acancel_job(job.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    again = await app.aretry_job(job.id)
+    assert again.status is JobStatus.PENDING
+    page = await app.alist_jobs(task="raw")
+    assert [j.id for j in page.jobs] == [job.id]
+    await app.apause_queue("default")
+    assert (await app.backend.queue_get(queue="default")).paused
+
+
+def test_registration_errors() -> None:
+    app = Taskyard("memory://")
+    with pytest.raises(ValueError, match="does not have"):
+        @app.task("x", unique="k:{missing}")
+        async def x(req: Scan) -> None: ...
+    with pytest.raises(ValueError, match="timeout"):
+        app.task("y", timeout=0)
+
+
+async def test_declared_queue_limits_are_stored_on_apply() -> None:
+    from taskyard import RateLimit
+
+    app = Taskyard("memory://")
+    app.queue("sync", concurrency=5, rate_limit=RateLimit(limit=10, period=60))
+    with pytest.raises(ValueError, match="concurrency"):
+        app.queue("bad", concurrency=0)
+    await app.apause_queue("sync")
+    [stored] = await app.aapply_queue_specs()
+    assert (stored.concurrency, stored.rate_limit) == (5, RateLimit(limit=10, period=60))
+    assert stored.paused  # runtime state is left alone

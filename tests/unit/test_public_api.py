@@ -1,0 +1,24 @@
+"""The public API is pinned: removing or renaming a name is a deliberate change."""
+
+import taskyard
+
+EXPECTED = {
+    "BackendError", "BackendUnavailable", "Cancel", "ConfigError", "EnqueueItem", "FakeClock",
+    "InvalidTransitionError", "Job", "JobContext", "JobNotFound", "JobStatus", "LeaseLost",
+    "MisfirePolicy", "PayloadError", "PeriodicService", "PeriodicServiceConfig", "RateLimit",
+    "Retry", "RetryLater", "Schedule", "ScheduleError", "Service", "ServiceStatus", "Taskyard",
+    "TaskyardError", "UnknownTaskError", "__version__", "exponential",
+}
+
+
+def test_all_is_a_pinned_tuple() -> None:
+    assert isinstance(taskyard.__all__, tuple)
+    assert set(taskyard.__all__) >= EXPECTED
+    for name in taskyard.__all__:
+        assert hasattr(taskyard, name), name
+
+
+def test_job_status_values() -> None:
+    assert [s.value for s in taskyard.JobStatus] == [
+        "scheduled", "pending", "running", "completed", "failed", "cancelled",
+    ]

@@ -1,0 +1,282 @@
+"""The worker against the memory backend: outcomes, retries, timeouts, cancellation, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pytest
+from pydantic import BaseModel
+
+from taskyard import Cancel, FakeClock, JobStatus, Retry, RetryLater, Taskyard, exponential
+from taskyard.services.worker import JobOutcome, Worker, WorkerConfig
+from taskyard.testing import drain
+
+
+class Numbers(BaseModel):
+    n: int
+
+
+@pytest.fixture
+def app() -> Taskyard:
+    return Taskyard("memory://")
+
+
+async def test_async_and_sync_handlers_complete_with_results(app: Taskyard) -> None:
+    seen_threads: list[str] = []
+
+    @app.task("double")
+    async def double(p: Numbers) -> int:
+        return p.n * 2
+
+    @app.task("sync-triple")
+    def triple(p: Numbers, ctx) -> dict:
+        seen_threads.append(threading.current_thread().name)
+        return {"value": p.n * 3, "attempt": ctx.attempt}
+
+    a = await app.aenqueue("double", {"n": 4})
+    b = await app.aenqueue("sync-triple", Numbers(n=5))
+    await drain(app)
+    a, b = await app.aget_job(a.id), await app.aget_job(b.id)
+    assert (a.status, a.result, a.attempt) == (JobStatus.COMPLETED, 8, 1)
+    assert (b.status, b.result) == (JobStatus.COMPLETED, {"value": 15, "attempt": 1})
+    assert seen_threads and seen_threads[0] != threading.main_thread().name
+    assert a.started_at and a.finished_at and a.finished_at >= a.started_at
+
+
+async def test_exception_is_recorded_with_traceback_and_retried_per_policy() -> None:
+    clock = FakeClock()
+    app = Taskyard("memory://", clock=clock)
+
+    @app.task("flaky", retry=Retry(attempts=4, backoff=[60, 300, 900]))
+    async def flaky(p: Numbers) -> None:
+        raise ValueError(f"bad number {p.n}")
+
+    job = await app.aenqueue("flaky", {"n": 1})
+    delays = []
+    for _ in range(4):
+        await drain(app)
+        job = await app.aget_job(job.id)
+        if job.status is JobStatus.SCHEDULED:
+            delays.append((job.run_at - clock.now()).total_seconds())
+            clock.set(job.run_at)
+    assert delays == [60, 300, 900]
+    assert job.status is JobStatus.FAILED and job.attempt == 4
+    assert [e.attempt for e in job.errors] == [1, 2, 3, 4]
+    assert job.errors[0].type == "ValueError" and job.errors[0].message == "bad number 1"
+    assert "raise ValueError" in job.errors[0].traceback
+
+
+async def test_exponential_seed_policy_with_worker() -> None:
+    clock = FakeClock()
+    app = Taskyard("memory://", clock=clock)
+
+    @app.task("flaky", retry=Retry(attempts=4, backoff=exponential(2)))
+    async def flaky() -> None:
+        raise RuntimeError("nope")
+
+    job = await app.aenqueue("flaky")
+    delays = []
+    while True:
+        await drain(app)
+        job = await app.aget_job(job.id)
+        if job.status is not JobStatus.SCHEDULED:
+            break
+        delays.append((job.run_at - clock.now()).total_seconds())
+        clock.set(job.run_at)
+    assert delays == [2, 4, 8] and job.status is JobStatus.FAILED
+
+
+async def test_non_retryable_fails_at_once(app: Taskyard) -> None:
+    @app.task("strict", retry=Retry(attempts=5, non_retryable=(KeyError,)))
+    async def strict() -> None:
+        raise KeyError("missing")
+
+    job = await app.aenqueue("strict")
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.FAILED and job.attempt == 1
+
+
+async def test_async_timeout_cancels_handler_and_retries(app: Taskyard) -> None:
+    cancelled = asyncio.Event()
+
+    @app.task("slow", timeout=0.05, retry=Retry(attempts=2, backoff=[0]))
+    async def slow() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    job = await app.aenqueue("slow")
+    await drain(app, wait_retries=True)
+    job = await app.aget_job(job.id)
+    assert cancelled.is_set()
+    assert job.status is JobStatus.FAILED and job.attempt == 2
+    assert [e.type for e in job.errors] == ["TimeoutError", "TimeoutError"]
+    assert "timed out after 0.05s" in job.errors[0].message
+
+
+async def test_retry_later_does_not_use_the_budget() -> None:
+    clock = FakeClock()
+    app = Taskyard("memory://", clock=clock)
+
+    @app.task("snoozy")
+    async def snoozy(p: dict, ctx) -> str:
+        if ctx.attempt == 1:
+            raise RetryLater(30)
+        return "ok"
+
+    job = await app.aenqueue("snoozy", {})
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.SCHEDULED and job.run_at == clock.now() + timedelta(seconds=30)
+    assert job.max_attempts == 2 and job.errors == ()
+    clock.advance(30)
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert (job.status, job.result) == (JobStatus.COMPLETED, "ok")
+
+
+async def test_cancel_raised_by_handler(app: Taskyard) -> None:
+    @app.task("quitter", retry=Retry(attempts=3))
+    async def quitter() -> None:
+        raise Cancel("not needed any more")
+
+    job = await app.aenqueue("quitter")
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.CANCELLED and job.attempt == 1
+
+
+async def test_cancel_running_job_stops_its_handler(app: Taskyard) -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    @app.task("forever")
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    job = await app.aenqueue("forever")
+    worker = Worker(app, WorkerConfig(lease=3, heartbeat_interval=0.05, poll_interval=0.05))
+    outcomes: list[JobOutcome] = []
+    worker.subscribe_jobs(outcomes.append)
+    await worker.start()
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        assert (await app.acancel_job(job.id)).cancel_requested
+        await asyncio.wait_for(stopped.wait(), 5)
+        job = await app.await_job(job.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert job.status is JobStatus.CANCELLED
+    assert [o.outcome for o in outcomes] == ["cancelled"]
+
+
+async def test_progress_is_recorded_while_running(app: Taskyard) -> None:
+    release = asyncio.Event()
+
+    @app.task("steps")
+    async def steps(p: dict, ctx) -> None:
+        ctx.progress(40, "reading")
+        await release.wait()
+
+    job = await app.aenqueue("steps", {})
+    worker = Worker(app, WorkerConfig(poll_interval=0.05))
+    await worker.start()
+    try:
+        for _ in range(200):
+            current = await app.aget_job(job.id)
+            if current.progress is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert current.progress is not None
+        assert (current.progress.percent, current.progress.message) == (40.0, "reading")
+        release.set()
+        await app.await_job(job.id, timeout=5)
+    finally:
+        await worker.stop()
+
+
+async def test_stop_drains_in_flight_and_hands_back_unstarted(app: Taskyard) -> None:
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    @app.task("long")
+    async def long() -> str:
+        started.set()
+        await finish.wait()
+        return "finished"
+
+    first = await app.aenqueue("long")
+    worker = Worker(app, WorkerConfig(concurrency=1, poll_interval=0.05, drain_timeout=5))
+    await worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    others = [await app.aenqueue("long") for _ in range(3)]
+    stopping = asyncio.create_task(worker.stop(timeout=10))
+    await asyncio.sleep(0)  # let stop() begin before the job may finish
+    finish.set()
+    await stopping
+    assert (await app.aget_job(first.id)).status is JobStatus.COMPLETED
+    for job in others:
+        assert (await app.aget_job(job.id)).status is JobStatus.PENDING
+
+
+async def test_drain_timeout_hands_job_back_as_pending(app: Taskyard) -> None:
+    started = asyncio.Event()
+
+    @app.task("stuck")
+    async def stuck() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    job = await app.aenqueue("stuck")
+    worker = Worker(app, WorkerConfig(poll_interval=0.05, drain_timeout=0.05))
+    await worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.stop(timeout=5)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.PENDING and job.attempt == 0 and job.lease_token is None
+
+
+async def test_unknown_task_in_worker_fails_without_retry() -> None:
+    producer = Taskyard("memory://")
+
+    @producer.task("elsewhere", retry=Retry(attempts=3))
+    async def elsewhere() -> None: ...
+
+    consumer = Taskyard(producer.backend)
+    job = await producer.aenqueue("elsewhere")
+    await drain(consumer)
+    job = await producer.aget_job(job.id)
+    assert job.status is JobStatus.FAILED and "not registered" in job.errors[0].message
+
+
+async def test_non_json_result_fails_the_job(app: Taskyard) -> None:
+    @app.task("weird")
+    async def weird() -> object:
+        return object()
+
+    job = await app.aenqueue("weird")
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.FAILED and "not JSON" in job.errors[0].message
+
+
+async def test_stats_count_outcomes(app: Taskyard) -> None:
+    @app.task("ok")
+    async def ok() -> None: ...
+
+    @app.task("bad")
+    async def bad() -> None:
+        raise ValueError
+
+    await app.aenqueue_many([("ok", None)] * 3 + [("bad", None)])
+    await drain(app)
+    rows = await app.backend.stats_read(since=app.clock.now() - timedelta(minutes=2))
+    assert sum(r.completed for r in rows) == 3 and sum(r.failed for r in rows) == 1
