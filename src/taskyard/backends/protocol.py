@@ -266,8 +266,8 @@ class Backend(Protocol):
         ...
 
     async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        """Per-minute rows from `since` on, sorted by minute then queue. Rows older than a day
-        may be discarded by the backend.
+        """Per-minute rows from `since` on, sorted by minute then queue. Rows more than two
+        days older than the newest minute recorded may be discarded by the backend.
         """
         ...
 

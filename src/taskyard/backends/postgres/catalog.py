@@ -167,7 +167,12 @@ class CatalogOps:
                     [v[1] for v in sums.values()],
                 ),
             )
-            await conn.execute(f"DELETE FROM {s}.stats WHERE minute < now() - interval '2 days'")
+            # Relative to the newest minute written, as on the other backends: a clock that
+            # disagrees with the database's (or a replayed batch) must not erase fresh rows.
+            await conn.execute(
+                f"DELETE FROM {s}.stats WHERE minute < %s::timestamptz - interval '2 days'",
+                (max(k[0] for k in sums),),
+            )
 
     async def stats_read(self, *, since: datetime) -> list[StatsRow]:
         async with self._conn("stats_read") as conn:

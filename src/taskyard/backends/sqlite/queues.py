@@ -85,7 +85,7 @@ def counts(conn: sqlite3.Connection) -> list[QueueCounts]:
 
 
 def stats_record(conn: sqlite3.Connection, rows: Sequence[StatsRow]) -> None:
-    """Add outcome counts; rows a day older than the newest one recorded are discarded."""
+    """Add outcome counts; rows two days older than the newest one recorded are discarded."""
     if not rows:
         return
     conn.executemany(
