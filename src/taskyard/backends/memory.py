@@ -173,22 +173,7 @@ class MemoryBackend:
                 if existing is not None:
                     out.append(existing)
                     continue
-                run_at = d.run_at or now
-                job = Job(
-                    id=d.id,
-                    task=d.task,
-                    queue=d.queue,
-                    payload=d.payload,
-                    status=S.SCHEDULED if run_at > now else S.PENDING,
-                    priority=d.priority,
-                    run_at=run_at,
-                    attempt=0,
-                    max_attempts=d.max_attempts,
-                    created_at=now,
-                    unique_key=d.unique_key,
-                    tags=tuple(d.tags),
-                    timeout=d.timeout,
-                )
+                job = d.to_job(now)
                 self._store(job)
                 self._queue(job.queue)  # a queue with only scheduled jobs is still listed
                 if d.unique_key:

@@ -188,6 +188,26 @@ class JobDraft:
     tags: tuple[str, ...] = ()
     timeout: float | None = None
 
+    def to_job(self, now: datetime, *, run_at: datetime | None = None) -> Job:
+        """The job a backend stores for this draft at `now` (scheduled when `run_at` — the
+        draft's own unless the backend passes its stored, rounded one — is after `now`)."""
+        when = run_at if run_at is not None else (self.run_at or now)
+        return Job(
+            id=self.id,
+            task=self.task,
+            queue=self.queue,
+            payload=self.payload,
+            status=JobStatus.SCHEDULED if when > now else JobStatus.PENDING,
+            priority=self.priority,
+            run_at=when,
+            attempt=0,
+            max_attempts=self.max_attempts,
+            created_at=now,
+            unique_key=self.unique_key,
+            tags=tuple(self.tags),
+            timeout=None if self.timeout is None else float(self.timeout),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:
