@@ -319,6 +319,22 @@ def test_misconfiguration_fails_the_start_with_one_line(
     assert lines[0].startswith("error: ") and named in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("env", "code", "named"),
+    [
+        ({"TASKYARD_BACKEND": "nosuchdb://x"}, 2, "scheme 'nosuchdb' is not supported"),
+        ({"TASKYARD_BACKEND": f"redis://127.0.0.1:{free_port()}/0"}, 1, "is unavailable"),
+    ],
+)
+def test_other_commands_report_backend_errors_in_one_line(
+    workdir: Path, env: dict[str, str], code: int, named: str
+) -> None:
+    result = run_cli(workdir, ["jobs", "list"], base_env(workdir) | env)
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+
+
 def test_services_list_and_a_single_service_process(workdir: Path) -> None:
     env = base_env(workdir)
     listed = json.loads(run_cli(workdir, ["services", "list", "--json"], env).stdout)

@@ -7,7 +7,8 @@ import os
 
 import typer
 
-from taskyard.cli.loading import state
+from taskyard.cli.loading import die, state
+from taskyard.errors import BackendError, TaskyardError
 
 __all__ = ("cli", "main")
 
@@ -55,5 +56,12 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point. A taskyard error that no command turned into a message
+    (a bad backend URL while the app is imported, a backend that does not answer) ends the
+    command with one line naming it, never a traceback: 1 for the backend, 2 for the input."""
+    try:
+        cli()
+    except BackendError as exc:
+        raise SystemExit(die(str(exc), code=1).exit_code) from None
+    except TaskyardError as exc:
+        raise SystemExit(die(str(exc)).exit_code) from None
