@@ -27,8 +27,8 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-TTL = 3.0  # short leader lease so the test stays ~30 s per backend (the default is 15 s)
-KILLS = 3
+TTL = 3.0  # short leader lease so a minute holds several takeovers (the default is 15 s)
+KILLS = 6  # with RUN_BETWEEN and the takeovers: about a minute of disruption per backend
 RUN_BETWEEN = 4.0  # seconds the schedule runs between two disruptions
 APP = "tests.apps.scheduler_app:app"
 
