@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import difflib
-import importlib
-import importlib.util
 import inspect
 import logging
 import os
@@ -39,6 +36,7 @@ from taskyard.services.leader import LeaderElector
 from taskyard.services.maintenance import MaintenanceConfig, Retention, build_maintenance
 from taskyard.services.manager import RestartPolicy, ServiceManager
 from taskyard.services.periodic import PeriodicService
+from taskyard.services.scheduler import Scheduler, SchedulerConfig
 from taskyard.services.worker import Worker, WorkerConfig
 
 __all__ = ("ROLES", "TaskServer", "build_user_service", "setup_logging")
@@ -186,7 +184,7 @@ class TaskServer:
             for duty in build_maintenance(self.app.backend, self.leader, self._maintenance_config(), clock=self.clock):
                 self.manager.register(duty.id, duty, critical=True, depends_on=("leader",))
         if "scheduler" in self.roles:
-            self._register_scheduler(explicit="scheduler" in self.roles and len(self.roles) < len(ROLES))
+            self._register_scheduler()
         if "worker" in self.roles:
             self.worker = Worker(self.app, self._worker_config(), clock=self.clock)
             if self.context is not None:
@@ -295,21 +293,9 @@ class TaskServer:
             },
         )
 
-    def _register_scheduler(self, *, explicit: bool) -> None:
-        if importlib.util.find_spec("taskyard.services.scheduler") is None:
-            if explicit:
-                raise ConfigError("--only scheduler: this taskyard has no scheduler service")
-            log.warning("no scheduler service in this taskyard; schedules will not fire")
-            return
-        module = importlib.import_module("taskyard.services.scheduler")
-        config_cls = getattr(module, "SchedulerConfig", None)
-        options: dict[str, Any] = {}
-        if config_cls is not None and dataclasses.is_dataclass(config_cls):
-            known = {f.name for f in dataclasses.fields(config_cls)}
-            wanted = self.settings.scheduler.model_dump()
-            options = {k: v for k, v in wanted.items() if k in known}
-        config = config_cls(**options) if config_cls is not None else None
-        scheduler = module.Scheduler(self.app, self.leader, config=config)
+    def _register_scheduler(self) -> None:
+        config = SchedulerConfig(tick_interval=self.settings.scheduler.tick_interval)
+        scheduler = Scheduler(self.app, self.leader, config=config)
         self.manager.register("scheduler", scheduler, name="Scheduler", critical=True, depends_on=("leader",))
 
     # -- running -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from taskyard import Cancel, FakeClock, JobStatus, Retry, RetryLater, Taskyard, exponential
+from taskyard.app import MAX_PAYLOAD_BYTES
 from taskyard.services.worker import JobOutcome, Worker, WorkerConfig
 from taskyard.testing import drain
 
@@ -266,6 +267,20 @@ async def test_non_json_result_fails_the_job(app: Taskyard) -> None:
     await drain(app)
     job = await app.aget_job(job.id)
     assert job.status is JobStatus.FAILED and "not JSON" in job.errors[0].message
+
+
+async def test_oversized_result_fails_the_job_and_stores_no_result(app: Taskyard) -> None:
+    @app.task("huge")
+    async def huge(p: Numbers) -> str:
+        return "x" * p.n
+
+    small = await app.aenqueue("huge", {"n": 1000})
+    big = await app.aenqueue("huge", {"n": MAX_PAYLOAD_BYTES + 1})
+    await drain(app)
+    small, big = await app.aget_job(small.id), await app.aget_job(big.id)
+    assert small.status is JobStatus.COMPLETED and small.result == "x" * 1000
+    assert big.status is JobStatus.FAILED and big.result is None
+    assert "the limit is" in big.errors[0].message and len(big.errors) == 1
 
 
 async def test_stats_count_outcomes(app: Taskyard) -> None:

@@ -1,26 +1,17 @@
-"""`create_asgi_app(ctx)`: the FastAPI app of a task server — health, metrics, and (when
-installed) the management API at `/api/v1` and the dashboard at `/`."""
+"""`create_asgi_app(ctx)`: the FastAPI app of a task server — health, metrics, and (unless
+the context says otherwise) the management API at `/api/v1` and the dashboard at `/`."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import logging
 from typing import Any
 
 from fastapi import FastAPI
 
-from taskyard.http import health, metrics
+from taskyard.http import api, dashboard, health, metrics
 from taskyard.http.context import HttpContext
 
 __all__ = ("BodySizeLimit", "create_asgi_app")
-
-log = logging.getLogger("taskyard.http")
-
-#: Routers mounted after the health routes, when their modules exist: (module, prefix).
-OPTIONAL_ROUTERS = (("taskyard.http.api", "/api/v1"), ("taskyard.http.dashboard", ""))
-
 
 class BodySizeLimit:
     """Refuses request bodies over `max_bytes` with 413 (declared or streamed)."""
@@ -91,16 +82,9 @@ def create_asgi_app(ctx: HttpContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(health.build_router(ctx))
     app.include_router(metrics.build_router(ctx))
-    for module_name, prefix in OPTIONAL_ROUTERS if ctx.mount_api else ():
-        # Only a missing module is tolerated; an error inside one must surface.
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        build = getattr(module, "build_router", None)
-        if build is None:
-            log.debug("%s has no build_router yet; not mounted", module_name)
-            continue
-        app.include_router(build(ctx), prefix=prefix)
+    if ctx.mount_api:
+        app.include_router(api.build_router(ctx), prefix="/api/v1")
+        app.include_router(dashboard.build_router(ctx))
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.http.max_body_bytes)
     return app
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from taskyard.app import Taskyard
+from taskyard.app import MAX_PAYLOAD_BYTES, Taskyard
 from taskyard.context import JobContext
 from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.task import TaskSpec
@@ -98,8 +98,12 @@ async def execute(
             "failed", error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
         )
     try:
-        json.dumps(result, allow_nan=False)
+        encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         bad = TypeError(f"handler returned a result that is not JSON: {exc}")
         return Outcome("failed", error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        # Stored results share the payload limit: one runaway handler must not bloat the store.
+        big = ValueError(f"handler returned a {len(encoded)}-byte result; the limit is {MAX_PAYLOAD_BYTES}")
+        return Outcome("failed", error=_error(job, big, app.clock.now(), with_traceback=False), retryable=False)
     return Outcome("completed", result=result)
