@@ -306,6 +306,8 @@ class TaskServer:
         try:
             await self.app.open()
             await self.app.backend.ping()
+            for warning in await self.app.backend.server_check():
+                log.warning("%s", warning)
         except ConfigError:
             raise
         except Exception as exc:

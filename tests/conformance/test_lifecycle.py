@@ -26,3 +26,8 @@ async def test_close_twice_then_open_again(backend: Backend) -> None:
     await backend.ping()
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.id == job.id
+
+
+async def test_server_check_returns_warnings_as_text(backend: Backend) -> None:
+    warnings = await backend.server_check()
+    assert isinstance(warnings, list) and all(isinstance(w, str) and w for w in warnings)

@@ -103,6 +103,9 @@ class MemoryBackend:
     async def migrate(self) -> int:
         return 1
 
+    async def server_check(self) -> list[str]:
+        return []
+
     # -- helpers ---------------------------------------------------------------------------
     def _queue(self, name: str) -> _QueueState:
         state = self._queues.get(name)

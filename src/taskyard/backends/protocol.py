@@ -79,6 +79,14 @@ class Backend(Protocol):
         """Bring the schema up to date; returns the schema version now in place."""
         ...
 
+    async def server_check(self) -> list[str]:
+        """Read the store's settings that durability depends on (a task server does this once
+        at start). Returns warnings to log (e.g. a setting under which an acknowledged
+        enqueue may not survive a crash); raises `ConfigError` for a setting under which the
+        store may drop jobs silently while running (a Redis that evicts keys).
+        """
+        ...
+
     # -- jobs: writes by clients -------------------------------------------------------------
     async def job_enqueue_many(
         self, *, drafts: Sequence[JobDraft], now: datetime | None = None

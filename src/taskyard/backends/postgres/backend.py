@@ -115,6 +115,19 @@ class PostgresBackend(JobAdminOps, CatalogOps):
         async with self._conn("ping") as conn:
             await conn.execute("SELECT 1")
 
+    async def server_check(self) -> list[str]:
+        async with self._conn("server_check") as conn:
+            cur = await conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
+            )
+            settings = dict(await cur.fetchall())
+        return [
+            f"PostgreSQL has {name}={settings[name]}: a committed enqueue may be lost if the "
+            "database server crashes"
+            for name in ("fsync", "synchronous_commit")
+            if settings.get(name) == "off"
+        ]
+
     async def migrate(self) -> int:
         with converted_errors("migrate"):
             async with await psycopg.AsyncConnection.connect(

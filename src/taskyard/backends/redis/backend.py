@@ -15,7 +15,7 @@ from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.jobs import JobsMixin
 from taskyard.backends.redis.maintenance import MaintenanceMixin
 from taskyard.backends.redis.signals import WakeListener
-from taskyard.errors import SchemaVersionError
+from taskyard.errors import ConfigError, SchemaVersionError
 
 __all__ = ("RedisBackend",)
 
@@ -52,6 +52,30 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         if listener is not None:
             await listener.stop()
         await self._disconnect()
+
+    async def server_check(self) -> list[str]:
+        """Refuse an evicting `maxmemory-policy` (Redis would drop job keys under memory
+        pressure, leaving jobs half-stored) unless the URL says `allow_eviction=true`; warn
+        when AOF is off (a Redis restart loses every job since the last snapshot)."""
+        with self._guard:
+            memory = await self.client.info("memory")
+            persistence = await self.client.info("persistence")
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if policy != "noeviction" and not self.allow_eviction:
+            raise ConfigError(
+                f"invalid setting 'backend': redis at {self._guard.where} has "
+                f"maxmemory-policy {policy}, under which it may evict job keys; set it to "
+                "noeviction (or add allow_eviction=true to the URL to accept the risk)"
+            )
+        warnings = []
+        if policy != "noeviction":
+            warnings.append(f"redis maxmemory-policy is {policy}: jobs may be evicted (allowed by the URL)")
+        if not int(persistence.get("aof_enabled", 0)):
+            warnings.append(
+                f"redis at {self._guard.where} has appendonly no: jobs enqueued since the last "
+                "snapshot are lost if the Redis server restarts (see docs/redis.md)"
+            )
+        return warnings
 
     async def ping(self) -> None:
         """One round-trip; raises `BackendUnavailable` when Redis cannot be reached."""

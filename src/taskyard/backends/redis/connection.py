@@ -31,25 +31,32 @@ QUEUES_TTL = 1.0
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """(the URL redis-py understands, the key prefix) of a `redis://` / `rediss://` URL.
+def parse_url(url: str) -> tuple[str, str, bool]:
+    """(the URL redis-py understands, the key prefix, allow_eviction) of a `redis://` /
+    `rediss://` URL.
 
-    taskyard's own query parameter, `prefix`, is removed; every other parameter is redis-py's.
+    taskyard's own query parameters, `prefix` and `allow_eviction`, are removed; every other
+    parameter is redis-py's.
     """
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = DEFAULT_PREFIX
+    allow_eviction = False
     rest = []
     for key, value in query:
         if key == "prefix":
             prefix = value
+        elif key == "allow_eviction":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ConfigError(f"redis URL option allow_eviction={value!r}: expected true or false")
+            allow_eviction = value.lower() in ("true", "1")
         else:
             rest.append((key, value))
     if "{" in prefix or "}" in prefix:
         raise ConfigError(
             f"redis key prefix {prefix!r} must not contain braces (used for hash tags)"
         )
-    return urlunsplit(parts._replace(query=urlencode(rest))), prefix
+    return urlunsplit(parts._replace(query=urlencode(rest))), prefix, allow_eviction
 
 
 class _Guard:
@@ -71,7 +78,7 @@ class RedisConnection:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._redis_url, self.prefix = parse_url(url)
+        self._redis_url, self.prefix, self.allow_eviction = parse_url(url)
         parts = urlsplit(self._redis_url)
         self._guard = _Guard(f"{parts.hostname}:{parts.port or 6379}")
         self._keys = Keys(self.prefix)

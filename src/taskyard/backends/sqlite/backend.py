@@ -74,6 +74,10 @@ class SqliteBackend:
     async def ping(self) -> None:
         await self._db.run(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def server_check(self) -> list[str]:
+        # WAL and the synchronous level come from the URL, which parse_url validated.
+        return []
+
     async def migrate(self) -> int:
         await self.open()
         return await self._db.run(lambda c: apply_migrations(c, path=self.options.path))
