@@ -16,6 +16,7 @@ def build(backend: str | None = None) -> Taskyard:
     app.task("record", retry=Retry(attempts=3))(record)
     app.task("hang-first", retry=Retry(attempts=3))(hang_first)
     app.task("slow", retry=Retry(attempts=1))(slow)
+    app.task("stall-first", retry=Retry(attempts=3))(stall_first)
     return app
 
 
@@ -36,6 +37,17 @@ def hang_first(payload: dict, ctx) -> str:
         time.sleep(float(payload.get("seconds", 3600)))
     _log(ctx, "done")
     return "finished"
+
+
+async def stall_first(payload: dict, ctx) -> str:
+    """Its first attempt awaits for a long time (a worker frozen with SIGSTOP holds it)."""
+    import asyncio
+
+    _log(ctx, "start")
+    if ctx.attempt == 1:
+        await asyncio.sleep(float(payload.get("seconds", 3600)))
+    _log(ctx, "done")
+    return f"attempt {ctx.attempt}"
 
 
 async def slow(payload: dict, ctx) -> str:

@@ -1,5 +1,6 @@
-"""Worker processes on every durable backend: SIGKILL mid-job, SIGTERM drain, and several
-workers draining one store with each job run exactly once (real subprocesses).
+"""Worker processes on every durable backend: SIGKILL mid-job, a frozen (SIGSTOP) worker
+fenced off when it wakes, SIGTERM drain, and several workers draining one store with each
+job run exactly once (real subprocesses).
 """
 
 from __future__ import annotations
@@ -75,6 +76,43 @@ async def test_sigkill_mid_job_is_rescued_after_its_lease(kind: str, tmp_path: P
             done = await app.aget_job(other.id)
             assert (done.status, done.attempt, done.result) == (JobStatus.COMPLETED, 1, 1)
             assert [r[1] for r in runs if r[0] == other.id] == [1]
+        await app.aclose()
+
+
+@pytest.mark.parametrize("kind", DURABLE)
+async def test_a_frozen_worker_is_fenced_off_when_it_wakes(kind: str, tmp_path: Path) -> None:
+    """SIGSTOP a worker mid-job past its lease: another worker reruns and completes the job;
+    after SIGCONT the stale owner's writes are refused and it stops its handler, so the
+    stored outcome stays the new owner's."""
+    async with isolated_url(kind, tmp_path) as url:
+        app = build(url)
+        runlog, log = tmp_path / "runs.log", tmp_path / "workers.log"
+        job = await app.aenqueue("stall-first", {"seconds": 3600})
+        frozen = _worker(url, runlog, tmp_path, "--lease", "2", "--concurrency", "2")
+        rescuer = None
+        try:
+            await wait_until(lambda: read_runlog(runlog), timeout=60, what="the first attempt")
+            frozen.send_signal(signal.SIGSTOP)
+            rescuer = _worker(url, runlog, tmp_path, "--lease", "2", "--concurrency", "2")
+            done = await app.await_job(job.id, timeout=60)
+            assert (done.status, done.attempt, done.result) == (JobStatus.COMPLETED, 2, "attempt 2")
+
+            frozen.send_signal(signal.SIGCONT)
+            lost = f"lease of job {job.id} was lost"
+            await wait_until(lambda: lost in log.read_text(), timeout=30, what="the woken worker to notice")
+            assert stop_process(frozen) == 0
+        finally:
+            if frozen.poll() is None:
+                frozen.send_signal(signal.SIGCONT)
+                frozen.kill()
+            if rescuer is not None:
+                assert stop_process(rescuer) == 0
+        after = await app.aget_job(job.id)
+        assert (after.status, after.attempt, after.result) == (JobStatus.COMPLETED, 2, "attempt 2")
+        assert [e.type for e in after.errors] == ["LeaseExpired"]
+        runs = [(attempt, pid, tag) for job_id, attempt, pid, tag in read_runlog(runlog) if job_id == job.id]
+        assert [(a, t) for a, _, t in runs] == [(1, "start"), (2, "start"), (2, "done")]
+        assert runs[0][1] == frozen.pid and runs[1][1] != frozen.pid
         await app.aclose()
 
 
