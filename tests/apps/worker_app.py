@@ -17,6 +17,7 @@ def build(backend: str | None = None) -> Taskyard:
     app.task("hang-first", retry=Retry(attempts=3))(hang_first)
     app.task("slow", retry=Retry(attempts=1))(slow)
     app.task("stall-first", retry=Retry(attempts=3))(stall_first)
+    app.task("kill-worker", retry=Retry(attempts=3))(kill_worker)
     return app
 
 
@@ -37,6 +38,14 @@ def hang_first(payload: dict, ctx) -> str:
         time.sleep(float(payload.get("seconds", 3600)))
     _log(ctx, "done")
     return "finished"
+
+
+def kill_worker(payload: dict, ctx) -> None:
+    """A poison pill: every attempt SIGKILLs the worker process running it."""
+    import signal
+
+    _log(ctx, "start")
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def stall_first(payload: dict, ctx) -> str:

@@ -80,6 +80,60 @@ async def test_sigkill_mid_job_is_rescued_after_its_lease(kind: str, tmp_path: P
 
 
 @pytest.mark.parametrize("kind", DURABLE)
+async def test_a_job_that_kills_its_worker_fails_after_its_attempts(kind: str, tmp_path: Path) -> None:
+    """A poison pill is not retried forever: each lost attempt counts, and after the last one
+    the job ends failed, while the jobs around it complete once each."""
+    async with isolated_url(kind, tmp_path) as url:
+        app = build(url)
+        runlog = tmp_path / "runs.log"
+        pill = await app.aenqueue("kill-worker", {})
+        others = await app.aenqueue_many([("record", {"i": i}) for i in range(20)])
+        exits: list[int] = []
+        killed: set[int] = set()
+        worker = None
+        try:
+            for _ in range(6):  # a supervisor restarting the worker each time it dies
+                worker = _worker(url, runlog, tmp_path, "--lease", "1", "--concurrency", "1")
+
+                async def settled(worker=worker) -> bool:
+                    job = await app.aget_job(pill.id)
+                    return worker.poll() is not None or job.status is JobStatus.FAILED
+
+                await wait_until(settled, timeout=60, what="the worker to die or the pill to fail")
+                if worker.poll() is None:
+                    break
+                exits.append(worker.returncode)
+                killed.add(worker.pid)
+            assert worker is not None and worker.poll() is None, "the pill kept killing workers"
+            await wait_until(
+                lambda: _all_completed(app, others), timeout=60, what="the other jobs to complete"
+            )
+            assert stop_process(worker) == 0
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+        assert exits == [-signal.SIGKILL] * 3
+        job = await app.aget_job(pill.id)
+        assert (job.status, job.attempt) == (JobStatus.FAILED, 3)
+        assert [e.type for e in job.errors] == ["LeaseExpired"] * 3
+        assert [r[1] for r in read_runlog(runlog) if r[0] == pill.id] == [1, 2, 3]
+        # At least once: a job runs again only if a killed worker ran it (its completion may
+        # not have been written yet when the pill killed the process).
+        runs: dict[str, list[int]] = collections.defaultdict(list)
+        for job_id, _, pid, _ in read_runlog(runlog):
+            if job_id != pill.id:
+                runs[job_id].append(pid)
+        assert set(runs) == {j.id for j in others}
+        assert all(pid in killed for pids in runs.values() for pid in pids[:-1]), runs
+        await app.aclose()
+
+
+async def _all_completed(app: Taskyard, jobs: list) -> bool:
+    stored = [await app.aget_job(j.id) for j in jobs]
+    return all(j is not None and j.status is JobStatus.COMPLETED for j in stored)
+
+
+@pytest.mark.parametrize("kind", DURABLE)
 async def test_a_frozen_worker_is_fenced_off_when_it_wakes(kind: str, tmp_path: Path) -> None:
     """SIGSTOP a worker mid-job past its lease: another worker reruns and completes the job;
     after SIGCONT the stale owner's writes are refused and it stops its handler, so the
