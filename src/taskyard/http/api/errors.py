@@ -4,15 +4,18 @@ class that produces it (plus the request body size limit, 413) for every API rou
 
 from __future__ import annotations
 
+import email.message
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from taskyard.errors import (
     BackendUnavailable,
@@ -156,6 +159,62 @@ async def _read_limited(request: Request, limit: int) -> JSONResponse | None:
             return error_response(413, "payload_too_large", f"request body is over {limit} bytes")
         chunks.append(chunk)
     request._body = b"".join(chunks)  # Starlette's cache: the handler reads it from here
+    return _parse_json(request, request._body)
+
+
+def _is_json(content_type: str | None) -> bool:
+    # The same test FastAPI applies before it parses a body as JSON.
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _body_error(message: str) -> JSONResponse:
+    return error_response(
+        422, "validation_error", "invalid request",
+        [{"loc": ["body"], "msg": message, "type": "json_invalid"}],
+    )
+
+
+def _parse_json(request: Request, body: bytes) -> JSONResponse | None:
+    """Parse a JSON body strictly, so that what FastAPI validates can also be stored and
+    served back: no NaN/Infinity, valid UTF-8 without lone surrogates, bounded nesting and
+    number sizes. Syntax errors are left to FastAPI (it reports their position).
+    """
+    if not body or not _is_json(request.headers.get("content-type")):
+        return None
+    try:
+        parsed = json.loads(body, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        return None
+    except UnicodeDecodeError:
+        return _body_error("the body is not valid UTF-8")
+    except RecursionError:
+        return _body_error("the body is nested too deeply")
+    except _NotJson as exc:
+        return _body_error(str(exc))
+    except ValueError:  # an integer past Python's digit limit (4300)
+        return _body_error("the body has a number with too many digits")
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return _body_error("the body contains a lone UTF-16 surrogate (\\ud800-\\udfff)")
+    except RecursionError:
+        return _body_error("the body is nested too deeply")
+    request._json = parsed  # Starlette's cache: FastAPI validates this value
     return None
 
 
