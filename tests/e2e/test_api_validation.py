@@ -53,3 +53,31 @@ async def test_surrogate_pairs_are_fine(env: Env) -> None:
     created = await env.client.post("/api/v1/jobs", headers=headers, content=body)
     assert created.status_code == 201, created.text
     assert created.json()["payload"] == {"emoji": "\N{GRINNING FACE}"}
+
+
+@pytest.mark.parametrize("run_at", ["9999-12-31T23:00:00-14:00", "0001-01-01T00:00:00+14:00"])
+async def test_run_at_out_of_range_in_utc_is_422(env: Env, run_at: str) -> None:
+    body = {"task": "math.add", "payload": {"a": 1, "b": 1}, "run_at": run_at}
+    err = _error(await env.client.post("/api/v1/jobs", headers=env.creds.admin_jwt, json=body), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["body", "run_at"]
+    assert (await env.app.alist_jobs()).jobs == []
+
+
+async def test_run_at_with_an_offset_is_stored_in_utc(env: Env) -> None:
+    body = {"task": "math.add", "payload": {"a": 1, "b": 1}, "run_at": "2100-01-01T12:00:00+02:00"}
+    created = await env.client.post("/api/v1/jobs", headers=env.creds.admin_jwt, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["run_at"] == "2100-01-01T10:00:00Z"
+
+
+async def test_job_list_time_range(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    await env.app.aenqueue("math.add", {"a": 1, "b": 1})
+    inverted = {"created_after": "2030-01-01T00:00:00Z", "created_before": "2020-01-01T00:00:00Z"}
+    err = _error(await c.get("/api/v1/jobs", headers=admin, params=inverted), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["query", "created_after"]
+    out_of_range = {"created_before": "9999-12-31T23:00:00-14:00"}
+    _error(await c.get("/api/v1/jobs", headers=admin, params=out_of_range), 422, "validation_error")
+    _error(await c.get("/api/v1/jobs", headers=admin, params={"created_after": "2020-01-01T00:00:00"}), 422, "validation_error")
+    window = {"created_after": "2020-01-01T00:00:00+01:00", "created_before": "2100-01-01T00:00:00-05:00"}
+    assert len((await c.get("/api/v1/jobs", headers=admin, params=window)).json()["jobs"]) == 1

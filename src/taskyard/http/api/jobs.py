@@ -6,17 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime
 
 from taskyard.core.job import JobStatus
 from taskyard.errors import JobNotFound
 from taskyard.http.api.access import current_principal
+from taskyard.http.api.errors import ApiError
 from taskyard.http.api.schemas import (
     ID_PATTERN,
     NAME_PATTERN,
     EnqueueRequest,
     JobOut,
     JobPageOut,
+    UtcDatetime,
 )
 from taskyard.http.auth import Principal, audit
 
@@ -46,12 +47,17 @@ def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
         queue: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
         status: JobStatus | None = None,
         task: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-        created_after: AwareDatetime | None = None,
-        created_before: AwareDatetime | None = None,
+        created_after: UtcDatetime | None = None,
+        created_before: UtcDatetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     ) -> JobPageOut:
         """Filter by queue, status, task and creation time; page with `cursor`."""
+        if created_after is not None and created_before is not None and created_after > created_before:
+            raise ApiError(422, "validation_error", "created_after is later than created_before", [
+                {"loc": ["query", "created_after"], "msg": "must not be later than created_before",
+                 "type": "value_error"},
+            ])
         page = await app.alist_jobs(
             queue=queue,
             status=status,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskyard.core.cluster import WorkerInfo
 from taskyard.core.job import Job, JobStatus
@@ -29,6 +29,7 @@ __all__ = (
     "ScheduleOut",
     "SchedulePatch",
     "ServiceOut",
+    "UtcDatetime",
     "WorkerOut",
 )
 
@@ -43,6 +44,18 @@ Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 TEN_YEARS = 10 * 365 * 86400
 
 
+def _to_utc(value: datetime) -> datetime:
+    # An offset can push a valid local time past year 1 or 9999 once converted.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range once converted to UTC") from None
+
+
+#: A timezone-aware datetime, converted to UTC (422 when that leaves datetime's range).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,7 +67,7 @@ class EnqueueRequest(_In):
     task: Name
     payload: Any = None
     delay: float | None = Field(default=None, ge=0, le=TEN_YEARS)
-    run_at: AwareDatetime | None = None
+    run_at: UtcDatetime | None = None
     priority: Priority | None = None
     queue: Name | None = None
     unique_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
