@@ -7,6 +7,7 @@ the terminal and the dashboard have something to show.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
@@ -22,6 +23,7 @@ from taskyard import (
 )
 
 app = Taskyard()  # TASKYARD_BACKEND, else sqlite:///taskyard.db
+log = logging.getLogger("taskyard.demo")
 
 
 class Thumbnail(BaseModel):
@@ -97,3 +99,15 @@ class DemoTraffic(PeriodicService):
         await self.app.aenqueue("reports.build", {"name": f"daily-{n}"}, delay=5)
         if n % 3 == 0:
             await self.app.aenqueue("payments.charge", {"order": n})
+            await self._summarise()
+
+    async def _summarise(self) -> None:
+        """One line in the terminal every few ticks: what the queues hold so far."""
+        totals: dict[str, int] = {}
+        for per_status in (await self.app.acounts()).values():
+            for status, count in per_status.items():
+                totals[status] = totals.get(status, 0) + count
+        log.info(
+            "so far: %d completed, %d failed, %d running, %d pending, %d scheduled",
+            *(totals.get(s, 0) for s in ("completed", "failed", "running", "pending", "scheduled")),
+        )
