@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Env
+from taskyard.errors import ScheduleError
+from tests.e2e.conftest import Env, make_app
 
 JSON = {"content-type": "application/json"}
 
@@ -81,3 +82,57 @@ async def test_job_list_time_range(env: Env) -> None:
     _error(await c.get("/api/v1/jobs", headers=admin, params={"created_after": "2020-01-01T00:00:00"}), 422, "validation_error")
     window = {"created_after": "2020-01-01T00:00:00+01:00", "created_before": "2100-01-01T00:00:00-05:00"}
     assert len((await c.get("/api/v1/jobs", headers=admin, params=window)).json()["jobs"]) == 1
+
+
+WRONG_TYPES = [
+    ("POST", "/api/v1/jobs", {"task": "math.add", "payload": {"a": 1, "b": 1}, "priority": True}, ["body", "priority"]),
+    ("POST", "/api/v1/jobs", {"task": "math.add", "payload": {"a": 1, "b": 1}, "priority": "5"}, ["body", "priority"]),
+    ("POST", "/api/v1/jobs", {"task": "math.add", "payload": {"a": 1, "b": 1}, "delay": "60"}, ["body", "delay"]),
+    ("PATCH", "/api/v1/queues/math", {"concurrency": True}, ["body", "concurrency"]),
+    ("PATCH", "/api/v1/queues/math", {"concurrency": "3"}, ["body", "concurrency"]),
+    ("PATCH", "/api/v1/queues/math", {"rate_limit": {"limit": True, "period": 1}}, ["body", "rate_limit", "limit"]),
+    ("PATCH", "/api/v1/queues/math", {"rate_limit": {"limit": 5, "period": 1e-300}}, ["body", "rate_limit", "period"]),
+    ("POST", "/api/v1/schedules", {"name": "s", "task": "math.add", "every": "60"}, ["body", "every"]),
+    ("POST", "/api/v1/schedules", {"name": "s", "task": "math.add", "every": 60, "enabled": "false"}, ["body", "enabled"]),
+    ("POST", "/api/v1/schedules", {"name": "s", "task": "math.add", "every": 60, "misfire_cap": True}, ["body", "misfire_cap"]),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "loc"), WRONG_TYPES, ids=[str(b) for _, _, b, _ in WRONG_TYPES])
+async def test_wrong_types_are_not_coerced(env: Env, method: str, path: str, body: dict, loc: list[str]) -> None:
+    response = await env.client.request(method, path, headers=env.creds.admin_jwt, json=body)
+    err = _error(response, 422, "validation_error")
+    assert err["details"][0]["loc"] == loc
+    assert (await env.app.alist_jobs()).jobs == []
+    settings = await env.app.backend.queue_get(queue="math")
+    assert settings.concurrency is None and settings.rate_limit is None
+    assert await env.app.schedules.aget("s") is None
+
+
+@pytest.mark.parametrize("field", ["task", "tz", "jitter", "misfire", "misfire_cap", "enabled"])
+async def test_schedule_patch_refuses_null_and_changes_nothing(env: Env, field: str) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    body = {"name": "nightly", "task": "math.add", "cron": "30 6 * * *", "payload": {"a": 1, "b": 2}}
+    assert (await c.post("/api/v1/schedules", headers=admin, json=body)).status_code == 201
+    before = await env.app.schedules.aget("nightly")
+    err = _error(await c.patch("/api/v1/schedules/nightly", headers=admin, json={field: None}), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["body", field]
+    assert await env.app.schedules.aget("nightly") == before
+    # The schedule is still served (a stored `enabled: null` made it unreadable).
+    assert (await c.get("/api/v1/schedules/nightly", headers=admin)).status_code == 200
+    assert (await c.get("/api/v1/schedules", headers=admin)).status_code == 200
+
+
+async def test_schedule_patch_null_still_clears_the_clearable(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    body = {"name": "s", "task": "math.add", "cron": "30 6 * * *", "payload": {"a": 1, "b": 2}, "queue": "q", "priority": 3}
+    assert (await c.post("/api/v1/schedules", headers=admin, json=body)).status_code == 201
+    patched = await c.patch("/api/v1/schedules/s", headers=admin, json={"cron": None, "every": 60, "queue": None, "priority": None})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["cron"] is None and patched.json()["every"] == 60
+    assert patched.json()["queue"] is None and patched.json()["priority"] is None
+
+
+def test_python_api_refuses_a_non_boolean_enabled() -> None:
+    with pytest.raises(ScheduleError, match="enabled"):
+        make_app().schedules.build("s", task="math.add", every=60, enabled=None)

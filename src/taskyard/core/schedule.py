@@ -81,7 +81,8 @@ class Schedule:
 
     def validated(self) -> Schedule:
         """This schedule with its cron expression normalised; `ScheduleError` when a field is
-        invalid (bad name, cron, every, time zone, jitter, misfire settings, queue, priority).
+        invalid (bad name, cron, every, time zone, jitter, misfire settings, enabled, queue,
+        priority, owner).
         """
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
             raise ScheduleError("schedule name must be a non-empty string of at most 200 characters")
@@ -106,6 +107,8 @@ class Schedule:
             raise ScheduleError(f"schedule {self.name!r}: queue must be a non-empty string")
         if self.priority is not None and (isinstance(self.priority, bool) or not isinstance(self.priority, int)):
             raise ScheduleError(f"schedule {self.name!r}: priority must be an integer")
+        if not isinstance(self.enabled, bool):
+            raise ScheduleError(f"schedule {self.name!r}: enabled must be true or false")
         if self.owner is not None and (not isinstance(self.owner, str) or not self.owner):
             raise ScheduleError(f"schedule {self.name!r}: owner must be a non-empty string")
         return self.replace(cron=timing.cron, misfire=misfire, jitter=float(self.jitter))

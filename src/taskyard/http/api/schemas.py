@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from taskyard.core.cluster import WorkerInfo
 from taskyard.core.job import Job, JobStatus
@@ -39,9 +49,15 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:@+\-]{1,200}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-#: Bounds every backend can store (PostgreSQL integers are 32-bit).
-Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+#: Bounds every backend can store (PostgreSQL integers are 32-bit). Numbers are strict
+#: throughout: `true` or `"5"` is not an integer (JSON integers are accepted as seconds).
+Priority = Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
 TEN_YEARS = 10 * 365 * 86400
+Every = Annotated[float, Field(strict=True, gt=0, le=TEN_YEARS)]
+Jitter = Annotated[float, Field(strict=True, ge=0, le=86400)]
+MisfireCap = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+Cron = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Tz = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -66,7 +82,7 @@ class EnqueueRequest(_In):
 
     task: Name
     payload: Any = None
-    delay: float | None = Field(default=None, ge=0, le=TEN_YEARS)
+    delay: float | None = Field(default=None, strict=True, ge=0, le=TEN_YEARS)
     run_at: UtcDatetime | None = None
     priority: Priority | None = None
     queue: Name | None = None
@@ -138,14 +154,14 @@ class RetriedOut(BaseModel):
 class RateLimitIn(_In):
     """At most `limit` jobs start per `period` seconds."""
 
-    limit: int = Field(ge=1, le=1_000_000)
-    period: float = Field(gt=0, le=86400)
+    limit: int = Field(strict=True, ge=1, le=1_000_000)
+    period: float = Field(strict=True, ge=0.001, le=86400)
 
 
 class QueueSettingsPatch(_In):
     """Settings to change; a field left out is left as it is, `null` removes the limit."""
 
-    concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    concurrency: int | None = Field(default=None, strict=True, ge=1, le=100_000)
     rate_limit: RateLimitIn | None = None
 
 
@@ -177,34 +193,44 @@ class ScheduleCreate(_In):
 
     name: Name
     task: Name
-    cron: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    every: float | None = Field(default=None, gt=0, le=TEN_YEARS)
-    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    cron: Cron | None = None
+    every: Every | None = None
+    tz: Tz = "UTC"
     payload: Any = None
     queue: Name | None = None
     priority: Priority | None = None
-    jitter: float = Field(default=0.0, ge=0, le=86400)
+    jitter: Jitter = 0.0
     misfire: MisfirePolicy = MisfirePolicy.SKIP
-    misfire_cap: int = Field(default=100, ge=1, le=10_000)
-    enabled: bool = True
+    misfire_cap: MisfireCap = 100
+    enabled: StrictBool = True
     owner: Name | None = None
 
 
 class SchedulePatch(_In):
-    """Fields to change on a schedule; those left out stay as they are."""
+    """Fields to change on a schedule; those left out stay as they are. `null` clears `cron`,
+    `every`, `payload`, `queue`, `priority` and `owner`; the other fields cannot be null.
+    """
 
-    task: Name | None = None
-    cron: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    every: float | None = Field(default=None, gt=0, le=TEN_YEARS)
-    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    task: Name | SkipJsonSchema[None] = None
+    cron: Cron | None = None
+    every: Every | None = None
+    tz: Tz | SkipJsonSchema[None] = None
     payload: Any = None
     queue: Name | None = None
     priority: Priority | None = None
-    jitter: float | None = Field(default=None, ge=0, le=86400)
-    misfire: MisfirePolicy | None = None
-    misfire_cap: int | None = Field(default=None, ge=1, le=10_000)
-    enabled: bool | None = None
+    jitter: Jitter | SkipJsonSchema[None] = None
+    misfire: MisfirePolicy | SkipJsonSchema[None] = None
+    misfire_cap: MisfireCap | SkipJsonSchema[None] = None
+    enabled: StrictBool | SkipJsonSchema[None] = None
     owner: Name | None = None
+
+    @field_validator("task", "tz", "jitter", "misfire", "misfire_cap", "enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # None here only means "left out"; an explicit null would be stored as is.
+        if value is None:
+            raise ValueError("must not be null (leave the field out to keep its value)")
+        return value
 
 
 class ScheduleOut(BaseModel):
