@@ -136,3 +136,24 @@ async def test_schedule_patch_null_still_clears_the_clearable(env: Env) -> None:
 def test_python_api_refuses_a_non_boolean_enabled() -> None:
     with pytest.raises(ScheduleError, match="enabled"):
         make_app().schedules.build("s", task="math.add", every=60, enabled=None)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/nope"), ("POST", "/api/v1/nope/x"), ("GET", "/api/v1/jobs/..%2F..%2Fetc"),
+     ("GET", "/api/v1/queues/a%2Fb"), ("POST", "/api/v1/services/tick/explode"), ("GET", "/api/v1/")],
+)
+async def test_unknown_api_routes_are_404_in_the_error_shape(env: Env, method: str, path: str) -> None:
+    _error(await env.client.request(method, path, headers=env.creds.admin_jwt), 404, "not_found")
+
+
+async def test_wrong_method_is_405_in_the_error_shape(env: Env) -> None:
+    response = await env.client.put("/api/v1/jobs", headers=env.creds.admin_jwt, json={})
+    _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, POST"
+    _error(await env.client.delete("/api/v1/queues/math", headers=env.creds.admin_jwt), 405, "method_not_allowed")
+
+
+async def test_trailing_slash_still_redirects(env: Env) -> None:
+    response = await env.client.get("/api/v1/jobs/", headers=env.creds.admin_jwt)
+    assert response.status_code == 307 and response.headers["location"].endswith("/api/v1/jobs")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
+from starlette.responses import RedirectResponse
+from starlette.routing import Match
 
 from taskyard.http.api import jobs, queues, schedules, services, workers
 from taskyard.http.api.access import current_principal, make_guard, require_admin
@@ -18,6 +20,7 @@ from taskyard.http.api.errors import (
     ERROR_RESPONSES,
     ApiError,
     ErrorResponse,
+    error_response,
     limited_route_class,
 )
 from taskyard.http.auth import Authenticator, Principal, check_bind
@@ -92,9 +95,34 @@ def build_router(ctx: Any) -> APIRouter:
     route_class = limited_route_class(http.max_body_bytes)
     root = APIRouter(route_class=route_class)
     guarded = [Depends(guard)]
-    for module in (jobs, queues, schedules, services, workers):
-        root.include_router(module.build(ctx, route_class), dependencies=guarded, responses=ERROR_RESPONSES)
-    for router in getattr(ctx.app, "http_routers", ()):
-        root.include_router(_adopt(router, route_class), dependencies=guarded, responses=ERROR_RESPONSES)
-
+    routers = [module.build(ctx, route_class) for module in (jobs, queues, schedules, services, workers)]
+    routers += [_adopt(router, route_class) for router in getattr(ctx.app, "http_routers", ())]
+    for router in routers:
+        root.include_router(router, dependencies=guarded, responses=ERROR_RESPONSES)
+    _add_fallback(root, [r for router in routers for r in router.routes if isinstance(r, APIRoute)])
     return root
+
+
+def _add_fallback(root: APIRouter, routes: list[APIRoute]) -> None:
+    """Last route: an unknown path (404) or a known path with another method (405) gets the
+    API's error shape instead of Starlette's `{"detail": ...}` (or a dashboard page)."""
+
+    async def fallback(request: Request, path: str) -> Any:
+        # `routes` carry their paths without the mount prefix, as `path` does.
+        scope = {"type": "http", "path": "/" + path, "root_path": "", "method": request.method}
+        if path.endswith("/"):  # what Starlette's redirect_slashes would have done
+            bare = {**scope, "path": "/" + path.rstrip("/")}
+            if any(r.matches(bare)[0] is Match.FULL for r in routes):
+                url = request.url.replace(path=request.url.path.rstrip("/"))
+                return RedirectResponse(str(url), 307)
+        allowed = sorted({m for r in routes if r.matches(scope)[0] is Match.PARTIAL for m in r.methods or ()})
+        if allowed:
+            response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(404, "not_found", "no such API route")
+
+    root.add_api_route(
+        "/{path:path}", fallback, include_in_schema=False,
+        methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+    )
