@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from taskyard.app import Taskyard
 from taskyard.http.context import HttpContext
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
-from tests.e2e.conftest import Creds, build_asgi, make_app, make_settings
+from tests.e2e.conftest import Creds, Env, build_asgi, make_app, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
@@ -182,3 +183,19 @@ async def test_cross_site_post_is_refused(live: Live, browser) -> None:
     headers = (await page.request.get(live.url + "/queues")).headers
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
+
+
+async def test_login_returns_to_the_page_with_its_whole_query(env: Env) -> None:
+    """In-process (no browser): the redirect to /login must carry every filter of the page."""
+    c = env.client
+    page = await c.get("/jobs?queue=math&status=failed")
+    assert page.status_code == 303
+    form = await c.get(page.headers["location"])
+    assert form.status_code == 200
+    fields = dict(re.findall(r'name="(csrf|next)" value="([^"]*)"', form.text))
+    assert fields["next"] == "/jobs?queue=math&amp;status=failed"  # HTML-escaped in the form
+    token = env.creds.admin_key["Authorization"].removeprefix("Bearer ")
+    signed_in = await c.post("/login", data={"csrf": fields["csrf"], "token": token,
+                                             "next": "/jobs?queue=math&status=failed"})
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/jobs?queue=math&status=failed"

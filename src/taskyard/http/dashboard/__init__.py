@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -82,7 +83,9 @@ def build_router(ctx: Any) -> APIRouter:
 
     def to_login(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return render.secure(RedirectResponse(f"/login?next={target}" if target != "/" else "/login", 303))
+        # Encoded, so the page's own query (`?queue=a&status=failed`) survives the round trip.
+        login = f"/login?{urlencode({'next': target})}" if target != "/" else "/login"
+        return render.secure(RedirectResponse(login, 303))
 
     def error(request: Request, session: Session | None, status: int, message: str) -> Response:
         return render.page("error.html", {**base(request, session), "status_code": status,
