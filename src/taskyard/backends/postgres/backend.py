@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from taskyard.backends.postgres.listener import Listener
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, progress_json
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
 from taskyard.backends.postgres.schema import SCHEMA_VERSION, apply_migrations, read_version
+from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -121,12 +123,20 @@ class PostgresBackend(JobAdminOps, CatalogOps):
                 "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
             )
             settings = dict(await cur.fetchall())
-        return [
+            before = time.time()
+            cur = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            row = await cur.fetchone()
+            after = time.time()
+        warnings = [
             f"PostgreSQL has {name}={settings[name]}: a committed enqueue may be lost if the "
             "database server crashes"
             for name in ("fsync", "synchronous_commit")
             if settings.get(name) == "off"
         ]
+        assert row is not None
+        if (skew := clock_skew_warning("PostgreSQL", float(row[0]), before, after)) is not None:
+            warnings.append(skew)
+        return warnings
 
     async def migrate(self) -> int:
         with converted_errors("migrate"):

@@ -7,6 +7,7 @@ keys hash-tagged per queue, Cluster-friendly; see `keys.py` for the key schema a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from taskyard.backends.redis.claims import ClaimsMixin
@@ -15,6 +16,7 @@ from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.jobs import JobsMixin
 from taskyard.backends.redis.maintenance import MaintenanceMixin
 from taskyard.backends.redis.signals import WakeListener
+from taskyard.backends.skew import clock_skew_warning
 from taskyard.errors import ConfigError, SchemaVersionError
 
 __all__ = ("RedisBackend",)
@@ -60,6 +62,9 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         with self._guard:
             memory = await self.client.info("memory")
             persistence = await self.client.info("persistence")
+            before = time.time()
+            seconds, micros = await self.client.time()
+            after = time.time()
         policy = str(memory.get("maxmemory_policy", "noeviction"))
         if policy != "noeviction" and not self.allow_eviction:
             raise ConfigError(
@@ -75,6 +80,8 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
                 f"redis at {self._guard.where} has appendonly no: jobs enqueued since the last "
                 "snapshot are lost if the Redis server restarts (see docs/redis.md)"
             )
+        if (skew := clock_skew_warning("redis", seconds + micros / 1e6, before, after)) is not None:
+            warnings.append(skew)
         return warnings
 
     async def ping(self) -> None:
