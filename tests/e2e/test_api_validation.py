@@ -157,3 +157,14 @@ async def test_wrong_method_is_405_in_the_error_shape(env: Env) -> None:
 async def test_trailing_slash_still_redirects(env: Env) -> None:
     response = await env.client.get("/api/v1/jobs/", headers=env.creds.admin_jwt)
     assert response.status_code == 307 and response.headers["location"].endswith("/api/v1/jobs")
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "1e9"])
+async def test_numbers_are_not_datetimes(env: Env, value: str) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    err = _error(await c.get("/api/v1/jobs", headers=admin, params={"created_before": value}), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["query", "created_before"]
+    body = {"task": "math.add", "payload": {"a": 1, "b": 1}, "run_at": float(value)}
+    err = _error(await c.post("/api/v1/jobs", headers=admin, json=body), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["body", "run_at"]
+    assert (await env.app.alist_jobs()).jobs == []

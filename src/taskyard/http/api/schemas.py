@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -9,6 +10,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -60,6 +62,17 @@ Cron = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Tz = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would read a number (or a numeric string, as every query value is) as a Unix
+    # timestamp; the documented format is an ISO 8601 date-time with an offset.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMERIC.fullmatch(value.strip())):
+        raise ValueError("expected an ISO 8601 date-time with an offset, e.g. 2030-01-01T00:00:00Z")
+    return value
+
+
+_NUMERIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _to_utc(value: datetime) -> datetime:
     # An offset can push a valid local time past year 1 or 9999 once converted.
     try:
@@ -69,7 +82,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 #: A timezone-aware datetime, converted to UTC (422 when that leaves datetime's range).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
 
 
 class _In(BaseModel):
