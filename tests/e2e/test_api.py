@@ -265,3 +265,17 @@ async def test_workers_list(env: Env) -> None:
         last_heartbeat=now, current_jobs=(JOB,)))
     workers = (await env.client.get("/api/v1/workers", headers=env.creds.viewer_key)).json()
     assert workers[0]["id"] == "w1" and workers[0]["current_jobs"] == [JOB]
+
+
+async def test_the_http_service_cannot_be_stopped_through_its_own_api(env: Env) -> None:
+    from taskyard.http.service import HttpService
+
+    http = HttpService(env.asgi, host="127.0.0.1", port=0)
+    env.ctx.manager.register("http", http, name="HTTP")
+    await env.ctx.manager.start("http")
+    try:
+        err = _error(await env.client.post("/api/v1/services/http/stop", headers=env.creds.admin_jwt), 409, "invalid_transition")
+        assert "cannot be stopped" in err["message"]
+        assert http.status.value == "RUNNING"
+    finally:
+        await env.ctx.manager.stop("http")

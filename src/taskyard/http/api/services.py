@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.routing import APIRoute
 
-from taskyard.errors import NotFoundError
+from taskyard.errors import InvalidTransitionError, NotFoundError
 from taskyard.http.api.access import current_principal
 from taskyard.http.api.schemas import NAME_PATTERN, ServiceOut
 from taskyard.http.auth import Principal, audit
+from taskyard.http.service import HttpService
 from taskyard.services.periodic import PeriodicService
 
 __all__ = ("build", "service_out", "services_out")
@@ -50,6 +51,12 @@ def _entry(manager: Any, service_id: str) -> Any:
 async def act(manager: Any, service_id: str, action: str) -> Any:
     """Do `action` (start, stop, pause, resume, run) to one service; returns its entry."""
     entry = _entry(manager, service_id)
+    if action == "stop" and isinstance(entry.service, HttpService):
+        # It would close the connection this request came on, and nothing could start it again.
+        raise InvalidTransitionError(
+            f"service {service_id!r} serves this API and cannot be stopped through it; "
+            "stop the task server instead"
+        )
     if action == "start":
         await manager.start(service_id)
     elif action == "stop":
