@@ -23,6 +23,7 @@ from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock, SystemClock
 from taskyard.core import ids
+from taskyard.core.alert import AlertRule, parse_rule
 from taskyard.core.job import Job, JobDraft, JobFilter, JobPage, JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 from taskyard.core.retry import Retry
@@ -105,6 +106,8 @@ class Taskyard:
         self.enqueue_listeners: list[Callable[[Sequence[Job]], None]] = []
         #: The application's own HTTP routers (`taskyard.http.api.app_router`), served under /api/v1.
         self.http_routers: list[Any] = []
+        #: Alert rules declared in code (`alert()`), merged with `[alerts] rules` by the server.
+        self.alert_rules: list[AlertRule] = []
         self._opened_in: asyncio.AbstractEventLoop | None = None
         self._open_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._portal: _Portal | None = None
@@ -218,6 +221,19 @@ class Taskyard:
             )
             for spec in self.queue_specs.values()
         ]
+
+    def alert(self, name: str, *, kind: str, **params: Any) -> AlertRule:
+        """Declare an alert rule in code, e.g. `app.alert("payments-failing",
+        kind="failure_rate", queue="payments", threshold=20, window=300, for_seconds=60)`.
+
+        The parameters are those of `[[alerts.rules]]` (`for_seconds` for TOML's `for`); see
+        docs/alerts.md. Raises ValueError naming the rule for a bad one or a duplicate name.
+        """
+        if any(rule.name == name for rule in self.alert_rules):
+            raise ValueError(f"alert rule {name!r} is already declared")
+        rule = parse_rule({"name": name, "kind": kind, **params})
+        self.alert_rules.append(rule)
+        return rule
 
     def schedule(self, name: str, **options: Any) -> None:
         """Declare a schedule in code (upserted when a scheduler starts); see `ScheduleBook.declare`."""

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,12 +29,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from taskyard.core.alert import AlertRule, parse_rule
 from taskyard.errors import ConfigError
 
 __all__ = (
     "DEFAULT_BACKEND_URL",
     "DEFAULT_CONFIG_FILE",
+    "AlertNotifiersSettings",
+    "AlertsSettings",
     "ApiKey",
+    "EmailSettings",
     "HttpSettings",
     "LoggingSettings",
     "MaintenanceSettings",
@@ -34,6 +46,7 @@ __all__ = (
     "RetentionSettings",
     "SchedulerSettings",
     "Settings",
+    "WebhookSettings",
     "WorkerSettings",
     "default_backend_url",
     "load_settings",
@@ -167,6 +180,100 @@ class LoggingSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class WebhookSettings(_Section):
+    """`[alerts.notifiers.webhook]`: POST each alert event as JSON to `url`."""
+
+    url: str = Field(description="http:// or https:// URL that receives the events.")
+    timeout: float = Field(default=5.0, gt=0, description="Seconds one POST may take.")
+    retries: int = Field(default=2, ge=0, description="Extra attempts after a failed POST.")
+    retry_delay: float = Field(default=1.0, ge=0, description="Seconds before the first retry (doubles).")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="Extra headers (tokens).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+
+class EmailSettings(_Section):
+    """`[alerts.notifiers.email]`: send each alert event by SMTP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = Field(min_length=1, description="SMTP server.")
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(alias="from", min_length=3, description="The From address.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
+    username: str | None = Field(default=None, description="Log in as this user (after STARTTLS).")
+    password: SecretStr | None = None
+    timeout: float = Field(default=10.0, gt=0, description="Seconds the SMTP conversation may take.")
+    subject_prefix: str = "[taskyard]"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address:
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class AlertNotifiersSettings(_Section):
+    """`[alerts.notifiers]`: where events go besides the log (always on)."""
+
+    webhook: WebhookSettings | None = None
+    email: EmailSettings | None = None
+
+
+class AlertsSettings(_Section):
+    """`[alerts]`: rules the leader evaluates every `interval` seconds, and the notifiers.
+
+    `enabled` None means: on when any rule exists (here or declared with `app.alert`).
+    """
+
+    enabled: bool | None = None
+    interval: float = Field(default=15.0, gt=0, description="Seconds between evaluations.")
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+    notifiers: AlertNotifiersSettings = Field(default_factory=AlertNotifiersSettings)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names: set[str] = set()
+        for index, table in enumerate(value):
+            try:
+                rule = parse_rule(table)
+            except ValueError as exc:
+                # The messages name the rule; a rule without a usable name gets its position.
+                message = str(exc).replace("alert rule:", f"rule #{index + 1}:")
+                raise ValueError(message) from None
+            if rule.name in names:
+                raise ValueError(f"rule {rule.name!r} is declared twice")
+            names.add(rule.name)
+        return value
+
+    def alert_rules(self) -> list[AlertRule]:
+        """The rules as `AlertRule`s (validated already)."""
+        return [parse_rule(table) for table in self.rules]
+
+
 class Settings(BaseSettings):
     """Everything a taskyard process is configured with."""
 
@@ -185,6 +292,7 @@ class Settings(BaseSettings):
     manager: ManagerSettings = Field(default_factory=ManagerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     #: Options of user services by service id (e.g. `[services.csv-import] interval = ...`).
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -262,7 +370,7 @@ def describe_error(exc: ValidationError) -> str:
         return f"unknown setting {name!r}{hint}{more}"
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     value = err.get("input")
-    secret = any(word in name for word in ("secret", "key", "backend"))
+    secret = any(word in name for word in ("secret", "key", "backend", "password", "headers"))
     shown = "" if isinstance(value, dict | list) or secret else f" (got {value!r})"
     return f"invalid setting {name!r} [{env}]: {message}{shown}{more}"
 

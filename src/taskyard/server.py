@@ -31,6 +31,7 @@ from taskyard.http.context import HttpContext
 from taskyard.http.metrics import MetricsFeed
 from taskyard.http.service import HttpService
 from taskyard.observability import ServerMetrics, configure_logging
+from taskyard.services.alerts import build_alerter
 from taskyard.services.base import Service
 from taskyard.services.leader import LeaderElector
 from taskyard.services.maintenance import MaintenanceConfig, Retention, build_maintenance
@@ -183,6 +184,12 @@ class TaskServer:
         if "maintenance" in self.roles:
             for duty in build_maintenance(self.app.backend, self.leader, self._maintenance_config(), clock=self.clock):
                 self.manager.register(duty.id, duty, critical=True, depends_on=("leader",))
+            alerter = build_alerter(
+                self.app.backend, s.alerts, code_rules=self.app.alert_rules, leader=self.leader,
+                manager=self.manager, clock=self.clock,
+            )
+            if alerter is not None:
+                self.manager.register(alerter.id, alerter, name="Alerter", critical=True, depends_on=("leader",))
         if "scheduler" in self.roles:
             self._register_scheduler()
         if "worker" in self.roles:
