@@ -1,6 +1,7 @@
-"""Three `taskyard scheduler` processes on one backend, the leader SIGKILLed every few seconds:
-every fire second has exactly one job, except inside a takeover gap, which `once` and `all`
-fill. Also measures takeover time (SIGKILL and clean SIGTERM) and fire accuracy.
+"""Three `taskyard scheduler` processes on one backend, the leader SIGKILLed every few seconds,
+then frozen (SIGSTOP, woken beside its successor) and stopped cleanly: every fire second has
+exactly one job, except inside a takeover gap, which `once` and `all` fill. Also measures
+takeover time (SIGKILL, SIGSTOP and clean SIGTERM) and fire accuracy.
 """
 
 from __future__ import annotations
@@ -110,10 +111,13 @@ async def disrupt(backend: Backend, cluster: Cluster, sig: int) -> tuple[datetim
     assert old is not None
     proc = cluster.by_pid(old)
     at = now()
-    code = stop_process(proc, sig)
-    cluster.procs.remove(proc)
-    if sig == signal.SIGTERM:
-        assert code == 0, "a scheduler stopped with SIGTERM exits 0"
+    if sig == signal.SIGSTOP:
+        proc.send_signal(sig)  # frozen, still believing it leads when it wakes
+    else:
+        code = stop_process(proc, sig)
+        cluster.procs.remove(proc)
+        if sig == signal.SIGTERM:
+            assert code == 0, "a scheduler stopped with SIGTERM exits 0"
 
     async def successor() -> bool:
         pid = await leader_pid(backend)
@@ -121,7 +125,10 @@ async def disrupt(backend: Backend, cluster: Cluster, sig: int) -> tuple[datetim
 
     await wait_until(successor, timeout=TTL * 4 + 10, interval=0.02, what="a new leader")
     takeover = (now() - at).total_seconds()
-    cluster.start()
+    if sig == signal.SIGSTOP:
+        proc.send_signal(signal.SIGCONT)  # the old leader wakes up beside the new one
+    else:
+        cluster.start()
     return at, takeover
 
 
@@ -141,6 +148,9 @@ async def test_every_fire_once_across_leader_kills(kind: str, tmp_path: Path) ->
                 await asyncio.sleep(RUN_BETWEEN)  # pacing: let the schedules fire for a while
                 at, takeover = await disrupt(backend, cluster, signal.SIGKILL)
                 disruptions.append(("kill", at, takeover))
+            await asyncio.sleep(RUN_BETWEEN)
+            at, takeover = await disrupt(backend, cluster, signal.SIGSTOP)
+            disruptions.append(("stop", at, takeover))
             await asyncio.sleep(RUN_BETWEEN)
             at, takeover = await disrupt(backend, cluster, signal.SIGTERM)
             disruptions.append(("term", at, takeover))
@@ -186,8 +196,10 @@ async def test_every_fire_once_across_leader_kills(kind: str, tmp_path: Path) ->
     lateness = [(j.created_at - fire_of(j)[1]).total_seconds() for j in skip_jobs]
     kills = [t for kind_, _, t in disruptions if kind_ == "kill"]
     terms = [t for kind_, _, t in disruptions if kind_ == "term"]
+    stops = [t for kind_, _, t in disruptions if kind_ == "stop"]
     print(
         f"\n[{kind}] ttl={TTL}s takeover after SIGKILL: {', '.join(f'{t:.2f}s' for t in kills)}; "
+        f"after SIGSTOP: {', '.join(f'{t:.2f}s' for t in stops)}; "
         f"after SIGTERM: {', '.join(f'{t:.2f}s' for t in terms)}; "
         f"fire lateness p50={percentile(lateness, 0.5) * 1000:.1f}ms "
         f"p99={percentile(lateness, 0.99) * 1000:.1f}ms (n={len(lateness)}); "
