@@ -269,6 +269,18 @@ async def test_non_json_result_fails_the_job(app: Taskyard) -> None:
     assert job.status is JobStatus.FAILED and "not JSON" in job.errors[0].message
 
 
+async def test_result_with_a_lone_surrogate_fails_the_job(app: Taskyard) -> None:
+    @app.task("broken-text")
+    async def broken_text() -> str:
+        return "half an emoji: \ud83d"
+
+    job = await app.aenqueue("broken-text")
+    await drain(app)
+    job = await app.aget_job(job.id)
+    assert job.status is JobStatus.FAILED and job.result is None
+    assert "not JSON" in job.errors[0].message and "surrogate" in job.errors[0].message
+
+
 async def test_oversized_result_fails_the_job_and_stores_no_result(app: Taskyard) -> None:
     @app.task("huge")
     async def huge(p: Numbers) -> str:

@@ -98,7 +98,8 @@ async def execute(
             "failed", error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
         )
     try:
-        encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
+        # Encoded as UTF-8 the way it is served back: a lone surrogate would poison listings.
+        encoded = json.dumps(result, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
         bad = TypeError(f"handler returned a result that is not JSON: {exc}")
         return Outcome("failed", error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
