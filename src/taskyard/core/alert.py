@@ -345,8 +345,8 @@ class AlertEvent:
     def summary(self) -> str:
         """One line for a log or an e-mail subject."""
         verb = "FIRING" if self.state is AlertState.FIRING else "RESOLVED"
-        value = "" if self.value is None else f" value={self.value:g}"
-        threshold = "" if self.threshold is None else f" threshold={self.threshold:g}"
+        value = "" if self.value is None else f" value={_number_text(self.value)}"
+        threshold = "" if self.threshold is None else f" threshold={_number_text(self.threshold)}"
         return f"{verb} {self.name} ({self.kind.value}, {self.subject}){value}{threshold}"
 
     def to_json(self) -> dict[str, Any]:
@@ -361,6 +361,11 @@ class AlertEvent:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "at": self.at.isoformat(),
         }
+
+
+def _number_text(value: float) -> str:
+    """`100`, `33.33`: whole numbers without a fraction, others to two decimals."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _threshold(rule: AlertRule) -> float | None:
