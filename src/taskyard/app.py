@@ -39,6 +39,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Largest JSON payload accepted at enqueue (bytes).
 MAX_PAYLOAD_BYTES = 1024 * 1024
+#: `json.dumps(..., separators=(",", ":"), allow_nan=False)` without building an encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +264,7 @@ class Taskyard:
         else:
             data = value = payload
         try:
-            encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
+            encoded = _encode_json(data)
         except (TypeError, ValueError) as exc:
             raise PayloadError(task, f"payload is not JSON: {exc}") from None
         if len(encoded) > MAX_PAYLOAD_BYTES:

@@ -100,6 +100,30 @@ async def test_pipelines_reload_scripts_the_server_forgot() -> None:
             await admin.aclose()
 
 
+async def test_lone_calls_reload_forgotten_scripts_and_replace_a_broken_connection() -> None:
+    # A lone enqueue or claim runs on the backend's own connection rather than the pool's.
+    async with owned_server() as server:
+        admin = aioredis.Redis.from_url(server.url)
+        try:
+            async with opened(with_prefix(server.url, "ty:rt:")) as backend:
+                first = (await backend.job_enqueue_many(drafts=[draft()]))[0]
+                await admin.script_flush()
+                second = (await backend.job_enqueue_many(drafts=[draft()]))[0]
+                await admin.script_flush()
+                claimed = await backend.job_claim(queues=["q"], limit=2, worker_id="w", lease=60)
+                assert [j.id for j in claimed] == [first.id, second.id]
+                # Every connection of the backend dies (as in a server restart): the next
+                # lone call replaces its connection once and succeeds.
+                await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                third = (await backend.job_enqueue_many(drafts=[draft()]))[0]
+                assert await backend.job_get(job_id=third.id) == third
+                await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                again = await backend.job_claim(queues=["q"], limit=2, worker_id="w", lease=60)
+                assert [j.id for j in again] == [third.id]
+        finally:
+            await admin.aclose()
+
+
 @pytest.fixture(params=[True, False], ids=["one-script", "two-step"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async with isolated_url() as url, opened(url, single_node=request.param) as value:

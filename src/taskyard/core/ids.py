@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from datetime import datetime
 
 __all__ = ("deterministic_id", "id_time_ms", "new_id")
@@ -16,19 +17,21 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 
 
+#: Every pair of digits, by the 10 bits they spell.
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_MASK = (1 << 130) - 1
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """The low 130 bits of `value` as 26 Crockford base32 digits, most significant first."""
+    pairs = _PAIRS
+    value &= _MASK
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def new_id(ms: int | None = None) -> str:
     """A new 26-character id that sorts by creation time."""
     if ms is None:
-        import time
-
         ms = time.time_ns() // 1_000_000
     return _encode((ms << 80) | int.from_bytes(os.urandom(10), "big"))
 

@@ -28,6 +28,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _EPOCH_2000_MS = 946_684_800_000
 _SPAN = 1 << 42
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def to_us(when: datetime) -> int:
@@ -42,7 +43,7 @@ def from_us(value: str | int) -> datetime:
 
 def dumps(value: Any) -> str:
     """Compact JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encode_json(value)
 
 
 def pending_score(priority: int, run_at_us: int) -> int:
@@ -75,7 +76,12 @@ def encode_draft(draft: JobDraft, now: datetime) -> tuple[JobStatus, int, int, l
     return status, ra, score, fields
 
 
-def new_job(draft: JobDraft, status: JobStatus, run_at_us: int, now: datetime) -> Job:
+def _stored(when: datetime) -> datetime:
+    """`when` as it reads back from Redis (`from_us(to_us(when))`): itself when already UTC."""
+    return when if when.tzinfo is UTC else from_us(to_us(when))
+
+
+def new_job(draft: JobDraft, status: JobStatus, now: datetime) -> Job:
     """The job just stored from `draft` (what `decode_job` would read back)."""
     return Job(
         id=draft.id,
@@ -84,10 +90,10 @@ def new_job(draft: JobDraft, status: JobStatus, run_at_us: int, now: datetime) -
         payload=draft.payload,
         status=status,
         priority=draft.priority,
-        run_at=from_us(run_at_us),
+        run_at=_stored(draft.run_at or now),
         attempt=0,
         max_attempts=draft.max_attempts,
-        created_at=from_us(to_us(now)),
+        created_at=_stored(now),
         unique_key=draft.unique_key,
         tags=tuple(draft.tags),
         timeout=None if draft.timeout is None else float(draft.timeout),

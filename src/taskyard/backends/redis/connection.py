@@ -4,9 +4,10 @@ driver-error conversion, and the job directory (job id -> queue) with its in-pro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +21,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskyard.backends.redis.keys import Keys
 from taskyard.backends.redis.scripts import Scripts
 from taskyard.errors import BackendUnavailable, ConfigError
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis < 2.2 has no packer: redis-py's is used
+    _hiredis_pack = None
 
 __all__ = ("DEFAULT_PREFIX", "RedisConnection", "parse_url")
 
@@ -73,6 +80,51 @@ class _Guard:
             raise BackendUnavailable(f"redis at {self.where} is unavailable: {exc}") from exc
 
 
+class _PromptWrites:
+    """Connection mixin: a command goes straight into the socket's buffer.
+
+    redis-py wraps every write in `asyncio.wait_for(..., socket_timeout)`, which on Python
+    3.11 costs a task and an extra loop iteration per command. Writing never blocks; only
+    draining a full buffer (or noticing a closed socket) waits, so only that goes through
+    `wait_for`, with redis-py's own timeout and error handling.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        this: Any = self
+        if not this.is_connected or not this.socket_timeout:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        if check_health:
+            await this.check_health()
+        writer = getattr(this, "_writer", None)
+        if writer is None:  # the health check dropped the connection
+            await super().send_packed_command(command, False)  # type: ignore[misc]
+            return
+        if isinstance(command, str):
+            command = command.encode()
+        if isinstance(command, bytes):
+            command = [command]
+        try:
+            writer.writelines(command)
+            transport = writer.transport
+            if transport.is_closing() or transport.get_write_buffer_size():
+                await asyncio.wait_for(writer.drain(), this.socket_timeout)
+        except TimeoutError:
+            await this.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await this.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            await this.disconnect(nowait=True)
+            raise
+
+
+def _prompt(connection_class: type) -> type:
+    """`connection_class` (plain, TLS or Unix socket: the URL chose it) with `_PromptWrites`."""
+    return type(f"Prompt{connection_class.__name__}", (_PromptWrites, connection_class), {})
+
+
 class RedisConnection:
     """Connection state of one `RedisBackend`; opened on the event loop that uses it."""
 
@@ -84,6 +136,8 @@ class RedisConnection:
         self._keys = Keys(self.prefix)
         self._client: Any = None
         self._scripts: Any = None
+        self._lane: Any = None
+        self._lane_busy = False
         self._queue_cache: dict[str, str] = {}
         self._queue_list: tuple[float, list[str]] | None = None
         #: True while one script may touch keys of several hash slots (a single server, which
@@ -103,6 +157,8 @@ class RedisConnection:
                 health_check_interval=15,
                 retry=Retry(NoBackoff(), 1),
             )
+            pool = self._client.connection_pool
+            pool.connection_class = _prompt(pool.connection_class)
             self._scripts = Scripts(self._client)
 
     @property
@@ -119,8 +175,51 @@ class RedisConnection:
 
     async def _disconnect(self) -> None:
         client, self._client, self._scripts = self._client, None, None
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            await lane.disconnect()
         if client is not None:
             await client.aclose()
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run one registered script now and return its reply.
+
+        A lone call (one enqueue, one claim) runs on the lane: a connection of this backend's
+        own, so it skips the pool's checkout and per-command bookkeeping, which cost as much
+        as the round-trip itself. Calls that overlap it go through the pool as usual.
+        """
+        if self._lane_busy:
+            return await script(keys=keys, args=args, client=self.client)
+        self._lane_busy = True
+        try:
+            return await self._run_on_lane(script, keys, args)
+        finally:
+            self._lane_busy = False
+
+    async def _run_on_lane(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        lane = self._lane
+        if lane is None:
+            pool = self.client.connection_pool
+            lane = self._lane = pool.connection_class(**pool.connection_kwargs)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        packed = _hiredis_pack(command) if _hiredis_pack is not None else lane.pack_command(*command)
+        reconnected = loaded = False
+        while True:
+            try:
+                await lane.send_packed_command(packed)
+                return await lane.read_response()
+            except NoScriptError:
+                # The server restarted or was flushed; the script did not run.
+                if loaded:
+                    raise
+                loaded = True
+                await self.client.script_load(script.script)
+            except (RedisConnectionError, RedisTimeoutError):
+                # As the client's own `Retry(NoBackoff(), 1)`: one new connection, then give up.
+                await lane.disconnect()
+                if reconnected:
+                    raise
+                reconnected = True
 
     async def _execute(self, pipe: Any) -> list[Any]:
         """Run a pipeline and always hand its connection back: redis-py keeps the connection
@@ -171,9 +270,10 @@ class RedisConnection:
         """Run the per-queue script `name` on `queue` (or queue it on a pipeline `client`)."""
         keys, job_prefix = self._keys.queue(queue)
         script = getattr(self.scripts, name)
-        return await script(
-            keys=keys, args=[job_prefix, self._keys.channel, queue, *args], client=client
-        )
+        args = [job_prefix, self._keys.channel, queue, *args]
+        if client is None:
+            return await self._run(script, keys, args)
+        return await script(keys=keys, args=args, client=client)
 
     # -- the directory ---------------------------------------------------------------------
     def _remember(self, job_id: str, queue: str) -> None:
@@ -188,8 +288,10 @@ class RedisConnection:
         for entry in entries:
             flat += entry
         with self._guard:
-            replies: list[list[Any]] = await self.scripts.reserve(
-                keys=[self._keys.ids, self._keys.queues, self._keys.unique], args=[json.dumps(flat)]
+            replies: list[list[Any]] = await self._run(
+                self.scripts.reserve,
+                [self._keys.ids, self._keys.queues, self._keys.unique],
+                [json.dumps(flat)],
             )
         for (job_id, _, _), reply in zip(entries, replies, strict=True):
             self._remember(job_id, reply[0])
@@ -199,9 +301,14 @@ class RedisConnection:
         """Reserve and create jobs in one script, for `[id, queue, unique key or '', status,
         score, field, value...]` rows; see `scripts/submit.lua` for the reply."""
         with self._guard:
-            replies: list[list[Any]] = await self.scripts.submit(
-                keys=[self._keys.ids, self._keys.queues, self._keys.unique],
-                args=[self.prefix, self._keys.channel, json.dumps(rows)],
+            replies: list[list[Any]] = await self._run(
+                self.scripts.submit,
+                [self._keys.ids, self._keys.queues, self._keys.unique],
+                # One draft (the common `enqueue`) travels as plain arguments: no JSON to
+                # build here nor to decode in the script.
+                [self.prefix, self._keys.channel, "", *rows[0]]
+                if len(rows) == 1
+                else [self.prefix, self._keys.channel, json.dumps(rows)],
             )
         for row, reply in zip(rows, replies, strict=True):
             self._remember(row[0], reply[0])
@@ -210,9 +317,10 @@ class RedisConnection:
     async def _unique_swap(self, key: str, expected: str, job_id: str) -> list[Any]:
         """Hand unique `key` from `expected` ('' = nobody) to `job_id`; see `unique_swap.lua`."""
         with self._guard:
-            reply: list[Any] = await self.scripts.unique_swap(
-                keys=[self._keys.ids, self._keys.queues, self._keys.unique],
-                args=[key, expected, job_id],
+            reply: list[Any] = await self._run(
+                self.scripts.unique_swap,
+                [self._keys.ids, self._keys.queues, self._keys.unique],
+                [key, expected, job_id],
             )
         return reply
 
