@@ -39,6 +39,4 @@ class JobContext:
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100, with an optional message)."""
-        if not 0 <= percent <= 100:
-            raise ValueError("progress percent must be between 0 and 100")
-        self.report(self.job.id, Progress(percent=float(percent), message=message))
+        self.report(self.job.id, Progress.of(percent, message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from taskyard import Cancel, FakeClock, JobStatus, Retry, RetryLater, Taskyard, exponential
 from taskyard.app import MAX_PAYLOAD_BYTES
+from taskyard.core.job import MESSAGE_LIMIT, TRACEBACK_LIMIT, Progress, storable_text
 from taskyard.services.worker import JobOutcome, Worker, WorkerConfig
 from taskyard.testing import drain
 
@@ -279,6 +281,38 @@ async def test_result_with_a_lone_surrogate_fails_the_job(app: Taskyard) -> None
     job = await app.aget_job(job.id)
     assert job.status is JobStatus.FAILED and job.result is None
     assert "not JSON" in job.errors[0].message and "surrogate" in job.errors[0].message
+
+
+async def test_errors_and_progress_from_handlers_are_stored_bounded_and_encodable(app: Taskyard) -> None:
+    @app.task("rude", retry=Retry(attempts=1))
+    async def rude(p: Numbers, ctx) -> None:
+        ctx.progress(50, "step \udc80 " + "y" * 10_000)
+        raise RuntimeError("bad byte \udcff " + "x" * p.n)
+
+    job = await app.aenqueue("rude", {"n": 1_000_000})
+    await drain(app)
+    job = await app.aget_job(job.id)
+    error = job.errors[0]
+    assert job.status is JobStatus.FAILED and error.type == "RuntimeError"
+    assert error.message.startswith("bad byte \ufffd x") and error.message.endswith("…[cut]…")
+    assert len(error.message) == MESSAGE_LIMIT
+    assert len(error.traceback) == TRACEBACK_LIMIT and "…[cut]…" in error.traceback
+    assert error.traceback.startswith("Traceback") and 'raise RuntimeError("bad byte' in error.traceback
+    json.dumps(job.errors[0].to_json(), ensure_ascii=False).encode()  # servable as UTF-8
+
+
+def test_progress_messages_are_bounded_and_encodable() -> None:
+    progress = Progress.of(50, "step \udc80 " + "y" * 10_000)
+    assert progress.message.startswith("step \ufffd y") and len(progress.message) == MESSAGE_LIMIT
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        Progress.of(101)
+
+
+def test_storable_text() -> None:
+    assert storable_text("fine ✓", 10) == "fine ✓"
+    assert storable_text("a\ud800b", 10) == "a\ufffdb"
+    assert storable_text("abcdefghijklmnop", 10) == "abc…[cut]…"
+    assert storable_text("abcdefghijklmnop", 10, cut_middle=True) == "ab…[cut]…p"
 
 
 async def test_oversized_result_fails_the_job_and_stores_no_result(app: Taskyard) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 __all__ = (
     "ACTIVE_STATUSES",
     "FINISHED_STATUSES",
+    "MESSAGE_LIMIT",
+    "TRACEBACK_LIMIT",
     "TRANSITIONS",
     "AttemptError",
     "Completion",
@@ -24,6 +26,7 @@ __all__ = (
     "Progress",
     "RescueReport",
     "is_allowed",
+    "storable_text",
 )
 
 
@@ -64,15 +67,55 @@ def is_allowed(old: JobStatus, new: JobStatus) -> bool:
     return (old, new) in TRANSITIONS
 
 
+#: Longest error or progress message stored, in characters.
+MESSAGE_LIMIT = 4_000
+#: Longest traceback stored, in characters.
+TRACEBACK_LIMIT = 32_000
+
+
+def storable_text(text: str, limit: int, *, cut_middle: bool = False) -> str:
+    """`text` as it can be stored and served back as JSON: lone surrogates (which UTF-8
+    cannot encode) become U+FFFD, and a text over `limit` characters is cut, with a marker,
+    keeping its start (or, with `cut_middle`, its start and its end)."""
+    if len(text) > limit:
+        marker = "…[cut]…"
+        keep = limit - len(marker)
+        if cut_middle:
+            text = text[: keep - keep // 2] + marker + text[len(text) - keep // 2 :]
+        else:
+            text = text[:keep] + marker
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptError:
-    """What went wrong in one attempt."""
+    """What went wrong in one attempt. Build it with `AttemptError.of_text` from a handler's
+    own strings, so what is stored is bounded and valid UTF-8."""
 
     attempt: int
     type: str
     message: str
     traceback: str | None
     at: datetime
+
+    @classmethod
+    def of_text(
+        cls, *, attempt: int, type: str, message: str, traceback: str | None, at: datetime
+    ) -> AttemptError:
+        """An error whose strings come from user code: lone surrogates replaced, the message
+        cut at `MESSAGE_LIMIT` characters and the traceback at `TRACEBACK_LIMIT` (in the
+        middle: its frames and the end of the exception line are kept)."""
+        return cls(
+            attempt=attempt,
+            type=storable_text(type, 200),
+            message=storable_text(message, MESSAGE_LIMIT),
+            traceback=None if traceback is None else storable_text(traceback, TRACEBACK_LIMIT, cut_middle=True),
+            at=at,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,10 +139,18 @@ class AttemptError:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A handler's own report of how far it got."""
+    """A handler's own report of how far it got (build it with `Progress.of`)."""
 
     percent: float
     message: str | None = None
+
+    @classmethod
+    def of(cls, percent: float, message: str | None = None) -> Progress:
+        """Validated progress: 0 <= percent <= 100, the message storable and at most
+        `MESSAGE_LIMIT` characters."""
+        if not 0 <= percent <= 100:
+            raise ValueError("progress percent must be between 0 and 100")
+        return cls(float(percent), None if message is None else storable_text(str(message), MESSAGE_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)

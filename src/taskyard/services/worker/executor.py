@@ -37,7 +37,7 @@ class Outcome:
 
 
 def _error(job: Job, exc: BaseException, now: datetime, *, with_traceback: bool = True) -> AttemptError:
-    return AttemptError(
+    return AttemptError.of_text(
         attempt=job.attempt,
         type=type(exc).__name__,
         message=str(exc) or type(exc).__name__,
