@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from taskyard.core.cron import Timing, next_service_tick, validate_service_interval
+from taskyard.core.cron import Timing, load_zone, next_service_tick, validate_service_interval
 from taskyard.errors import ScheduleError
 
 NY = ZoneInfo("America/New_York")
@@ -210,3 +210,9 @@ def test_service_interval_helpers_still_work() -> None:
     assert next_service_tick("*/5 * * * *", datetime(2026, 2, 1, 0, 1, tzinfo=UTC)) == datetime(
         2026, 2, 1, 0, 5, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory", "Mars/Base", "../etc/passwd"])
+def test_machine_dependent_and_unknown_zone_names_are_refused(name: str) -> None:
+    with pytest.raises(ScheduleError, match=repr(name)):
+        load_zone(name)

@@ -82,10 +82,18 @@ def normalize_cron(expr: str) -> str:
     return text
 
 
+#: Names the zone database may hold that are not zones: what they mean depends on the machine.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def load_zone(tz: str) -> ZoneInfo:
     """The IANA zone `tz`, or `ScheduleError`."""
     if not isinstance(tz, str) or not tz:
         raise ScheduleError("time zone must be a non-empty IANA name such as 'Europe/Paris'")
+    if tz in _NOT_ZONES:
+        raise ScheduleError(
+            f"time zone {tz!r} means whatever the machine is set to; name the zone (such as 'Europe/Paris')"
+        )
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
