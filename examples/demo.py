@@ -80,6 +80,10 @@ async def charge(payload: dict) -> str:
 
 app.schedule("sync-every-minute", cron="* * * * *", task="maintenance.sync_all", payload={})
 
+# Every payment fails, so within a minute of `make run` the terminal shows this alert firing
+# (a WARNING line from taskyard.alerts), once; see docs/alerts.md.
+app.alert("payments-failing", kind="failure_rate", queue="payments", threshold=50, window=300, min_outcomes=3)
+
 
 @app.service("demo-traffic", name="Demo traffic")
 class DemoTraffic(PeriodicService):
