@@ -276,6 +276,10 @@ async def test_the_http_service_cannot_be_stopped_through_its_own_api(env: Env) 
     try:
         err = _error(await env.client.post("/api/v1/services/http/stop", headers=env.creds.admin_jwt), 409, "invalid_transition")
         assert "cannot be stopped" in err["message"]
+        err = _error(await env.client.post("/api/v1/services/http/pause", headers=env.creds.admin_jwt), 409, "invalid_transition")
+        assert "cannot be paused" in err["message"]
         assert http.status.value == "RUNNING"
+        shown = (await env.client.get("/api/v1/services/http", headers=env.creds.viewer_jwt)).json()
+        assert (shown["pausable"], shown["stoppable"]) == (False, False)
     finally:
         await env.ctx.manager.stop("http")

@@ -203,6 +203,22 @@ async def test_pause_resume_and_run_now_of_a_periodic_service() -> None:
     await manager.stop_all()
 
 
+async def test_a_service_that_cannot_pause_refuses_and_keeps_running() -> None:
+    class Steady(Service):
+        pausable = False
+
+        async def run(self) -> None:
+            await self.stopping.wait()
+
+    manager = ServiceManager()
+    manager.register("steady", Steady("steady"))
+    await manager.start_all()
+    with pytest.raises(InvalidTransitionError, match="cannot be paused"):
+        manager.pause("steady")
+    assert manager.get("steady").service.status is ServiceStatus.RUNNING
+    await manager.stop_all()
+
+
 async def test_paused_periodic_service_does_not_tick() -> None:
     manager = ServiceManager()
     ticker = Ticker(config=PeriodicServiceConfig(interval=0.01))

@@ -34,6 +34,7 @@ class HttpService(Service):
     """Serves `asgi_app` on `host:port` (port 0 picks a free port; see `bound_port`)."""
 
     default_id = "http"
+    pausable = False  # it would keep serving; stop the task server instead
 
     def __init__(self, asgi_app: Any, *, host: str = "127.0.0.1", port: int = 5050, **kwargs: Any) -> None:
         super().__init__(**kwargs)

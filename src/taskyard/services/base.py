@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.clock import Clock, SystemClock
+from taskyard.errors import InvalidTransitionError
 
 __all__ = ("Service", "ServiceEvent", "ServiceMetrics", "ServiceStatus")
 
@@ -99,6 +100,9 @@ class Service:
 
     #: Default id when none is given to the constructor.
     default_id: str = "service"
+    #: False for a service whose main loop has nothing to hold (the HTTP server, the leader
+    #: elector): `pause()` refuses instead of showing PAUSED while it carries on.
+    pausable: bool = True
 
     def __init__(self, service_id: str | None = None, *, name: str | None = None, clock: Clock | None = None):
         self.id = service_id or self.default_id
@@ -204,7 +208,10 @@ class Service:
             self._set_status(ServiceStatus.STOPPED)
 
     def pause(self) -> None:
-        """RUNNING → PAUSED: the main loop holds at its next `wait_resumed()`."""
+        """RUNNING → PAUSED: the main loop holds at its next `wait_resumed()`.
+        `InvalidTransitionError` for a service that cannot pause."""
+        if not self.pausable:
+            raise InvalidTransitionError(f"service {self.id!r} cannot be paused")
         if self.status is ServiceStatus.RUNNING:
             self._resumed.clear()
             self._set_status(ServiceStatus.PAUSED)

@@ -25,6 +25,7 @@ class LeaderElector(Service):
     """Elects one leader per lease `name` among every process sharing a backend."""
 
     default_id = "leader"
+    pausable = False  # a leader that stopped renewing would lose its lease, not pause it
 
     def __init__(
         self,

@@ -301,6 +301,8 @@ class ServiceOut(BaseModel):
     auto_start: bool
     restarts: int
     periodic: bool
+    pausable: bool
+    stoppable: bool
     metrics: dict[str, Any]
 
 

@@ -33,6 +33,8 @@ def service_out(entry: Any) -> ServiceOut:
         auto_start=entry.auto_start,
         restarts=entry.restarts,
         periodic=isinstance(service, PeriodicService),
+        pausable=service.pausable,
+        stoppable=not isinstance(service, HttpService),
         metrics=service.metrics(),
     )
 
