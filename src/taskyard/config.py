@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from taskyard.core.alert import AlertRule, parse_rule
 from taskyard.errors import ConfigError
@@ -351,6 +352,14 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         raise ConfigError(describe_error(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
+    except SettingsError as exc:
+        # A TASKYARD_* variable holding a list or table that is not JSON; the value may be a
+        # secret (API keys), so only the variable's section is named.
+        field = str(exc).split('"')[1] if '"' in str(exc) else "settings"
+        raise ConfigError(
+            f"invalid setting {field!r}: a TASKYARD_{field.upper()}__* environment variable "
+            "holds a list or table that is not valid JSON"
+        ) from None
 
 
 def describe_error(exc: ValidationError) -> str:

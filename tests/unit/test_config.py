@@ -118,3 +118,14 @@ def test_bad_toml_is_a_config_error(clean_env: Path) -> None:
     write_toml(clean_env, "[worker\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings()
+
+
+def test_a_list_setting_from_the_environment_that_is_not_json_is_one_line(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKYARD_HTTP__API_KEYS", "not-json-s3cret")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("invalid setting 'http'") and "TASKYARD_HTTP__" in message
+    assert "s3cret" not in message and "\n" not in message
