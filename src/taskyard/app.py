@@ -39,8 +39,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Largest JSON payload accepted at enqueue (bytes).
 MAX_PAYLOAD_BYTES = 1024 * 1024
-#: `json.dumps(..., separators=(",", ":"), allow_nan=False)` without building an encoder per call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: `json.dumps(..., separators=(",", ":"), allow_nan=False, ensure_ascii=False)` without
+#: building an encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +265,9 @@ class Taskyard:
         else:
             data = value = payload
         try:
-            encoded = _encode_json(data)
+            # As UTF-8, the way it is served back: a lone surrogate ("\ud800") fails here
+            # instead of breaking every listing that would show it.
+            encoded = _encode_json(data).encode()
         except (TypeError, ValueError) as exc:
             raise PayloadError(task, f"payload is not JSON: {exc}") from None
         if len(encoded) > MAX_PAYLOAD_BYTES:

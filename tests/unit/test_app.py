@@ -49,7 +49,10 @@ def test_bad_payload_names_task_and_field_and_stores_nothing(app: Taskyard) -> N
         app.enqueue("nope", {})
     with pytest.raises(PayloadError, match="not JSON"):
         app.enqueue("raw", {"x": object()})
+    with pytest.raises(PayloadError, match=r"not JSON.*surrogate"):
+        app.enqueue("raw", {"half an emoji": "\ud83d"})
     assert app.counts() == {}
+    assert app.enqueue("raw", {"emoji": "\N{GRINNING FACE}"}).payload == {"emoji": "\N{GRINNING FACE}"}
     app.close()
 
 
