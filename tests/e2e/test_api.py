@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from taskyard.core.cluster import WorkerInfo
@@ -283,3 +285,37 @@ async def test_the_http_service_cannot_be_stopped_through_its_own_api(env: Env) 
         assert (shown["pausable"], shown["stoppable"]) == (False, False)
     finally:
         await env.ctx.manager.stop("http")
+
+
+async def test_alerts_are_listed_with_their_state_for_viewers(env: Env) -> None:
+    from taskyard.core.alert import parse_rule
+    from taskyard.services.alerts import Alerter
+
+    c = env.client
+    assert (await c.get("/api/v1/alerts", headers=env.creds.viewer_jwt)).json() == {
+        "evaluated_here": False, "alerts": [],
+    }
+    _error(await c.get("/api/v1/alerts"), 401, "unauthorized")
+    rules = [
+        parse_rule({"name": "math-unattended", "kind": "no_worker", "queue": "math"}),
+        parse_rule({"name": "math-deep", "kind": "queue_depth", "queue": "math", "threshold": 5}),
+    ]
+    alerter = Alerter(env.app.backend, rules, [], manager=env.ctx.manager)
+    env.ctx.manager.register(alerter.id, alerter, name="Alerter")
+    await env.app.aenqueue("math.add", {"a": 1, "b": 2})
+    await alerter.execute()
+    body = (await c.get("/api/v1/alerts", headers=env.creds.viewer_key)).json()
+    assert body["evaluated_here"] is True
+    states = {a["name"]: a for a in body["alerts"]}
+    assert states["math-unattended"]["state"] == "firing"
+    assert states["math-unattended"]["labels"] == {"queue": "math"}
+    assert states["math-unattended"]["started_at"] is not None
+    assert states["math-deep"]["state"] == "ok"
+
+    form = await c.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]*)"', form.text).group(1)
+    token = env.creds.viewer_key["Authorization"].removeprefix("Bearer ")
+    assert (await c.post("/login", data={"csrf": csrf, "token": token, "next": "/"})).status_code == 303
+    page = await c.get("/")
+    assert page.status_code == 200 and 'data-alert="math-unattended"' in page.text
+    assert 'data-alert="math-deep"' not in page.text  # only pending and firing alerts show

@@ -27,6 +27,8 @@ from taskyard.core.schedule import MisfirePolicy, Schedule
 __all__ = (
     "ID_PATTERN",
     "NAME_PATTERN",
+    "AlertOut",
+    "AlertsOut",
     "ApplySetRequest",
     "EnqueueRequest",
     "JobOut",
@@ -304,6 +306,29 @@ class ServiceOut(BaseModel):
     pausable: bool
     stoppable: bool
     metrics: dict[str, Any]
+
+
+class AlertOut(BaseModel):
+    """One alert instance: a rule and its subject (queue, service or schedule labels)."""
+
+    name: str
+    kind: str
+    state: Literal["ok", "pending", "firing", "resolved"]
+    labels: dict[str, str]
+    value: float | None
+    threshold: float | None
+    since: datetime | None
+    started_at: datetime | None
+    resolved_at: datetime | None
+    evaluated_at: datetime | None
+
+
+class AlertsOut(BaseModel):
+    """The alerts as this process's alerter sees them. Alerts are evaluated on the elected
+    leader only: `evaluated_here` is false in any other process, whose list is not current."""
+
+    evaluated_here: bool
+    alerts: list[AlertOut]
 
 
 class WorkerOut(BaseModel):

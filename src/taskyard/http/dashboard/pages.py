@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from taskyard.core.job import JobStatus
+from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
 from taskyard.http.api.services import services_out
@@ -44,6 +45,7 @@ async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
     workers = await app.backend.workers_list()
     return {
         "page_title": "Overview",
+        "now": now,
         "queues": queues,
         "cards": [
             ("waiting", total["pending"], "info"),
@@ -54,6 +56,7 @@ async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
             ("failed · total", total["failed"], "bad" if total["failed"] else ""),
             ("workers", len(workers), ""),
         ],
+        "alerts": alerts_of(ctx.manager),
         "throughput": bar_chart("Throughput", "throughput", minutes, completed),
         "failures": bar_chart("Failures", "failures", minutes, failed),
         "depth": depth.chart(now),
