@@ -28,6 +28,7 @@ from taskyard.errors import ConfigError
 from taskyard.http.asgi import create_asgi_app
 from taskyard.http.auth import check_bind, is_loopback, issue_token
 from taskyard.http.context import HttpContext
+from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.http.metrics import MetricsFeed
 from taskyard.http.service import HttpService
 from taskyard.observability import ServerMetrics, configure_logging
@@ -220,6 +221,10 @@ class TaskServer:
                 auto_start=spec.auto_start or spec.id == self.only_service,
                 depends_on=depends_on,
             )
+        if self.context is not None and self.context.mount_api:
+            # Listed last: it only feeds the dashboard's queue-depth chart.
+            sampler = DepthSampler(self.app, self.context.depth, clock=self.clock)
+            self.manager.register(sampler.id, sampler, name="Queue depth sampler")
         self.manager.services()  # unknown dependencies and cycles fail here, before any start
         self._built = True
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.app import Taskyard
 from taskyard.config import Settings
+from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.observability import ServerMetrics
 from taskyard.services.manager import ServiceManager
 
@@ -20,7 +21,9 @@ __all__ = ("HttpContext",)
 class HttpContext:
     """The app, this process's service manager (None in an API-only tool), settings, and
     the server's metrics. `draining` turns `/ready` to 503 while the server shuts down;
-    `mount_api` False serves only health and metrics (a process without the `api` role)."""
+    `mount_api` False serves only health and metrics (a process without the `api` role).
+    `depth` is the queue-depth history the overview charts (filled by a `DepthSampler`
+    when the server runs one, else by the pages as they are viewed)."""
 
     app: Taskyard
     manager: ServiceManager | None
@@ -29,4 +32,5 @@ class HttpContext:
     worker: Worker | None = None
     draining: bool = False
     mount_api: bool = True
+    depth: DepthHistory = field(default_factory=DepthHistory)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -18,7 +18,6 @@ from taskyard.http.api.queues import known_queue
 from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
 from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, audit, check_bind
 from taskyard.http.dashboard import pages
-from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.http.dashboard.render import STATIC, Renderer
 from taskyard.http.dashboard.session import Session, SessionBook, same_origin
 
@@ -57,7 +56,7 @@ def build_router(ctx: Any) -> APIRouter:
     auth = Authenticator(http)
     book = SessionBook(auth.secret)
     render = Renderer()
-    depth = DepthHistory()
+    depth = ctx.depth
     refresh = max(1, int(http.dashboard_refresh_seconds))
     # With authentication off (loopback only) everyone is admin; forms still carry a token.
     open_session = Session(principal=ANONYMOUS_ADMIN, expires=2**62, nonce=secrets.token_urlsafe(16))

@@ -88,10 +88,11 @@ def bar_chart(title: str, css: str, minutes: list[datetime], values: list[int]) 
 
 
 class DepthHistory:
-    """Waiting-job counts (pending + scheduled due) sampled at most once per 10 s, one hour kept.
+    """Waiting-job counts sampled at most once per 10 s, one hour kept.
 
-    The backends store no depth history, so this one lives with the dashboard router and fills
-    while pages are being viewed; the last sample of each minute is what the chart shows.
+    The backends store no depth history, so this one lives in the process serving the
+    dashboard: a `DepthSampler` fills it (and the pages, as they are viewed); the last sample
+    of each minute is what the chart shows.
     """
 
     def __init__(self) -> None:

@@ -1,0 +1,39 @@
+"""The queue-depth sampler behind the dashboard's chart, and where the server runs it."""
+
+from __future__ import annotations
+
+from taskyard import FakeClock, Taskyard
+from taskyard.config import load_settings
+from taskyard.http.dashboard.charts import DepthHistory
+from taskyard.http.dashboard.sampler import DepthSampler
+from taskyard.server import TaskServer
+
+
+async def test_samples_fill_the_chart_without_anyone_looking() -> None:
+    clock = FakeClock()
+    app = Taskyard("memory://", clock=clock)
+
+    @app.task("t")
+    async def t(payload: dict) -> None: ...
+
+    history = DepthHistory()
+    sampler = DepthSampler(app, history, clock=clock)
+    await app.aenqueue_many([("t", {})] * 3)
+    await sampler.execute()
+    clock.advance(60)
+    await app.aenqueue_many([("t", {})] * 2)
+    await sampler.execute()
+    chart = history.chart(clock.now())
+    assert chart.total == 5
+    assert chart.peak == 5 and len([b for b in chart.bars if b.h > 0]) == 2  # two minutes sampled
+    await app.aclose()
+
+
+def test_the_server_samples_depth_only_where_it_serves_the_dashboard() -> None:
+    settings = load_settings(backend="memory://")
+    with_api = TaskServer(Taskyard("memory://"), settings)
+    with_api.build()
+    assert "depth-sampler" in [e.id for e in with_api.manager.services()]
+    worker_only = TaskServer(Taskyard("memory://"), settings, only="worker")
+    worker_only.build()
+    assert "depth-sampler" not in [e.id for e in worker_only.manager.services()]
