@@ -79,7 +79,12 @@ class WakeListener:
         entry = (None if queues is None else frozenset(queues), fut)
         self._waiters.append(entry)
         try:
-            await asyncio.wait((fut,), timeout=timeout)
+            # Awaiting the future itself wakes this task straight from `notify`;
+            # `asyncio.wait` would add a callback and a loop iteration on the way.
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            pass
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)
