@@ -34,6 +34,7 @@ import csv
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -69,14 +70,19 @@ class Pipeline:
     def __init__(self, path: str) -> None:
         self.path = path
         self._ready = False  # created on first use, not at import
+        # Stages run in threads: two first connections must not both switch the journal mode
+        # (the second one gets "database is locked" at once, busy timeout or not).
+        self._schema_lock = threading.Lock()
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection inside one write transaction, committed on success."""
         with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
             if not self._ready:
-                conn.executescript(SCHEMA)
-                self._ready = True
+                with self._schema_lock:
+                    if not self._ready:
+                        conn.executescript(SCHEMA)
+                        self._ready = True
             # Take the write lock up front: two replicas of a stage never pick the same rows.
             conn.execute("BEGIN IMMEDIATE")
             try:
