@@ -55,7 +55,7 @@ $(PEERS_VENV)/.installed: bench/peers/requirements.txt
 	$(PEERS_VENV)/bin/pip install -q -r bench/peers/requirements.txt
 	touch $@
 
-## Same workloads on taskyard and its peers, side by side (about 15 minutes).
+## Same workloads on taskyard and its peers, side by side (15-30 minutes, by machine load).
 bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 	$(BIN)/python -m bench.peers
 
