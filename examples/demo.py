@@ -104,6 +104,11 @@ class DemoTraffic(PeriodicService):
         if n % 3 == 0:
             await self.app.aenqueue("payments.charge", {"order": n})
             await self._summarise()
+        if n % 15 == 2:
+            # Once a minute a batch import: a backlog the queue-depth chart can show draining.
+            await self.app.aenqueue_many(
+                [("images.thumbnail", {"image_id": 1000 * n + i}) for i in range(60)]
+            )
 
     async def _summarise(self) -> None:
         """One line in the terminal every few ticks: what the queues hold so far."""

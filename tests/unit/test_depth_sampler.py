@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from taskyard import FakeClock, Taskyard
 from taskyard.config import load_settings
 from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.server import TaskServer
+from taskyard.testing import drain
 
 
 async def test_samples_fill_the_chart_without_anyone_looking() -> None:
-    clock = FakeClock()
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))  # samples at :00:00, :01:00, :01:15
     app = Taskyard("memory://", clock=clock)
 
     @app.task("t")
@@ -26,6 +29,12 @@ async def test_samples_fill_the_chart_without_anyone_looking() -> None:
     chart = history.chart(clock.now())
     assert chart.total == 5
     assert chart.peak == 5 and len([b for b in chart.bars if b.h > 0]) == 2  # two minutes sampled
+    # A backlog that drains within the minute still shows as that minute's peak.
+    await drain(app)
+    clock.advance(15)
+    await sampler.execute()
+    chart = history.chart(clock.now())
+    assert chart.total == 0 and chart.peak == 5
     await app.aclose()
 
 

@@ -91,8 +91,8 @@ class DepthHistory:
     """Waiting-job counts sampled at most once per 10 s, one hour kept.
 
     The backends store no depth history, so this one lives in the process serving the
-    dashboard: a `DepthSampler` fills it (and the pages, as they are viewed); the last sample
-    of each minute is what the chart shows.
+    dashboard: a `DepthSampler` fills it (and the pages, as they are viewed); the chart shows
+    each minute's highest sample, so a backlog that drained within the minute still shows.
     """
 
     def __init__(self) -> None:
@@ -108,11 +108,12 @@ class DepthHistory:
             self._samples.popleft()
 
     def chart(self, now: datetime) -> Chart:
-        """Per-minute depth bars for the last hour (minutes without a sample show 0)."""
+        """Per-minute peak depth for the last hour (minutes without a sample show 0); the
+        chart's total is the latest sample."""
         end = _minute(now)
         minutes = [end - timedelta(minutes=59 - i) for i in range(60)]
         per_minute: dict[datetime, int] = {}
         for at, depth in self._samples:
-            per_minute[_minute(at)] = depth
+            per_minute[_minute(at)] = max(depth, per_minute.get(_minute(at), 0))
         chart = bar_chart("Queue depth", "depth", minutes, [per_minute.get(m, 0) for m in minutes])
         return dataclasses.replace(chart, total=self._samples[-1][1] if self._samples else 0)
