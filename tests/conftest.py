@@ -22,3 +22,15 @@ async def backend(backend_kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open, isolated backend of each kind in turn."""
     async with make_backend(backend_kind, tmp_path) as b:
         yield b
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No TASKYARD_* variable from the caller leaks in; cwd is an empty directory."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TASKYARD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

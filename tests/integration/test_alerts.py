@@ -391,17 +391,8 @@ async def test_after_a_leadership_change_a_firing_alert_is_notified_once_more(
 
 
 # -- the task server ------------------------------------------------------------------------
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
 
-    for name in list(os.environ):
-        if name.startswith("TASKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def test_the_server_registers_the_alerter_with_code_and_config_rules(clean_env: None) -> None:
+def test_the_server_registers_the_alerter_with_code_and_config_rules(clean_env: Path) -> None:
     app = Taskyard("memory://")
     app.alert("payments-failing", kind="failure_rate", queue="payments", threshold=20)
     settings = load_settings(
@@ -418,7 +409,7 @@ def test_the_server_registers_the_alerter_with_code_and_config_rules(clean_env: 
     assert server.manager.get("alerter").depends_on == ("leader",)
 
 
-def test_the_server_without_rules_or_disabled_has_no_alerter(clean_env: None) -> None:
+def test_the_server_without_rules_or_disabled_has_no_alerter(clean_env: Path) -> None:
     for alerts in ({}, {"enabled": False, "rules": [{"name": "x", "kind": "no_worker"}]}):
         server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://", http={"enabled": False}, alerts=alerts),
                             only="maintenance")
@@ -426,7 +417,7 @@ def test_the_server_without_rules_or_disabled_has_no_alerter(clean_env: None) ->
         assert "alerter" not in [e.id for e in server.manager.services()]
 
 
-def test_a_rule_in_code_and_config_with_one_name_is_an_error(clean_env: None) -> None:
+def test_a_rule_in_code_and_config_with_one_name_is_an_error(clean_env: Path) -> None:
     app = Taskyard("memory://")
     app.alert("backlog", kind="queue_depth", threshold=1)
     settings = load_settings(

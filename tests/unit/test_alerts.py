@@ -244,19 +244,9 @@ def test_app_alert_registers_rules_and_refuses_duplicates() -> None:
 
 
 # -- [alerts] settings ----------------------------------------------------------------------
-@pytest.fixture
-def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    import os
 
-    for name in list(os.environ):
-        if name.startswith("TASKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def test_alerts_settings_from_toml(no_env: Path) -> None:
-    (no_env / "taskyard.toml").write_text(
+def test_alerts_settings_from_toml(clean_env: Path) -> None:
+    (clean_env / "taskyard.toml").write_text(
         '[alerts]\ninterval = 30\n'
         '[[alerts.rules]]\nname = "pay"\nkind = "failure_rate"\nqueue = "payments"\nthreshold = 20\nfor = 60\n'
         '[alerts.notifiers.webhook]\nurl = "https://hooks.example.com/T0/abc"\nheaders = { Authorization = "Bearer s3cret" }\n'
@@ -297,7 +287,7 @@ def test_alerts_settings_from_toml(no_env: Path) -> None:
         ({"notifiers": {"pager": {}}}, "unknown setting 'alerts.notifiers.pager'"),
     ],
 )
-def test_bad_alerts_settings_are_one_line_naming_the_setting(no_env: Path, alerts: dict, message: str) -> None:
+def test_bad_alerts_settings_are_one_line_naming_the_setting(clean_env: Path, alerts: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(alerts=alerts)
     text = str(info.value)
@@ -305,7 +295,7 @@ def test_bad_alerts_settings_are_one_line_naming_the_setting(no_env: Path, alert
     assert "\n" not in text
 
 
-def test_smtp_password_is_never_echoed_in_an_error(no_env: Path) -> None:
+def test_smtp_password_is_never_echoed_in_an_error(clean_env: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(alerts={"notifiers": {"email": {
             "host": "h", "from": "a@b.c", "to": "x@y.z", "username": "u", "password": 12345678,

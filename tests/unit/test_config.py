@@ -11,15 +11,9 @@ from taskyard.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No TASKYARD_* variable from the caller leaks in; cwd is an empty directory."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("TASKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def _isolated(clean_env: Path) -> Path:
+    """Every test here runs with the shared `clean_env` (tests/conftest.py)."""
+    return clean_env
 
 
 def write_toml(path: Path, text: str) -> Path:
