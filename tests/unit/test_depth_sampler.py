@@ -46,3 +46,12 @@ def test_the_server_samples_depth_only_where_it_serves_the_dashboard() -> None:
     worker_only = TaskServer(Taskyard("memory://"), settings, only="worker")
     worker_only.build()
     assert "depth-sampler" not in [e.id for e in worker_only.manager.services()]
+
+
+def test_a_page_view_within_ten_seconds_never_lowers_the_sampled_peak() -> None:
+    history = DepthHistory()
+    at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    history.record(at, 28)  # the sampler, mid-backlog
+    history.record(at.replace(second=3), 5)  # a page view three seconds later
+    chart = history.chart(at.replace(second=30))
+    assert chart.peak == 28 and chart.total == 5

@@ -81,23 +81,9 @@ def _stored(when: datetime) -> datetime:
     return when if when.tzinfo is UTC else from_us(to_us(when))
 
 
-def new_job(draft: JobDraft, status: JobStatus, now: datetime) -> Job:
+def new_job(draft: JobDraft, now: datetime) -> Job:
     """The job just stored from `draft` (what `decode_job` would read back)."""
-    return Job(
-        id=draft.id,
-        task=draft.task,
-        queue=draft.queue,
-        payload=draft.payload,
-        status=status,
-        priority=draft.priority,
-        run_at=_stored(draft.run_at or now),
-        attempt=0,
-        max_attempts=draft.max_attempts,
-        created_at=_stored(now),
-        unique_key=draft.unique_key,
-        tags=tuple(draft.tags),
-        timeout=None if draft.timeout is None else float(draft.timeout),
-    )
+    return draft.to_job(_stored(now), run_at=_stored(draft.run_at or now))
 
 
 def _pairs(fields: Any) -> Mapping[str, str]:

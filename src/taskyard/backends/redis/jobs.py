@@ -51,7 +51,7 @@ class JobsMixin(RedisConnection):
         answers: dict[int, Job] = {}
         for i, r in enumerate(reserved):
             if r[1] == "created":
-                answers[i] = new_job(drafts[i], encoded[i][0], now)
+                answers[i] = new_job(drafts[i], now)
             elif r[1] == "exists":
                 answers[i] = decode_job(drafts[i].id, r[0], r[5])
         # 'go' / 'known' (two-step reservation) and drafts that win a unique key back.
@@ -82,7 +82,7 @@ class JobsMixin(RedisConnection):
             for (queue, indexes), reply in zip(order, replies, strict=True):
                 for i, entry in zip(indexes, reply, strict=True):
                     if len(entry) == 1:
-                        answers[i] = new_job(drafts[i], encoded[i][0], now)
+                        answers[i] = new_job(drafts[i], now)
                     else:
                         answers[i] = decode_job(entry[0], queue, entry[1])
         for i, target in aliases.items():

@@ -97,13 +97,18 @@ class DepthHistory:
 
     def __init__(self) -> None:
         self._samples: deque[tuple[datetime, int]] = deque()
+        self._latest = 0
 
     def record(self, now: datetime, depth: int) -> None:
-        """Add a sample unless the last one is under 10 seconds old; drop those past an hour."""
+        """Add a sample, or fold it into the last one (keeping the higher) when that is under
+        10 seconds old, so the sampler and page views never erase each other's peaks; drop
+        samples past an hour."""
+        self._latest = depth
         if not self._samples or (now - self._samples[-1][0]) >= timedelta(seconds=10):
             self._samples.append((now, depth))
         else:
-            self._samples[-1] = (self._samples[-1][0], depth)
+            at, seen = self._samples[-1]
+            self._samples[-1] = (at, max(seen, depth))
         while self._samples and now - self._samples[0][0] > WINDOW:
             self._samples.popleft()
 
@@ -116,4 +121,4 @@ class DepthHistory:
         for at, depth in self._samples:
             per_minute[_minute(at)] = max(depth, per_minute.get(_minute(at), 0))
         chart = bar_chart("Queue depth", "depth", minutes, [per_minute.get(m, 0) for m in minutes])
-        return dataclasses.replace(chart, total=self._samples[-1][1] if self._samples else 0)
+        return dataclasses.replace(chart, total=self._latest if self._samples else 0)
