@@ -34,7 +34,7 @@ from taskyard.http.service import HttpService
 from taskyard.observability import ServerMetrics, configure_logging
 from taskyard.services.alerts import build_alerter
 from taskyard.services.base import Service
-from taskyard.services.leader import LeaderElector
+from taskyard.services.leader import LeaderElector, service_lease
 from taskyard.services.maintenance import MaintenanceConfig, Retention, build_maintenance
 from taskyard.services.manager import RestartPolicy, ServiceManager
 from taskyard.services.periodic import PeriodicService
@@ -149,7 +149,8 @@ class TaskServer:
             stop_timeout=m.stop_timeout,
         )
         self.metrics = ServerMetrics()
-        self.leader: LeaderElector | None = None
+        #: The leader electors of this process, by lease name (one lease per leader-only duty).
+        self.leaders: dict[str, LeaderElector] = {}
         self.worker: Worker | None = None
         self.http: HttpService | None = None
         self.context: HttpContext | None = None
@@ -171,7 +172,6 @@ class TaskServer:
             check_bind(s.http.host, s.http.auth_enabled)
             if "api" in self.roles:
                 s = self.settings = self._with_dev_credentials(s)
-        needs_leader = bool({"scheduler", "maintenance"} & self.roles)
         # HTTP first: it answers /health while the rest starts and /ready (503) while it drains.
         if s.http.enabled:
             self.context = HttpContext(
@@ -179,18 +179,20 @@ class TaskServer:
             )
             self.http = HttpService(create_asgi_app(self.context), host=s.http.host, port=s.http.port)
             self.manager.register("http", self.http, name="HTTP server", critical=True)
-        if needs_leader:
-            self.leader = LeaderElector(self.app.backend, ttl=s.scheduler.leader_ttl, clock=self.clock)
-            self.manager.register("leader", self.leader, name="Leader election", critical=True)
         if "maintenance" in self.roles:
-            for duty in build_maintenance(self.app.backend, self.leader, self._maintenance_config(), clock=self.clock):
-                self.manager.register(duty.id, duty, critical=True, depends_on=("leader",))
+            leader = self._register_elector(self._elector("maintenance"), "maintenance")
+            for duty in build_maintenance(self.app.backend, leader, self._maintenance_config(), clock=self.clock):
+                self.manager.register(duty.id, duty, critical=True, depends_on=(leader.id,))
+            alert_leader = self._elector("alerter")
             alerter = build_alerter(
-                self.app.backend, s.alerts, code_rules=self.app.alert_rules, leader=self.leader,
+                self.app.backend, s.alerts, code_rules=self.app.alert_rules, leader=alert_leader,
                 manager=self.manager, clock=self.clock,
             )
             if alerter is not None:
-                self.manager.register(alerter.id, alerter, name="Alerter", critical=True, depends_on=("leader",))
+                self._register_elector(alert_leader, "the alerter")
+                self.manager.register(
+                    alerter.id, alerter, name="Alerter", critical=True, depends_on=(alert_leader.id,)
+                )
         if "scheduler" in self.roles:
             self._register_scheduler()
         if "worker" in self.roles:
@@ -207,13 +209,7 @@ class TaskServer:
             if isinstance(svc, PeriodicService) and svc.config.leader_only and svc.leader is None:
                 # A lease of its own: exactly one replica of this service runs its ticks, in
                 # whichever processes run it (not only where the scheduler leads).
-                elector = LeaderElector(
-                    self.app.backend, name=f"service:{spec.id}", ttl=s.scheduler.leader_ttl,
-                    clock=self.clock, service_id=f"leader:{spec.id}",
-                )
-                self.manager.register(
-                    elector.id, elector, name=f"Leader election for {spec.name}", critical=True,
-                )
+                elector = self._register_elector(self._elector(spec.id, lease=service_lease(spec.id)), spec.name)
                 svc.leader = elector
                 depends_on = (*depends_on, elector.id)
             self.manager.register(
@@ -305,10 +301,25 @@ class TaskServer:
             },
         )
 
+    def _elector(self, duty: str, *, lease: str | None = None) -> LeaderElector:
+        """The elector of `duty`'s own lease (named `lease`, default the duty): a process
+        competes only for the leases of the duties it runs, so a worker taking part in
+        maintenance can never hold the lease the scheduler needs."""
+        return LeaderElector(
+            self.app.backend, name=lease or duty, ttl=self.settings.scheduler.leader_ttl,
+            clock=self.clock, service_id=f"leader:{duty}",
+        )
+
+    def _register_elector(self, elector: LeaderElector, what: str) -> LeaderElector:
+        self.manager.register(elector.id, elector, name=f"Leader election for {what}", critical=True)
+        self.leaders[elector.lease_name] = elector
+        return elector
+
     def _register_scheduler(self) -> None:
         config = SchedulerConfig(tick_interval=self.settings.scheduler.tick_interval)
-        scheduler = Scheduler(self.app, self.leader, config=config)
-        self.manager.register("scheduler", scheduler, name="Scheduler", critical=True, depends_on=("leader",))
+        leader = self._register_elector(self._elector("scheduler"), "the scheduler")
+        scheduler = Scheduler(self.app, leader, config=config)
+        self.manager.register("scheduler", scheduler, name="Scheduler", critical=True, depends_on=(leader.id,))
 
     # -- running -----------------------------------------------------------------------------
     async def start(self) -> None:

@@ -39,6 +39,7 @@ ROUTES = [
     ("GET", "/api/v1/services", None),
     ("GET", "/api/v1/services/tick", None),
     *[("POST", f"/api/v1/services/tick/{a}", None) for a in ("start", "stop", "pause", "resume", "run")],
+    ("GET", "/api/v1/leaders", None),
     ("GET", "/api/v1/workers", None),
 ]
 MUTATING = [r for r in ROUTES if r[0] != "GET"]
@@ -257,6 +258,28 @@ async def test_services_controls(env: Env) -> None:
     finally:
         stopped = (await c.post("/api/v1/services/tick/stop", headers=admin)).json()
     assert stopped["status"] == "STOPPED"
+
+
+async def test_leaders_show_each_duty_lease_and_who_holds_it(env: Env) -> None:
+    from taskyard.services.leader import LeaderElector
+
+    await env.app.open()
+    mine = LeaderElector(env.app.backend, name="maintenance", ttl=30, service_id="leader:maintenance")
+    env.ctx.manager.register(mine.id, mine, name="Leader election for maintenance")
+    await env.app.backend.leader_attempt_elect(name="scheduler", holder="box-2:4242:abcdef", ttl=30)
+    await mine.attempt()
+    listed = (await env.client.get("/api/v1/leaders", headers=env.creds.viewer_jwt)).json()
+    by_lease = {row["lease"]: row for row in listed}
+    assert list(by_lease)[:3] == ["scheduler", "maintenance", "alerter"]
+    assert by_lease["scheduler"] | {"elected_at": None, "expires_at": None} == {
+        "lease": "scheduler", "holder": "box-2:4242:abcdef", "host": "box-2", "pid": 4242,
+        "elected_at": None, "expires_at": None, "runs_here": False, "leads_here": False,
+    }
+    assert by_lease["maintenance"]["runs_here"] and by_lease["maintenance"]["leads_here"]
+    assert by_lease["maintenance"]["holder"] == mine.holder
+    assert by_lease["alerter"]["holder"] is None and not by_lease["alerter"]["runs_here"]
+    service = (await env.client.get("/api/v1/services/leader:maintenance", headers=env.creds.viewer_jwt))
+    assert service.json()["lease"] == {"name": "maintenance", "leader": True}
 
 
 async def test_workers_list(env: Env) -> None:

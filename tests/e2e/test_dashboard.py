@@ -199,3 +199,27 @@ async def test_login_returns_to_the_page_with_its_whole_query(env: Env) -> None:
                                              "next": "/jobs?queue=math&status=failed"})
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/jobs?queue=math&status=failed"
+
+
+async def test_services_page_shows_who_leads_each_duty(env: Env) -> None:
+    """In-process (no browser): the Services page lists every lease with its holder."""
+    from taskyard.services.leader import LeaderElector
+
+    await env.app.open()
+    mine = LeaderElector(env.app.backend, name="scheduler", ttl=30, service_id="leader:scheduler")
+    env.ctx.manager.register(mine.id, mine, name="Leader election for the scheduler")
+    await mine.attempt()
+    await env.app.backend.leader_attempt_elect(name="maintenance", holder="box-7:99:zzzzzz", ttl=30)
+    c = env.client
+    form = await c.get(env.client.base_url.join("/login"))
+    csrf = dict(re.findall(r'name="(csrf)" value="([^"]*)"', form.text))["csrf"]
+    token = env.creds.admin_key["Authorization"].removeprefix("Bearer ")
+    await c.post("/login", data={"csrf": csrf, "token": token, "next": "/services"})
+    page = (await c.get("/services")).text
+    scheduler_row = re.search(r'<tr data-lease="scheduler">(.*?)</tr>', page, re.S)
+    maintenance_row = re.search(r'<tr data-lease="maintenance">(.*?)</tr>', page, re.S)
+    alerter_row = re.search(r'<tr data-lease="alerter">(.*?)</tr>', page, re.S)
+    assert scheduler_row and "this process" in scheduler_row.group(1) and mine.holder in scheduler_row.group(1)
+    assert maintenance_row and "box-7" in maintenance_row.group(1) and ">99<" in maintenance_row.group(1)
+    assert alerter_row and "nobody leads it" in alerter_row.group(1)
+    assert "leads scheduler" in page

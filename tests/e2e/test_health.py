@@ -85,11 +85,19 @@ async def test_liveness_and_services_document(server: TaskServer, http: httpx.As
     broken = doc["services"]["broken"]
     assert broken["status"] == "ERROR" and broken["healthy"] is False
     assert broken["error"] == "RuntimeError: broken on purpose" and broken["restarts"] == 0
-    for service_id in ("http", "leader", "worker", "rescuer", "counter"):
+    for service_id in ("http", "leader:maintenance", "worker", "rescuer", "counter"):
         assert doc["services"][service_id]["healthy"] is True, service_id
     await until(lambda: server.manager.get("counter").service.metrics_data.successes > 0)
+    await until(lambda: all(e.is_leader for e in server.leaders.values()))
     doc = (await http.get("/health/services")).json()
     assert doc["services"]["counter"]["last_success"] is not None
+    # Each leader-only duty shows the lease it competes for and whether this process leads it.
+    services = doc["services"]
+    assert services["leader:scheduler"]["lease"]["name"] == "scheduler"
+    assert services["leader:maintenance"]["lease"]["leader"] is True
+    assert services["scheduler"]["lease"] == {"name": "scheduler", "leader": True}
+    assert services["rescuer"]["lease"] == {"name": "maintenance", "leader": True}
+    assert services["worker"]["lease"] is None
 
 
 async def test_ready_reports_degraded_and_critical_services(server: TaskServer, http: httpx.AsyncClient) -> None:

@@ -244,20 +244,20 @@ def test_sigterm_drains_and_releases_leadership(workdir: Path) -> None:
             client.enqueue("slow", {"n": 1, "seconds": 1.5})
             wait_for(lambda: (out / "started-1").exists(), what="the job to start")
 
-            async def leader() -> Any:
+            async def leaders() -> list[Any]:
                 await client.open()
                 try:
-                    return await client.backend.leader_get(name="default")
+                    return [await client.backend.leader_get(name=n) for n in ("scheduler", "maintenance")]
                 finally:
                     await client.aclose()
 
-            assert asyncio.run(leader()) is not None
+            assert all(asyncio.run(leaders()))  # one process runs both duties: it leads both
             assert not (out / "finished-1").exists()
             assert server.stop() == 0
             assert (out / "finished-1").exists()  # in-flight job finished before exit
             jobs = client.list_jobs(task="slow").jobs
             assert [j.status.value for j in jobs] == ["completed"]
-            assert asyncio.run(leader()) is None  # leadership released, not left to expire
+            assert asyncio.run(leaders()) == [None, None]  # leadership released, not left to expire
         finally:
             client.close()
 
@@ -339,7 +339,13 @@ def test_services_list_and_a_single_service_process(workdir: Path) -> None:
     env = base_env(workdir)
     listed = json.loads(run_cli(workdir, ["services", "list", "--json"], env).stdout)
     ids = [row["id"] for row in listed]
-    assert ids[:2] == ["http", "leader"] and "worker" in ids and "csv-import" in ids
+    assert ids[:2] == ["http", "leader:maintenance"] and "worker" in ids and "csv-import" in ids
+    assert "leader:scheduler" in ids
+    by_id = {row["id"]: row for row in listed}
+    assert by_id["scheduler"]["lease"] == "scheduler" and by_id["rescuer"]["lease"] == "maintenance"
+    assert by_id["worker"]["lease"] is None
+    worker_only = json.loads(run_cli(workdir, ["services", "list", "--json", "--only", "worker,maintenance"], env).stdout)
+    assert {row["lease"] for row in worker_only} == {None, "maintenance"}  # never the scheduler's
     alone = json.loads(run_cli(workdir, ["services", "list", "--json", "--service", "csv-import"], env).stdout)
     assert [row["id"] for row in alone] == ["http", "csv-import"]
     env = base_env(workdir, TASKYARD_SERVICES__CSV_IMPORT__INTERVAL="0.2")
@@ -348,3 +354,27 @@ def test_services_list_and_a_single_service_process(workdir: Path) -> None:
         doc = server.get("/health/services").json()
         assert set(doc["services"]) == {"http", "csv-import"} and doc["healthy"] is True
         assert server.stop() == 0
+
+
+@needs_sqlite
+def test_services_leaders_reads_who_holds_each_lease(workdir: Path) -> None:
+    import asyncio
+
+    url = f"sqlite:///{workdir / 'leases.db'}"
+    client = client_app(url)
+
+    async def elect() -> None:
+        await client.open()
+        try:
+            await client.backend.leader_attempt_elect(name="scheduler", holder="node-a:321:qwerty", ttl=600)
+        finally:
+            await client.aclose()
+
+    asyncio.run(elect())
+    result = run_cli(workdir, ["services", "leaders", "--json"], base_env(workdir, backend=url))
+    assert result.returncode == 0, result.stderr
+    rows = {row["lease"]: row for row in json.loads(result.stdout)}
+    assert rows["scheduler"]["holder"] == "node-a:321:qwerty" and rows["scheduler"]["pid"] == 321
+    assert rows["maintenance"]["holder"] is None and "service:csv-import" in rows
+    table = run_cli(workdir, ["services", "leaders"], base_env(workdir, backend=url, COLUMNS="200"))
+    assert "node-a:321:qwerty" in table.stdout and "(nobody)" in table.stdout

@@ -405,8 +405,9 @@ def test_the_server_registers_the_alerter_with_code_and_config_rules(clean_env: 
     assert isinstance(a, Alerter)
     assert [r.name for r in a.rules] == ["payments-failing", "backlog"]
     assert a.config.leader_only and a.config.interval == 5
-    assert a.leader is server.leader and a.manager is server.manager
-    assert server.manager.get("alerter").depends_on == ("leader",)
+    assert a.leader is server.leaders["alerter"] and a.manager is server.manager
+    assert a.leader.lease_name == "alerter"
+    assert server.manager.get("alerter").depends_on == ("leader:alerter",)
 
 
 def test_the_server_without_rules_or_disabled_has_no_alerter(clean_env: Path) -> None:

@@ -1,4 +1,5 @@
-"""Three `taskyard scheduler` processes on one backend, the leader SIGKILLed every few seconds,
+"""Three `taskyard scheduler` processes on one backend beside a `taskyard worker` started before
+them (it leads maintenance, a lease of its own), the scheduler leader SIGKILLed every few seconds,
 then frozen (SIGSTOP, woken beside its successor) and stopped cleanly: every fire second has
 exactly one job, except inside a takeover gap, which `once` and `all` fill. Also measures
 takeover time (SIGKILL, SIGSTOP and clean SIGTERM) and fire accuracy.
@@ -80,15 +81,18 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.stack = contextlib.ExitStack()
 
-    def start(self) -> None:
-        """One more `taskyard --app APP scheduler`, logging to a file the test keeps."""
+    def start(self, *command: str) -> subprocess.Popen[bytes]:
+        """One more `taskyard --app APP scheduler` (or another command), logging to a file the
+        test keeps."""
         log = self.stack.enter_context(open(self.logs / "schedulers.log", "ab"))  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "taskyard", "--app", APP, "scheduler"],
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taskyard", "--app", APP, *(command or ("scheduler",))],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        ))
+        )
+        self.procs.append(proc)
+        return proc
 
     def by_pid(self, pid: int) -> subprocess.Popen[bytes]:
         return next(p for p in self.procs if p.pid == pid)
@@ -100,8 +104,8 @@ class Cluster:
         return codes
 
 
-async def leader_pid(backend: Backend) -> int | None:
-    info = await backend.leader_get(name="default")
+async def leader_pid(backend: Backend, lease: str = "scheduler") -> int | None:
+    info = await backend.leader_get(name=lease)
     return int(info.holder.rsplit(":", 2)[1]) if info is not None else None
 
 
@@ -140,6 +144,11 @@ async def test_every_fire_once_across_leader_kills(kind: str, tmp_path: Path) ->
         cluster = Cluster(url, tmp_path)
         disruptions: list[tuple[str, datetime, float]] = []
         try:
+            # A worker first: it takes part in maintenance and leads it, and must not keep the
+            # schedulers from firing.
+            worker = cluster.start("worker", "--queues", "ticks")
+            await wait_until(lambda: leader_pid(backend, "maintenance"), timeout=60, what="a maintenance leader")
+            assert await leader_pid(backend, "maintenance") == worker.pid
             for _ in range(3):
                 cluster.start()
             await wait_until(lambda: leader_pid(backend), timeout=60, what="a first leader")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from taskyard.cli.loading import console, print_json, state
+from taskyard.cli.loading import console, print_json, run_app, state
 from taskyard.config import load_settings
 from taskyard.errors import ConfigError
 
@@ -33,7 +34,27 @@ def describe(only: str | None, service: str | None, config: Path | None) -> list
             "auto_start": entry.auto_start,
             "depends_on": list(entry.depends_on),
             "interval": interval,
+            "lease": (lease := svc.lease()) and lease["name"],
             "user": entry.id in state.app.service_specs,
+        })
+    return rows
+
+
+async def current_leaders(app: Any) -> list[dict[str, Any]]:
+    """Every known lease (built-in duties and each user service's) with its holder."""
+    from taskyard.services.leader import DUTY_LEASES, holder_pid, service_lease
+
+    await app.open()
+    rows = []
+    for name in (*DUTY_LEASES, *(service_lease(i) for i in app.service_specs)):
+        info = await app.backend.leader_get(name=name)
+        host, pid = holder_pid(info.holder) if info is not None else (None, None)
+        rows.append({
+            "lease": name,
+            "holder": info.holder if info is not None else None,
+            "host": host,
+            "pid": pid,
+            "expires_at": info.expires_at.isoformat() if info is not None else None,
         })
     return rows
 
@@ -45,7 +66,7 @@ def fail(exc: Exception) -> typer.Exit:
 
 
 def register(cli: typer.Typer) -> None:
-    """Add `services list`."""
+    """Add `services list` and `services leaders`."""
     group = typer.Typer(help="The services of a task server process.", no_args_is_help=True)
     cli.add_typer(group, name="services")
 
@@ -66,11 +87,33 @@ def register(cli: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("id", "name", "kind", "critical", "auto start", "interval", "depends on")
+        table = Table("id", "name", "kind", "critical", "auto start", "interval", "lease", "depends on")
         for row in rows:
             table.add_row(
                 row["id"] + (" (app)" if row["user"] else ""), row["name"], row["kind"],
                 "yes" if row["critical"] else "no", "yes" if row["auto_start"] else "no",
-                "" if row["interval"] is None else str(row["interval"]), ", ".join(row["depends_on"]),
+                "" if row["interval"] is None else str(row["interval"]), row["lease"] or "",
+                ", ".join(row["depends_on"]),
+            )
+        console.print(table)
+
+    @group.command("leaders")
+    def leaders(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+        """Who holds each leadership lease now (one per leader-only duty), read from the backend."""
+        app = state.app
+        try:
+            rows = asyncio.run(run_app(app, current_leaders(app)))
+        except ConfigError as exc:
+            raise fail(exc) from None
+        if as_json:
+            print_json(rows)
+            return
+        from rich.table import Table
+
+        table = Table("lease", "holder", "host", "pid", "expires at")
+        for row in rows:
+            table.add_row(
+                row["lease"], row["holder"] or "(nobody)", row["host"] or "",
+                "" if row["pid"] is None else str(row["pid"]), row["expires_at"] or "",
             )
         console.print(table)

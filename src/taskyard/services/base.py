@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from taskyard.clock import Clock, SystemClock
 from taskyard.errors import InvalidTransitionError
 
-__all__ = ("Service", "ServiceEvent", "ServiceMetrics", "ServiceStatus")
+__all__ = ("LeaseHolder", "Service", "ServiceEvent", "ServiceMetrics", "ServiceStatus")
 
 log = logging.getLogger("taskyard.service")
 
@@ -87,6 +87,18 @@ class ServiceMetrics:
         }
 
 
+class LeaseHolder(Protocol):
+    """What a service needs of the leader elector that gates it (a `LeaderElector`)."""
+
+    lease_name: str
+    holder: str
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this process holds the lease."""
+        ...
+
+
 @dataclass(slots=True)
 class _Listeners:
     callbacks: list[Callable[[ServiceEvent], None]] = field(default_factory=list)
@@ -103,6 +115,8 @@ class Service:
     #: False for a service whose main loop has nothing to hold (the HTTP server, the leader
     #: elector): `pause()` refuses instead of showing PAUSED while it carries on.
     pausable: bool = True
+    #: The elector of the lease this service competes for (leader-only duties), else None.
+    leader: LeaseHolder | None = None
 
     def __init__(self, service_id: str | None = None, *, name: str | None = None, clock: Clock | None = None):
         self.id = service_id or self.default_id
@@ -286,7 +300,15 @@ class Service:
                 else None
             ),
             "error": self.error,
+            "lease": self.lease(),
         }
+
+    def lease(self) -> dict[str, Any] | None:
+        """The leadership lease this service competes for: `{name, leader}` (whether this
+        process leads it now), or None for a service every replica runs."""
+        if self.leader is None:
+            return None
+        return {"name": self.leader.lease_name, "leader": self.leader.is_leader}
 
     def metrics(self) -> dict[str, Any]:
         """Run counters as JSON."""

@@ -11,12 +11,30 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
 from taskyard.backends.protocol import Backend
 from taskyard.core import ids
 from taskyard.services.base import Service
 
-__all__ = ("LeaderElector",)
+__all__ = ("DUTY_LEASES", "LeaderElector", "holder_pid", "service_lease")
+
+#: The leases of the built-in leader-only duties; each user service marked `leader_only`
+#: has its own, `service_lease(id)`. A process competes only for the duties it runs.
+DUTY_LEASES = ("scheduler", "maintenance", "alerter")
+
+
+def service_lease(service_id: str) -> str:
+    """The lease name of a leader-only user service."""
+    return f"service:{service_id}"
+
+
+def holder_pid(holder: str) -> tuple[str, int | None]:
+    """`(host, pid)` from a holder id `host:pid:suffix` (pid None when it is not one of ours)."""
+    parts = holder.split(":")
+    if len(parts) >= 3 and parts[-2].isdigit():
+        return ":".join(parts[:-2]), int(parts[-2])
+    return holder, None
 
 log = logging.getLogger("taskyard.leader")
 
@@ -50,6 +68,10 @@ class LeaderElector(Service):
     def is_leader(self) -> bool:
         """True while this process holds a lease that cannot have expired yet."""
         return self._held_until is not None and self.monotonic() < self._held_until
+
+    def lease(self) -> dict[str, Any] | None:
+        """This elector's lease: `{name, leader, holder}` (the holder id this process uses)."""
+        return {"name": self.lease_name, "leader": self.is_leader, "holder": self.holder}
 
     async def attempt(self) -> bool:
         """Try to acquire or renew once; returns whether we lead."""

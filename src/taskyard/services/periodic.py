@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.retry import Retry
-from taskyard.services.base import Service
+from taskyard.services.base import LeaseHolder, Service
 
 __all__ = ("PeriodicService", "PeriodicServiceConfig")
 
@@ -123,7 +123,7 @@ class PeriodicService(Service):
         service_id: str | None = None,
         *,
         config: PeriodicServiceConfig | None = None,
-        leader: object | None = None,
+        leader: LeaseHolder | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(service_id, **kwargs)  # type: ignore[arg-type]
@@ -160,7 +160,7 @@ class PeriodicService(Service):
         self._wake.set()
 
     def is_leader(self) -> bool:
-        return bool(self.leader is None or self.leader.is_leader)  # type: ignore[attr-defined]
+        return self.leader is None or self.leader.is_leader
 
     async def run(self) -> None:
         first = True

@@ -66,6 +66,7 @@ class Scheduler(Service):
     """Fires due schedules while `leader` holds the lease; id "scheduler"."""
 
     default_id = "scheduler"
+    leader: LeaderElector | None
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 from starlette.routing import Match
 
-from taskyard.http.api import alerts, jobs, queues, schedules, services, workers
+from taskyard.http.api import alerts, jobs, leaders, queues, schedules, services, workers
 from taskyard.http.api.access import current_principal, make_guard, require_admin
 from taskyard.http.api.errors import (
     DEFAULT_MAX_BODY,
@@ -95,7 +95,7 @@ def build_router(ctx: Any) -> APIRouter:
     route_class = limited_route_class(http.max_body_bytes)
     root = APIRouter(route_class=route_class)
     guarded = [Depends(guard)]
-    modules = (jobs, queues, schedules, services, workers, alerts)
+    modules = (jobs, queues, schedules, services, leaders, workers, alerts)
     routers = [module.build(ctx, route_class) for module in modules]
     routers += [_adopt(router, route_class) for router in getattr(ctx.app, "http_routers", ())]
     for router in routers:

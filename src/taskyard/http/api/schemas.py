@@ -33,6 +33,8 @@ __all__ = (
     "EnqueueRequest",
     "JobOut",
     "JobPageOut",
+    "LeaderOut",
+    "LeaseOut",
     "Name",
     "QueueOut",
     "QueueSettingsPatch",
@@ -292,6 +294,28 @@ class RemovedOut(BaseModel):
 
 
 # -- services and workers ------------------------------------------------------------------
+class LeaseOut(BaseModel):
+    """The leadership lease a leader-only service competes for, and whether this process
+    leads it now."""
+
+    name: str
+    leader: bool
+
+
+class LeaderOut(BaseModel):
+    """Who holds one leadership lease right now (`holder` null while nobody leads it)."""
+
+    lease: str
+    holder: str | None
+    host: str | None
+    pid: int | None
+    elected_at: datetime | None
+    expires_at: datetime | None
+    #: This process competes for the lease (it runs the duty) and holds it now.
+    runs_here: bool
+    leads_here: bool
+
+
 class ServiceOut(BaseModel):
     """A managed service with its status and run metrics."""
 
@@ -305,6 +329,7 @@ class ServiceOut(BaseModel):
     periodic: bool
     pausable: bool
     stoppable: bool
+    lease: LeaseOut | None = None
     metrics: dict[str, Any]
 
 

@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 
 from taskyard.errors import InvalidTransitionError, NotFoundError
 from taskyard.http.api.access import current_principal
-from taskyard.http.api.schemas import NAME_PATTERN, ServiceOut
+from taskyard.http.api.schemas import NAME_PATTERN, LeaseOut, ServiceOut
 from taskyard.http.auth import Principal, audit
 from taskyard.http.service import HttpService
 from taskyard.services.periodic import PeriodicService
@@ -35,6 +35,7 @@ def service_out(entry: Any) -> ServiceOut:
         periodic=isinstance(service, PeriodicService),
         pausable=service.pausable,
         stoppable=not isinstance(service, HttpService),
+        lease=None if (lease := service.lease()) is None else LeaseOut(name=lease["name"], leader=lease["leader"]),
         metrics=service.metrics(),
     )
 

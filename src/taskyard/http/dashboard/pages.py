@@ -8,6 +8,7 @@ from typing import Any
 
 from taskyard.core.job import JobStatus
 from taskyard.http.api.alerts import alerts_of
+from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
 from taskyard.http.api.services import services_out
@@ -132,10 +133,11 @@ async def schedules_page(ctx: Any) -> dict[str, Any]:
 
 
 async def services_page(ctx: Any) -> dict[str, Any]:
-    """Services of this process with metrics."""
+    """Services of this process with metrics, and who leads each leader-only duty."""
     return {
         "page_title": "Services",
         "services": services_out(ctx.manager),
+        "leaders": await leaders_out(ctx),
         "has_manager": ctx.manager is not None,
         "now": ctx.app.clock.now(),
     }

@@ -14,6 +14,7 @@ from taskyard.services.alerts.alerter import Alerter
 from taskyard.services.alerts.mail import EmailNotifier
 from taskyard.services.alerts.notifier import LogNotifier, Notifier
 from taskyard.services.alerts.webhook import WebhookError, WebhookNotifier
+from taskyard.services.base import LeaseHolder
 from taskyard.services.periodic import PeriodicServiceConfig
 
 __all__ = (
@@ -52,7 +53,7 @@ def build_alerter(
     settings: AlertsSettings,
     *,
     code_rules: Sequence[AlertRule] = (),
-    leader: object | None = None,
+    leader: LeaseHolder | None = None,
     manager: Any | None = None,
     clock: Clock | None = None,
 ) -> Alerter | None:

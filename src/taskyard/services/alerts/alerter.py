@@ -103,8 +103,9 @@ class Alerter(PeriodicService):
         kinds = {rule.kind for rule in self.rules}
         waiting: dict[str, int] = {}
         if kinds & {AlertKind.QUEUE_DEPTH, AlertKind.NO_WORKER}:
-            # Due scheduled jobs are made pending by the Promoter (same leader, every second),
-            # so pending is "pending + due scheduled" within one promote interval.
+            # Due scheduled jobs are made pending by the Promoter (the maintenance leader, every
+            # second; the alerter runs in the same role), so pending is "pending + due
+            # scheduled" within one promote interval.
             waiting = {c.queue: c.get(JobStatus.PENDING) for c in await self.backend.queue_counts()}
         outcomes = []
         windows = [rule.window for rule in self.rules if rule.kind is AlertKind.FAILURE_RATE]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
+from taskyard.services.base import LeaseHolder
 from taskyard.services.maintenance.promoter import Promoter
 from taskyard.services.maintenance.pruner import Pruner, Retention
 from taskyard.services.maintenance.reaper import Reaper
@@ -45,7 +46,7 @@ class MaintenanceConfig:
 
 def build_maintenance(
     backend: Backend,
-    leader: object | None,
+    leader: LeaseHolder | None,
     config: MaintenanceConfig | None = None,
     *,
     clock: Clock | None = None,
