@@ -280,12 +280,11 @@ class ClusterMixin(RedisConnection):
     async def leader_attempt_elect(
         self, *, name: str, holder: str, ttl: float, now: datetime | None = None
     ) -> bool:
-        now = now or utcnow()
         ttl_us = max(1, round(ttl * 1_000_000))
         with self._guard:
             won = await self.scripts.leader_elect(
                 keys=[self._keys.leader(name)],
-                args=[holder, to_us(now), ttl_us, max(1, ttl_us // 1000)],
+                args=[holder, "" if now is None else to_us(now), ttl_us, max(1, ttl_us // 1000)],
             )
         return bool(won)
 
@@ -294,12 +293,14 @@ class ClusterMixin(RedisConnection):
             await self.scripts.leader_resign(keys=[self._keys.leader(name)], args=[holder])
 
     async def leader_get(self, *, name: str, now: datetime | None = None) -> LeaderInfo | None:
-        now = now or utcnow()
         with self._guard:
             holder, elected, expires = await self.client.hmget(
                 self._keys.leader(name), "h", "e", "x"
             )
-        if holder is None or int(expires) <= to_us(now):
+            if holder is not None and now is None:
+                seconds, micros = await self.client.time()  # the server's clock, as elections use
+                now_us = seconds * 1_000_000 + micros
+        if holder is None or int(expires) <= (to_us(now) if now is not None else now_us):
             return None
         return LeaderInfo(name, holder, from_us(elected), from_us(expires))
 
