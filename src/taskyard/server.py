@@ -50,6 +50,45 @@ ROLES = ("worker", "scheduler", "maintenance", "api", "services")
 
 #: Where a development run (auth on, no credentials, loopback) saves its admin token.
 DEV_TOKEN_FILE = ".taskyard-token"
+#: The signing secret that development runs started in one directory share, so the token in
+#: `DEV_TOKEN_FILE` opens every one of them (two `run`s side by side, a restart).
+DEV_SECRET_FILE = ".taskyard-dev-secret"
+
+
+def _write_private(path: Path, text: str, *, replace: bool) -> bool:
+    """Write `text` to `path` (mode 0600) atomically; with `replace=False`, only if `path`
+    does not exist yet (returns False when another process made it first)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)  # atomic create-if-absent: two processes starting at once agree
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def shared_dev_secret(path: Path = Path(DEV_SECRET_FILE)) -> str:
+    """The development signing secret of this directory: read from `path`, or made (48
+    random bytes, URL-safe) and saved there with mode 0600 by the first process to start."""
+    with contextlib.suppress(FileNotFoundError):
+        private = path.stat().st_mode & 0o077 == 0
+        text = path.read_text().strip()
+        if private and len(text) >= 48:
+            return text
+    # Missing, too short, or readable by others: a new one (replacing a bad one).
+    secret = secrets.token_urlsafe(48)
+    if not _write_private(path, secret, replace=path.exists()):
+        return path.read_text().strip()
+    return secret
 
 
 def setup_logging(settings: Settings) -> None:
@@ -237,15 +276,15 @@ class TaskServer:
                 "invalid setting 'http.jwt_secret': authentication is on and the server binds "
                 f"{http.host!r}, but neither http.jwt_secret nor http.api_keys is set"
             )
-        secret = secrets.token_urlsafe(48)
+        secret = shared_dev_secret()
         self.dev_token = issue_token(secret, role="admin", ttl=7 * 86400, subject="dev-run")
         path = Path(DEV_TOKEN_FILE)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.dev_token + "\n")
+        _write_private(path, self.dev_token, replace=True)
         log.warning(
-            "no http.jwt_secret or http.api_keys configured: generated an admin token for this "
-            "run only, saved in %s (set http.jwt_secret to keep tokens across restarts)", path,
+            "no http.jwt_secret or http.api_keys configured: generated an admin token, saved in "
+            "%s; development runs started in this directory share its signing secret (%s), so "
+            "the token opens each of them. Set http.jwt_secret for anything else", path,
+            DEV_SECRET_FILE,
         )
         if sys.stderr.isatty():
             sys.stderr.write(

@@ -11,7 +11,7 @@ import pytest
 from taskyard import ConfigError, Taskyard
 from taskyard.config import load_settings
 from taskyard.http.auth import Authenticator, AuthError, Role
-from taskyard.server import DEV_TOKEN_FILE, TaskServer
+from taskyard.server import DEV_SECRET_FILE, DEV_TOKEN_FILE, TaskServer
 
 
 def test_loopback_run_without_credentials_gets_an_admin_token(
@@ -49,3 +49,35 @@ def test_other_address_without_credentials_refuses_to_start(
     with pytest.raises(ConfigError, match=r"http\.jwt_secret"):
         TaskServer(Taskyard("memory://"), settings).build()
     assert not (tmp_path / DEV_TOKEN_FILE).exists()
+
+
+def test_two_runs_in_one_directory_accept_the_token_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README tour: `make run` and a second app's `run --port 5051` side by side. The second
+    rewrites `.taskyard-token`; the first must accept it too (they share the signing secret)."""
+    monkeypatch.chdir(tmp_path)
+    first = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
+    first.build()
+    second = TaskServer(Taskyard("memory://"), load_settings(backend="memory://", http={"port": 5051}))
+    second.build()
+    token = (tmp_path / DEV_TOKEN_FILE).read_text().strip()
+    assert token == second.dev_token
+    for server in (first, second):
+        assert Authenticator(server.settings.http).authenticate(token).role is Role.ADMIN
+    secret_file = tmp_path / DEV_SECRET_FILE
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_shared_secret_readable_by_others_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret_file = tmp_path / DEV_SECRET_FILE
+    secret_file.write_text("x" * 64 + "\n")
+    secret_file.chmod(0o644)
+    server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
+    server.build()
+    assert server.settings.http.jwt_secret.get_secret_value() != "x" * 64
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
