@@ -7,6 +7,7 @@ few seconds (the leader also expires).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,8 +16,10 @@ from taskyard import FakeClock, Taskyard
 from taskyard.backends.memory import MemoryBackend
 from taskyard.core.declaration import DeclarationStep, Declarer, declaration_step
 from taskyard.core.schedule import Schedule
+from taskyard.http.api.schemas import ScheduleOut
 from taskyard.schedules import DeclarationReport
 from taskyard.services.scheduler import Scheduler, SchedulerConfig
+from tests.support.waiting import wait_until
 
 T0 = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
 GRACE = 300.0
@@ -233,3 +236,25 @@ async def test_scheduler_declares_at_start_and_its_config_is_checked(
     await backend.schedule_upsert(schedule=schedule.replace(name="orphan"))
     report = await scheduler.declare()  # no elector: it leads, so it expires too
     assert report.removed == ("orphan",) and report.confirmed == 1
+
+
+async def test_a_paused_scheduler_keeps_confirming(backend: MemoryBackend, clock: FakeClock) -> None:
+    app = process(backend, clock, "app", {"hb": {"every": 60}})
+    scheduler = Scheduler(app, None, SchedulerConfig(declared_grace=0.6))  # confirms every 0.1 s
+
+    async def confirmed_now() -> bool:
+        schedule = await backend.schedule_get(name="hb")
+        return schedule is not None and schedule.confirmed_at == clock.now()
+
+    await scheduler.start()
+    try:
+        scheduler.pause()
+        clock.advance(5)
+        await wait_until(confirmed_now, timeout=10, what="a confirmation while paused")
+        assert scheduler.fires == 0
+    finally:
+        await scheduler.stop()
+
+
+def test_the_api_model_shows_every_schedule_field() -> None:
+    assert set(ScheduleOut.model_fields) - {"next_fires"} == {f.name for f in fields(Schedule)}

@@ -163,8 +163,13 @@ class Scheduler(Service):
 
     async def run(self) -> None:
         while not self.stopping.is_set():
-            await self.wait_resumed()
             await self._declare_when_due()
+            if self.is_paused:
+                # A paused scheduler fires nothing but still declares: its schedules must not
+                # expire because someone paused it for longer than the grace.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait_resumed(), self.config.confirm_interval)
+                continue
             delay = self.config.tick_interval
             if self.is_leader:
                 started = self.monotonic()
