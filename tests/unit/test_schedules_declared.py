@@ -87,8 +87,10 @@ def test_declaration_step() -> None:
     # ... and an older one takes over once it went unconfirmed for half the grace
     quiet = theirs.replace(confirmed_at=now - timedelta(seconds=GRACE / 2 + 1))
     assert declaration_step(quiet, old.stamp(changed, now), now=now, grace=GRACE) is DeclarationStep.REPLACE
-    # stored before declarers were recorded, or as a runtime schedule of the same name: ours
+    # stored before declarers were recorded (or changed through the API), or as a runtime
+    # schedule of the same name: ours, even when equal (to record its declarer)
     assert declaration_step(base, old.stamp(changed, now), now=now, grace=GRACE) is DeclarationStep.REPLACE
+    assert declaration_step(base, old.stamp(base, now), now=now, grace=GRACE) is DeclarationStep.REPLACE
     runtime = base.replace(source="api")
     assert declaration_step(runtime, old.stamp(base, now), now=now, grace=GRACE) is DeclarationStep.REPLACE
     # two processes started at the same instant: the larger label wins, on both sides
@@ -258,3 +260,17 @@ async def test_a_paused_scheduler_keeps_confirming(backend: MemoryBackend, clock
 
 def test_the_api_model_shows_every_schedule_field() -> None:
     assert set(ScheduleOut.model_fields) - {"next_fires"} == {f.name for f in fields(Schedule)}
+
+
+async def test_a_runtime_update_of_a_declared_schedule_is_undone_at_the_next_confirmation(
+    backend: MemoryBackend, clock: FakeClock
+) -> None:
+    app = process(backend, clock, "app", {"hb": {"every": 60}})
+    await sync(app)
+    await backend.schedule_record_fire(name="hb", fire_time=T0, next_fire_at=T0 + timedelta(seconds=60))
+    await app.schedules.aupdate("hb", every=30)
+    clock.advance(10)
+    assert (await sync(app)).written == ("hb",)  # the code is the definition
+    hb = (await stored(app))["hb"]
+    assert hb.every == 60 and hb.declarer == app.schedules.declarer.label  # type: ignore[union-attr]
+    assert hb.last_fire_at == T0

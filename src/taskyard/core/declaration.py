@@ -48,7 +48,8 @@ class DeclarationStep(enum.StrEnum):
 
     CREATE = "create"  # nothing stored under the name: store the declaration
     CONFIRM = "confirm"  # the stored definition is ours: refresh its confirmed_at
-    REPLACE = "replace"  # ours differs and wins (newer start, or theirs went unconfirmed)
+    REPLACE = "replace"  # ours differs and wins (newer start, theirs went unconfirmed, or it
+    # has no declarer: stored by an older taskyard, or changed at runtime)
     YIELD = "yield"  # ours differs and a newer live process's definition is stored: leave it
 
 
@@ -72,10 +73,12 @@ def declaration_step(stored: Schedule | None, mine: Schedule, *, now: datetime, 
         return DeclarationStep.CREATE
     if stored.source != "code":
         return DeclarationStep.REPLACE
+    if stored.declarer_started_at is None or mine.declarer_started_at is None:
+        # Stored by an older taskyard or changed through the API (`update`): ours, stamped
+        # with its declarer (same timing, so the fire bookkeeping is carried over).
+        return DeclarationStep.REPLACE
     if stored.definition() == mine.definition():
         return DeclarationStep.CONFIRM
-    if stored.declarer_started_at is None or mine.declarer_started_at is None:
-        return DeclarationStep.REPLACE
     if (mine.declarer_started_at, mine.declarer or "") > (stored.declarer_started_at, stored.declarer or ""):
         return DeclarationStep.REPLACE
     cutoff = now - timedelta(seconds=takeover_after(grace))
