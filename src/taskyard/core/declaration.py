@@ -1,13 +1,5 @@
-"""Schedules declared in code by several processes on one store (two versions in a rolling
-deploy, two apps): what one process does with each name it declares, as a pure function.
-
-The rule. Every scheduler process confirms the names it declares every few seconds; no process
-deletes a declaration because it does not declare it. A declaration nobody has confirmed for
-the grace period is gone (its last declarer stopped for good) and the scheduler leader deletes
-it. When live processes declare one name differently, the most recently started one's
-definition is stored and older ones leave it alone, so a rolling deploy converges to the new
-version and a rollback (new processes of the old version) to the old one; a definition whose
-declarers have all stopped is taken over by a live declarer after half the grace period.
+"""Schedules declared in code by several processes on one store (replicas, two versions in a
+rolling deploy, two apps): what one process does with each name it declares, as a pure function.
 """
 
 from __future__ import annotations
@@ -64,6 +56,14 @@ def takeover_after(grace: float) -> float:
 def declaration_step(stored: Schedule | None, mine: Schedule, *, now: datetime, grace: float) -> DeclarationStep:
     """The step for declaration `mine` (stamped by its `Declarer`, with `enabled` taken over
     from `stored` so a runtime pause is not a difference) given what is `stored` under its name.
+
+    The rule. Every scheduler process confirms the names it declares every few seconds and
+    deletes nothing because it does not declare it; the scheduler leader deletes declarations
+    nobody has confirmed for the grace (their last declarer is gone). When live processes
+    declare one name differently, the most recently started one's definition is stored and
+    older ones leave it alone, so a rolling deploy converges to the new version and a rollback
+    (new processes of the old version) to the old one; a definition whose declarers have all
+    stopped is taken over by a live declarer after half the grace, before it could expire.
 
     Runtime (`api`) and set schedules of the same name are replaced: a name declared in code
     belongs to the code. Ties between two processes started at the same instant go to the
