@@ -1,6 +1,6 @@
-"""Two different apps' `taskyard scheduler` processes on one SQLite file (as a second app
-started beside `make run`'s demo): neither removes the other's declared schedules, every
-schedule of both keeps firing, and one app's schedules outlive its process (for the grace).
+"""Two different apps' `taskyard scheduler` processes on one store (as a second app started
+beside `make run`'s demo on its SQLite file): neither removes the other's declared schedules,
+every schedule of both keeps firing, and one app's schedules outlive its process (for the grace).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobFilter
+from tests.support.backends import isolated_url
 from tests.support.processes import stop_process, taskyard_process
 from tests.support.waiting import wait_until
 
@@ -48,8 +49,13 @@ async def keep_firing(backend: Backend, names: set[str], more: int = 3) -> None:
     await wait_until(done, timeout=60, interval=0.2, what=f"{more} more fires of {sorted(names)}")
 
 
-async def test_two_apps_on_one_sqlite_file_keep_each_others_schedules(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+async def test_two_apps_on_one_store_keep_each_others_schedules(kind: str, tmp_path: Path) -> None:
+    async with isolated_url(kind, tmp_path) as url:
+        await two_apps(url, tmp_path)
+
+
+async def two_apps(url: str, tmp_path: Path) -> None:
     env = {"TASKYARD_BACKEND": url, "TASKYARD_SCHEDULER__LEADER_TTL": "3"}
     logs = {name: tmp_path / f"{name}.log" for name in ("demo", "other")}
     backend = backend_from_url(url)
