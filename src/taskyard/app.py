@@ -94,13 +94,19 @@ class Taskyard:
 
     `backend` is a URL (`memory://`, `sqlite:///PATH`, `postgresql://...`, `redis://...`) or a
     `Backend` instance; it defaults to `TASKYARD_BACKEND`, then `sqlite:///taskyard.db`.
+    `name` identifies the app where several share a store (e.g. as its schedules' declarer).
     """
 
-    def __init__(self, backend: str | Backend | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, backend: str | Backend | None = None, *, clock: Clock | None = None, name: str | None = None
+    ) -> None:
         if backend is None:
             backend = config.default_backend_url()
         self.backend: Backend = backend_from_url(backend) if isinstance(backend, str) else backend
         self.clock: Clock = clock or SystemClock()
+        #: What this app is called where several apps share a store (shown as the declarer of
+        #: its declared schedules); the CLI sets it to the `--app` path when left out.
+        self.name: str | None = name
         self.tasks: dict[str, TaskSpec] = {}
         self.service_specs: dict[str, ServiceSpec] = {}
         #: Queue settings declared in code (`queue()`), stored when a task server starts.

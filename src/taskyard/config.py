@@ -106,6 +106,10 @@ class SchedulerSettings(_Section):
 
     leader_ttl: float = Field(default=15.0, gt=0, description="Seconds a leadership lease lasts.")
     tick_interval: float = Field(default=1.0, gt=0, description="Longest wait between due checks.")
+    declared_grace: float = Field(
+        default=300.0, ge=10,
+        description="Seconds a schedule declared in code outlives its last declaring process.",
+    )
 
 
 class RetentionSettings(_Section):

@@ -1,13 +1,17 @@
 """`ScheduleBook`: the schedules API of an app (`app.schedules`), declared and at runtime.
 
-Schedules declared in code (`app.schedule(...)`) are stored when a scheduler starts; runtime
-ones are stored at once. Schedule sets stamp templates onto an owner (`apply_set`).
+Schedules declared in code (`app.schedule(...)`) are stored and kept confirmed by every
+scheduler process (`sync_declared`, rule in `core/declaration.py`); runtime ones are stored at
+once. Schedule sets stamp templates onto an owner (`apply_set`).
 Every method validates everything (cron, time zone, task, payload) before it stores anything.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+import socket
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -16,12 +20,16 @@ from typing import Any, Protocol, TypeVar
 from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
 from taskyard.core import ids
+from taskyard.core.declaration import DeclarationStep, Declarer, declaration_step
 from taskyard.core.job import Job, JobDraft
 from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
 
-__all__ = ("ScheduleBook", "ScheduleTemplate")
+__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleTemplate")
+
+#: Seconds a declared schedule outlives its last confirmation (`scheduler.declared_grace`).
+DECLARED_GRACE = 300.0
 
 T = TypeVar("T")
 
@@ -33,6 +41,8 @@ class _App(Protocol):
     def tasks(self) -> Mapping[str, Any]: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def name(self) -> str | None: ...
     @property
     def build_draft(self) -> Callable[..., JobDraft]: ...
 
@@ -79,12 +89,27 @@ class ScheduleTemplate:
     misfire_grace: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeclarationReport:
+    """What one `sync_declared` pass did: names stored (new or replaced), how many were only
+    confirmed, names left to a newer process's differing definition, names deleted because
+    nobody had confirmed them for the grace period.
+    """
+
+    written: tuple[str, ...] = ()
+    confirmed: int = 0
+    yielded: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
 class ScheduleBook:
     """The schedules of one app: `app.schedules`."""
 
     def __init__(self, app: _App) -> None:
         self.app = app
-        #: Schedules declared in code, by name (stored by `sync_declared` at scheduler start).
+        #: This process as the declarer of `declared` (set by the first `sync_declared`).
+        self.declarer: Declarer | None = None
+        #: Schedules declared in code, by name (stored and confirmed by `sync_declared`).
         self.declared: dict[str, Schedule] = {}
         #: Schedule sets, by name.
         self.sets: dict[str, tuple[ScheduleTemplate, ...]] = {}
@@ -290,28 +315,43 @@ class ScheduleBook:
         """Async twin of `remove_owner`."""
         return await (await self._backend()).schedules_delete_owner(owner=owner)
 
-    async def sync_declared(self) -> tuple[int, int]:
-        """Store the declared schedules (source "code") and delete stored code schedules no
-        longer declared; returns (written, removed). Unchanged declarations are not written,
-        so restarting replicas never touch fire bookkeeping; a runtime pause is kept.
+    async def sync_declared(self, *, grace: float = DECLARED_GRACE, expire: bool = True) -> DeclarationReport:
+        """Store or confirm this process's declarations (source "code"); with `expire`, also
+        delete declarations nobody has confirmed for `grace` seconds (the scheduler leader's
+        duty). Called when a scheduler starts and every few seconds after.
+
+        Per name (`core.declaration.declaration_step`): a new name is stored, our unchanged
+        definition is only confirmed (fire bookkeeping untouched, a runtime pause kept), a
+        differing one is replaced when we started after its declarer (or it went unconfirmed
+        for half the grace), else left to the newer process. Nothing is deleted because this
+        process does not declare it.
         """
         declared = [self._check_task(s) for s in self.declared.values()]
         backend = await self._backend()
-        stored = {s.name: s for s in await backend.schedules_list()}
         now = self._now()
-        written = removed = 0
+        if self.declarer is None:
+            self.declarer = Declarer(app=self.app.name or "", process=_process_label(), started_at=now)
+        stored = {s.name: s for s in await backend.schedules_get(names=[s.name for s in declared])}
+        written: list[str] = []
+        confirm: list[str] = []
+        yielded: list[str] = []
         for schedule in declared:
             existing = stored.get(schedule.name)
+            mine = self.declarer.stamp(schedule, now)
             if existing is not None:
-                schedule = schedule.replace(enabled=existing.enabled)
-                if existing.definition() == schedule.definition():
-                    continue
-            await backend.schedule_upsert(schedule=self._prepare(schedule, existing, now))
-            written += 1
-        for name, existing in stored.items():
-            if existing.source == "code" and name not in self.declared:
-                removed += int(await backend.schedule_delete(name=name))
-        return written, removed
+                mine = mine.replace(enabled=existing.enabled)
+            step = declaration_step(existing, mine, now=now, grace=grace)
+            if step in (DeclarationStep.CREATE, DeclarationStep.REPLACE):
+                await backend.schedule_upsert(schedule=self._prepare(mine, existing, now))
+                written.append(schedule.name)
+            elif step is DeclarationStep.CONFIRM:
+                confirm.append(schedule.name)
+            else:
+                yielded.append(schedule.name)
+        if confirm:
+            await backend.schedules_confirm(names=confirm, now=now)
+        removed = await backend.schedules_expire_declared(grace=grace, now=now) if expire else []
+        return DeclarationReport(tuple(written), len(confirm), tuple(yielded), tuple(removed))
 
     # -- sync facade -------------------------------------------------------------------------
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -364,6 +404,11 @@ class ScheduleBook:
     def list(self, *, owner: str | None = None) -> list[Schedule]:
         """Stored schedules (of one owner), sorted by name."""
         return self._sync(lambda: self.alist(owner=owner))
+
+
+def _process_label() -> str:
+    # Unique among live processes even for two apps in one process or a reused pid.
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 def _template_options(template: ScheduleTemplate) -> dict[str, Any]:

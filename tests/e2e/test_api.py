@@ -227,6 +227,21 @@ async def test_schedules_lifecycle(env: Env) -> None:
     assert (await c.get("/api/v1/schedules", headers=admin)).json() == []
 
 
+async def test_declared_schedules_show_their_declarer_and_keep_a_pause(env: Env) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    env.app.schedule("declared", task="math.add", every=60, payload={"a": 1, "b": 1})
+    await env.app.schedules.sync_declared()
+    got = (await c.get("/api/v1/schedules/declared", headers=env.creds.viewer_jwt)).json()
+    declarer = env.app.schedules.declarer
+    assert declarer is not None and got["source"] == "code" and got["declarer"] == declarer.label
+    assert got["confirmed_at"] is not None and got["declarer_started_at"] is not None
+    assert (await c.post("/api/v1/schedules/declared/pause", headers=admin)).json()["enabled"] is False
+    report = await env.app.schedules.sync_declared()  # the scheduler's next confirmation
+    assert report.confirmed == 1 and report.written == ()
+    listed = (await c.get("/api/v1/schedules", headers=admin)).json()
+    assert [(s["name"], s["enabled"]) for s in listed] == [("declared", False)]
+
+
 async def test_schedule_sets_and_owners(env: Env) -> None:
     c, admin = env.client, env.creds.admin_jwt
     env.app.schedules.define_set("plus", [

@@ -5,7 +5,9 @@ and claims racing from several backend instances (as several machines would).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,6 +17,7 @@ from taskyard.backends.postgres import PostgresBackend
 from taskyard.backends.postgres.schema import SCHEMA_VERSION
 from taskyard.core.ids import new_id
 from taskyard.core.job import Completion, JobDraft, JobStatus
+from taskyard.core.schedule import Schedule
 from taskyard.errors import ConfigError, SchemaVersionError
 from tests.support.postgres import isolated_url
 
@@ -108,3 +111,30 @@ async def test_racing_claimers_never_share_a_job_and_respect_queue_concurrency(u
     finally:
         for b in replicas:
             await b.close()
+
+
+async def test_declared_schedules_stored_before_the_upgrade_are_kept_for_the_grace(url: str) -> None:
+    """Documents written by an older taskyard have no declarer and no confirmed_at keys."""
+    t0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    backend = PostgresBackend(url)
+    await backend.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(backend.config.conninfo, autocommit=True) as conn:
+            for name, source in (("declared", "code"), ("orphan", "code"), ("runtime", "api")):
+                doc = Schedule(name=name, task="t", every=60.0, source=source).to_json()
+                for key in ("declarer", "declarer_started_at", "confirmed_at"):
+                    del doc[key]
+                await conn.execute(
+                    f"INSERT INTO {backend.schema}.schedules (name, owner, enabled, data) "
+                    "VALUES (%s, NULL, true, %s::jsonb)", (name, json.dumps(doc)),
+                )
+        assert await backend.schedules_confirm(names=["declared", "runtime"], now=t0) == 1
+        assert await backend.schedules_expire_declared(grace=300, now=t0) == []
+        orphan = await backend.schedule_get(name="orphan")
+        assert orphan is not None and orphan.confirmed_at == t0 and orphan.declarer is None
+        later = t0 + timedelta(seconds=301)
+        await backend.schedules_confirm(names=["declared"], now=later)
+        assert await backend.schedules_expire_declared(grace=300, now=later) == ["orphan"]
+        assert [s.name for s in await backend.schedules_list()] == ["declared", "runtime"]
+    finally:
+        await backend.close()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,6 +19,7 @@ from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
 from taskyard.core.job import Completion, JobDraft, JobFilter, JobStatus
+from taskyard.core.schedule import Schedule
 from taskyard.errors import BackendUnavailable, ConfigError
 from tests.support.redis import free_port, isolated_url
 from tests.support.servers import REDIS_URL
@@ -206,3 +208,30 @@ async def test_listing_a_rare_status_pages_through_its_own_index(url: str) -> No
             if (cursor := page.next_cursor) is None:
                 break
         assert seen == sorted((j.id for j in claimed), reverse=True)
+
+
+async def test_declared_schedules_stored_before_the_upgrade_are_confirmed_and_expired(url: str) -> None:
+    """Schedule hashes written before declarations were confirmed (no `conf` field, not in the
+    `scheds:declared` index) are recognised by their document."""
+    async with opened(url) as b:
+        prefix = b.prefix  # type: ignore[attr-defined]
+        client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            for name, source in (("declared", "code"), ("orphan", "code"), ("runtime", "api")):
+                doc = Schedule(name=name, task="t", every=60.0, source=source).to_json()
+                for key in ("declarer", "declarer_started_at", "confirmed_at"):
+                    del doc[key]  # as an older taskyard wrote it
+                await client.hset(f"{prefix}{{g}}:sched:{name}", mapping={
+                    "doc": json.dumps(doc), "last": "", "next": "", "enabled": "1", "owner": "",
+                })
+                await client.sadd(f"{prefix}{{g}}:scheds", name)
+        finally:
+            await client.aclose()
+        assert await b.schedules_confirm(names=["declared", "runtime"], now=T0) == 1
+        assert await b.schedules_expire_declared(grace=300, now=T0) == []  # orphan's grace starts
+        orphan = await b.schedule_get(name="orphan")
+        assert orphan is not None and orphan.confirmed_at == T0
+        later = T0 + timedelta(seconds=301)
+        assert await b.schedules_confirm(names=["declared"], now=later) == 1
+        assert await b.schedules_expire_declared(grace=300, now=later) == ["orphan"]
+        assert [s.name for s in await b.schedules_list()] == ["declared", "runtime"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,10 @@ from taskyard.backends.sqlite import SCHEMA_VERSION, SqliteBackend
 from taskyard.backends.sqlite.connection import parse_url
 from taskyard.core.ids import new_id
 from taskyard.core.job import JobDraft, JobStatus
+from taskyard.core.schedule import Schedule
 from taskyard.errors import ConfigError, SchemaVersionError
+
+T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 def _url(path: Path, query: str = "") -> str:
@@ -219,5 +223,36 @@ async def test_concurrency_limit_holds_across_processes(tmp_path: Path) -> None:
             _claimers, url, 3, complete=False, barrier=tmp_path / "go"
         )
         assert sum(len(got) for got in results) == 4
+    finally:
+        await backend.close()
+
+
+def _legacy_schedule_doc(name: str, source: str) -> str:
+    """A schedule document as an older taskyard wrote it: no declarer, no confirmed_at."""
+    doc = Schedule(name=name, task="t", every=60.0, source=source).to_json()
+    for key in ("declarer", "declarer_started_at", "confirmed_at"):
+        del doc[key]
+    return json.dumps(doc)
+
+
+async def test_declared_schedules_stored_before_the_upgrade_are_kept_for_the_grace(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.db"
+    backend = SqliteBackend(_url(path))
+    await backend.open()
+    try:
+        with sqlite3.connect(path) as conn:
+            for name, source in (("declared", "code"), ("orphan", "code"), ("runtime", "api")):
+                conn.execute(
+                    "INSERT INTO schedules (name, owner, enabled, next_fire_at, last_fire_at, data) "
+                    "VALUES (?, NULL, 1, NULL, NULL, ?)", (name, _legacy_schedule_doc(name, source)),
+                )
+        assert await backend.schedules_confirm(names=["declared", "runtime"], now=T0) == 1
+        assert await backend.schedules_expire_declared(grace=300, now=T0) == []
+        orphan = await backend.schedule_get(name="orphan")
+        assert orphan is not None and orphan.confirmed_at == T0 and orphan.declarer is None
+        later = T0 + timedelta(seconds=301)
+        await backend.schedules_confirm(names=["declared"], now=later)
+        assert await backend.schedules_expire_declared(grace=300, now=later) == ["orphan"]
+        assert [s.name for s in await backend.schedules_list()] == ["declared", "runtime"]
     finally:
         await backend.close()

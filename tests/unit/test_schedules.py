@@ -179,19 +179,27 @@ async def test_declared_schedules_are_synced_and_runtime_ones_untouched(clock: F
     await app.open()
     try:
         await app.schedules.aadd("runtime", task="report", every=5)
-        assert await app.schedules.sync_declared() == (2, 0)
-        assert await app.schedules.sync_declared() == (0, 0)  # unchanged: no writes
+        report = await app.schedules.sync_declared()
+        assert (report.written, report.confirmed, report.removed) == (("nightly", "old"), 0, ())
+        report = await app.schedules.sync_declared()  # unchanged: only confirmed
+        assert (report.written, report.confirmed, report.removed) == ((), 2, ())
         await app.schedules.apause("nightly")
 
-        # the next deployment drops "old" and changes nothing else
+        # the next deployment drops "old" and changes nothing else: "old" is not its to delete
         app2 = Taskyard(app.backend, clock=clock)
         app2.tasks = app.tasks
         app2.schedule("nightly", task="scan", cron="30 6 * * *", payload={"watchlist_id": 1})
-        assert await app2.schedules.sync_declared() == (0, 1)
+        report = await app2.schedules.sync_declared()
+        assert (report.written, report.confirmed, report.removed) == ((), 1, ())
         names = {s.name: s for s in await app2.schedules.alist()}
-        assert set(names) == {"nightly", "runtime"}
+        assert set(names) == {"nightly", "old", "runtime"}
         assert not names["nightly"].enabled  # a runtime pause survives a restart
         assert names["nightly"].source == "code"
+        # ... until nobody has confirmed it for the grace period
+        clock.advance(301)
+        report = await app2.schedules.sync_declared(grace=300)
+        assert report.removed == ("old",)
+        assert {s.name for s in await app2.schedules.alist()} == {"nightly", "runtime"}
     finally:
         await app.aclose()
 

@@ -576,6 +576,37 @@ class MemoryBackend:
             found = [s for s in self._schedules.values() if owner is None or s.owner == owner]
         return sorted(found, key=lambda s: s.name)
 
+    async def schedules_get(self, *, names: Sequence[str]) -> list[Schedule]:
+        with self._lock:
+            found = [self._schedules[n] for n in set(names) if n in self._schedules]
+        return sorted(found, key=lambda s: s.name)
+
+    async def schedules_confirm(self, *, names: Sequence[str], now: datetime | None = None) -> int:
+        now = now or utcnow()
+        confirmed = 0
+        with self._lock:
+            for name in set(names):
+                schedule = self._schedules.get(name)
+                if schedule is not None and schedule.source == "code":
+                    self._schedules[name] = schedule.replace(confirmed_at=now)
+                    confirmed += 1
+        return confirmed
+
+    async def schedules_expire_declared(self, *, grace: float, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        cutoff = now - timedelta(seconds=grace)
+        expired = []
+        with self._lock:
+            for name, schedule in list(self._schedules.items()):
+                if schedule.source != "code":
+                    continue
+                if schedule.confirmed_at is None:
+                    self._schedules[name] = schedule.replace(confirmed_at=now)
+                elif schedule.confirmed_at < cutoff:
+                    del self._schedules[name]
+                    expired.append(name)
+        return sorted(expired)
+
     async def schedule_delete(self, *, name: str) -> bool:
         with self._lock:
             return self._schedules.pop(name, None) is not None

@@ -292,6 +292,24 @@ class Backend(Protocol):
         """All schedules (or one owner's), sorted by name."""
         ...
 
+    async def schedules_get(self, *, names: Sequence[str]) -> list[Schedule]:
+        """The stored schedules among `names`, sorted by name (missing names are left out)."""
+        ...
+
+    async def schedules_confirm(self, *, names: Sequence[str], now: datetime | None = None) -> int:
+        """Set `confirmed_at = now` on the schedules among `names` whose source is "code",
+        changing nothing else; returns how many. One cheap write per scheduler pass.
+        """
+        ...
+
+    async def schedules_expire_declared(self, *, grace: float, now: datetime | None = None) -> list[str]:
+        """In one step, over schedules whose source is "code": delete those whose
+        `confirmed_at` is before `now - grace` (nobody declares them any more), and set
+        `confirmed_at = now` on those that have none (stored before declarations were
+        confirmed: their grace starts now). Returns the deleted names, sorted.
+        """
+        ...
+
     async def schedule_delete(self, *, name: str) -> bool:
         """Delete one schedule; False when there was none."""
         ...

@@ -49,6 +49,8 @@ def load_app(spec: str | None) -> Taskyard:
     app = getattr(module, attr, None)
     if not isinstance(app, Taskyard):
         raise die(f"{spec!r} is not a Taskyard app (found {type(app).__name__})")
+    if app.name is None:
+        app.name = f"{module_name}:{attr}"
     return app
 
 

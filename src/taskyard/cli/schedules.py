@@ -35,12 +35,14 @@ def _when(value: object) -> str:
 
 
 def _table(schedules: list[Schedule]) -> Table:
-    table = Table("name", "when", "tz", "task", "misfire", "state", "owner", "last fire", "next fire")
+    table = Table("name", "when", "tz", "task", "misfire", "state", "owner", "last fire", "next fire",
+                  "source", "confirmed")
     for s in schedules:
         when = s.cron if s.cron is not None else f"every {s.every:g}s"
+        source = f"code: {s.declarer}" if s.source == "code" and s.declarer else s.source
         table.add_row(s.name, when, s.tz, s.task, s.misfire.value,
                       "enabled" if s.enabled else "paused", s.owner or "-",
-                      _when(s.last_fire_at), _when(s.next_fire_at))
+                      _when(s.last_fire_at), _when(s.next_fire_at), source, _when(s.confirmed_at))
     return table
 
 

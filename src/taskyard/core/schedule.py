@@ -38,8 +38,17 @@ class MisfirePolicy(enum.StrEnum):
     ALL = "all"  # every missed fire, up to `misfire_cap`
 
 
+_TIME_FIELDS = (
+    "last_fire_at", "next_fire_at", "created_at", "updated_at", "declarer_started_at", "confirmed_at",
+)
+
+
 def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,12 @@ class Schedule:
     next_fire_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Declarations (source "code"; see core/declaration.py): the process that stored this
+    # definition, when that process started declaring (the newest starter's definition wins),
+    # and when a live process last confirmed it still declares this name.
+    declarer: str | None = None
+    declarer_started_at: datetime | None = None
+    confirmed_at: datetime | None = None
 
     def replace(self, **changes: Any) -> Schedule:
         """A copy with `changes` applied."""
@@ -142,13 +157,16 @@ class Schedule:
             "next_fire_at": self.next_fire_at.isoformat() if self.next_fire_at else None,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "declarer": self.declarer,
+            "declarer_started_at": _iso(self.declarer_started_at),
+            "confirmed_at": _iso(self.confirmed_at),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Schedule:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        for key in ("last_fire_at", "next_fire_at", "created_at", "updated_at"):
+        for key in _TIME_FIELDS:
             values[key] = _dt(values.get(key))
         if "misfire" in values:
             values["misfire"] = MisfirePolicy(values["misfire"])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from taskyard.core.schedule import Schedule, plan_fires
 from taskyard.errors import PayloadError, ScheduleError, UnknownTaskError
+from taskyard.schedules import DECLARED_GRACE, DeclarationReport
 from taskyard.services.base import Service, ServiceEvent
 
 if TYPE_CHECKING:
@@ -36,18 +37,30 @@ class SchedulerConfig:
 
     `tick_interval` bounds each wait, so schedules added or changed by other processes are seen
     within that time; `error_backoff` is the pause after a failed pass (backend outage).
-    `sync_declared` stores the app's declared schedules when the scheduler starts.
+    `sync_declared` stores the app's declared schedules when the scheduler starts and confirms
+    them every `confirm_interval`; the leader deletes declarations nobody has confirmed for
+    `declared_grace` seconds (see `core/declaration.py`).
     """
 
     tick_interval: float = 1.0
     error_backoff: float = 1.0
     sync_declared: bool = True
+    declared_grace: float = DECLARED_GRACE
 
     def __post_init__(self) -> None:
         if self.tick_interval <= 0:
             raise ValueError("scheduler tick_interval must be > 0 seconds")
         if self.error_backoff < 0:
             raise ValueError("scheduler error_backoff must be >= 0 seconds")
+        if self.declared_grace <= 0:
+            raise ValueError("scheduler declared_grace must be > 0 seconds")
+
+    @property
+    def confirm_interval(self) -> float:
+        """Seconds between two confirmations of the declared schedules: 10, or a sixth of
+        the grace when that is shorter (a live declarer confirms several times per grace).
+        """
+        return min(10.0, self.declared_grace / 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,8 @@ class Scheduler(Service):
         self._subscribers: list[Callable[[FireRecord], None]] = []
         self._leading = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._next_declare = 0.0
+        self._yielded: set[str] = set()
 
     def subscribe_fires(self, callback: Callable[[FireRecord], None]) -> None:
         """Call `callback(FireRecord)` after each schedule this scheduler fires."""
@@ -113,13 +128,49 @@ class Scheduler(Service):
             self._unsubscribe = self.leader.subscribe(self._on_leader_event)
         await self.app.open()
         if self.config.sync_declared:
-            written, removed = await self.app.schedules.sync_declared()
-            if written or removed:
-                log.info("declared schedules stored: %d written, %d removed", written, removed)
+            await self.declare()
+
+    async def declare(self) -> DeclarationReport:
+        """Store or confirm the app's declared schedules; while leading, also delete those
+        nobody has confirmed for `declared_grace`. Logs what changed.
+        """
+        self._next_declare = self.monotonic() + self.config.confirm_interval
+        report = await self.app.schedules.sync_declared(
+            grace=self.config.declared_grace, expire=self.is_leader
+        )
+        extra = {"service_id": self.id}
+        if report.written:
+            log.info("declared schedules stored: %s", ", ".join(report.written), extra=extra)
+        if report.removed:
+            log.info(
+                "declared schedules removed (unconfirmed for %gs): %s",
+                self.config.declared_grace, ", ".join(report.removed), extra=extra,
+            )
+        for name in sorted(set(report.yielded) - self._yielded):
+            log.info(
+                "schedule %r is declared differently by a process started after this one; "
+                "keeping its definition", name, extra=extra,
+            )
+        self._yielded = set(report.yielded)
+        return report
+
+    async def _declare_when_due(self) -> None:
+        if not self.config.sync_declared or self.monotonic() < self._next_declare:
+            return
+        try:
+            await self.declare()
+        except Exception as exc:  # a backend outage: confirm again at the next interval
+            log.warning("declared schedules not confirmed: %s", exc, extra={"service_id": self.id})
 
     async def run(self) -> None:
         while not self.stopping.is_set():
-            await self.wait_resumed()
+            await self._declare_when_due()
+            if self.is_paused:
+                # A paused scheduler fires nothing but still declares: its schedules must not
+                # expire because someone paused it for longer than the grace.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait_resumed(), self.config.confirm_interval)
+                continue
             delay = self.config.tick_interval
             if self.is_leader:
                 started = self.monotonic()

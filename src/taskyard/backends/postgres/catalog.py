@@ -32,6 +32,11 @@ NOW = "coalesce(%(now)s::timestamptz, now())"
 
 _STATUS = {s.value: s for s in JobStatus}
 
+# Declarations keep their bookkeeping in the schedule's JSON document (no schema change):
+# `confirmed_at` is an ISO 8601 string in UTC there, as `Schedule.to_json` writes it.
+_CODE = "data->>'source' = 'code'"
+_ISO = "to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
 
 def _settings(row: Sequence[Any]) -> QueueSettings:
     name, paused, concurrency, rate_limit, rate_period = row
@@ -218,6 +223,42 @@ class CatalogOps:
             )
             rows = await cur.fetchall()
         return [schedule_from_row(r) for r in rows]
+
+    async def schedules_get(self, *, names: Sequence[str]) -> list[Schedule]:
+        async with self._conn("schedules_get") as conn:
+            cur = await conn.execute(
+                f"SELECT {SCHEDULE_COLUMNS} FROM {self.schema}.schedules "
+                "WHERE name = ANY(%(names)s) ORDER BY name",
+                {"names": list(names)},
+            )
+            rows = await cur.fetchall()
+        return [schedule_from_row(r) for r in rows]
+
+    async def schedules_confirm(self, *, names: Sequence[str], now: datetime | None = None) -> int:
+        async with self._conn("schedules_confirm") as conn:
+            cur = await conn.execute(
+                f"UPDATE {self.schema}.schedules SET data = jsonb_set(data, '{{confirmed_at}}', "
+                f"to_jsonb({_ISO.format(NOW)})) WHERE name = ANY(%(names)s) AND {_CODE}",
+                {"names": list(names), "now": now},
+            )
+            return cur.rowcount
+
+    async def schedules_expire_declared(self, *, grace: float, now: datetime | None = None) -> list[str]:
+        s = self.schema
+        async with self._conn("schedules_expire_declared") as conn:
+            # Both statements read the same snapshot: a row stamped here is not deleted here.
+            cur = await conn.execute(
+                f"WITH n AS (SELECT {NOW} AS now), "
+                f"stamp AS (UPDATE {s}.schedules SET data = jsonb_set(data, '{{confirmed_at}}', "
+                f"to_jsonb({_ISO.format('n.now')})) FROM n "
+                f"WHERE {_CODE} AND data->>'confirmed_at' IS NULL), "
+                f"gone AS (DELETE FROM {s}.schedules USING n WHERE {_CODE} "
+                "AND (data->>'confirmed_at')::timestamptz < n.now - make_interval(secs => %(grace)s) "
+                "RETURNING name) "
+                "SELECT name FROM gone ORDER BY name",
+                {"now": now, "grace": grace},
+            )
+            return [row[0] for row in await cur.fetchall()]
 
     async def schedule_delete(self, *, name: str) -> bool:
         async with self._conn("schedule_delete") as conn:

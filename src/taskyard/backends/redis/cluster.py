@@ -40,10 +40,18 @@ def _settings(name: str, h: dict[str, str]) -> QueueSettings:
 
 def _schedule(h: dict[str, str]) -> Schedule:
     schedule = Schedule.from_json(json.loads(h["doc"]))
-    return schedule.replace(
+    schedule = schedule.replace(
         last_fire_at=from_us(h["last"]) if h.get("last") else None,
         next_fire_at=from_us(h["next"]) if h.get("next") else None,
     )
+    # `conf` is written by schedules_confirm/expire without rewriting the document.
+    return schedule.replace(confirmed_at=from_us(h["conf"])) if h.get("conf") else schedule
+
+
+def _declared(s: Schedule) -> str:
+    if s.source != "code":
+        return ""
+    return str(to_us(s.confirmed_at)) if s.confirmed_at else "-1"
 
 
 def _worker_json(info: WorkerInfo) -> str:
@@ -205,13 +213,14 @@ class ClusterMixin(RedisConnection):
                 str(to_us(s.next_fire_at)) if s.next_fire_at else "",
                 "1" if s.enabled else "0",
                 s.owner or "",
+                _declared(s),
             )
         return args
 
     async def _store_schedules(self, owner: str, schedules: Sequence[Schedule]) -> None:
         with self._guard:
             await self.scripts.schedules_store(
-                keys=[self._keys.scheds, self._keys.sched_due],
+                keys=[self._keys.scheds, self._keys.sched_due, self._keys.sched_declared],
                 args=[self._keys.global_base, owner, *self._schedule_args(schedules)],
             )
 
@@ -238,11 +247,33 @@ class ClusterMixin(RedisConnection):
             names = await self.client.smembers(key)
         return sorted(await self._schedules(sorted(names)), key=lambda s: s.name)
 
+    async def schedules_get(self, *, names: Sequence[str]) -> list[Schedule]:
+        return sorted(await self._schedules(sorted(set(names))), key=lambda s: s.name)
+
+    async def schedules_confirm(self, *, names: Sequence[str], now: datetime | None = None) -> int:
+        if not names:
+            return 0
+        with self._guard:
+            return int(
+                await self.scripts.schedules_confirm(
+                    keys=[self._keys.sched_declared],
+                    args=[self._keys.global_base, str(to_us(now)) if now else "", *names],
+                )
+            )
+
+    async def schedules_expire_declared(self, *, grace: float, now: datetime | None = None) -> list[str]:
+        with self._guard:
+            gone = await self.scripts.schedules_expire(
+                keys=[self._keys.scheds, self._keys.sched_due, self._keys.sched_declared],
+                args=[self._keys.global_base, str(to_us(now)) if now else "", round(grace * 1_000_000)],
+            )
+        return sorted(gone)
+
     async def _delete_schedules(self, args: list[str]) -> int:
         with self._guard:
             return int(
                 await self.scripts.schedules_delete(
-                    keys=[self._keys.scheds, self._keys.sched_due],
+                    keys=[self._keys.scheds, self._keys.sched_due, self._keys.sched_declared],
                     args=[self._keys.global_base, *args],
                 )
             )

@@ -40,10 +40,15 @@ Cluster-wide (hash tag `{g}`):
                                       released lazily: a holder that is finished, or missing
                                       after a grace period (its enqueue crashed), is replaced.
 `P{g}:schema`                 string  schema version
-`P{g}:sched:<name>`           hash    doc (Schedule JSON), last, next (µs), enabled, owner
+`P{g}:sched:<name>`           hash    doc (Schedule JSON), last, next (µs), enabled, owner,
+                                      conf (confirmed_at µs; absent: the doc's)
 `P{g}:scheds`                 set     schedule names
 `P{g}:sched:due`              zset    enabled schedule names by next fire (µs)
 `P{g}:sched:owner:<owner>`    set     schedule names of one owner
+`P{g}:scheds:declared`        zset    code schedule names by confirmed_at (µs; -1: never);
+                                      the hash's `conf` field holds the same time
+`P{g}:scheds:indexed`         string  set once the code schedules stored before that zset
+                                      existed were indexed (by `schedules_expire`)
 `P{g}:leader:<name>`          hash    h holder, e elected (µs), x expires (µs); PEXPIRE ttl
 `P{g}:workers`                hash    worker id -> WorkerInfo JSON
 `P{g}:workers:hb`             zset    worker id by last heartbeat (µs)
@@ -87,6 +92,7 @@ class Keys:
         self.schema = g + "schema"
         self.scheds = g + "scheds"
         self.sched_due = g + "sched:due"
+        self.sched_declared = g + "scheds:declared"
         self.workers = g + "workers"
         self.workers_hb = g + "workers:hb"
         self.stats_index = g + "stats:index"

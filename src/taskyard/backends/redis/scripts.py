@@ -37,6 +37,8 @@ GLOBAL_SCRIPTS = (
     "unique_swap",
     "schedules_store",
     "schedules_delete",
+    "schedules_confirm",
+    "schedules_expire",
     "schedule_fire",
     "leader_elect",
     "leader_resign",

@@ -273,6 +273,17 @@ class SqliteBackend:
     async def schedules_list(self, *, owner: str | None = None) -> list[Schedule]:
         return await self._db.run(lambda c: cluster.schedules_list(c, owner))
 
+    async def schedules_get(self, *, names: Sequence[str]) -> list[Schedule]:
+        return await self._db.run(lambda c: cluster.schedules_get(c, names))
+
+    async def schedules_confirm(self, *, names: Sequence[str], now: datetime | None = None) -> int:
+        at = now or utcnow()
+        return await self._db.write(lambda c: cluster.schedules_confirm(c, names, at))
+
+    async def schedules_expire_declared(self, *, grace: float, now: datetime | None = None) -> list[str]:
+        at = now or utcnow()
+        return await self._db.write(lambda c: cluster.schedules_expire_declared(c, grace, at))
+
     async def schedule_delete(self, *, name: str) -> bool:
         return await self._db.write(lambda c: cluster.schedule_delete(c, name))
 

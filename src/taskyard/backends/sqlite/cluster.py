@@ -21,8 +21,11 @@ __all__ = (
     "schedule_get",
     "schedule_record_fire",
     "schedule_upsert",
+    "schedules_confirm",
     "schedules_delete_owner",
     "schedules_due",
+    "schedules_expire_declared",
+    "schedules_get",
     "schedules_list",
     "schedules_replace_owner",
     "worker_heartbeat",
@@ -76,6 +79,43 @@ def schedules_list(conn: sqlite3.Connection, owner: str | None) -> list[Schedule
     else:
         rows = conn.execute(f"{_SCHEDULE} WHERE owner = ? ORDER BY name", (owner,))
     return [_schedule(r) for r in rows]
+
+
+def schedules_get(conn: sqlite3.Connection, names: Sequence[str]) -> list[Schedule]:
+    rows = conn.execute(
+        f"{_SCHEDULE} WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name",
+        (json.dumps(list(names)),),
+    )
+    return [_schedule(r) for r in rows]
+
+
+# Declarations keep their bookkeeping in the JSON document (no schema change): `confirmed_at`
+# is an ISO 8601 string there, patched in place by `json_set`.
+_CODE = "json_extract(data, '$.source') = 'code'"
+
+
+def schedules_confirm(conn: sqlite3.Connection, names: Sequence[str], now: datetime) -> int:
+    """`confirmed_at = now` on the code schedules among `names`."""
+    return conn.execute(
+        "UPDATE schedules SET data = json_set(data, '$.confirmed_at', ?) "
+        f"WHERE name IN (SELECT value FROM json_each(?)) AND {_CODE}",
+        (now.isoformat(), json.dumps(list(names))),
+    ).rowcount
+
+
+def schedules_expire_declared(conn: sqlite3.Connection, grace: float, now: datetime) -> list[str]:
+    """Delete code schedules unconfirmed since `now - grace`; stamp those never confirmed."""
+    cutoff = now - timedelta(seconds=grace)
+    rows = conn.execute(
+        f"SELECT name, json_extract(data, '$.confirmed_at') FROM schedules WHERE {_CODE}"
+    ).fetchall()
+    unconfirmed = [name for name, at in rows if not at]
+    expired = sorted(name for name, at in rows if at and datetime.fromisoformat(at) < cutoff)
+    if unconfirmed:
+        schedules_confirm(conn, unconfirmed, now)
+    for name in expired:
+        conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
+    return expired
 
 
 def schedule_delete(conn: sqlite3.Connection, name: str) -> bool:

@@ -264,6 +264,7 @@ class ScheduleOut(BaseModel):
     jitter: float
     misfire: MisfirePolicy
     misfire_cap: int
+    misfire_grace: float | None = None
     enabled: bool
     owner: str | None
     source: str
@@ -271,6 +272,17 @@ class ScheduleOut(BaseModel):
     next_fire_at: datetime | None
     created_at: datetime | None
     updated_at: datetime | None
+    declarer: str | None = Field(
+        default=None, description='Source "code": the app and process that stored this definition.'
+    )
+    declarer_started_at: datetime | None = Field(
+        default=None, description="When that process started declaring (the newest starter's definition wins).",
+    )
+    confirmed_at: datetime | None = Field(
+        default=None,
+        description='Source "code": when a running scheduler last confirmed it still declares it; '
+        "unconfirmed for scheduler.declared_grace, it is removed.",
+    )
     next_fires: list[datetime] | None = None
 
     @classmethod

@@ -1,5 +1,6 @@
 -- Cluster-wide: delete schedules by name (ARGV[2..]) or, when ARGV[2] is '', every schedule of
--- owner ARGV[3]. KEYS[1] names set, KEYS[2] due zset, ARGV[1] key base. Returns how many.
+-- owner ARGV[3]. KEYS[1] names set, KEYS[2] due zset, KEYS[3] declared zset, ARGV[1] key base.
+-- Returns how many.
 local base = ARGV[1]
 local names
 if ARGV[2] == '' then
@@ -20,5 +21,6 @@ for _, name in ipairs(names) do
   n = n + redis.call('DEL', key)
   redis.call('SREM', KEYS[1], name)
   redis.call('ZREM', KEYS[2], name)
+  redis.call('ZREM', KEYS[3], name)
 end
 return n
