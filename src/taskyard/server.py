@@ -355,7 +355,10 @@ class TaskServer:
         return elector
 
     def _register_scheduler(self) -> None:
-        config = SchedulerConfig(tick_interval=self.settings.scheduler.tick_interval)
+        config = SchedulerConfig(
+            tick_interval=self.settings.scheduler.tick_interval,
+            declared_grace=self.settings.scheduler.declared_grace,
+        )
         leader = self._register_elector(self._elector("scheduler"), "the scheduler")
         scheduler = Scheduler(self.app, leader, config=config)
         self.manager.register("scheduler", scheduler, name="Scheduler", critical=True, depends_on=(leader.id,))
