@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -281,11 +281,17 @@ class MemoryBackend:
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
         now = now or utcnow()
         now_ts = now.timestamp()
         expires = now + timedelta(seconds=lease)
         claimed: list[Job] = []
+        wanted = None if tasks is None else frozenset(tasks)
+        if wanted is not None and not wanted:
+            return []
+        # Heap entries of other tasks, popped to look past them and pushed back afterwards.
+        skipped: dict[str, list[tuple[int, float, str]]] = {}
         with self._lock:
             self._promote(now_ts)
             names = list(self._queues) if queues is None else list(queues)
@@ -301,7 +307,7 @@ class MemoryBackend:
                     if budget <= 0:
                         continue
                     state = self._queues[name]
-                    top = self._clean_top(state)
+                    top = self._clean_top(state, wanted, skipped.setdefault(name, []))
                     if top is not None and (best is None or top < best[0]):
                         best = (top, state)
                 if best is None:
@@ -325,6 +331,10 @@ class MemoryBackend:
                     state.window_count += 1
                 budgets[state.settings.name] -= 1
                 claimed.append(job)
+            for name, entries in skipped.items():
+                ready = self._queues[name].ready
+                for entry in entries:
+                    heapq.heappush(ready, entry)
         return claimed
 
     def _budget(self, state: _QueueState, now: datetime) -> int:
@@ -339,12 +349,22 @@ class MemoryBackend:
             budget = min(budget, settings.rate_limit.limit - state.window_count)
         return budget
 
-    def _clean_top(self, state: _QueueState) -> tuple[int, float, str] | None:
+    def _clean_top(
+        self,
+        state: _QueueState,
+        wanted: frozenset[str] | None = None,
+        skipped: list[tuple[int, float, str]] | None = None,
+    ) -> tuple[int, float, str] | None:
+        """The queue's best pending entry (of a `wanted` task); stale entries are dropped,
+        entries of other tasks moved to `skipped`."""
         while state.ready:
             top = state.ready[0]
             job = self._jobs.get(top[2])
             if job is not None and job.status is S.PENDING and -job.priority == top[0]:
-                return top
+                if wanted is None or job.task in wanted:
+                    return top
+                assert skipped is not None
+                skipped.append(top)
             heapq.heappop(state.ready)
         return None
 

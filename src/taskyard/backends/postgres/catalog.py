@@ -303,10 +303,12 @@ class CatalogOps:
         async with self._conn("worker_heartbeat") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.workers ({WORKER_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, %s::jsonb) "
+                "ON CONFLICT (id) DO UPDATE SET "
                 "host = excluded.host, pid = excluded.pid, queues = excluded.queues, "
                 "concurrency = excluded.concurrency, started_at = excluded.started_at, "
-                "last_heartbeat = excluded.last_heartbeat, current_jobs = excluded.current_jobs",
+                "last_heartbeat = excluded.last_heartbeat, current_jobs = excluded.current_jobs, "
+                "tasks = excluded.tasks",
                 (
                     info.id,
                     info.host,
@@ -316,6 +318,7 @@ class CatalogOps:
                     info.started_at,
                     info.last_heartbeat,
                     json.dumps(list(info.current_jobs)),
+                    json.dumps(list(info.tasks)),
                 ),
             )
 

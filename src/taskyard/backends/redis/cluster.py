@@ -57,6 +57,7 @@ def _worker_json(info: WorkerInfo) -> str:
             "started_at": to_us(info.started_at),
             "last_heartbeat": to_us(info.last_heartbeat),
             "current_jobs": list(info.current_jobs),
+            "tasks": list(info.tasks),
         }
     )
 
@@ -72,6 +73,7 @@ def _worker(doc: str) -> WorkerInfo:
         started_at=from_us(d["started_at"]),
         last_heartbeat=from_us(d["last_heartbeat"]),
         current_jobs=tuple(d["current_jobs"]),
+        tasks=tuple(d.get("tasks", ())),  # absent in entries of older workers
     )
 
 

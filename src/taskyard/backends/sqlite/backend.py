@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from taskyard.backends.protocol import UNSET
@@ -132,16 +132,18 @@ class SqliteBackend:
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
         at = now or utcnow()
         wanted = None if queues is None else list(queues)
+        known = None if tasks is None else list(tasks)
 
         def claim(c: sqlite3.Connection) -> list[Job]:
             # Read before the transaction: any commit after it makes `wait_for_jobs` return.
             self._seen_version = c.execute("PRAGMA data_version").fetchone()[0]
             c.execute("BEGIN IMMEDIATE")
             try:
-                claimed = claims.claim(c, wanted, limit, worker_id, lease, at)
+                claimed = claims.claim(c, wanted, limit, worker_id, lease, at, known)
             except BaseException:
                 c.execute("ROLLBACK")
                 raise

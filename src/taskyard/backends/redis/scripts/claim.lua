@@ -2,6 +2,9 @@
 -- ARGV[4] now (µs), [5] limit, [6] worker id, [7] lease (µs), [8] token base, [9] promote cap,
 -- [10] score bound ('' = none): claim only jobs whose pending score is <= it (the best job of
 -- the worker's next queue), so a caller merging several queues keeps priority order.
+-- [11] skip cap ('' = no task filter), [12...] the task names to claim: pending jobs of other
+-- tasks are looked past (never removed or changed), at most `skip cap` of them per claim, so a
+-- queue full of jobs nobody here knows costs a bounded scan.
 -- Returns {{id, fields} per claimed job, best first; the best remaining score when the bound
 -- (not the limit, pause, concurrency or rate) stopped the claim, else false}.
 local now = tonumber(ARGV[4])
@@ -28,7 +31,49 @@ if budget <= 0 then
   return {{}, false}
 end
 local popped
-if ARGV[10] == '' then
+local rest = false
+if ARGV[11] ~= '' then
+  -- Walk the queue in claim order, taking jobs of the wanted tasks and looking past others.
+  local wanted = {}
+  for k = 12, #ARGV do
+    wanted[ARGV[k]] = true
+  end
+  local bound = ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
+  local skips, seen = tonumber(ARGV[11]), 0
+  popped = {}
+  local done = false
+  while not done do
+    local page = redis.call('ZRANGE', K_PENDING, seen, seen + budget - #popped / 2 + 15, 'WITHSCORES')
+    if #page == 0 then
+      break
+    end
+    seen = seen + #page / 2
+    for k = 1, #page, 2 do
+      if wanted[redis.call('HGET', P .. page[k], 't')] then
+        if bound and tonumber(page[k + 1]) > bound then
+          rest = page[k + 1]
+          done = true
+          break
+        end
+        popped[#popped + 1] = page[k]
+        popped[#popped + 1] = page[k + 1]
+        if #popped / 2 >= budget then
+          done = true
+          break
+        end
+      else
+        skips = skips - 1
+        if skips < 0 then
+          done = true
+          break
+        end
+      end
+    end
+  end
+  for k = 1, #popped, 2 do
+    redis.call('ZREM', K_PENDING, popped[k])
+  end
+elseif ARGV[10] == '' then
   popped = redis.call('ZPOPMIN', K_PENDING, budget)
 else
   popped = redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', ARGV[10], 'WITHSCORES', 'LIMIT', 0, budget)
@@ -51,8 +96,7 @@ end
 if window and #out > 0 then
   redis.call('HSET', K_RATE, 'w', I(window), 'n', count + #out)
 end
-local rest = false
-if ARGV[10] ~= '' and #out < budget then
+if ARGV[10] ~= '' and ARGV[11] == '' and #out < budget then
   local top = redis.call('ZRANGE', K_PENDING, 0, 0, 'WITHSCORES')
   if top[2] then
     rest = top[2]
