@@ -18,6 +18,7 @@ from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -534,6 +535,23 @@ class MemoryBackend:
                 per = counts.setdefault(job.queue, {})
                 per[job.status] = per.get(job.status, 0) + 1
         return [QueueCounts(queue=name, counts=counts[name]) for name in sorted(counts)]
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        now = now or utcnow()
+        cells: dict[tuple[str, str], list[Any]] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.status not in (S.SCHEDULED, S.PENDING, S.RUNNING):
+                    continue
+                cell = cells.setdefault((job.queue, job.task), [0, 0, 0, None])
+                cell[(S.PENDING, S.SCHEDULED, S.RUNNING).index(job.status)] += 1
+                due = job.status is S.PENDING or (job.status is S.SCHEDULED and job.run_at <= now)
+                if due and (cell[3] is None or job.run_at < cell[3]):
+                    cell[3] = job.run_at
+        return [
+            TaskCounts(queue=q, task=t, pending=c[0], scheduled=c[1], running=c[2], waiting_since=c[3])
+            for (q, t), c in sorted(cells.items())
+        ]
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         state = self._queues.get(queue)

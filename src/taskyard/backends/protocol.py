@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -252,6 +253,13 @@ class Backend(Protocol):
     # -- queues ------------------------------------------------------------------------------
     async def queue_counts(self) -> list[QueueCounts]:
         """Counts per status for every queue that has jobs or settings, sorted by name."""
+        ...
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        """Scheduled, pending and running jobs per (queue, task) that has any, with the
+        earliest `run_at` of its due ones (pending, or scheduled with `run_at <= now`);
+        sorted by queue then task. Reads every active job: cost grows with the backlog.
+        """
         ...
 
     async def queue_get(self, *, queue: str) -> QueueSettings:

@@ -21,6 +21,7 @@ from taskyard.backends.postgres.rows import (
 )
 from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
@@ -80,6 +81,31 @@ class CatalogOps:
             if status is not None:
                 per[_STATUS[status]] = n
         return [QueueCounts(queue=name, counts=counts[name]) for name in sorted(counts)]
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        s = self.schema
+        # Two reads whose predicates match the partial indexes jobs_ready and jobs_running.
+        async with self._conn("task_counts") as conn:
+            cur = await conn.execute(
+                f"SELECT queue, task, count(*) FILTER (WHERE status = 'pending'), "
+                "count(*) FILTER (WHERE status = 'scheduled'), 0, "
+                "min(run_at) FILTER (WHERE status = 'pending' OR run_at <= coalesce(%s, now())) "
+                f"FROM {s}.jobs WHERE status IN ('pending', 'scheduled') GROUP BY queue, task "
+                f"UNION ALL SELECT queue, task, 0, 0, count(*), NULL FROM {s}.jobs "
+                "WHERE status = 'running' GROUP BY queue, task",
+                (now,),
+            )
+            rows = await cur.fetchall()
+        cells: dict[tuple[str, str], TaskCounts] = {}
+        for queue, task, pending, scheduled, running, since in rows:
+            seen = cells.get((queue, task))
+            if seen is not None:
+                pending, scheduled, since = seen.pending, seen.scheduled, seen.waiting_since
+            cells[(queue, task)] = TaskCounts(
+                queue=queue, task=task, pending=pending, scheduled=scheduled,
+                running=running or (seen.running if seen else 0), waiting_since=since,
+            )
+        return [cells[key] for key in sorted(cells)]
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         async with self._conn("queue_get") as conn:

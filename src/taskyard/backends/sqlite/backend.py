@@ -16,6 +16,7 @@ from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -33,6 +34,7 @@ from taskyard.core.schedule import Schedule
 
 from . import claims, cluster, jobs, queues, runs
 from .connection import Connection, parse_url
+from .rows import to_us
 from .schema import apply_migrations
 
 __all__ = ("SqliteBackend",)
@@ -236,6 +238,10 @@ class SqliteBackend:
     # -- queues ------------------------------------------------------------------------------
     async def queue_counts(self) -> list[QueueCounts]:
         return await self._db.read(queues.counts)
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        now_us = to_us(now or utcnow())
+        return await self._db.read(lambda c: queues.task_counts(c, now_us))
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         return await self._db.run(lambda c: queues.get(c, queue))

@@ -32,6 +32,7 @@ if budget <= 0 then
 end
 local popped
 local rest = false
+local attempts = {} -- id -> attempt, read on the way by the filtered walk
 if ARGV[11] ~= '' then
   -- Walk the queue in claim order, taking jobs of the wanted tasks and looking past others.
   local wanted = {}
@@ -49,7 +50,8 @@ if ARGV[11] ~= '' then
     end
     seen = seen + #page / 2
     for k = 1, #page, 2 do
-      if wanted[redis.call('HGET', P .. page[k], 't')] then
+      local f = redis.call('HMGET', P .. page[k], 't', 'a')
+      if wanted[f[1]] then
         if bound and tonumber(page[k + 1]) > bound then
           rest = page[k + 1]
           done = true
@@ -57,6 +59,7 @@ if ARGV[11] ~= '' then
         end
         popped[#popped + 1] = page[k]
         popped[#popped + 1] = page[k + 1]
+        attempts[page[k]] = tonumber(f[2]) or 0
         if #popped / 2 >= budget then
           done = true
           break
@@ -70,8 +73,12 @@ if ARGV[11] ~= '' then
       end
     end
   end
-  for k = 1, #popped, 2 do
-    redis.call('ZREM', K_PENDING, popped[k])
+  if #popped > 0 then
+    local ids = {}
+    for k = 1, #popped, 2 do
+      ids[#ids + 1] = popped[k]
+    end
+    redis.call('ZREM', K_PENDING, unpack(ids))
   end
 elseif ARGV[10] == '' then
   popped = redis.call('ZPOPMIN', K_PENDING, budget)
@@ -86,7 +93,7 @@ local out = {}
 for k = 1, #popped, 2 do
   local id = popped[k]
   local jk = P .. id
-  local attempt = (tonumber(redis.call('HGET', jk, 'a')) or 0) + 1
+  local attempt = (attempts[id] or tonumber(redis.call('HGET', jk, 'a')) or 0) + 1
   redis.call('HSET', jk, 's', 'running', 'a', attempt, 'st', ARGV[4], 'w', ARGV[6],
     'lt', ARGV[8] .. tostring(#out + 1), 'le', expires)
   redis.call('HDEL', jk, 'cr')
