@@ -35,32 +35,39 @@ local rest = false
 local attempts = {} -- id -> attempt, read on the way by the filtered walk
 if ARGV[11] ~= '' then
   -- Walk the queue in claim order, taking jobs of the wanted tasks and looking past others.
+  -- The first page is exactly the budget (the usual case: every job is wanted); scores are
+  -- read only when a bound needs them.
   local wanted = {}
   for k = 12, #ARGV do
     wanted[ARGV[k]] = true
   end
   local bound = ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
-  local skips, seen = tonumber(ARGV[11]), 0
-  popped = {}
-  local done = false
+  local step = bound and 2 or 1
+  local skips, seen, size = tonumber(ARGV[11]), 0, budget
+  local taken, done = {}, false
   while not done do
-    local page = redis.call('ZRANGE', K_PENDING, seen, seen + budget - #popped / 2 + 15, 'WITHSCORES')
+    local page
+    if bound then
+      page = redis.call('ZRANGE', K_PENDING, seen, seen + size - 1, 'WITHSCORES')
+    else
+      page = redis.call('ZRANGE', K_PENDING, seen, seen + size - 1)
+    end
     if #page == 0 then
       break
     end
-    seen = seen + #page / 2
-    for k = 1, #page, 2 do
-      local f = redis.call('HMGET', P .. page[k], 't', 'a')
+    seen = seen + #page / step
+    for k = 1, #page, step do
+      local id = page[k]
+      local f = redis.call('HMGET', P .. id, 't', 'a')
       if wanted[f[1]] then
         if bound and tonumber(page[k + 1]) > bound then
           rest = page[k + 1]
           done = true
           break
         end
-        popped[#popped + 1] = page[k]
-        popped[#popped + 1] = page[k + 1]
-        attempts[page[k]] = tonumber(f[2]) or 0
-        if #popped / 2 >= budget then
+        taken[#taken + 1] = id
+        attempts[id] = tonumber(f[2]) or 0
+        if #taken >= budget then
           done = true
           break
         end
@@ -72,13 +79,15 @@ if ARGV[11] ~= '' then
         end
       end
     end
+    size = math.min(size * 2 + 16, 256)
   end
-  if #popped > 0 then
-    local ids = {}
-    for k = 1, #popped, 2 do
-      ids[#ids + 1] = popped[k]
-    end
-    redis.call('ZREM', K_PENDING, unpack(ids))
+  if #taken > 0 then
+    redis.call('ZREM', K_PENDING, unpack(taken))
+  end
+  popped = {}
+  for _, id in ipairs(taken) do
+    popped[#popped + 1] = id
+    popped[#popped + 1] = false -- the score, unused below
   end
 elseif ARGV[10] == '' then
   popped = redis.call('ZPOPMIN', K_PENDING, budget)
