@@ -24,10 +24,6 @@ class WorkerInfo:
     current_jobs: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
 
-    def knows(self, task: str) -> bool:
-        """Whether this worker can run jobs of `task`."""
-        return task in self.tasks
-
 
 @dataclass(frozen=True, slots=True)
 class LeaderInfo:
