@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from taskyard.backends.protocol import Backend
 from taskyard.core.cluster import WorkerInfo
 
@@ -42,3 +44,14 @@ async def test_prune_stale(backend: Backend) -> None:
     assert await backend.workers_prune(older_than=at(30)) == 1
     assert [w.id for w in await backend.workers_list()] == ["fresh"]
     assert await backend.workers_prune(older_than=at(30)) == 0
+
+
+async def test_heartbeat_registers_the_task_names_a_worker_knows(backend: Backend) -> None:
+    knows = replace(info("w1"), tasks=("images.resize", "mail.send"))
+    await backend.worker_heartbeat(info=knows)
+    assert await backend.workers_list() == [knows]
+    (listed,) = await backend.workers_list()
+    assert "mail.send" in listed.tasks and "images.thumbnail" not in listed.tasks
+    fewer = replace(knows, tasks=("mail.send",), last_heartbeat=at(5))
+    await backend.worker_heartbeat(info=fewer)
+    assert await backend.workers_list() == [fewer]

@@ -41,6 +41,7 @@ ROUTES = [
     *[("POST", f"/api/v1/services/tick/{a}", None) for a in ("start", "stop", "pause", "resume", "run")],
     ("GET", "/api/v1/leaders", None),
     ("GET", "/api/v1/workers", None),
+    ("GET", "/api/v1/tasks", None),
 ]
 MUTATING = [r for r in ROUTES if r[0] != "GET"]
 
@@ -305,6 +306,52 @@ async def test_workers_list(env: Env) -> None:
         last_heartbeat=now, current_jobs=(JOB,)))
     workers = (await env.client.get("/api/v1/workers", headers=env.creds.viewer_key)).json()
     assert workers[0]["id"] == "w1" and workers[0]["current_jobs"] == [JOB]
+    assert workers[0]["tasks"] == []
+
+
+async def test_tasks_list_shows_which_waiting_jobs_no_live_worker_knows(env: Env) -> None:
+    from dataclasses import replace
+
+    from taskyard.core.job import JobDraft
+
+    c, viewer = env.client, env.creds.viewer_jwt
+    now = env.app.clock.now()
+    await env.app.open()
+    backend = env.app.backend
+    # Another app's jobs, in this app's queue and in its own; one of this app's jobs too.
+    await backend.job_enqueue_many(drafts=[
+        JobDraft(id=f"01M831ZZHYQ2TZ80B4QPZGTA{i:02d}", task="images.thumbnail", queue=queue, payload=None)
+        for i, queue in enumerate(("images", "images", "math"))
+    ], now=now)
+    await env.app.aenqueue("math.add", {"a": 1, "b": 2})
+    base = WorkerInfo(id="w-math", host="h", pid=1, queues=("*",), concurrency=4, started_at=now,
+                      last_heartbeat=now, tasks=("math.add",))
+    await backend.worker_heartbeat(info=base)
+    # A worker that knows the thumbnails but has been silent for ten minutes is not live.
+    stale = replace(base, id="w-old", tasks=("images.thumbnail",),
+                    last_heartbeat=now.replace(year=now.year - 1))
+    await backend.worker_heartbeat(info=stale)
+
+    listed = (await c.get("/api/v1/tasks", headers=viewer)).json()
+    by_task = {t["task"]: t for t in listed}
+    assert [t["task"] for t in listed] == ["images.thumbnail", "math.add"]
+    thumbs = by_task["images.thumbnail"]
+    assert thumbs["pending"] == 3 and thumbs["queues"] == ["images", "math"]
+    assert thumbs["workers"] == [] and thumbs["unclaimable"] is True
+    assert thumbs["waiting_since"] is not None
+    assert by_task["math.add"]["workers"] == ["w-math"] and by_task["math.add"]["unclaimable"] is False
+    only = (await c.get("/api/v1/tasks", headers=viewer, params={"unclaimable": "true"})).json()
+    assert [t["task"] for t in only] == ["images.thumbnail"]
+
+    # Once a live worker registers the task, nothing is unclaimable.
+    await backend.worker_heartbeat(info=replace(stale, last_heartbeat=now))
+    listed = (await c.get("/api/v1/tasks", headers=viewer)).json()
+    assert not any(t["unclaimable"] for t in listed)
+    assert listed[0]["workers"] == ["w-old"]
+
+    schema = (await c.get("/api/v1/openapi.json")).json()
+    assert "/api/v1/tasks" in schema["paths"]
+    assert "TaskOut" in schema["components"]["schemas"]
 
 
 async def test_the_http_service_cannot_be_stopped_through_its_own_api(env: Env) -> None:

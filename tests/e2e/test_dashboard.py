@@ -223,3 +223,50 @@ async def test_services_page_shows_who_leads_each_duty(env: Env) -> None:
     assert maintenance_row and "box-7" in maintenance_row.group(1) and ">99<" in maintenance_row.group(1)
     assert alerter_row and "nobody leads it" in alerter_row.group(1)
     assert "leads scheduler" in page
+
+
+async def test_jobs_of_a_task_no_live_worker_knows_are_named_on_overview_and_queues(env: Env) -> None:
+    """In-process: another app's jobs that no live worker knows get a warning naming the task;
+    it goes once a live worker registers the task."""
+    import html
+
+    from taskyard.core.cluster import WorkerInfo
+    from taskyard.core.ids import new_id
+    from taskyard.core.job import JobDraft
+    from taskyard.testing import drain
+
+    c = env.client
+    await env.app.open()
+    backend = env.app.backend
+    await backend.job_enqueue_many(drafts=[
+        JobDraft(id=new_id(), task="images.thumbnail", queue="math", payload={"n": i}) for i in range(3)
+    ])
+    await env.app.aenqueue("math.add", {"a": 1, "b": 2})
+    await drain(env.app)  # this app's worker runs its own job and leaves the others
+    form = await c.get("/login")
+    csrf = dict(re.findall(r'name="(csrf|next)" value="([^"]*)"', form.text))["csrf"]
+    token = env.creds.viewer_key["Authorization"].removeprefix("Bearer ")
+    assert (await c.post("/login", data={"csrf": csrf, "token": token, "next": "/"})).status_code == 303
+
+    def warning(body: str) -> str | None:
+        found = re.search(r'<div class="alert alert-pending" data-unclaimable="([^"]+)">(.*?)</div>', body, re.S)
+        return None if found is None else found.group(1) + " " + html.unescape(re.sub(r"<[^>]+>|\s+", " ", found.group(2)))
+
+    for path in ("/", "/queues"):
+        page = await c.get(path)
+        assert page.status_code == 200
+        text = warning(page.text)
+        assert text is not None and text.startswith("images.thumbnail"), path
+        assert "3 job(s) waiting in math" in text and "no live worker knows this task" in text
+    counts = (await env.app.acounts())["math"]
+    assert (counts["pending"], counts["completed"], counts["failed"]) == (3, 1, 0)
+
+    now = env.app.clock.now()
+    await backend.worker_heartbeat(info=WorkerInfo(
+        id="images-app", host="h", pid=1, queues=("*",), concurrency=1, started_at=now,
+        last_heartbeat=now, tasks=("images.thumbnail",)))
+    for path in ("/", "/queues"):
+        page = await c.get(path)
+        assert page.status_code == 200 and warning(page.text) is None, path
+    workers = await c.get("/workers")
+    assert "images.thumbnail" in workers.text

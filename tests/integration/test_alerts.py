@@ -285,6 +285,47 @@ async def test_queue_depth_waits_for_its_duration_and_no_worker_sees_the_registr
     assert {s["state"] for s in a.states()} == {"ok"}
 
 
+async def test_unclaimable_task_fires_once_for_another_apps_jobs_and_resolves_when_they_run(
+    app: Taskyard, receiver: Receiver
+) -> None:
+    from taskyard.core.ids import new_id
+    from taskyard.core.job import JobDraft
+
+    clock = FakeClock(SystemClock().now())
+    rule = parse_rule({"name": "nobody-runs-it", "kind": "unclaimable_task", "max_wait": 300})
+    a = alerter(app, [rule], [WebhookNotifier(receiver.url, retries=0)], clock=clock)
+    # Another app's jobs on this store; this app's burst worker runs its own and leaves them.
+    await app.backend.job_enqueue_many(drafts=[
+        JobDraft(id=new_id(), task="images.thumbnail", queue="emails", payload={"i": i}) for i in range(4)
+    ], now=clock.now())
+    await enqueue(app, "emails.send", 2)
+    await drain(app)
+    await a.execute()
+    assert receiver.posts == []  # unclaimable, but not waiting for five minutes yet
+
+    clock.advance(301)
+    await a.execute()
+    assert [(p["name"], p["state"], p["labels"], p["threshold"]) for p in receiver.posts] == [
+        ("nobody-runs-it", "firing", {"task": "images.thumbnail"}, 300.0)
+    ]
+    assert receiver.posts[0]["value"] >= 301.0
+    clock.advance(15)
+    await a.execute()
+    assert len(receiver.posts) == 1  # still firing: told once
+
+    images = Taskyard(app.backend)
+
+    @images.task("images.thumbnail", queue="emails")
+    async def thumbnail(payload: dict) -> str:
+        return "thumb"
+
+    await drain(images)
+    await a.execute()
+    assert [(p["name"], p["state"]) for p in receiver.posts[1:]] == [("nobody-runs-it", "resolved")]
+    counts = (await app.acounts())["emails"]
+    assert (counts["completed"], counts["failed"]) == (6, 0)
+
+
 class Crashes(Service):
     """A service whose main loop dies at once."""
 

@@ -138,3 +138,45 @@ async def test_declared_schedules_stored_before_the_upgrade_are_kept_for_the_gra
         assert [s.name for s in await backend.schedules_list()] == ["declared", "runtime"]
     finally:
         await backend.close()
+
+
+async def test_a_version_1_schema_upgrades_in_place(url: str) -> None:
+    """A store written by the previous version: its jobs and workers survive the upgrade, the
+    old five-argument claim still works, and the new claim filters by task."""
+    from taskyard.backends.postgres.schema import MIGRATIONS
+
+    backend = PostgresBackend(url)
+    async with await psycopg.AsyncConnection.connect(
+        backend.config.conninfo, autocommit=True
+    ) as conn:
+        await conn.execute(MIGRATIONS[0].replace("{s}", backend.schema))
+        await conn.execute(
+            f"INSERT INTO {backend.schema}.meta (key, value) VALUES ('schema_version', '1')"
+        )
+        await conn.execute(
+            f"INSERT INTO {backend.schema}.workers (id, host, pid, queues, concurrency, "
+            "started_at, last_heartbeat) VALUES ('old', 'h', 1, '[\"*\"]', 4, now(), now())"
+        )
+        await conn.execute(
+            f"INSERT INTO {backend.schema}.jobs (id, task, queue, status, run_at, created_at) "
+            f"VALUES ('{new_id()}', 'old.task', 'default', 'pending', now(), now()), "
+            f"('{new_id()}', 'new.task', 'default', 'pending', now(), now())"
+        )
+    assert await backend.migrate() == SCHEMA_VERSION
+    await backend.open()
+    try:
+        (worker,) = await backend.workers_list()
+        assert worker.id == "old" and worker.tasks == ()
+        (job,) = await backend.job_claim(
+            queues=None, limit=5, worker_id="w", lease=60, tasks=["new.task"]
+        )
+        assert job.task == "new.task"
+        async with await psycopg.AsyncConnection.connect(
+            backend.config.conninfo, autocommit=True
+        ) as conn:
+            cur = await conn.execute(
+                f"SELECT task FROM {backend.schema}.claim(NULL, 5, 'old-version', 60, NULL)"
+            )
+            assert [row[0] for row in await cur.fetchall()] == ["old.task"]
+    finally:
+        await backend.close()

@@ -43,8 +43,8 @@ async def url() -> AsyncIterator[str]:
         yield value
 
 
-def drafts(n: int, queue: str = "q", **kw: object) -> list[JobDraft]:
-    return [JobDraft(id=new_id(), task="t", queue=queue, payload={"i": i}, **kw) for i in range(n)]  # type: ignore[arg-type]
+def drafts(n: int, queue: str = "q", task: str = "t", **kw: object) -> list[JobDraft]:
+    return [JobDraft(id=new_id(), task=task, queue=queue, payload={"i": i}, **kw) for i in range(n)]  # type: ignore[arg-type]
 
 
 async def test_enqueue_from_another_instance_wakes_a_waiter(url: str) -> None:
@@ -235,3 +235,22 @@ async def test_declared_schedules_stored_before_the_upgrade_are_confirmed_and_ex
         assert await b.schedules_confirm(names=["declared"], now=later) == 1
         assert await b.schedules_expire_declared(grace=300, now=later) == ["orphan"]
         assert [s.name for s in await b.schedules_list()] == ["declared", "runtime"]
+
+
+async def test_a_filtered_claim_looks_past_a_bounded_number_of_unknown_jobs(url: str) -> None:
+    from taskyard.backends.redis.claims import SKIP_SCAN_CAP
+
+    async with opened(url) as backend:
+        await backend.job_enqueue_many(drafts=drafts(SKIP_SCAN_CAP - 1, task="other", priority=1))
+        await backend.job_enqueue_many(drafts=drafts(1, task="mine"))
+        (job,) = await backend.job_claim(queues=None, limit=5, worker_id="w", lease=60, tasks=["mine"])
+        assert job.task == "mine"
+        # Two more unknown jobs ahead: the next job of "mine" is now beyond the bound.
+        await backend.job_enqueue_many(drafts=drafts(2, task="other", priority=1))
+        await backend.job_enqueue_many(drafts=drafts(1, task="mine"))
+        assert await backend.job_claim(queues=None, limit=5, worker_id="w", lease=60, tasks=["mine"]) == []
+        # Once the unknown jobs are claimed by a worker that knows them, it is reached.
+        others = await backend.job_claim(queues=None, limit=2000, worker_id="w2", lease=60, tasks=["other"])
+        assert len(others) == SKIP_SCAN_CAP + 1
+        (job,) = await backend.job_claim(queues=None, limit=5, worker_id="w", lease=60, tasks=["mine"])
+        assert job.task == "mine"

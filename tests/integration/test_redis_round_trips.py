@@ -150,3 +150,24 @@ async def test_unique_keys_within_and_across_batches(backend: Backend) -> None:
     fresh = draft("c", unique_key="k")
     assert (await backend.job_enqueue_many(drafts=[fresh]))[0].id == fresh.id
     assert (await backend.job_get(job_id=fresh.id)) is not None
+
+
+async def test_a_claim_filtered_by_task_is_one_command() -> None:
+    async with owned_server() as server:
+        admin = aioredis.Redis.from_url(server.url)
+        try:
+            async with opened(with_prefix(server.url, "ty:rt:")) as backend:
+                await backend.job_enqueue_many(drafts=[draft()])
+                await backend.job_claim(queues=["q"], limit=1, worker_id="w", lease=60, tasks=["t"])
+                other = JobDraft(id=new_id(), task="other", queue="q", payload={}, priority=5)
+                await backend.job_enqueue_many(drafts=[other, draft(), draft()])
+                await admin.config_resetstat()
+                claimed = await backend.job_claim(
+                    queues=["q"], limit=5, worker_id="w", lease=60, tasks=["t", "u"]
+                )
+                assert [j.task for j in claimed] == ["t", "t"]
+                calls = await _calls(admin)
+                assert calls.get("evalsha") == 1
+                assert "script|exists" not in calls and "script" not in calls
+        finally:
+            await admin.aclose()

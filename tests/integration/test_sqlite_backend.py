@@ -256,3 +256,21 @@ async def test_declared_schedules_stored_before_the_upgrade_are_kept_for_the_gra
         assert [s.name for s in await backend.schedules_list()] == ["declared", "runtime"]
     finally:
         await backend.close()
+
+
+async def test_a_worker_row_written_before_tasks_were_registered_reads_as_knowing_none(
+    tmp_path: Path,
+) -> None:
+    """Workers are stored as JSON: a row of an older taskyard (no `tasks`) needs no migration."""
+    backend = SqliteBackend(_url(tmp_path / "t.db"))
+    await backend.open()
+    try:
+        with sqlite3.connect(tmp_path / "t.db") as conn:
+            data = {"host": "h", "pid": 1, "queues": ["*"], "concurrency": 4,
+                    "started_at": 1_700_000_000_000_000, "current_jobs": []}
+            conn.execute("INSERT INTO workers (id, last_heartbeat, data) VALUES (?, ?, ?)",
+                         ("old", 1_700_000_000_000_000, json.dumps(data)))
+        (worker,) = await backend.workers_list()
+        assert worker.id == "old" and worker.tasks == ()
+    finally:
+        await backend.close()

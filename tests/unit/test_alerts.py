@@ -4,6 +4,7 @@ ok → pending → firing → resolved → ok on a FakeClock (one fire, one reso
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from taskyard.core.alert import (
     parse_rule,
     readings,
 )
+from taskyard.core.coverage import TaskCounts, TaskCoverage, task_coverage
 from taskyard.core.queue import StatsRow
 from taskyard.errors import ConfigError
 
@@ -198,6 +200,75 @@ def test_schedule_missed() -> None:
     }
     one = readings(AlertRule("late", AlertKind.SCHEDULE_MISSED, schedule="hourly"), obs, now)
     assert [dict(r.labels) for r in one] == [{"schedule": "hourly"}]
+
+
+def test_unclaimable_task_fires_once_after_max_wait_and_resolves_once() -> None:
+    clock = FakeClock()
+    rule = parse_rule({"name": "unknown-tasks", "kind": "unclaimable_task", "max_wait": 300})
+    run = Run(rule, clock)
+    since = clock.now()
+    thumbs = TaskCounts(queue="images", task="images.thumbnail", pending=110, waiting_since=since)
+    resize = TaskCounts(queue="images", task="images.resize", pending=3, waiting_since=since)
+    knows_resize = WorkerSeen("new", ("*",), since, tasks=("images.resize",))
+
+    def tick(after: float, *workers: WorkerSeen) -> list[AlertEvent]:
+        clock.advance(after)  # the workers beat just now
+        beating = [replace(w, last_heartbeat=clock.now()) for w in workers]
+        return run.step(Observation(tasks=(thumbs, resize), workers=beating))
+
+    assert tick(60, knows_resize) == []
+    assert run.state(task="images.thumbnail") is AlertState.OK  # waited 60 s, not 300 yet
+    fired = tick(241, knows_resize)
+    assert [(e.state, dict(e.labels), e.value, e.threshold) for e in fired] == [
+        (AlertState.FIRING, {"task": "images.thumbnail"}, 301.0, 300)
+    ]
+    assert tick(15, knows_resize) == []  # still unclaimable: no repeat
+    assert run.state(task="images.resize") is AlertState.OK
+    # A worker of the old version comes back: the jobs are claimable again.
+    knows_thumbs = WorkerSeen("old", ("*",), since, tasks=("images.thumbnail",))
+    resolved = tick(15, knows_resize, knows_thumbs)
+    assert [(e.state, dict(e.labels)) for e in resolved] == [
+        (AlertState.RESOLVED, {"task": "images.thumbnail"})
+    ]
+    assert [e.state for e in run.events] == [AlertState.FIRING, AlertState.RESOLVED]
+
+
+def test_unclaimable_task_ignores_stale_workers_and_tasks_with_nothing_due() -> None:
+    now = FakeClock().now()
+    rule = AlertRule("unknown", AlertKind.UNCLAIMABLE_TASK, max_wait=60, worker_timeout=60)
+    old = now - timedelta(minutes=10)
+    counts = [
+        TaskCounts(queue="q", task="due", pending=1, waiting_since=old),
+        TaskCounts(queue="q", task="later", scheduled=4),  # nothing due yet
+        TaskCounts(queue="q", task="busy", running=2),
+    ]
+    stale = WorkerSeen("w", ("*",), now - timedelta(seconds=61), tasks=("due",))
+    found = {dict(r.labels)["task"]: (r.active, r.value) for r in readings(rule, Observation(tasks=counts, workers=[stale]), now)}
+    assert found == {"due": (True, 600.0), "later": (False, 0.0), "busy": (False, 0.0)}
+    one = readings(replace(rule, task="absent"), Observation(tasks=counts), now)
+    assert [(dict(r.labels), r.active) for r in one] == [({"task": "absent"}, False)]
+
+
+def test_task_coverage_sums_queues_and_names_live_workers() -> None:
+    now = FakeClock().now()
+    counts = [
+        TaskCounts(queue="a", task="t", pending=1, waiting_since=now - timedelta(seconds=9)),
+        TaskCounts(queue="b", task="t", pending=2, scheduled=1, waiting_since=now - timedelta(seconds=30)),
+    ]
+    workers = [
+        WorkerSeen("w2", ("*",), now, tasks=("t", "u")),
+        WorkerSeen("w1", ("*",), now, tasks=("u",)),
+        WorkerSeen("gone", ("*",), now - timedelta(minutes=5), tasks=("t", "v")),
+    ]
+    coverage = task_coverage(counts, workers, now=now)
+    assert coverage == [
+        TaskCoverage(task="t", pending=3, scheduled=1, waiting_since=now - timedelta(seconds=30),
+                     queues=("a", "b"), workers=("w2",)),
+        TaskCoverage(task="u", workers=("w1", "w2")),
+    ]
+    assert not coverage[0].is_unclaimable and coverage[0].waited(now) == 30.0
+    alone = task_coverage(counts, workers[2:], now=now)
+    assert [(c.task, c.is_unclaimable) for c in alone] == [("t", True)]
 
 
 # -- rules: parsing and validation ----------------------------------------------------------

@@ -6,13 +6,15 @@ import asyncio
 import json
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from taskyard import Cancel, FakeClock, JobStatus, Retry, RetryLater, Taskyard, exponential
 from taskyard.app import MAX_PAYLOAD_BYTES
-from taskyard.core.job import MESSAGE_LIMIT, TRACEBACK_LIMIT, Progress, storable_text
+from taskyard.backends.memory import MemoryBackend
+from taskyard.core.job import MESSAGE_LIMIT, TRACEBACK_LIMIT, Job, Progress, storable_text
 from taskyard.services.worker import JobOutcome, Worker, WorkerConfig
 from taskyard.testing import drain
 
@@ -247,17 +249,55 @@ async def test_drain_timeout_hands_job_back_as_pending(app: Taskyard) -> None:
     assert job.status is JobStatus.PENDING and job.attempt == 0 and job.lease_token is None
 
 
-async def test_unknown_task_in_worker_fails_without_retry() -> None:
+async def test_worker_leaves_jobs_of_tasks_it_does_not_know_pending_and_untouched() -> None:
     producer = Taskyard("memory://")
 
     @producer.task("elsewhere", retry=Retry(attempts=3))
     async def elsewhere() -> None: ...
 
     consumer = Taskyard(producer.backend)
-    job = await producer.aenqueue("elsewhere")
+
+    @consumer.task("here")
+    async def here() -> str:
+        return "ran"
+
+    foreign = await producer.aenqueue("elsewhere", priority=10)
+    mine = await consumer.aenqueue("here")
     await drain(consumer)
-    job = await producer.aget_job(job.id)
-    assert job.status is JobStatus.FAILED and "not registered" in job.errors[0].message
+    assert await producer.aget_job(foreign.id) == foreign
+    mine = await consumer.aget_job(mine.id)
+    assert mine.status is JobStatus.COMPLETED and mine.result == "ran"
+
+
+class _ClaimsAnyTask(MemoryBackend):
+    """A backend that ignores the claim's task filter, to reach the executor's safety net."""
+
+    async def job_claim(self, **kwargs: Any) -> list[Job]:
+        kwargs.pop("tasks", None)
+        return await super().job_claim(**kwargs)
+
+
+async def test_a_claimed_job_of_an_unknown_task_is_handed_back_untouched() -> None:
+    backend = _ClaimsAnyTask()
+    producer = Taskyard(backend)
+
+    @producer.task("elsewhere", retry=Retry(attempts=1))
+    async def elsewhere() -> None: ...
+
+    consumer = Taskyard(backend)
+    job = await producer.aenqueue("elsewhere")
+    worker = Worker(consumer, WorkerConfig(poll_interval=0.05))
+    released = asyncio.Event()
+    worker.subscribe_jobs(lambda o: released.set() if o.outcome == "released" else None)
+    await worker.start()
+    try:
+        await asyncio.wait_for(released.wait(), 5)
+    finally:
+        await worker.stop(timeout=5)
+    stored = await producer.aget_job(job.id)
+    assert stored is not None
+    assert (stored.status, stored.attempt, stored.errors) == (JobStatus.PENDING, 0, ())
+    assert stored.lease_token is None and stored.max_attempts == 1
 
 
 async def test_non_json_result_fails_the_job(app: Taskyard) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -281,11 +282,17 @@ class MemoryBackend:
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
         now = now or utcnow()
         now_ts = now.timestamp()
         expires = now + timedelta(seconds=lease)
         claimed: list[Job] = []
+        wanted = None if tasks is None else frozenset(tasks)
+        if wanted is not None and not wanted:
+            return []
+        # Heap entries of other tasks, popped to look past them and pushed back afterwards.
+        skipped: dict[str, list[tuple[int, float, str]]] = {}
         with self._lock:
             self._promote(now_ts)
             names = list(self._queues) if queues is None else list(queues)
@@ -301,7 +308,7 @@ class MemoryBackend:
                     if budget <= 0:
                         continue
                     state = self._queues[name]
-                    top = self._clean_top(state)
+                    top = self._clean_top(state, wanted, skipped.setdefault(name, []))
                     if top is not None and (best is None or top < best[0]):
                         best = (top, state)
                 if best is None:
@@ -325,6 +332,10 @@ class MemoryBackend:
                     state.window_count += 1
                 budgets[state.settings.name] -= 1
                 claimed.append(job)
+            for name, entries in skipped.items():
+                ready = self._queues[name].ready
+                for entry in entries:
+                    heapq.heappush(ready, entry)
         return claimed
 
     def _budget(self, state: _QueueState, now: datetime) -> int:
@@ -339,12 +350,22 @@ class MemoryBackend:
             budget = min(budget, settings.rate_limit.limit - state.window_count)
         return budget
 
-    def _clean_top(self, state: _QueueState) -> tuple[int, float, str] | None:
+    def _clean_top(
+        self,
+        state: _QueueState,
+        wanted: frozenset[str] | None = None,
+        skipped: list[tuple[int, float, str]] | None = None,
+    ) -> tuple[int, float, str] | None:
+        """The queue's best pending entry (of a `wanted` task); stale entries are dropped,
+        entries of other tasks moved to `skipped`."""
         while state.ready:
             top = state.ready[0]
             job = self._jobs.get(top[2])
             if job is not None and job.status is S.PENDING and -job.priority == top[0]:
-                return top
+                if wanted is None or job.task in wanted:
+                    return top
+                assert skipped is not None
+                skipped.append(top)
             heapq.heappop(state.ready)
         return None
 
@@ -514,6 +535,23 @@ class MemoryBackend:
                 per = counts.setdefault(job.queue, {})
                 per[job.status] = per.get(job.status, 0) + 1
         return [QueueCounts(queue=name, counts=counts[name]) for name in sorted(counts)]
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        now = now or utcnow()
+        cells: dict[tuple[str, str], list[Any]] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.status not in (S.SCHEDULED, S.PENDING, S.RUNNING):
+                    continue
+                cell = cells.setdefault((job.queue, job.task), [0, 0, 0, None])
+                cell[(S.PENDING, S.SCHEDULED, S.RUNNING).index(job.status)] += 1
+                due = job.status is S.PENDING or (job.status is S.SCHEDULED and job.run_at <= now)
+                if due and (cell[3] is None or job.run_at < cell[3]):
+                    cell[3] = job.run_at
+        return [
+            TaskCounts(queue=q, task=t, pending=c[0], scheduled=c[1], running=c[2], waiting_since=c[3])
+            for (q, t), c in sorted(cells.items())
+        ]
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         state = self._queues.get(queue)

@@ -16,11 +16,12 @@ Ordering of claims: higher `priority` first, then earlier `run_at`, then lower i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -143,9 +144,16 @@ class Backend(Protocol):
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
         """Claim up to `limit` due jobs (pending, or scheduled with run_at <= now) from
         `queues` (None = every queue), ordered by priority desc, run_at, id.
+
+        `tasks` (None = any task) restricts the claim to jobs of those task names: a job of
+        another task is left exactly as it is (no attempt used, no field changed) and does not
+        hold back the claimable jobs behind it, whose order is kept. An empty collection
+        claims nothing. A backend may bound how many skipped jobs one claim looks past
+        (Redis: `SKIP_SCAN_CAP`).
 
         Skips paused queues; never lets a queue's running jobs exceed its `concurrency`;
         never starts more than its rate limit allows in the current window. Each claimed job
@@ -245,6 +253,13 @@ class Backend(Protocol):
     # -- queues ------------------------------------------------------------------------------
     async def queue_counts(self) -> list[QueueCounts]:
         """Counts per status for every queue that has jobs or settings, sorted by name."""
+        ...
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        """Scheduled, pending and running jobs per (queue, task) that has any, with the
+        earliest `run_at` of its due ones (pending, or scheduled with `run_at <= now`);
+        sorted by queue then task. Reads every active job: cost grows with the backlog.
+        """
         ...
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
@@ -354,7 +369,8 @@ class Backend(Protocol):
 
     # -- workers -----------------------------------------------------------------------------
     async def worker_heartbeat(self, *, info: WorkerInfo) -> None:
-        """Register or refresh a worker (its `last_heartbeat` and current jobs)."""
+        """Register or refresh a worker (its `last_heartbeat`, current jobs and the task names
+        it can run)."""
         ...
 
     async def worker_remove(self, *, worker_id: str) -> None:

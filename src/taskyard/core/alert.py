@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from taskyard.core.coverage import TaskCounts, task_coverage
 from taskyard.core.queue import StatsRow
 
 __all__ = (
@@ -47,6 +48,7 @@ class AlertKind(enum.StrEnum):
     SERVICE_ERROR = "service_error"  # a service of the evaluating process in ERROR
     NO_WORKER = "no_worker"  # waiting jobs and no live worker for the queue
     SCHEDULE_MISSED = "schedule_missed"  # an enabled schedule's next fire is `grace` s overdue
+    UNCLAIMABLE_TASK = "unclaimable_task"  # jobs of a task no live worker knows waited `max_wait` s
 
 
 class AlertState(enum.StrEnum):
@@ -65,6 +67,7 @@ KIND_PARAMS: dict[AlertKind, tuple[str, ...]] = {
     AlertKind.SERVICE_ERROR: ("service",),
     AlertKind.NO_WORKER: ("queue", "worker_timeout"),
     AlertKind.SCHEDULE_MISSED: ("schedule", "grace"),
+    AlertKind.UNCLAIMABLE_TASK: ("task", "max_wait", "worker_timeout"),
 }
 _NEEDS_THRESHOLD = (AlertKind.QUEUE_DEPTH, AlertKind.FAILURE_RATE)
 
@@ -77,7 +80,9 @@ class AlertRule:
     `threshold` is a job count (`queue_depth`) or a percentage 0-100 (`failure_rate`).
     `failure_rate` needs at least `min_outcomes` outcomes in its `window` (seconds).
     `no_worker` counts a worker live while its last heartbeat is younger than
-    `worker_timeout`; `schedule_missed` fires once a fire is `grace` seconds overdue.
+    `worker_timeout`; `schedule_missed` fires once a fire is `grace` seconds overdue;
+    `unclaimable_task` once the oldest due job of a task that no live worker knows has
+    waited more than `max_wait` seconds.
     Invalid values raise ValueError naming the rule.
     """
 
@@ -87,11 +92,13 @@ class AlertRule:
     queue: str | None = None
     service: str | None = None
     schedule: str | None = None
+    task: str | None = None
     threshold: float | None = None
     window: float = 300.0
     min_outcomes: int = 10
     worker_timeout: float = 60.0
     grace: float = 60.0
+    max_wait: float = 300.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -102,7 +109,7 @@ class AlertRule:
             raise ValueError(
                 f"rule {self.name!r}: unknown kind {self.kind!r}{_hint(str(self.kind), [k.value for k in AlertKind])}"
             ) from None
-        for key in ("for_seconds", "window", "worker_timeout", "grace"):
+        for key in ("for_seconds", "window", "worker_timeout", "grace", "max_wait"):
             _number(self, key, minimum=0.0)
         if self.window <= 0 or self.worker_timeout <= 0:
             bad = "window" if self.window <= 0 else "worker_timeout"
@@ -118,7 +125,7 @@ class AlertRule:
                     f"rule {self.name!r}: threshold is a percentage and must be between 0 and 100 "
                     f"(got {self.threshold!r})"
                 )
-        for key in ("queue", "service", "schedule"):
+        for key in ("queue", "service", "schedule", "task"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"rule {self.name!r}: {key} must be a non-empty string")
@@ -129,6 +136,7 @@ class AlertRule:
         return {
             AlertKind.SERVICE_ERROR: "service",
             AlertKind.SCHEDULE_MISSED: "schedule",
+            AlertKind.UNCLAIMABLE_TASK: "task",
         }.get(self.kind, "queue")
 
     def to_json(self) -> dict[str, Any]:
@@ -184,11 +192,13 @@ def parse_rule(data: Mapping[str, Any]) -> AlertRule:
 # -- what the leader observed ---------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class WorkerSeen:
-    """A registered worker: the queues it works (`"*"` or empty: all) and its last heartbeat."""
+    """A registered worker: the queues it works (`"*"` or empty: all), its last heartbeat
+    and the task names it can run."""
 
     id: str
     queues: tuple[str, ...]
     last_heartbeat: datetime
+    tasks: tuple[str, ...] = ()
 
     def works(self, queue: str) -> bool:
         return not self.queues or "*" in self.queues or queue in self.queues
@@ -209,7 +219,7 @@ class Observation:
 
     `waiting` is pending + due scheduled jobs per queue; `outcomes` per-minute counts of
     final outcomes; `services` the status (e.g. `"ERROR"`) of each service of the
-    evaluating process by id.
+    evaluating process by id; `tasks` the active jobs per (queue, task).
     """
 
     waiting: Mapping[str, int] = field(default_factory=dict)
@@ -217,6 +227,7 @@ class Observation:
     workers: Sequence[WorkerSeen] = ()
     services: Mapping[str, str] = field(default_factory=dict)
     schedules: Sequence[ScheduleSeen] = ()
+    tasks: Sequence[TaskCounts] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +278,15 @@ def readings(rule: AlertRule, observation: Observation, now: datetime) -> list[R
             has_worker = any(w.works(queue) for w in live)
             found.append(Reading((("queue", queue),), waiting > 0 and not has_worker, float(waiting)))
         return found
+    if kind is AlertKind.UNCLAIMABLE_TASK:
+        coverage = task_coverage(
+            observation.tasks, observation.workers, now=now, worker_timeout=rule.worker_timeout
+        )
+        waited = {c.task: (c.waited(now) if c.is_unclaimable else 0.0) for c in coverage}
+        return [
+            Reading((("task", task),), seconds > rule.max_wait, seconds)
+            for task, seconds in _subjects(rule.task, waited, missing=0.0).items()
+        ]
     # SCHEDULE_MISSED
     found = []
     for schedule in observation.schedules:
@@ -373,6 +393,8 @@ def _threshold(rule: AlertRule) -> float | None:
         return rule.threshold
     if rule.kind is AlertKind.SCHEDULE_MISSED:
         return rule.grace
+    if rule.kind is AlertKind.UNCLAIMABLE_TASK:
+        return rule.max_wait
     return 0.0 if rule.kind is AlertKind.NO_WORKER else None
 
 

@@ -10,7 +10,9 @@ __all__ = ("LeaderInfo", "WorkerInfo")
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """A worker process as it registers itself with every heartbeat."""
+    """A worker process as it registers itself with every heartbeat. `tasks` are the task
+    names it can run (it claims jobs of those only); a worker of a taskyard that predates
+    this field registers none."""
 
     id: str
     host: str
@@ -20,6 +22,7 @@ class WorkerInfo:
     started_at: datetime
     last_heartbeat: datetime
     current_jobs: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -263,13 +263,17 @@ class PostgresBackend(JobAdminOps, CatalogOps):
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
-        if limit <= 0 or (queues is not None and not queues):
+        if limit <= 0 or (queues is not None and not queues) or (tasks is not None and not tasks):
             return []
         jobs = await self._fetch_jobs(
             "job_claim",
-            f"SELECT {JOB_COLUMNS} FROM {self.schema}.claim(%s, %s, %s, %s, %s::timestamptz)",
-            (list(queues) if queues is not None else None, limit, worker_id, float(lease), now),
+            f"SELECT {JOB_COLUMNS} FROM {self.schema}.claim(%s, %s, %s, %s, %s::timestamptz, %s)",
+            (
+                list(queues) if queues is not None else None, limit, worker_id, float(lease), now,
+                sorted(set(tasks)) if tasks is not None else None,
+            ),
         )
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs

@@ -21,6 +21,7 @@ from taskyard.backends.postgres.rows import (
 )
 from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
@@ -85,6 +86,31 @@ class CatalogOps:
             if status is not None:
                 per[_STATUS[status]] = n
         return [QueueCounts(queue=name, counts=counts[name]) for name in sorted(counts)]
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        s = self.schema
+        # Two reads whose predicates match the partial indexes jobs_ready and jobs_running.
+        async with self._conn("task_counts") as conn:
+            cur = await conn.execute(
+                f"SELECT queue, task, count(*) FILTER (WHERE status = 'pending'), "
+                "count(*) FILTER (WHERE status = 'scheduled'), 0, "
+                "min(run_at) FILTER (WHERE status = 'pending' OR run_at <= coalesce(%s, now())) "
+                f"FROM {s}.jobs WHERE status IN ('pending', 'scheduled') GROUP BY queue, task "
+                f"UNION ALL SELECT queue, task, 0, 0, count(*), NULL FROM {s}.jobs "
+                "WHERE status = 'running' GROUP BY queue, task",
+                (now,),
+            )
+            rows = await cur.fetchall()
+        cells: dict[tuple[str, str], TaskCounts] = {}
+        for queue, task, pending, scheduled, running, since in rows:
+            seen = cells.get((queue, task))
+            if seen is not None:
+                pending, scheduled, since = seen.pending, seen.scheduled, seen.waiting_since
+            cells[(queue, task)] = TaskCounts(
+                queue=queue, task=task, pending=pending, scheduled=scheduled,
+                running=running or (seen.running if seen else 0), waiting_since=since,
+            )
+        return [cells[key] for key in sorted(cells)]
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         async with self._conn("queue_get") as conn:
@@ -344,10 +370,12 @@ class CatalogOps:
         async with self._conn("worker_heartbeat") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.workers ({WORKER_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, %s::jsonb) "
+                "ON CONFLICT (id) DO UPDATE SET "
                 "host = excluded.host, pid = excluded.pid, queues = excluded.queues, "
                 "concurrency = excluded.concurrency, started_at = excluded.started_at, "
-                "last_heartbeat = excluded.last_heartbeat, current_jobs = excluded.current_jobs",
+                "last_heartbeat = excluded.last_heartbeat, current_jobs = excluded.current_jobs, "
+                "tasks = excluded.tasks",
                 (
                     info.id,
                     info.host,
@@ -357,6 +385,7 @@ class CatalogOps:
                     info.started_at,
                     info.last_heartbeat,
                     json.dumps(list(info.current_jobs)),
+                    json.dumps(list(info.tasks)),
                 ),
             )
 

@@ -34,7 +34,9 @@ J_COLUMNS = ", ".join("j." + c for c in JOB_COLUMNS.split(", "))
 #: Clears the claim; every transition out of `running` sets these.
 UNLEASE = "lease_token = NULL, lease_expires_at = NULL, cancel_requested = false"
 SCHEDULE_COLUMNS = "data, enabled, next_fire_at, last_fire_at"
-WORKER_COLUMNS = "id, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs"
+WORKER_COLUMNS = (
+    "id, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks"
+)
 
 _STATUS = {s.value: s for s in JobStatus}
 
@@ -111,7 +113,7 @@ def schedule_from_row(row: Sequence[Any]) -> Schedule:
 
 def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
     """A `WorkerInfo` from a row of `WORKER_COLUMNS`."""
-    id_, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs = row
+    id_, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks = row
     return WorkerInfo(
         id=id_,
         host=host,
@@ -121,6 +123,7 @@ def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
         started_at=started_at.astimezone(UTC),
         last_heartbeat=last_heartbeat.astimezone(UTC),
         current_jobs=tuple(current_jobs),
+        tasks=tuple(tasks),
     )
 
 

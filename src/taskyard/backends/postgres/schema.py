@@ -196,8 +196,111 @@ END
 $fn$;
 """
 
-#: Migration n (1-based) brings the schema from version n-1 to n.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# 2: claims filtered by task name (a worker claims only the tasks it knows), and the task
+# names each worker registers. The claim keeps its first five parameters, so a process of the
+# previous version calling it with five arguments still works during a rolling upgrade.
+_V2 = """
+DROP FUNCTION {s}.claim(text[], integer, text, double precision, timestamptz);
+ALTER TABLE {s}.workers ADD COLUMN tasks jsonb NOT NULL DEFAULT '[]';
+
+-- Claim in one round-trip. Queues without limits take the fast path (one SKIP LOCKED select);
+-- queues with a concurrency or rate limit are locked one by one (in name order, so claimers
+-- never deadlock) to read their budget, then candidates of both kinds are merged by priority.
+-- p_tasks (NULL = any) keeps jobs of those tasks only; others are neither locked nor changed.
+CREATE FUNCTION {s}.claim(p_queues text[], p_limit integer, p_worker text,
+                          p_lease double precision, p_now timestamptz,
+                          p_tasks text[] DEFAULT NULL)
+RETURNS SETOF {s}.jobs LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now timestamptz := coalesce(p_now, now());
+    v_expires timestamptz := v_now + make_interval(secs => p_lease);
+    v_skip text[];
+    v_ids text[];
+    v_budget bigint;
+    v_window double precision;
+    v_limited boolean := false;
+    q record;
+BEGIN
+    SELECT coalesce(array_agg(name), '{}') INTO v_skip FROM {s}.queues
+     WHERE paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL;
+
+    IF p_queues IS NULL THEN
+        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT j.id FROM {s}.jobs j
+             WHERE j.status IN ('pending', 'scheduled') AND (j.status = 'pending' OR j.run_at <= v_now)
+               AND (p_tasks IS NULL OR j.task = ANY (p_tasks))
+               AND NOT (j.queue = ANY (v_skip))
+             ORDER BY j.priority DESC, j.run_at, j.id
+             LIMIT p_limit FOR UPDATE SKIP LOCKED) c;
+    ELSE
+        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT j.id FROM {s}.jobs j
+             WHERE j.status IN ('pending', 'scheduled') AND (j.status = 'pending' OR j.run_at <= v_now)
+               AND (p_tasks IS NULL OR j.task = ANY (p_tasks))
+               AND j.queue = ANY (p_queues) AND NOT (j.queue = ANY (v_skip))
+             ORDER BY j.priority DESC, j.run_at, j.id
+             LIMIT p_limit FOR UPDATE SKIP LOCKED) c;
+    END IF;
+
+    FOR q IN SELECT * FROM {s}.queues
+              WHERE NOT paused AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+                AND (p_queues IS NULL OR name = ANY (p_queues))
+              ORDER BY name FOR UPDATE
+    LOOP
+        v_limited := true;
+        v_budget := p_limit;
+        IF q.concurrency IS NOT NULL THEN
+            v_budget := least(v_budget, q.concurrency - (
+                SELECT count(*) FROM {s}.jobs WHERE queue = q.name AND status = 'running'));
+        END IF;
+        IF q.rate_limit IS NOT NULL THEN
+            v_window := floor(extract(epoch FROM v_now)::double precision / q.rate_period) * q.rate_period;
+            IF v_window = q.window_start THEN
+                v_budget := least(v_budget, q.rate_limit - q.window_count);
+            ELSE
+                v_budget := least(v_budget, q.rate_limit);
+            END IF;
+        END IF;
+        IF v_budget > 0 THEN
+            v_ids := v_ids || ARRAY(
+                SELECT j.id FROM {s}.jobs j
+                 WHERE j.queue = q.name AND j.status IN ('pending', 'scheduled')
+                   AND (j.status = 'pending' OR j.run_at <= v_now)
+                   AND (p_tasks IS NULL OR j.task = ANY (p_tasks))
+                 ORDER BY j.priority DESC, j.run_at, j.id
+                 LIMIT v_budget FOR UPDATE SKIP LOCKED);
+        END IF;
+    END LOOP;
+
+    IF v_limited THEN
+        -- Merge both kinds by claim order; rows locked but not chosen are released at commit.
+        v_ids := ARRAY(SELECT j.id FROM {s}.jobs j WHERE j.id = ANY (v_ids)
+                        ORDER BY j.priority DESC, j.run_at, j.id LIMIT p_limit);
+        UPDATE {s}.queues u
+           SET window_count = CASE WHEN u.window_start = c.w THEN u.window_count ELSE 0 END + c.n,
+               window_start = c.w
+          FROM (SELECT j.queue, count(*) AS n,
+                       floor(extract(epoch FROM v_now)::double precision / qq.rate_period)
+                           * qq.rate_period AS w
+                  FROM {s}.jobs j JOIN {s}.queues qq ON qq.name = j.queue
+                 WHERE j.id = ANY (v_ids) AND qq.rate_limit IS NOT NULL
+                 GROUP BY j.queue, qq.rate_period) c
+         WHERE u.name = c.queue;
+    END IF;
+
+    RETURN QUERY
+    UPDATE {s}.jobs j
+       SET status = 'running', attempt = j.attempt + 1, started_at = v_now, worker_id = p_worker,
+           lease_token = replace(gen_random_uuid()::text, '-', ''), lease_expires_at = v_expires,
+           cancel_requested = false
+     WHERE j.id = ANY (v_ids)
+    RETURNING j.*;
+END
+$fn$;
+"""
+
+#: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

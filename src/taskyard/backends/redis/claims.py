@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,11 @@ __all__ = ("ClaimsMixin",)
 #: Due scheduled jobs a claim promotes on its way (the Promoter service catches up the rest).
 PROMOTE_CAP = 1000
 
+#: Pending jobs of other tasks one filtered claim looks past in one queue, at most: a queue
+#: full of jobs this worker does not know costs a bounded scan. Jobs further behind are
+#: claimed once those ahead are claimed by a worker that knows them (or cancelled).
+SKIP_SCAN_CAP = 1000
+
 
 class ClaimsMixin(RedisConnection):
     """Claim jobs and record what became of them, fenced by lease tokens."""
@@ -40,13 +45,15 @@ class ClaimsMixin(RedisConnection):
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
-        if limit <= 0:
+        if limit <= 0 or (tasks is not None and not tasks):
             return []
         now = now or utcnow()
+        known = None if tasks is None else sorted(set(tasks))
         names = list(queues) if queues is not None else await self._known_queues()
         if len(names) == 1:
-            return (await self._claim_from(names[0], limit, worker_id, lease, now, None))[0]
+            return (await self._claim_from(names[0], limit, worker_id, lease, now, None, known))[0]
         # Merge the queues by their best pending job: claim from the best queue only jobs that
         # beat the next queue's best, then re-rank (see docs/redis.md, "Claims across queues").
         ranked = await self._claim_order(names, now)
@@ -56,7 +63,7 @@ class ClaimsMixin(RedisConnection):
             _, _, name = heapq.heappop(ranked)
             bound = ranked[0][0] if ranked else None
             jobs, rest = await self._claim_from(
-                name, limit - len(claimed), worker_id, lease, now, bound
+                name, limit - len(claimed), worker_id, lease, now, bound, known
             )
             claimed += jobs
             if rest is not None:
@@ -71,9 +78,11 @@ class ClaimsMixin(RedisConnection):
         lease: float,
         now: datetime,
         bound: float | None,
+        tasks: list[str] | None,
     ) -> tuple[list[Job], float | None]:
-        """Claim from one queue; also returns its best remaining score if `bound` stopped it."""
-        args = [
+        """Claim from one queue; also returns its best remaining score (of `tasks`) if `bound`
+        stopped it."""
+        args: list[Any] = [
             to_us(now),
             limit,
             worker_id,
@@ -81,6 +90,7 @@ class ClaimsMixin(RedisConnection):
             os.urandom(12).hex() + ":",
             PROMOTE_CAP,
             "" if bound is None else repr(bound),
+            *(("",) if tasks is None else (SKIP_SCAN_CAP, *tasks)),
         ]
         with self._guard:
             reply, rest = await self._job_script("claim", queue, args)

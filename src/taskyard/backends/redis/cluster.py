@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from taskyard.backends.protocol import UNSET
 from taskyard.backends.redis.codec import dumps, from_us, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
@@ -20,6 +22,7 @@ from taskyard.core.schedule import Schedule
 __all__ = ("ClusterMixin",)
 
 _STATS_TTL = 2 * 24 * 3600
+_TASK_CHUNK = 1000  # job hashes read per round-trip by task_counts
 _STATUS_KEYS = (
     (JobStatus.SCHEDULED, "scheduled"),
     (JobStatus.PENDING, "pending"),
@@ -65,6 +68,7 @@ def _worker_json(info: WorkerInfo) -> str:
             "started_at": to_us(info.started_at),
             "last_heartbeat": to_us(info.last_heartbeat),
             "current_jobs": list(info.current_jobs),
+            "tasks": list(info.tasks),
         }
     )
 
@@ -80,6 +84,7 @@ def _worker(doc: str) -> WorkerInfo:
         started_at=from_us(d["started_at"]),
         last_heartbeat=from_us(d["last_heartbeat"]),
         current_jobs=tuple(d["current_jobs"]),
+        tasks=tuple(d.get("tasks", ())),  # absent in entries of older workers
     )
 
 
@@ -101,6 +106,48 @@ class ClusterMixin(RedisConnection):
             counts = {status: n for (status, _), n in zip(_STATUS_KEYS, row, strict=True) if n}
             out.append(QueueCounts(queue=name, counts=counts))
         return out
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        # No per-task index: read the active ids of each queue, then their task (and run_at)
+        # in pipelined chunks, so one large backlog never blocks the server in one command.
+        now_us = to_us(now or utcnow())
+        names = await self._all_queues()
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.zrange(self._keys.queue_key(name, "pending"), 0, -1)
+                pipe.zrange(self._keys.queue_key(name, "scheduled"), 0, -1, withscores=True)
+                pipe.zrange(self._keys.queue_key(name, "running"), 0, -1)
+            replies = await self._execute(pipe)
+        # (queue, id, status column, due) for every active job.
+        active: list[tuple[str, str, int, bool]] = []
+        for i, name in enumerate(names):
+            pending, scheduled, running = replies[3 * i : 3 * i + 3]
+            active += [(name, job_id, 0, True) for job_id in pending]
+            active += [(name, job_id, 1, score <= now_us) for job_id, score in scheduled]
+            active += [(name, job_id, 2, False) for job_id in running]
+        cells: dict[tuple[str, str], list[Any]] = {}
+        for start in range(0, len(active), _TASK_CHUNK):
+            chunk = active[start : start + _TASK_CHUNK]
+            with self._guard:
+                pipe = self.client.pipeline(transaction=False)
+                for queue, job_id, _, _ in chunk:
+                    pipe.hmget(self._keys.job(queue, job_id), "t", "ra")
+                fields = await self._execute(pipe)
+            for (queue, _, column, due), (task, run_at) in zip(chunk, fields, strict=True):
+                if task is None:
+                    continue  # finished and pruned between the two reads
+                cell = cells.setdefault((queue, task), [0, 0, 0, None])
+                cell[column] += 1
+                if due and run_at is not None and (cell[3] is None or int(run_at) < cell[3]):
+                    cell[3] = int(run_at)
+        return [
+            TaskCounts(
+                queue=q, task=t, pending=c[0], scheduled=c[1], running=c[2],
+                waiting_since=from_us(c[3]) if c[3] is not None else None,
+            )
+            for (q, t), c in sorted(cells.items())
+        ]
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         with self._guard:

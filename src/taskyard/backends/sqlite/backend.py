@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     AttemptError,
     Completion,
@@ -33,6 +34,7 @@ from taskyard.core.schedule import Schedule
 
 from . import claims, cluster, jobs, queues, runs
 from .connection import Connection, parse_url
+from .rows import to_us
 from .schema import apply_migrations
 
 __all__ = ("SqliteBackend",)
@@ -132,16 +134,18 @@ class SqliteBackend:
         worker_id: str,
         lease: float,
         now: datetime | None = None,
+        tasks: Collection[str] | None = None,
     ) -> list[Job]:
         at = now or utcnow()
         wanted = None if queues is None else list(queues)
+        known = None if tasks is None else list(tasks)
 
         def claim(c: sqlite3.Connection) -> list[Job]:
             # Read before the transaction: any commit after it makes `wait_for_jobs` return.
             self._seen_version = c.execute("PRAGMA data_version").fetchone()[0]
             c.execute("BEGIN IMMEDIATE")
             try:
-                claimed = claims.claim(c, wanted, limit, worker_id, lease, at)
+                claimed = claims.claim(c, wanted, limit, worker_id, lease, at, known)
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
@@ -234,6 +238,10 @@ class SqliteBackend:
     # -- queues ------------------------------------------------------------------------------
     async def queue_counts(self) -> list[QueueCounts]:
         return await self._db.read(queues.counts)
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        now_us = to_us(now or utcnow())
+        return await self._db.read(lambda c: queues.task_counts(c, now_us))
 
     async def queue_get(self, *, queue: str) -> QueueSettings:
         return await self._db.run(lambda c: queues.get(c, queue))

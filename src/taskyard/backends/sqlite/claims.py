@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from taskyard.core.job import Job
@@ -69,9 +69,10 @@ def claim(
     worker_id: str,
     lease: float,
     now: datetime,
+    tasks: Collection[str] | None = None,
 ) -> list[Job]:
-    """Claim up to `limit` due jobs from `queues` (None = all)."""
-    if limit <= 0 or (queues is not None and not queues):
+    """Claim up to `limit` due jobs from `queues` (None = all) of `tasks` (None = any)."""
+    if limit <= 0 or (queues is not None and not queues) or (tasks is not None and not tasks):
         return []
     now_us = to_us(now)
     expires_us = to_us(now + timedelta(seconds=lease))
@@ -80,10 +81,11 @@ def claim(
         "UPDATE jobs SET status = 'pending' WHERE status = 'scheduled' AND run_at <= ?", (now_us,)
     )
     closed, budgets, windows = _budgets(conn, queues, now_us)
+    only = _task_filter(tasks)
     if queues is None:
-        picked = _pick_any(conn, limit, closed, budgets)
+        picked = _pick_any(conn, limit, closed, budgets, only)
     else:
-        picked = _pick_from(conn, list(dict.fromkeys(queues)), limit, closed, budgets)
+        picked = _pick_from(conn, list(dict.fromkeys(queues)), limit, closed, budgets, only)
     if not picked:
         return []
     started: dict[str, int] = {}
@@ -101,12 +103,21 @@ def claim(
     return _start(conn, [job_id for job_id, _ in picked], worker_id, now_us, expires_us)
 
 
+def _task_filter(tasks: Collection[str] | None) -> tuple[str, list[str]]:
+    """The SQL condition (and its arguments) that keeps jobs of `tasks` only."""
+    if tasks is None:
+        return "", []
+    names = sorted(set(tasks))
+    return f" AND task IN ({', '.join('?' * len(names))})", names
+
+
 def _pick_from(
     conn: sqlite3.Connection,
     queues: list[str],
     limit: int,
     closed: set[str],
     budgets: dict[str, int],
+    only: tuple[str, list[str]],
 ) -> list[tuple[str, str]]:
     """The best `limit` pending jobs of the given queues: each queue read in claim order from
     its own index (at most its budget), then merged."""
@@ -117,8 +128,9 @@ def _pick_from(
         cap = min(limit, budgets.get(queue, limit))
         rows = conn.execute(
             "SELECT -priority, run_at, id, queue FROM jobs INDEXED BY jobs_pending_queue "
-            "WHERE status = 'pending' AND queue = ? ORDER BY priority DESC, run_at, id LIMIT ?",
-            (queue, cap),
+            f"WHERE status = 'pending' AND queue = ?{only[0]} "
+            "ORDER BY priority DESC, run_at, id LIMIT ?",
+            (queue, *only[1], cap),
         ).fetchall()
         if rows:
             per_queue.append(rows)
@@ -129,7 +141,11 @@ def _pick_from(
 
 
 def _pick_any(
-    conn: sqlite3.Connection, limit: int, closed: set[str], budgets: dict[str, int]
+    conn: sqlite3.Connection,
+    limit: int,
+    closed: set[str],
+    budgets: dict[str, int],
+    only: tuple[str, list[str]],
 ) -> list[tuple[str, str]]:
     """The best `limit` pending jobs of every open queue, within the limited queues' budgets.
 
@@ -139,8 +155,8 @@ def _pick_any(
     picked: list[tuple[str, str]] = []
     taken: set[str] = set()
     while len(picked) < limit:
-        sql = "SELECT id, queue FROM jobs INDEXED BY jobs_pending WHERE status = 'pending'"
-        args: list[object] = []
+        sql = f"SELECT id, queue FROM jobs INDEXED BY jobs_pending WHERE status = 'pending'{only[0]}"
+        args: list[object] = list(only[1])
         if closed:
             sql += f" AND queue NOT IN ({', '.join('?' * len(closed))})"
             args.extend(closed)

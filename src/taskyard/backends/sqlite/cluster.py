@@ -201,6 +201,7 @@ def worker_heartbeat(conn: sqlite3.Connection, info: WorkerInfo) -> None:
         "concurrency": info.concurrency,
         "started_at": to_us(info.started_at),
         "current_jobs": list(info.current_jobs),
+        "tasks": list(info.tasks),
     }
     conn.execute(
         "INSERT INTO workers (id, last_heartbeat, data) VALUES (?, ?, ?) ON CONFLICT (id) "
@@ -231,6 +232,8 @@ def workers_list(conn: sqlite3.Connection) -> list[WorkerInfo]:
                 started_at=started,
                 last_heartbeat=last,
                 current_jobs=tuple(d["current_jobs"]),
+                # Absent in rows written before workers registered their tasks.
+                tasks=tuple(d.get("tasks", ())),
             )
         )
     return out

@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.backends.protocol import UNSET
+from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 
 from .rows import from_us, to_us
 
-__all__ = ("counts", "get", "list_all", "stats_read", "stats_record", "update")
+__all__ = ("counts", "get", "list_all", "stats_read", "stats_record", "task_counts", "update")
 
 _SETTINGS = "SELECT name, paused, concurrency, rate_limit, rate_period FROM queues"
 _DAY_US = 86_400_000_000
@@ -27,6 +28,33 @@ def _settings(row: tuple[Any, ...]) -> QueueSettings:
         concurrency=concurrency,
         rate_limit=RateLimit(limit=rate, period=period) if rate is not None else None,
     )
+
+
+def task_counts(conn: sqlite3.Connection, now_us: int) -> list[TaskCounts]:
+    """Active jobs per (queue, task); each status read through its own partial index."""
+    cells: dict[tuple[str, str], list[Any]] = {}
+    column = {"pending": 0, "scheduled": 1, "running": 2}
+    index = {"pending": "jobs_pending", "scheduled": "jobs_scheduled", "running": "jobs_lease"}
+    for status, position in column.items():
+        # A literal status (not a parameter) lets SQLite use that status's partial index.
+        rows = conn.execute(
+            "SELECT queue, task, COUNT(*), MIN(CASE WHEN status = 'pending' OR "
+            "(status = 'scheduled' AND run_at <= ?) "
+            f"THEN run_at END) FROM jobs INDEXED BY {index[status]} WHERE status = '{status}' "
+            "GROUP BY queue, task",
+            (now_us,),
+        )
+        for queue, task, n, due_since in rows:
+            cell = cells.setdefault((queue, task), [0, 0, 0, None])
+            cell[position] = n
+            if due_since is not None and (cell[3] is None or due_since < cell[3]):
+                cell[3] = due_since
+    return [
+        TaskCounts(
+            queue=q, task=t, pending=c[0], scheduled=c[1], running=c[2], waiting_since=from_us(c[3])
+        )
+        for (q, t), c in sorted(cells.items())
+    ]
 
 
 def get(conn: sqlite3.Connection, queue: str) -> QueueSettings:

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from taskyard.core.cluster import WorkerInfo
+from taskyard.core.coverage import TaskCoverage
 from taskyard.core.job import Job, JobStatus
 from taskyard.core.queue import QueueSettings
 from taskyard.core.schedule import MisfirePolicy, Schedule
@@ -45,6 +46,7 @@ __all__ = (
     "ScheduleOut",
     "SchedulePatch",
     "ServiceOut",
+    "TaskOut",
     "UtcDatetime",
     "WorkerOut",
 )
@@ -379,6 +381,7 @@ class WorkerOut(BaseModel):
     started_at: datetime
     last_heartbeat: datetime
     current_jobs: list[str]
+    tasks: list[str] = Field(description="Task names this worker runs (it claims only these).")
 
     @classmethod
     def of(cls, info: WorkerInfo) -> WorkerOut:
@@ -392,4 +395,37 @@ class WorkerOut(BaseModel):
             started_at=info.started_at,
             last_heartbeat=info.last_heartbeat,
             current_jobs=list(info.current_jobs),
+            tasks=list(info.tasks),
+        )
+
+
+class TaskOut(BaseModel):
+    """A task name seen in active jobs or on live workers: its jobs, and who can run them."""
+
+    task: str
+    pending: int
+    scheduled: int
+    running: int
+    waiting_since: datetime | None = Field(
+        description="run_at of its oldest due job (pending, or scheduled and due); null if none"
+    )
+    queues: list[str] = Field(description="Queues holding its active jobs.")
+    workers: list[str] = Field(description="Ids of the live workers that know the task.")
+    unclaimable: bool = Field(
+        description="Jobs wait (pending or scheduled) and no live worker knows the task: "
+        "they stay pending until a worker that registers it starts."
+    )
+
+    @classmethod
+    def of(cls, coverage: TaskCoverage) -> TaskOut:
+        """From the core's coverage of one task."""
+        return cls(
+            task=coverage.task,
+            pending=coverage.pending,
+            scheduled=coverage.scheduled,
+            running=coverage.running,
+            waiting_since=coverage.waiting_since,
+            queues=list(coverage.queues),
+            workers=list(coverage.workers),
+            unclaimable=coverage.is_unclaimable,
         )

@@ -158,7 +158,12 @@ def build_router(ctx: Any) -> APIRouter:
     @router.get("/queues")
     async def queues(request: Request) -> Response:
         async def load() -> dict[str, Any]:
-            return {"page_title": "Queues", "queues": await pages.list_queues(ctx.app)}
+            return {
+                "page_title": "Queues",
+                "queues": await pages.list_queues(ctx.app),
+                "unclaimable": await pages.unclaimable_tasks(ctx.app),
+                "now": ctx.app.clock.now(),
+            }
         return await page(request, "/queues", "queues.html", load)
 
     @router.get("/jobs")

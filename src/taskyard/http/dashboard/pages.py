@@ -12,9 +12,13 @@ from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
 from taskyard.http.api.services import services_out
+from taskyard.http.api.tasks import coverage_of
 from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series
 
-__all__ = ("SINCE", "job_page", "jobs_page", "overview_page", "schedules_page", "services_page", "workers_page")
+__all__ = (
+    "SINCE", "job_page", "jobs_page", "overview_page", "schedules_page", "services_page",
+    "unclaimable_tasks", "workers_page",
+)
 
 _NAME = re.compile(NAME_PATTERN)
 _ID = re.compile(ID_PATTERN)
@@ -32,6 +36,11 @@ PAGE_SIZE = 50
 def _clean(value: str | None, pattern: re.Pattern[str]) -> str | None:
     """A query value that matches `pattern`, else None (a bad filter shows everything)."""
     return value if value and pattern.fullmatch(value) else None
+
+
+async def unclaimable_tasks(app: Any) -> list[Any]:
+    """Tasks whose waiting jobs no live worker knows (the overview's and queues' warning)."""
+    return [c for c in await coverage_of(app) if c.is_unclaimable]
 
 
 async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
@@ -58,6 +67,7 @@ async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
             ("workers", len(workers), ""),
         ],
         "alerts": alerts_of(ctx.manager),
+        "unclaimable": await unclaimable_tasks(app),
         "throughput": bar_chart("Throughput", "throughput", minutes, completed),
         "failures": bar_chart("Failures", "failures", minutes, failed),
         "depth": depth.chart(now),

@@ -113,11 +113,16 @@ class Alerter(PeriodicService):
             since = (now - timedelta(seconds=max(windows))).replace(second=0, microsecond=0)
             outcomes = await self.backend.stats_read(since=since)
         workers = []
-        if AlertKind.NO_WORKER in kinds:
+        if kinds & {AlertKind.NO_WORKER, AlertKind.UNCLAIMABLE_TASK}:
             workers = [
-                WorkerSeen(id=w.id, queues=tuple(w.queues), last_heartbeat=w.last_heartbeat)
+                WorkerSeen(
+                    id=w.id, queues=tuple(w.queues), last_heartbeat=w.last_heartbeat, tasks=w.tasks
+                )
                 for w in await self.backend.workers_list()
             ]
+        tasks = []
+        if AlertKind.UNCLAIMABLE_TASK in kinds:
+            tasks = await self.backend.task_counts(now=now)
         schedules = []
         if AlertKind.SCHEDULE_MISSED in kinds:
             schedules = [
@@ -128,7 +133,8 @@ class Alerter(PeriodicService):
         if AlertKind.SERVICE_ERROR in kinds and self.manager is not None:
             services = {e.id: e.service.status.value for e in self.manager.services()}
         return Observation(
-            waiting=waiting, outcomes=outcomes, workers=workers, services=services, schedules=schedules,
+            waiting=waiting, outcomes=outcomes, workers=workers, services=services,
+            schedules=schedules, tasks=tasks,
         )
 
     async def _deliver(self, event: AlertEvent) -> None:

@@ -21,12 +21,16 @@ from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.task import TaskSpec
 from taskyard.errors import Cancel, RetryLater
 
-__all__ = ("Outcome", "execute")
+__all__ = ("UNKNOWN_TASK", "Outcome", "execute")
+
+#: The `reason` of the outcome of a job whose task this worker does not know.
+UNKNOWN_TASK = "task not registered in this worker"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one run produced. `kind`: completed | failed | retry_later | cancelled."""
+    """What one run produced. `kind`: completed | failed | retry_later | cancelled |
+    released (handed back untouched: the task is not registered here)."""
 
     kind: str
     result: Any = None
@@ -65,8 +69,10 @@ async def execute(
     """Run `job` once. Never raises except `CancelledError` (when the worker cancels it)."""
     spec = app.tasks.get(job.task)
     if spec is None:
-        exc = LookupError(f"task {job.task!r} is not registered in this worker")
-        return Outcome("failed", error=_error(job, exc, app.clock.now(), with_traceback=False), retryable=False)
+        # Claims are filtered by the app's tasks, so this is a safety net (a task unregistered
+        # after the claim, a backend ignoring the filter): another worker may know the task,
+        # so hand the job back as it was rather than spend an attempt on it.
+        return Outcome("released", reason=UNKNOWN_TASK)
     ctx = JobContext(job=job, report=report_progress)
     try:
         args = _arguments(spec, job, ctx)

@@ -23,7 +23,7 @@ from taskyard.core.job import Completion, Job, JobStatus
 from taskyard.core.queue import StatsRow
 from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
-from taskyard.services.worker.executor import Outcome, execute
+from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
 from taskyard.services.worker.leases import LeaseKeeper
 
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
@@ -129,6 +129,7 @@ class Worker(Service):
             started_at=self._started_at,
             last_heartbeat=self.clock.now(),
             current_jobs=tuple(self.in_flight),
+            tasks=tuple(sorted(self.app.tasks)),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -161,6 +162,8 @@ class Worker(Service):
                     worker_id=self.worker_id,
                     lease=self.config.lease,
                     now=self.clock.now(),
+                    # Only the tasks this app knows: jobs of other apps or versions stay pending.
+                    tasks=tuple(self.app.tasks),
                 )
             except BackendUnavailable as exc:
                 log.warning("backend unavailable, retrying in %.1fs: %s", backoff, exc)
@@ -359,6 +362,11 @@ class Worker(Service):
                 )
                 self._emit_job(updated, "cancelled", duration)
             elif kind == "released":
+                if outcome.reason == UNKNOWN_TASK:
+                    log.warning(
+                        "job %s has task %r, which this worker does not know; handed back untouched",
+                        job.id, job.task, extra={"job_id": job.id},
+                    )
                 await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
                 self._emit_job(job, "released", duration)
             elif kind == "lost":
