@@ -14,7 +14,7 @@ import secrets
 import socket
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from taskyard.backends.protocol import Backend
@@ -47,6 +47,7 @@ class _App(Protocol):
     def build_draft(self) -> Callable[..., JobDraft]: ...
 
     def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]: ...
+    def get_task(self, name: str) -> Any: ...
     async def _backend(self) -> Backend: ...
     async def _store(self, drafts: list[JobDraft], connection: Any) -> list[Job]: ...
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
@@ -133,8 +134,15 @@ class ScheduleBook:
         return schedule
 
     def _check_task(self, schedule: Schedule) -> Schedule:
+        """Validate the payload against the task and capture the task's job settings, which a
+        scheduler that does not know the task (another app version) fires with."""
         data, _ = self.app.validate_payload(schedule.task, schedule.payload)
-        return schedule.replace(payload=data)
+        spec = self.app.get_task(schedule.task)
+        defaults = {
+            "queue": spec.queue, "priority": spec.priority,
+            "max_attempts": spec.retry.attempts, "timeout": spec.timeout,
+        }
+        return schedule.replace(payload=data, task_defaults=defaults)
 
     def declare(self, name: str, **options: Any) -> Schedule:
         """Record a schedule declared in code; stored (source "code") when a scheduler starts.
@@ -175,15 +183,22 @@ class ScheduleBook:
         for fire in fire_times:
             key = schedule_fire_key(schedule.name, fire)
             delay = rng.uniform(0, schedule.jitter) if schedule.jitter else 0.0
+            run_at = fire + timedelta(seconds=delay)
+            job_id = ids.deterministic_id(fire, key)
+            if schedule.task not in self.app.tasks and schedule.task_defaults is not None:
+                # Another app (version) declared it: fire with the task settings it stored; a
+                # worker that knows the task runs the job (workers claim only tasks they know).
+                drafts.append(_foreign_draft(schedule, run_at=run_at, unique_key=key, job_id=job_id))
+                continue
             drafts.append(
                 self.app.build_draft(
                     schedule.task,
                     schedule.payload,
-                    run_at=fire + timedelta(seconds=delay),
+                    run_at=run_at,
                     queue=schedule.queue,
                     priority=schedule.priority,
                     unique_key=key,
-                    job_id=ids.deterministic_id(fire, key),
+                    job_id=job_id,
                 )
             )
         return drafts
@@ -421,3 +436,20 @@ def _merge(base: Any, extra: Any) -> Any:
     if isinstance(base, Mapping) and isinstance(extra, Mapping):
         return {**base, **extra}
     return extra
+
+
+def _foreign_draft(schedule: Schedule, *, run_at: datetime, unique_key: str, job_id: str) -> JobDraft:
+    """The job of a fire of a schedule whose task this app does not know, from the task
+    settings the declaring app stored with it (`Schedule.task_defaults`)."""
+    defaults = schedule.task_defaults or {}
+    return JobDraft(
+        id=job_id,
+        task=schedule.task,
+        queue=schedule.queue or str(defaults.get("queue") or "default"),
+        payload=schedule.payload,
+        priority=int(schedule.priority if schedule.priority is not None else defaults.get("priority") or 0),
+        run_at=run_at.astimezone(UTC),
+        max_attempts=int(defaults.get("max_attempts") or 1),
+        unique_key=unique_key,
+        timeout=defaults.get("timeout"),
+    )

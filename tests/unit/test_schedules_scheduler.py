@@ -11,6 +11,7 @@ import pytest
 
 from taskyard import FakeClock, Taskyard
 from taskyard.core import ids
+from taskyard.core.cluster import WorkerInfo
 from taskyard.core.job import JobFilter
 from taskyard.core.unique import schedule_fire_key
 from taskyard.services.leader import LeaderElector
@@ -129,20 +130,64 @@ async def test_a_follower_does_not_fire(app: Taskyard, clock: FakeClock) -> None
         await scheduler.stop()
 
 
-async def test_a_schedule_that_no_longer_fits_the_app_is_skipped_not_looped(clock: FakeClock) -> None:
+async def test_a_schedule_whose_task_no_live_worker_knows_is_held_back_not_failed(clock: FakeClock) -> None:
     app = make_app("memory://", clock)
     await app.open()
     try:
-        await app.schedules.aadd("s", task="tick", every=1)
+        await app.schedules.aadd("s", task="tick", every=1, misfire="once")
         app.tasks.pop("tick")  # the next deployment removed the task
         clock.advance(1)
         scheduler = Scheduler(app, None)
-        await scheduler.tick()
+        assert await scheduler.tick() > 0  # nothing to do until a worker knows it: no busy loop
         stored = await app.schedules.aget("s")
-        assert stored is not None and stored.next_fire_at == T0 + timedelta(seconds=2)
+        assert stored is not None and stored.next_fire_at == T0 + timedelta(seconds=1)  # still due
         assert await all_jobs(app) == []
+        # A worker of the version that still has the task comes up: the held-back fire runs,
+        # with the task settings stored with the schedule, under its misfire policy.
+        clock.advance(5)
+        await app.backend.worker_heartbeat(info=WorkerInfo(
+            id="w-old", host="h", pid=1, queues=("ticks",), concurrency=1, started_at=clock.now(),
+            last_heartbeat=clock.now(), tasks=("tick",),
+        ))
+        await scheduler.tick()
+        jobs = await all_jobs(app)
+        # misfire="once": one catch-up for the held-back fires, and the fire that is due now.
+        assert [(j.task, j.queue, j.status.value) for j in jobs] == [("tick", "ticks", "pending")] * 2
+        fires = sorted(j.unique_key for j in jobs)
+        assert fires[-1] == schedule_fire_key("s", T0 + timedelta(seconds=6))
     finally:
         await app.aclose()
+
+
+async def test_another_apps_schedule_fires_with_its_stored_task_settings(clock: FakeClock) -> None:
+    """Rolling deploy: v2 declares a schedule of a task v1 does not have; v1 leads the
+    scheduler. v1 fires it (a v2 worker knows the task) with v2's queue, retries and timeout."""
+    from taskyard import Retry
+
+    v2 = Taskyard("memory://", clock=clock)
+
+    @v2.task("reports.render", queue="reports", retry=Retry(attempts=4), timeout=90, priority=3)
+    async def render(payload: dict) -> None: ...
+
+    await v2.open()
+    try:
+        v1 = make_app("memory://", clock)
+        v1.backend = v2.backend  # one store, two app versions
+        await v2.schedules.aadd("nightly", task="reports.render", every=1, payload={"day": 1})
+        await v2.backend.worker_heartbeat(info=WorkerInfo(
+            id="w-v2", host="h", pid=2, queues=("reports",), concurrency=1, started_at=clock.now(),
+            last_heartbeat=clock.now(), tasks=("reports.render",),
+        ))
+        clock.advance(1)
+        await Scheduler(v1, None).tick()
+        (job,) = await all_jobs(v2)
+        assert (job.task, job.queue, job.priority, job.max_attempts, job.timeout) == (
+            "reports.render", "reports", 3, 4, 90,
+        )
+        assert job.payload == {"day": 1}
+        assert job.unique_key == schedule_fire_key("nightly", T0 + timedelta(seconds=1))
+    finally:
+        await v2.aclose()
 
 
 async def test_service_loop_fires_on_the_real_clock() -> None:

@@ -22,7 +22,7 @@ __all__ = ("DEFINITION_FIELDS", "FirePlan", "MisfirePolicy", "Schedule", "plan_f
 #: The fields that define a schedule (as opposed to its fire bookkeeping and timestamps).
 DEFINITION_FIELDS = (
     "task", "cron", "every", "tz", "payload", "queue", "priority", "jitter", "misfire",
-    "misfire_cap", "misfire_grace", "enabled", "owner", "source",
+    "misfire_cap", "misfire_grace", "enabled", "owner", "source", "task_defaults",
 )
 #: The fields that decide when a schedule fires; changing one recomputes `next_fire_at`.
 TIMING_FIELDS = ("cron", "every", "tz")
@@ -80,6 +80,10 @@ class Schedule:
     declarer: str | None = None
     declarer_started_at: datetime | None = None
     confirmed_at: datetime | None = None
+    # The task's queue, priority, max_attempts and timeout, captured by the process that stored
+    # this schedule (which knew the task), so that a scheduler of another app version that
+    # does not know the task can still fire it; None for rows stored by an older taskyard.
+    task_defaults: Mapping[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Schedule:
         """A copy with `changes` applied."""
@@ -157,6 +161,7 @@ class Schedule:
             "next_fire_at": self.next_fire_at.isoformat() if self.next_fire_at else None,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "task_defaults": dict(self.task_defaults) if self.task_defaults is not None else None,
             "declarer": self.declarer,
             "declarer_started_at": _iso(self.declarer_started_at),
             "confirmed_at": _iso(self.confirmed_at),

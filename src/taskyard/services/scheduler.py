@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from taskyard.core.coverage import WORKER_LIVE_SECONDS
 from taskyard.core.schedule import Schedule, plan_fires
 from taskyard.errors import PayloadError, ScheduleError, UnknownTaskError
 from taskyard.schedules import DECLARED_GRACE, DeclarationReport
@@ -103,6 +104,7 @@ class Scheduler(Service):
         self._unsubscribe: Callable[[], None] | None = None
         self._next_declare = 0.0
         self._yielded: set[str] = set()
+        self._unrunnable: set[str] = set()  # schedules held back, logged once each
 
     def subscribe_fires(self, callback: Callable[[FireRecord], None]) -> None:
         """Call `callback(FireRecord)` after each schedule this scheduler fires."""
@@ -192,11 +194,17 @@ class Scheduler(Service):
         horizon = now + timedelta(seconds=self.config.tick_interval)
         upcoming = await backend.schedules_due(now=horizon)
         fired = False
+        known_elsewhere: set[str] | None = None  # tasks live workers know, read once per pass
         for schedule in upcoming:
             if schedule.next_fire_at is None or schedule.next_fire_at > now:
                 continue
             if not self.is_leader or self.stopping.is_set():
                 return 0.0 if self.stopping.is_set() else self.config.tick_interval
+            if schedule.task not in self.app.tasks:
+                if known_elsewhere is None:
+                    known_elsewhere = await self._tasks_of_live_workers(now)
+                if not self._can_fire_foreign(schedule, known_elsewhere):
+                    continue
             await self.fire(schedule, now)
             fired = True
         if fired:
@@ -204,6 +212,33 @@ class Scheduler(Service):
         later = [s.next_fire_at for s in upcoming if s.next_fire_at is not None and s.next_fire_at > now]
         target = min(later) if later else horizon
         return max((target - self.clock.now()).total_seconds(), 0.0)
+
+    async def _tasks_of_live_workers(self, now: datetime) -> set[str]:
+        backend = await self.app._backend()
+        live_after = now - timedelta(seconds=WORKER_LIVE_SECONDS)
+        return {t for w in await backend.workers_list() if w.last_heartbeat >= live_after for t in w.tasks}
+
+    def _can_fire_foreign(self, schedule: Schedule, known_elsewhere: set[str]) -> bool:
+        """A schedule whose task this app does not know (another app, another version) fires
+        with the task settings stored with it, but only while a live worker knows the task;
+        otherwise it stays due — never fired into failure, and flagged by its overdue next
+        fire (the `schedule_missed` alert) — and fires under its misfire policy once one does.
+        """
+        if schedule.task in known_elsewhere and schedule.task_defaults is not None:
+            self._unrunnable.discard(schedule.name)
+            return True
+        if schedule.name not in self._unrunnable:
+            self._unrunnable.add(schedule.name)
+            why = (
+                "no live worker knows it" if schedule.task not in known_elsewhere
+                else "it was stored without the task's settings (by an older taskyard) and no "
+                "process that knows the task has stored it since"
+            )
+            log.warning(
+                "schedule %r is held back: its task %r is not registered in this app and %s",
+                schedule.name, schedule.task, why, extra={"service_id": self.id},
+            )
+        return False
 
     async def fire(self, schedule: Schedule, now: datetime) -> FireRecord:
         """Enqueue the jobs `schedule`'s misfire policy plans at `now`, then record the fire."""

@@ -285,6 +285,11 @@ class ScheduleOut(BaseModel):
         description='Source "code": when a running scheduler last confirmed it still declares it; '
         "unconfirmed for scheduler.declared_grace, it is removed.",
     )
+    task_defaults: dict[str, Any] | None = Field(
+        default=None,
+        description="The task's queue, priority, max_attempts and timeout as the storing process "
+        "knew them: a scheduler of another app version that does not know the task fires with these.",
+    )
     next_fires: list[datetime] | None = None
 
     @classmethod
