@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,31 @@ async def test_concurrency_limit_holds_across_processes(tmp_path: Path) -> None:
         assert sum(len(got) for got in results) == 4
     finally:
         await backend.close()
+
+
+async def test_a_version_1_file_upgrades_and_its_jobs_get_rescue_defaults(tmp_path: Path) -> None:
+    from taskyard.backends.sqlite.schema import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE taskyard_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO taskyard_schema (version) VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO jobs (id, task, queue, payload, status, priority, run_at, attempt, "
+            "max_attempts, created_at) VALUES ('01OLDJOB000000000000000000', 't', 'default', "
+            "'null', 'pending', 0, 0, 0, 1, 0)"
+        )
+    backend = SqliteBackend(_url(path))
+    await backend.open()
+    try:
+        job = await backend.job_get(job_id="01OLDJOB000000000000000000")
+        assert job is not None and job.rescues == 0 and job.max_rescues == 3
+        (claimed,) = await backend.job_claim(queues=None, limit=1, worker_id="w", lease=1)
+        report = await backend.jobs_rescue_expired(now=claimed.lease_expires_at + timedelta(seconds=1))
+        assert report.rescued == (claimed.id,)
+    finally:
+        await backend.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM taskyard_schema").fetchone()[0] == SCHEMA_VERSION

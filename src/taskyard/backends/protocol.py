@@ -220,8 +220,11 @@ class Backend(Protocol):
 
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
-        """Running jobs whose lease expired before `now`: record an `AttemptError` of type
-        `LeaseExpired` and move them to pending, or to failed when `attempt >= max_attempts`.
+        """Running jobs whose lease expired before `now`: carry out
+        `core.job.rescue_decision` for each (pending with `attempt - 1` and `rescues + 1`, or
+        failed past `max_rescues`; a `LeaseExpired` error recorded either way). Each write is
+        conditional — still running, same lease token, lease still expired — so any number of
+        processes may call this at once and each job is rescued exactly once.
         """
         ...
 

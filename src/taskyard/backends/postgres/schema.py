@@ -196,8 +196,15 @@ END
 $fn$;
 """
 
+# Rescues counted apart from attempts (a lost worker does not use the retry budget). The
+# claim function returns `{s}.jobs` rows, so it follows the new columns by itself.
+_V2 = """
+ALTER TABLE {s}.jobs ADD COLUMN rescues integer NOT NULL DEFAULT 0,
+                     ADD COLUMN max_rescues integer NOT NULL DEFAULT 3;
+"""
+
 #: Migration n (1-based) brings the schema from version n-1 to n.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

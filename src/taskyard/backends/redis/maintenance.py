@@ -8,13 +8,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from taskyard.backends.memory import lease_expired_error
 from taskyard.backends.redis.codec import decode_job, dumps, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
 from taskyard.core.job import (
     JobStatus,
     RescueReport,
+    rescue_decision,
 )
 
 __all__ = ("MaintenanceMixin",)
@@ -47,8 +47,9 @@ class MaintenanceMixin(RedisConnection):
                 args: list[Any] = [now_us]
                 for job_id, fields in expired:
                     job = decode_job(job_id, queue, fields)
-                    error = lease_expired_error(job, now)
-                    args += (job_id, job.lease_token, dumps(error.to_json()))
+                    d = rescue_decision(job, now)
+                    args += (job_id, job.lease_token, d.status.value, d.attempt, d.rescues,
+                             dumps(d.error.to_json()))
                 with self._guard:
                     queue_rescued, queue_failed = await self._job_script("rescue", queue, args)
                 rescued += queue_rescued

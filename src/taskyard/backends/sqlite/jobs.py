@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.job import (
-    AttemptError,
     Job,
     JobDraft,
     JobFilter,
     JobPage,
     JobStatus,
     RescueReport,
+    rescue_decision,
 )
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
@@ -38,11 +38,11 @@ __all__ = (
 
 S = JobStatus
 _CHUNK = 500  # stays well under SQLite's limit on bound parameters
-_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 24)})"
 _SAVE = (
     "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
     "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "
-    "lease_expires_at = ?, cancel_requested = ? WHERE id = ?"
+    "lease_expires_at = ?, cancel_requested = ?, rescues = ? WHERE id = ?"
 )
 _ACTIVE = ("scheduled", "pending", "running")
 
@@ -73,7 +73,7 @@ def get_existing(conn: sqlite3.Connection, job_id: str) -> Job:
 def save(conn: sqlite3.Connection, job: Job) -> Job:
     """Write back every mutable field of `job`."""
     row = job_to_row(job)
-    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:22], job.id))
+    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:23], job.id))
     return job
 
 
@@ -177,6 +177,7 @@ def _retry_one(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
         job.replace(
             status=S.PENDING,
             attempt=0,
+            rescues=0,
             run_at=now,
             finished_at=None,
             result=None,
@@ -221,20 +222,9 @@ def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> 
     return retried
 
 
-def lease_expired_error(job: Job, now: datetime) -> AttemptError:
-    """The error recorded for an attempt whose worker stopped renewing its lease."""
-    expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
-    return AttemptError(
-        attempt=job.attempt,
-        type="LeaseExpired",
-        message=f"worker {job.worker_id} stopped renewing its lease (expired at {expired})",
-        traceback=None,
-        at=now,
-    )
-
-
 def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
-    """Expired running jobs → pending (attempt counted), or failed on their last attempt."""
+    """Expired running jobs → pending or failed, as `rescue_decision` says. The caller's
+    write transaction makes the read and the write one step, so no two rescuers take a job."""
     rows = conn.execute(
         f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < ? "
         "ORDER BY id",
@@ -243,18 +233,9 @@ def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
     rescued: list[str] = []
     failed: list[str] = []
     for job in (job_from_row(r) for r in rows):
-        common: dict[str, Any] = dict(
-            errors=(*job.errors, lease_expired_error(job, now)),
-            lease_token=None,
-            lease_expires_at=None,
-            cancel_requested=False,
-        )
-        if job.attempt >= job.max_attempts:
-            save(conn, job.replace(status=S.FAILED, finished_at=now, **common))
-            failed.append(job.id)
-        else:
-            save(conn, job.replace(status=S.PENDING, worker_id=None, **common))
-            rescued.append(job.id)
+        decision = rescue_decision(job, now)
+        save(conn, decision.apply(job, now))
+        (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
 

@@ -91,6 +91,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             data TEXT NOT NULL
         )""",
     ),
+    # 2: rescues counted apart from attempts (a lost worker does not use the retry budget).
+    (
+        "ALTER TABLE jobs ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN max_rescues INTEGER NOT NULL DEFAULT 3",
+    ),
 )
 
 #: The version this code reads and writes.

@@ -145,6 +145,8 @@ class JobOut(BaseModel):
     worker_id: str | None
     lease_expires_at: datetime | None
     cancel_requested: bool
+    rescues: int = Field(description="times the job went back to pending after losing its worker")
+    max_rescues: int = Field(description="losses of its worker after which the job fails")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
