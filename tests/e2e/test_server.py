@@ -273,7 +273,7 @@ def test_worker_and_scheduler_processes_share_one_sqlite_file(workdir: Path) -> 
             running(workdir, ["--only", "worker"], env) as worker:
         names = lambda s: set(s.get("/health/services").json()["services"])  # noqa: E731
         assert "worker" not in names(upkeep) and "scheduler" in names(upkeep)
-        assert names(worker) == {"http", "worker"}
+        assert names(worker) == {"http", "worker", "worker-rescuer"}
         client = client_app(url)
         try:
             delayed = client.enqueue("mark", {"what": "delayed"}, delay=0.5)
