@@ -94,7 +94,10 @@ async def test_a_default_task_runs_again_within_lease_plus_rescue_interval(
             codes = [stop_process(p) if p.poll() is None else None for p in procs]
         assert codes.count(0) == 1
         print(f"\n{kind}: kill → next start {delay:.2f}s (lease {LEASE}, rescue {RESCUE_INTERVAL})")
-        assert LEASE - HEARTBEAT - 0.25 <= delay <= LEASE + RESCUE_INTERVAL + SLACK, delay
+        # SQLite has no clock: a rescuer counts a whole lease from when it first saw the final
+        # lease, so one more rescue interval (docs/sqlite.md).
+        ticks = 2 if kind == "sqlite" else 1
+        assert LEASE - HEARTBEAT - 0.25 <= delay <= LEASE + ticks * RESCUE_INTERVAL + SLACK, delay
         # Leadership had not moved: the survivor's leaderless rescuer did the rescue.
         assert still is not None and still.holder == leader.holder
         assert done.status is JobStatus.COMPLETED and done.result == "finished"

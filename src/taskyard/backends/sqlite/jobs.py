@@ -23,6 +23,7 @@ from taskyard.errors import InvalidTransitionError, JobNotFound
 from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
 
 __all__ = (
+    "LeasesSeen",
     "cancel",
     "enqueue_many",
     "get",
@@ -31,6 +32,7 @@ __all__ = (
     "promote_due",
     "prune",
     "rescue_expired",
+    "rescue_unrenewed",
     "retry",
     "retry_failed",
     "save",
@@ -235,6 +237,49 @@ def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
     for job in (job_from_row(r) for r in rows):
         decision = rescue_decision(job, now)
         save(conn, decision.apply(job, now))
+        (failed if decision.status is S.FAILED else rescued).append(job.id)
+    return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
+
+
+#: What a rescuer saw of each running job: (lease token, lease expiry µs) and the reading of
+#: its own monotonic clock when it first saw that pair.
+LeasesSeen = dict[str, tuple[tuple[str | None, int | None], float]]
+
+
+def rescue_unrenewed(
+    conn: sqlite3.Connection, seen: LeasesSeen, monotonic: float, now: datetime
+) -> RescueReport:
+    """Rescue by observation instead of by wall clock (SQLite has no clock of its own, and a
+    process's clock may be skewed, e.g. under faketime): a running job is rescued once this
+    caller has seen its lease unchanged — same token, same expiry — for a whole lease
+    (`lease_seconds`) of its own monotonic clock. A live worker renews every lease/3 at most,
+    so it always changes the pair in time; `seen` (the caller's memory) is updated in place.
+    Jobs claimed before `lease_seconds` existed fall back to the wall-clock rule."""
+    rows = conn.execute(
+        "SELECT id, lease_token, lease_expires_at, lease_seconds FROM jobs WHERE status = 'running'"
+    ).fetchall()
+    now_us = to_us(now)
+    current: LeasesSeen = {}
+    doomed: list[str] = []
+    for job_id, token, expires, seconds in rows:
+        pair = (token, expires)
+        before = seen.get(job_id)
+        since = before[1] if before is not None and before[0] == pair else monotonic
+        current[job_id] = (pair, since)
+        if seconds is None:
+            if expires is not None and expires < now_us:
+                doomed.append(job_id)
+        elif monotonic - since >= seconds:
+            doomed.append(job_id)
+    seen.clear()
+    seen.update(current)
+    rescued: list[str] = []
+    failed: list[str] = []
+    for job_id in sorted(doomed):
+        job = get_existing(conn, job_id)
+        decision = rescue_decision(job, now)
+        save(conn, decision.apply(job, now))
+        seen.pop(job_id, None)
         (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 

@@ -29,7 +29,9 @@ class Rescuer(PeriodicService):
         self.last_report = RescueReport()
 
     async def execute(self) -> None:
-        report = await self.backend.jobs_rescue_expired(now=self.clock.now())
+        # The store's clock judges expiry (see Clock.backend_now): a rescuer whose own clock
+        # runs ahead must not take live jobs.
+        report = await self.backend.jobs_rescue_expired(now=self.clock.backend_now())
         self.last_report = report
         if report.rescued or report.failed:
             log.warning(

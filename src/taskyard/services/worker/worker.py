@@ -160,7 +160,7 @@ class Worker(Service):
                     limit=free,
                     worker_id=self.worker_id,
                     lease=self.config.lease,
-                    now=self.clock.now(),
+                    now=self.clock.backend_now(),
                 )
             except BackendUnavailable as exc:
                 log.warning("backend unavailable, retrying in %.1fs: %s", backoff, exc)
