@@ -250,3 +250,34 @@ async def test_a_version_1_file_upgrades_and_its_jobs_get_rescue_defaults(tmp_pa
         await backend.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM taskyard_schema").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_rescue_without_now_ignores_the_wall_clock_and_goes_by_what_it_saw(tmp_path: Path) -> None:
+    """A worker 2 minutes behind writes leases that look long expired by the wall clock; a
+    rescuer passing no `now` still leaves the job alone while the lease keeps changing, and
+    takes it once it saw the lease unchanged for a whole lease."""
+    from taskyard.clock import utcnow
+    from tests.support.waiting import wait_until
+
+    backend = SqliteBackend(_url(tmp_path / "q.db"))
+    await backend.open()
+    try:
+        behind = lambda: utcnow() - timedelta(minutes=2)  # noqa: E731
+        (job,) = await backend.job_enqueue_many(drafts=[_draft()], now=behind())
+        (claimed,) = await backend.job_claim(queues=None, limit=1, worker_id="w", lease=0.5, now=behind())
+        assert claimed.lease_expires_at is not None and claimed.lease_expires_at < utcnow()
+        for _ in range(5):
+            assert (await backend.jobs_rescue_expired()).rescued == ()
+            report = await backend.jobs_extend_leases(
+                leases={job.id: claimed.lease_token or ""}, lease=0.5, now=behind()
+            )
+            assert report.lost == frozenset()
+
+        async def rescued() -> tuple[str, ...]:
+            return (await backend.jobs_rescue_expired()).rescued
+
+        assert await wait_until(rescued, timeout=30, what="the rescue") == (job.id,)
+        stored = await backend.job_get(job_id=job.id)
+        assert stored is not None and stored.status is JobStatus.PENDING and stored.rescues == 1
+    finally:
+        await backend.close()

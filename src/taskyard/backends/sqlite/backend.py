@@ -214,10 +214,14 @@ class SqliteBackend:
         if now is not None:
             report = await self._db.write(lambda c: jobs.rescue_expired(c, now))
         else:
-            # No store clock: judge by what this instance itself saw stay unrenewed.
-            report = await self._db.write(
-                lambda c: jobs.rescue_unrenewed(c, self._leases_seen, time.monotonic(), utcnow())
-            )
+            # No store clock: judge by what this instance itself saw stay unrenewed. The look
+            # is a plain read, so rescuers beside every worker take the write lock only when
+            # there is something to rescue.
+            seen, mono, at = self._leases_seen, time.monotonic(), utcnow()
+            doomed = await self._db.run(lambda c: jobs.unrenewed(c, seen, mono, at))
+            if not doomed:
+                return RescueReport()
+            report = await self._db.write(lambda c: jobs.rescue_unrenewed(c, doomed, at))
         if report.rescued:
             self._notify()
         return report

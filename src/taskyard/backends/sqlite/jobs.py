@@ -23,6 +23,7 @@ from taskyard.errors import InvalidTransitionError, JobNotFound
 from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
 
 __all__ = (
+    "LeasePair",
     "LeasesSeen",
     "cancel",
     "enqueue_many",
@@ -36,6 +37,7 @@ __all__ = (
     "retry",
     "retry_failed",
     "save",
+    "unrenewed",
 )
 
 S = JobStatus
@@ -241,45 +243,60 @@ def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
 
-#: What a rescuer saw of each running job: (lease token, lease expiry µs) and the reading of
-#: its own monotonic clock when it first saw that pair.
-LeasesSeen = dict[str, tuple[tuple[str | None, int | None], float]]
+#: A running job's lease as a rescuer sees it: (lease token, lease expiry µs).
+LeasePair = tuple[str | None, int | None]
+#: What a rescuer saw of each running job: its lease pair, and the reading of the rescuer's
+#: own monotonic clock when it first saw that pair.
+LeasesSeen = dict[str, tuple[LeasePair, float]]
 
 
-def rescue_unrenewed(
+def unrenewed(
     conn: sqlite3.Connection, seen: LeasesSeen, monotonic: float, now: datetime
-) -> RescueReport:
-    """Rescue by observation instead of by wall clock (SQLite has no clock of its own, and a
-    process's clock may be skewed, e.g. under faketime): a running job is rescued once this
-    caller has seen its lease unchanged — same token, same expiry — for a whole lease
-    (`lease_seconds`) of its own monotonic clock. A live worker renews every lease/3 at most,
-    so it always changes the pair in time; `seen` (the caller's memory) is updated in place.
-    Jobs claimed before `lease_seconds` existed fall back to the wall-clock rule."""
+) -> dict[str, LeasePair]:
+    """Read-only half of rescue by observation (SQLite has no clock of its own, and a
+    process's clock may be skewed, e.g. under faketime): the running jobs whose lease this
+    caller has seen unchanged — same token, same expiry — for a whole lease (`lease_seconds`)
+    of its own monotonic clock. A live worker renews every lease/3 at most, so it always
+    changes the pair in time. `seen` (the caller's memory) is updated in place. Jobs claimed
+    before `lease_seconds` existed fall back to the wall-clock rule at `now`."""
     rows = conn.execute(
         "SELECT id, lease_token, lease_expires_at, lease_seconds FROM jobs WHERE status = 'running'"
     ).fetchall()
     now_us = to_us(now)
     current: LeasesSeen = {}
-    doomed: list[str] = []
+    doomed: dict[str, LeasePair] = {}
     for job_id, token, expires, seconds in rows:
         pair = (token, expires)
         before = seen.get(job_id)
         since = before[1] if before is not None and before[0] == pair else monotonic
         current[job_id] = (pair, since)
         if seconds is None:
-            if expires is not None and expires < now_us:
-                doomed.append(job_id)
-        elif monotonic - since >= seconds:
-            doomed.append(job_id)
+            stale = expires is not None and expires < now_us
+        else:
+            stale = monotonic - since >= seconds
+        if stale:
+            doomed[job_id] = pair
     seen.clear()
     seen.update(current)
+    return doomed
+
+
+def rescue_unrenewed(
+    conn: sqlite3.Connection, doomed: dict[str, LeasePair], now: datetime
+) -> RescueReport:
+    """Write half: rescue the jobs `unrenewed` found, each only if its lease pair is still
+    the one observed (the caller's write transaction makes check and write one step)."""
     rescued: list[str] = []
     failed: list[str] = []
     for job_id in sorted(doomed):
-        job = get_existing(conn, job_id)
+        job = get(conn, job_id)
+        if job is None or job.status is not S.RUNNING:
+            continue
+        expires = None if job.lease_expires_at is None else to_us(job.lease_expires_at)
+        if (job.lease_token, expires) != doomed[job_id]:
+            continue  # renewed (or claimed anew) since it was observed
         decision = rescue_decision(job, now)
         save(conn, decision.apply(job, now))
-        seen.pop(job_id, None)
         (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
