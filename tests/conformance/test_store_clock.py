@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobStatus
 from tests.support.waiting import wait_until
@@ -39,3 +40,31 @@ async def test_a_renewed_lease_is_kept_and_an_abandoned_one_is_rescued(backend: 
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.PENDING and stored.rescues == 1
     assert stored.errors[-1].type == "LeaseExpired"
+
+
+async def test_rescuers_racing_by_the_stores_clock_rescue_once(backend: Backend) -> None:
+    jobs = [await enqueue(backend, seq=i) for i in range(10)]
+    claimed = await backend.job_claim(queues=None, limit=10, worker_id="dead", lease=0.3)
+    assert len(claimed) == 10
+    other = backend if backend.url.startswith("memory") else backend_from_url(backend.url)
+    if other is not backend:
+        await other.open()
+    rescued: list[str] = []
+    try:
+        async def both() -> bool:
+            for report in await asyncio.gather(
+                backend.jobs_rescue_expired(), other.jobs_rescue_expired()
+            ):
+                rescued.extend(report.rescued)
+            return len(rescued) >= len(jobs)
+
+        await wait_until(both, timeout=30, interval=0.05, what="every job to be rescued")
+        for _ in range(3):  # and nothing more, however often they look again
+            await both()
+    finally:
+        if other is not backend:
+            await other.close()
+    assert sorted(rescued) == sorted(j.id for j in jobs)
+    for job in jobs:
+        stored = await backend.job_get(job_id=job.id)
+        assert stored is not None and stored.rescues == 1 and stored.status is JobStatus.PENDING
