@@ -24,7 +24,7 @@ from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock, SystemClock
 from taskyard.core import ids
 from taskyard.core.alert import AlertRule, parse_rule
-from taskyard.core.job import Job, JobDraft, JobFilter, JobPage, JobStatus
+from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft, JobFilter, JobPage, JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 from taskyard.core.retry import Retry
 from taskyard.core.task import TaskSpec
@@ -135,8 +135,13 @@ class Taskyard:
         retry: Retry | None = None,
         timeout: float | None = None,
         unique: UniqueRule | None = None,
+        max_rescues: int = DEFAULT_MAX_RESCUES,
     ) -> Callable[[F], F]:
         """Register the decorated function as task `name`.
+
+        `max_rescues` is how many times a job of this task runs again after losing its
+        worker (the worker died or was cut off and its lease expired); such a loss does not
+        use the `retry` budget. One more loss fails the job.
 
         The handler's first parameter, if annotated with a pydantic model, receives the
         validated payload (a `dict` annotation or none receives raw JSON); a second
@@ -147,6 +152,8 @@ class Taskyard:
             raise ValueError("task name must be a non-empty string")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"task {name!r}: timeout must be > 0 seconds")
+        if isinstance(max_rescues, bool) or not isinstance(max_rescues, int) or max_rescues < 0:
+            raise ValueError(f"task {name!r}: max_rescues must be an integer >= 0, not {max_rescues!r}")
         if isinstance(unique, str):
             validate_template(unique)
 
@@ -170,6 +177,7 @@ class Taskyard:
                 retry=retry or Retry(),
                 timeout=timeout,
                 unique=unique,
+                max_rescues=max_rescues,
                 is_async=inspect.iscoroutinefunction(fn),
                 wants_ctx=arity == 2,
                 arity=arity,
@@ -322,6 +330,7 @@ class Taskyard:
             max_attempts=spec.retry.attempts,
             unique_key=unique_key,
             timeout=spec.timeout,
+            max_rescues=spec.max_rescues,
         )
 
     # -- async API ---------------------------------------------------------------------------

@@ -25,6 +25,12 @@ class Clock(Protocol):
         """Wall-clock time, aware, in UTC."""
         ...
 
+    def backend_now(self) -> datetime | None:
+        """The `now` to give a backend where times written by several machines are compared
+        (claims, lease renewals, rescues): None lets the store judge by its own clock (the
+        system clock's answer), a fake clock passes its own time so tests stay in control."""
+        ...
+
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""
         ...
@@ -39,6 +45,11 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def backend_now(self) -> datetime | None:
+        # This machine's clock may be skewed from the others': the store's clock is the one
+        # every process shares.
+        return None
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -58,6 +69,9 @@ class FakeClock:
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def now(self) -> datetime:
+        return self._now
+
+    def backend_now(self) -> datetime | None:
         return self._now
 
     def monotonic(self) -> float:

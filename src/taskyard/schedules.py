@@ -21,7 +21,7 @@ from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.declaration import DeclarationStep, Declarer, declaration_step
-from taskyard.core.job import Job, JobDraft
+from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft
 from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
@@ -141,6 +141,7 @@ class ScheduleBook:
         defaults = {
             "queue": spec.queue, "priority": spec.priority,
             "max_attempts": spec.retry.attempts, "timeout": spec.timeout,
+            "max_rescues": spec.max_rescues,
         }
         return schedule.replace(payload=data, task_defaults=defaults)
 
@@ -450,6 +451,7 @@ def _foreign_draft(schedule: Schedule, *, run_at: datetime, unique_key: str, job
         priority=int(schedule.priority if schedule.priority is not None else defaults.get("priority") or 0),
         run_at=run_at.astimezone(UTC),
         max_attempts=int(defaults.get("max_attempts") or 1),
+        max_rescues=int(defaults.get("max_rescues", DEFAULT_MAX_RESCUES)),
         unique_key=unique_key,
         timeout=defaults.get("timeout"),
     )

@@ -35,7 +35,12 @@ from taskyard.observability import ServerMetrics, configure_logging
 from taskyard.services.alerts import build_alerter
 from taskyard.services.base import Service
 from taskyard.services.leader import LeaderElector, service_lease
-from taskyard.services.maintenance import MaintenanceConfig, Retention, build_maintenance
+from taskyard.services.maintenance import (
+    MaintenanceConfig,
+    Retention,
+    build_maintenance,
+    build_worker_rescuer,
+)
 from taskyard.services.manager import RestartPolicy, ServiceManager
 from taskyard.services.periodic import PeriodicService
 from taskyard.services.scheduler import Scheduler, SchedulerConfig
@@ -243,6 +248,9 @@ class TaskServer:
                 "worker", self.worker, name="Worker", critical=True,
                 stop_timeout=s.worker.drain_timeout + min(s.worker.lease, 30.0),
             )
+            # Rescue needs no leader: a dead worker's jobs come back even while leadership moves.
+            rescuer = build_worker_rescuer(self.app.backend, s.maintenance.rescue_interval, clock=self.clock)
+            self.manager.register(rescuer.id, rescuer, name="Rescuer (worker)", critical=True)
         for spec, svc in user_services:
             depends_on = spec.depends_on if self.only_service is None else ()
             if isinstance(svc, PeriodicService) and svc.config.leader_only and svc.leader is None:

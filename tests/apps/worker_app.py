@@ -1,5 +1,6 @@
-"""An app for worker fault tests. Every run appends `<job id> <attempt> <pid>` to the file
-named by `TASKYARD_TEST_RUNLOG`, so a test can count how often each job ran.
+"""An app for worker fault tests. Every run appends `<job id> <attempt> <pid> <tag>` to the
+file named by `TASKYARD_TEST_RUNLOG`, so a test can count how often each job ran; `hang-once`
+also appends `<job id> <pid> <wall time>` of each start to `TASKYARD_TEST_STARTS`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def build(backend: str | None = None) -> Taskyard:
     app.task("slow", retry=Retry(attempts=1))(slow)
     app.task("stall-first", retry=Retry(attempts=3))(stall_first)
     app.task("kill-worker", retry=Retry(attempts=3))(kill_worker)
+    app.task("hang-once")(hang_once)  # no retry=: the default single attempt
     return app
 
 
@@ -32,9 +34,9 @@ async def record(payload: dict, ctx) -> int:
 
 
 def hang_first(payload: dict, ctx) -> str:
-    """Blocks on its first attempt (until the process is killed); returns on later ones."""
+    """Blocks on its first run (until the process is killed); returns once rescued."""
     _log(ctx, "start")
-    if ctx.attempt == 1:
+    if ctx.job.rescues == 0:
         time.sleep(float(payload.get("seconds", 3600)))
     _log(ctx, "done")
     return "finished"
@@ -49,14 +51,21 @@ def kill_worker(payload: dict, ctx) -> None:
 
 
 async def stall_first(payload: dict, ctx) -> str:
-    """Its first attempt awaits for a long time (a worker frozen with SIGSTOP holds it)."""
+    """Its first run awaits for a long time (a worker frozen with SIGSTOP holds it)."""
     import asyncio
 
     _log(ctx, "start")
-    if ctx.attempt == 1:
+    if ctx.job.rescues == 0:
         await asyncio.sleep(float(payload.get("seconds", 3600)))
     _log(ctx, "done")
-    return f"attempt {ctx.attempt}"
+    return f"attempt {ctx.attempt}, rescues {ctx.job.rescues}"
+
+
+def hang_once(payload: dict, ctx) -> str:
+    """Notes when it starts; blocks on its first run (until the process is killed)."""
+    with open(os.environ["TASKYARD_TEST_STARTS"], "a") as f:
+        f.write(f"{ctx.job.id} {os.getpid()} {time.time():.6f}\n")
+    return hang_first(payload, ctx)
 
 
 async def slow(payload: dict, ctx) -> str:

@@ -98,6 +98,7 @@ async def test_jobs_enqueue_get_list_cancel_retry(env: Env) -> None:
     assert created.status_code == 201, created.text
     job = created.json()
     assert job["status"] == "pending" and job["queue"] == "math" and "lease_token" not in job
+    assert (job["rescues"], job["max_rescues"]) == (0, 3)
 
     got = await c.get(f"/api/v1/jobs/{job['id']}", headers=env.creds.viewer_key)
     assert got.status_code == 200 and got.json()["payload"] == {"a": 2, "b": 3}

@@ -52,6 +52,9 @@ async def test_auth_off_on_loopback_needs_no_token() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://127.0.0.1") as c:
         assert (await c.post("/api/v1/jobs", json={"task": "math.add", "payload": {"a": 1, "b": 1}})).status_code == 201
         assert (await c.get("/")).status_code == 200  # dashboard, no login
+        job = await app.aenqueue("math.add", {"a": 1, "b": 2})
+        page = await c.get(f"/jobs/{job.id}")
+        assert page.status_code == 200 and '<dd id="rescues"' in page.text and "0 of 3" in page.text
     await app.aclose()
 
 

@@ -119,6 +119,7 @@ async def test_admin_flow(live: Live, browser) -> None:
     job = await live.app.aenqueue("math.add", {"a": 20, "b": 22})
     await page.goto(f"{live.url}/jobs/{job.id}")
     assert await page.text_content("h1 .status") == "pending"
+    assert await page.text_content("#rescues") == "0 of 3"
     await _shot(page, "job-pending")
 
     # Resume it; the page refreshes itself until the worker has completed the job.

@@ -273,7 +273,7 @@ def test_worker_and_scheduler_processes_share_one_sqlite_file(workdir: Path) -> 
             running(workdir, ["--only", "worker"], env) as worker:
         names = lambda s: set(s.get("/health/services").json()["services"])  # noqa: E731
         assert "worker" not in names(upkeep) and "scheduler" in names(upkeep)
-        assert names(worker) == {"http", "worker"}
+        assert names(worker) == {"http", "worker", "worker-rescuer"}
         client = client_app(url)
         try:
             delayed = client.enqueue("mark", {"what": "delayed"}, delay=0.5)
@@ -333,6 +333,22 @@ def test_other_commands_report_backend_errors_in_one_line(
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+
+
+@needs_sqlite
+def test_jobs_list_and_show_report_rescues(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'cli.db'}"
+    client = client_app(url)
+    try:
+        job = client.enqueue("mark", {"what": "x"})
+    finally:
+        client.close()
+    env = base_env(workdir, backend=url)
+    shown = json.loads(run_cli(workdir, ["jobs", "show", job.id, "--json"], env).stdout)
+    assert (shown["rescues"], shown["max_rescues"]) == (0, 3)
+    listed = run_cli(workdir, ["jobs", "list"], env | {"COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    assert "rescues" in listed.stdout and "0/3" in listed.stdout
 
 
 def test_services_list_and_a_single_service_process(workdir: Path) -> None:

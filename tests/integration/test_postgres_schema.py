@@ -180,3 +180,31 @@ async def test_a_version_1_schema_upgrades_in_place(url: str) -> None:
             assert [row[0] for row in await cur.fetchall()] == ["old.task"]
     finally:
         await backend.close()
+
+
+async def test_a_version_1_schema_upgrades_and_its_jobs_get_rescue_defaults(url: str) -> None:
+    from taskyard.backends.postgres.schema import MIGRATIONS
+
+    backend = PostgresBackend(url)
+    async with await psycopg.AsyncConnection.connect(backend.config.conninfo, autocommit=True) as conn:
+        await conn.execute(MIGRATIONS[0].replace("{s}", backend.schema))
+        await conn.execute(
+            f"INSERT INTO {backend.schema}.meta (key, value) VALUES ('schema_version', '1')"
+        )
+        await conn.execute(
+            f"INSERT INTO {backend.schema}.jobs (id, task, queue, status, run_at, created_at) "
+            "VALUES ('01OLDJOB000000000000000000', 't', 'default', 'pending', now(), now())"
+        )
+    with pytest.raises(SchemaVersionError, match="taskyard migrate"):
+        await backend.open()
+    assert await backend.migrate() == SCHEMA_VERSION
+    await backend.open()
+    try:
+        job = await backend.job_get(job_id="01OLDJOB000000000000000000")
+        assert job is not None and job.rescues == 0 and job.max_rescues == 3
+        (claimed,) = await backend.job_claim(queues=None, limit=1, worker_id="w", lease=1)
+        assert claimed.rescues == 0 and claimed.lease_expires_at is not None
+        report = await backend.jobs_rescue_expired(now=claimed.lease_expires_at + timedelta(seconds=1))
+        assert report.rescued == (claimed.id,)
+    finally:
+        await backend.close()

@@ -274,3 +274,62 @@ async def test_a_worker_row_written_before_tasks_were_registered_reads_as_knowin
         assert worker.id == "old" and worker.tasks == ()
     finally:
         await backend.close()
+
+
+async def test_a_version_1_file_upgrades_and_its_jobs_get_rescue_defaults(tmp_path: Path) -> None:
+    from taskyard.backends.sqlite.schema import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE taskyard_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO taskyard_schema (version) VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO jobs (id, task, queue, payload, status, priority, run_at, attempt, "
+            "max_attempts, created_at) VALUES ('01OLDJOB000000000000000000', 't', 'default', "
+            "'null', 'pending', 0, 0, 0, 1, 0)"
+        )
+    backend = SqliteBackend(_url(path))
+    await backend.open()
+    try:
+        job = await backend.job_get(job_id="01OLDJOB000000000000000000")
+        assert job is not None and job.rescues == 0 and job.max_rescues == 3
+        (claimed,) = await backend.job_claim(queues=None, limit=1, worker_id="w", lease=1)
+        report = await backend.jobs_rescue_expired(now=claimed.lease_expires_at + timedelta(seconds=1))
+        assert report.rescued == (claimed.id,)
+    finally:
+        await backend.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM taskyard_schema").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_rescue_without_now_ignores_the_wall_clock_and_goes_by_what_it_saw(tmp_path: Path) -> None:
+    """A worker 2 minutes behind writes leases that look long expired by the wall clock; a
+    rescuer passing no `now` still leaves the job alone while the lease keeps changing, and
+    takes it once it saw the lease unchanged for a whole lease."""
+    from taskyard.clock import utcnow
+    from tests.support.waiting import wait_until
+
+    backend = SqliteBackend(_url(tmp_path / "q.db"))
+    await backend.open()
+    try:
+        behind = lambda: utcnow() - timedelta(minutes=2)  # noqa: E731
+        (job,) = await backend.job_enqueue_many(drafts=[_draft()], now=behind())
+        (claimed,) = await backend.job_claim(queues=None, limit=1, worker_id="w", lease=0.5, now=behind())
+        assert claimed.lease_expires_at is not None and claimed.lease_expires_at < utcnow()
+        for _ in range(5):
+            assert (await backend.jobs_rescue_expired()).rescued == ()
+            report = await backend.jobs_extend_leases(
+                leases={job.id: claimed.lease_token or ""}, lease=0.5, now=behind()
+            )
+            assert report.lost == frozenset()
+
+        async def rescued() -> tuple[str, ...]:
+            return (await backend.jobs_rescue_expired()).rescued
+
+        assert await wait_until(rescued, timeout=30, what="the rescue") == (job.id,)
+        stored = await backend.job_get(job_id=job.id)
+        assert stored is not None and stored.status is JobStatus.PENDING and stored.rescues == 1
+    finally:
+        await backend.close()

@@ -68,10 +68,10 @@ async def test_sigkill_mid_job_is_rescued_after_its_lease(kind: str, tmp_path: P
             if first.poll() is None:
                 first.kill()
         assert job.status is JobStatus.COMPLETED and job.result == "finished"
-        assert job.attempt == 2
+        assert (job.attempt, job.rescues) == (1, 1)  # a lost worker does not use an attempt
         assert [e.type for e in job.errors] == ["LeaseExpired"]
         runs = read_runlog(runlog)
-        assert [(r[1], r[3]) for r in runs if r[0] == hung.id] == [(1, "start"), (2, "start"), (2, "done")]
+        assert [(r[1], r[3]) for r in runs if r[0] == hung.id] == [(1, "start"), (1, "start"), (1, "done")]
         for other in others:
             done = await app.aget_job(other.id)
             assert (done.status, done.attempt, done.result) == (JobStatus.COMPLETED, 1, 1)
@@ -80,9 +80,10 @@ async def test_sigkill_mid_job_is_rescued_after_its_lease(kind: str, tmp_path: P
 
 
 @pytest.mark.parametrize("kind", DURABLE)
-async def test_a_job_that_kills_its_worker_fails_after_its_attempts(kind: str, tmp_path: Path) -> None:
-    """A poison pill is not retried forever: each lost attempt counts, and after the last one
-    the job ends failed, while the jobs around it complete once each."""
+async def test_a_job_that_kills_its_worker_fails_after_max_rescues(kind: str, tmp_path: Path) -> None:
+    """A poison pill is not retried forever: each lost worker counts as a rescue (not an
+    attempt), and one loss past `max_rescues` (3) fails the job with a plain reason, while
+    the jobs around it complete."""
     async with isolated_url(kind, tmp_path) as url:
         app = build(url)
         runlog = tmp_path / "runs.log"
@@ -112,11 +113,12 @@ async def test_a_job_that_kills_its_worker_fails_after_its_attempts(kind: str, t
         finally:
             if worker is not None and worker.poll() is None:
                 worker.kill()
-        assert exits == [-signal.SIGKILL] * 3
+        assert exits == [-signal.SIGKILL] * 4
         job = await app.aget_job(pill.id)
-        assert (job.status, job.attempt) == (JobStatus.FAILED, 3)
-        assert [e.type for e in job.errors] == ["LeaseExpired"] * 3
-        assert [r[1] for r in read_runlog(runlog) if r[0] == pill.id] == [1, 2, 3]
+        assert (job.status, job.attempt, job.rescues) == (JobStatus.FAILED, 1, 4)
+        assert [e.type for e in job.errors] == ["LeaseExpired"] * 4
+        assert job.errors[-1].message.startswith("its worker was lost 4 times")
+        assert [r[1] for r in read_runlog(runlog) if r[0] == pill.id] == [1, 1, 1, 1]
         # At least once: a job runs again only if a killed worker ran it (its completion may
         # not have been written yet when the pill killed the process).
         runs: dict[str, list[int]] = collections.defaultdict(list)
@@ -149,7 +151,7 @@ async def test_a_frozen_worker_is_fenced_off_when_it_wakes(kind: str, tmp_path: 
             frozen.send_signal(signal.SIGSTOP)
             rescuer = _worker(url, runlog, tmp_path, "--lease", "2", "--concurrency", "2")
             done = await app.await_job(job.id, timeout=60)
-            assert (done.status, done.attempt, done.result) == (JobStatus.COMPLETED, 2, "attempt 2")
+            assert (done.status, done.result) == (JobStatus.COMPLETED, "attempt 1, rescues 1")
 
             frozen.send_signal(signal.SIGCONT)
             lost = f"lease of job {job.id} was lost"
@@ -162,10 +164,10 @@ async def test_a_frozen_worker_is_fenced_off_when_it_wakes(kind: str, tmp_path: 
             if rescuer is not None:
                 assert stop_process(rescuer) == 0
         after = await app.aget_job(job.id)
-        assert (after.status, after.attempt, after.result) == (JobStatus.COMPLETED, 2, "attempt 2")
+        assert (after.status, after.result, after.rescues) == (JobStatus.COMPLETED, "attempt 1, rescues 1", 1)
         assert [e.type for e in after.errors] == ["LeaseExpired"]
         runs = [(attempt, pid, tag) for job_id, attempt, pid, tag in read_runlog(runlog) if job_id == job.id]
-        assert [(a, t) for a, _, t in runs] == [(1, "start"), (2, "start"), (2, "done")]
+        assert [(a, t) for a, _, t in runs] == [(1, "start"), (1, "start"), (1, "done")]
         assert runs[0][1] == frozen.pid and runs[1][1] != frozen.pid
         await app.aclose()
 

@@ -26,6 +26,18 @@ def taskyard_process(
         return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
 
+#: Debian's libfaketime; preloaded directly (not through the `faketime` wrapper, which forks)
+#: so the process started is the worker itself and receives the test's signals.
+LIBFAKETIME = next(iter(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")), None)
+
+
+def skewed_env(offset: str) -> dict[str, str]:
+    """Environment that runs a process `offset` away from the true time (e.g. "+2m")."""
+    if LIBFAKETIME is None:
+        raise RuntimeError("libfaketime is missing (Debian package faketime)")
+    return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
+
+
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
     """Send `sig` and wait for the exit code (kill after `timeout`)."""
     if proc.poll() is None:

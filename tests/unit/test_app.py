@@ -102,3 +102,19 @@ async def test_declared_queue_limits_are_stored_on_apply() -> None:
     [stored] = await app.aapply_queue_specs()
     assert (stored.concurrency, stored.rate_limit) == (5, RateLimit(limit=10, period=60))
     assert stored.paused  # runtime state is left alone
+
+
+async def test_max_rescues_is_a_task_option_stored_on_each_job() -> None:
+    app = Taskyard("memory://")
+
+    @app.task("fragile", max_rescues=5)
+    async def fragile(payload: dict) -> None: ...
+
+    @app.task("plain")
+    async def plain(payload: dict) -> None: ...
+
+    assert (await app.aenqueue("fragile", {})).max_rescues == 5
+    assert (await app.aenqueue("plain", {})).max_rescues == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_rescues"):
+            app.task(f"bad{bad}", max_rescues=bad)  # type: ignore[arg-type]

@@ -166,7 +166,7 @@ async def test_another_apps_schedule_fires_with_its_stored_task_settings(clock: 
 
     v2 = Taskyard("memory://", clock=clock)
 
-    @v2.task("reports.render", queue="reports", retry=Retry(attempts=4), timeout=90, priority=3)
+    @v2.task("reports.render", queue="reports", retry=Retry(attempts=4), timeout=90, priority=3, max_rescues=7)
     async def render(payload: dict) -> None: ...
 
     await v2.open()
@@ -181,8 +181,8 @@ async def test_another_apps_schedule_fires_with_its_stored_task_settings(clock: 
         clock.advance(1)
         await Scheduler(v1, None).tick()
         (job,) = await all_jobs(v2)
-        assert (job.task, job.queue, job.priority, job.max_attempts, job.timeout) == (
-            "reports.render", "reports", 3, 4, 90,
+        assert (job.task, job.queue, job.priority, job.max_attempts, job.timeout, job.max_rescues) == (
+            "reports.render", "reports", 3, 4, 90, 7,
         )
         assert job.payload == {"day": 1}
         assert job.unique_key == schedule_fire_key("nightly", T0 + timedelta(seconds=1))

@@ -30,12 +30,13 @@ from taskyard.core.job import (
     LeaseReport,
     Progress,
     RescueReport,
+    rescue_decision,
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
 
-__all__ = ("MemoryBackend", "lease_expired_error", "new_lease_token", "rate_window_start")
+__all__ = ("MemoryBackend", "new_lease_token", "rate_window_start")
 
 S = JobStatus
 _PRUNABLE = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
@@ -44,18 +45,6 @@ _PRUNABLE = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 def new_lease_token() -> str:
     """A fresh, unguessable lease token."""
     return os.urandom(12).hex()
-
-
-def lease_expired_error(job: Job, now: datetime) -> AttemptError:
-    """The error recorded for an attempt whose worker stopped heartbeating."""
-    return AttemptError(
-        attempt=job.attempt,
-        type="LeaseExpired",
-        message=f"worker {job.worker_id} stopped renewing its lease (expired at "
-        f"{job.lease_expires_at.isoformat() if job.lease_expires_at else '?'})",
-        traceback=None,
-        at=now,
-    )
 
 
 def rate_window_start(now: datetime, period: float) -> float:
@@ -232,6 +221,7 @@ class MemoryBackend:
             job.replace(
                 status=S.PENDING,
                 attempt=0,
+                rescues=0,
                 run_at=now,
                 finished_at=None,
                 result=None,
@@ -483,13 +473,16 @@ class MemoryBackend:
                 and j.lease_expires_at < now
             ]
             for job in expired:
-                errors = (*job.errors, lease_expired_error(job, now))
-                if job.attempt >= job.max_attempts:
-                    self._finish(job, status=S.FAILED, errors=errors, finished_at=now)
+                decision = rescue_decision(job, now)
+                after = decision.apply(job, now)
+                self._finish(
+                    job, status=after.status, attempt=after.attempt, rescues=after.rescues,
+                    errors=after.errors, finished_at=after.finished_at, worker_id=after.worker_id,
+                )
+                if decision.status is S.FAILED:
                     failed.append(job.id)
                 else:
-                    job = self._finish(job, status=S.PENDING, errors=errors, worker_id=None)
-                    self._make_ready(job)
+                    self._make_ready(self._jobs[job.id])
                     rescued.append(job.id)
         if rescued:
             self._waker.notify()

@@ -3,7 +3,8 @@
 Each backend (memory, sqlite, postgres, redis) implements the meaning of these operations and
 passes the same conformance suite (`tests/conformance/`). Rules that hold for every method:
 
-* Arguments are keyword-only. `now` is the time to act at; None means the backend's clock.
+* Arguments are keyword-only. `now` is the time to act at; None means the store's clock
+  (PostgreSQL `now()`, Redis `TIME`; SQLite has none: see `jobs_rescue_expired`).
 * Every method is atomic: it either makes all of its changes or none.
 * Status changes follow `taskyard.core.job.TRANSITIONS` and nothing else.
 * Writes made by a worker after a claim carry the claim's `lease_token`; when the token no
@@ -228,8 +229,13 @@ class Backend(Protocol):
 
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
-        """Running jobs whose lease expired before `now`: record an `AttemptError` of type
-        `LeaseExpired` and move them to pending, or to failed when `attempt >= max_attempts`.
+        """Running jobs whose lease expired before `now`: carry out
+        `core.job.rescue_decision` for each (pending with `attempt - 1` and `rescues + 1`, or
+        failed past `max_rescues`; a `LeaseExpired` error recorded either way). Each write is
+        conditional — still running, same lease token, lease still expired — so any number of
+        processes may call this at once and each job is rescued exactly once. SQLite, with no
+        clock of its own, treats `now=None` as "expired" = seen unchanged (same token and
+        expiry) by this instance for a whole lease on its monotonic clock.
         """
         ...
 

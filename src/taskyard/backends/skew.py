@@ -1,7 +1,7 @@
 """Clock skew between this process and a shared store, read once at start-up.
 
-Leases, rescues and schedule fires compare times written by different machines, so their
-clocks must agree (NTP). A skew close to a lease would make the rescuer take live jobs.
+Schedule fires, finish and retry times are written by different machines' clocks, so their
+clocks should agree (NTP). Leases and rescues are judged by the store's clock (`now=None`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ def clock_skew_warning(
         return None
     direction = "ahead of" if skew > 0 else "behind"
     return (
-        f"{store}'s clock is {abs(skew):.1f}s {direction} this machine's: leases, rescues and "
-        "schedules compare times from both, so keep the clocks in sync (NTP)"
+        f"{store}'s clock is {abs(skew):.1f}s {direction} this machine's: schedules and job "
+        "times compare times from both, so keep the clocks in sync (NTP)"
     )

@@ -36,10 +36,10 @@ def list_(
     if as_json:
         print_json({"jobs": [j.to_json() for j in page.jobs], "next_cursor": page.next_cursor})
         return
-    table = Table("id", "task", "queue", "status", "attempt", "created", "finished")
+    table = Table("id", "task", "queue", "status", "attempt", "rescues", "created", "finished")
     for j in page.jobs:
         table.add_row(j.id, j.task, j.queue, j.status.value, f"{j.attempt}/{j.max_attempts}",
-                      _when(j.created_at), _when(j.finished_at))
+                      f"{j.rescues}/{j.max_rescues}", _when(j.created_at), _when(j.finished_at))
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}")

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = (
     "ACTIVE_STATUSES",
+    "DEFAULT_MAX_RESCUES",
     "FINISHED_STATUSES",
     "MESSAGE_LIMIT",
     "TRACEBACK_LIMIT",
@@ -24,8 +25,10 @@ __all__ = (
     "JobStatus",
     "LeaseReport",
     "Progress",
+    "RescueDecision",
     "RescueReport",
     "is_allowed",
+    "rescue_decision",
     "storable_text",
 )
 
@@ -49,8 +52,8 @@ TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], str] = {
     (S.PENDING, S.RUNNING): "claim",
     (S.RUNNING, S.COMPLETED): "ok",
     (S.RUNNING, S.SCHEDULED): "error with attempts left, or RetryLater",
-    (S.RUNNING, S.FAILED): "error with no attempts left, non-retryable, or lease expired on the last attempt",
-    (S.RUNNING, S.PENDING): "lease expired (rescued) or handed back at shutdown",
+    (S.RUNNING, S.FAILED): "error with no attempts left, non-retryable, or its worker lost more than max_rescues times",
+    (S.RUNNING, S.PENDING): "lease expired (rescued, the attempt not counted) or handed back at shutdown",
     (S.RUNNING, S.CANCELLED): "cancelled while running, once the handler stops; or Cancel raised",
     (S.SCHEDULED, S.CANCELLED): "cancel",
     (S.PENDING, S.CANCELLED): "cancel",
@@ -66,6 +69,9 @@ def is_allowed(old: JobStatus, new: JobStatus) -> bool:
     """True when `old -> new` is one of the allowed transitions."""
     return (old, new) in TRANSITIONS
 
+
+#: How many times a job is rescued after losing its worker, unless its task says otherwise.
+DEFAULT_MAX_RESCUES = 3
 
 #: Longest error or progress message stored, in characters.
 MESSAGE_LIMIT = 4_000
@@ -179,6 +185,8 @@ class Job:
     lease_token: str | None = None
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
+    rescues: int = 0
+    max_rescues: int = DEFAULT_MAX_RESCUES
 
     def replace(self, **changes: Any) -> Job:
         """A copy with some fields changed."""
@@ -217,6 +225,8 @@ class Job:
             "worker_id": self.worker_id,
             "lease_expires_at": self.lease_expires_at.isoformat() if self.lease_expires_at else None,
             "cancel_requested": self.cancel_requested,
+            "rescues": self.rescues,
+            "max_rescues": self.max_rescues,
         }
 
 
@@ -238,6 +248,7 @@ class JobDraft:
     unique_key: str | None = None
     tags: tuple[str, ...] = ()
     timeout: float | None = None
+    max_rescues: int = DEFAULT_MAX_RESCUES
 
     def to_job(self, now: datetime, *, run_at: datetime | None = None) -> Job:
         """The job a backend stores for this draft at `now` (scheduled when `run_at` — the
@@ -257,6 +268,7 @@ class JobDraft:
             unique_key=self.unique_key,
             tags=tuple(self.tags),
             timeout=None if self.timeout is None else float(self.timeout),
+            max_rescues=self.max_rescues,
         )
 
 
@@ -278,8 +290,59 @@ class LeaseReport:
 
 
 @dataclass(frozen=True, slots=True)
+class RescueDecision:
+    """What a rescue makes of a running job whose lease expired (see `rescue_decision`)."""
+
+    status: JobStatus  # PENDING (run it again) or FAILED (its worker was lost too often)
+    attempt: int
+    rescues: int
+    error: AttemptError
+
+    def apply(self, job: Job, now: datetime) -> Job:
+        """`job` after the rescue: out of running, the lease and claim cleared."""
+        failed = self.status is JobStatus.FAILED
+        return job.replace(
+            status=self.status,
+            attempt=self.attempt,
+            rescues=self.rescues,
+            errors=(*job.errors, self.error),
+            finished_at=now if failed else job.finished_at,
+            worker_id=job.worker_id if failed else None,
+            lease_token=None,
+            lease_expires_at=None,
+            cancel_requested=False,
+        )
+
+
+def rescue_decision(job: Job, now: datetime) -> RescueDecision:
+    """The one rule for a running job whose lease expired at `now` (its worker died, hung or
+    was cut off): losing a worker is not the handler's failure, so it does not use the retry
+    budget. The job goes back to pending with the lost attempt not counted (the next claim
+    re-runs the same attempt number) and `rescues + 1`; once that would exceed
+    `max_rescues`, the job fails: a job that loses its worker every time likely kills it.
+    Either way a `LeaseExpired` error records the loss. Pure: backends apply it atomically,
+    fenced by the lease token they read.
+    """
+    rescues = job.rescues + 1
+    expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
+    lost = f"worker {job.worker_id} stopped renewing its lease (expired at {expired})"
+    if rescues > job.max_rescues:
+        message = (
+            f"its worker was lost {rescues} times (max_rescues={job.max_rescues}): the job "
+            f"likely kills its worker (out of memory, a crash, a hang); last time {lost}"
+        )
+        status, attempt = JobStatus.FAILED, job.attempt
+    else:
+        message = f"{lost}; rescued ({rescues} of {job.max_rescues}), the attempt will run again"
+        status, attempt = JobStatus.PENDING, max(job.attempt - 1, 0)
+    error = AttemptError(attempt=job.attempt, type="LeaseExpired", message=message, traceback=None, at=now)
+    return RescueDecision(status=status, attempt=attempt, rescues=rescues, error=error)
+
+
+@dataclass(frozen=True, slots=True)
 class RescueReport:
-    """What `jobs_rescue_expired` did: ids returned to pending and ids that ran out of attempts."""
+    """What `jobs_rescue_expired` did: ids returned to pending, and ids failed because their
+    worker was lost more than `max_rescues` times."""
 
     rescued: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()

@@ -80,7 +80,7 @@ class Schedule:
     declarer: str | None = None
     declarer_started_at: datetime | None = None
     confirmed_at: datetime | None = None
-    # The task's queue, priority, max_attempts and timeout, captured by the process that stored
+    # The task's queue, priority, max_attempts, max_rescues and timeout, captured by the process that stored
     # this schedule (which knew the task), so that a scheduler of another app version that
     # does not know the task can still fire it; None for rows stored by an older taskyard.
     task_defaults: Mapping[str, Any] | None = None

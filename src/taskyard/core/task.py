@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from taskyard.core.job import DEFAULT_MAX_RESCUES
 from taskyard.core.retry import Retry
 from taskyard.core.unique import UniqueRule
 
@@ -26,6 +27,7 @@ class TaskSpec:
     retry: Retry = field(default_factory=Retry)
     timeout: float | None = None
     unique: UniqueRule | None = None
+    max_rescues: int = DEFAULT_MAX_RESCUES  # runs again after losing its worker, at most this often
     is_async: bool = False
     wants_ctx: bool = False
     arity: int = 1  # how many of (payload, ctx) the handler takes

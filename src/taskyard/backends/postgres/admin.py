@@ -11,12 +11,11 @@ from typing import Any
 
 import psycopg
 
-from taskyard.backends.memory import lease_expired_error
 from taskyard.backends.postgres.catalog import NOW
 from taskyard.backends.postgres.rows import J_COLUMNS as _J_COLUMNS
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
-from taskyard.core.job import Job, JobStatus, RescueReport
+from taskyard.core.job import Job, JobStatus, RescueReport, rescue_decision
 from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound
 
 __all__ = ("JobAdminOps",)
@@ -81,7 +80,7 @@ class JobAdminOps:
         """
         s = self.schema
         update = (
-            f"UPDATE {s}.jobs j SET status = 'pending', attempt = 0, run_at = {NOW}, "
+            f"UPDATE {s}.jobs j SET status = 'pending', attempt = 0, rescues = 0, run_at = {NOW}, "
             "finished_at = NULL, result = NULL, progress = NULL, worker_id = NULL, "
             f"unique_active = j.unique_key, {_UNLEASE} FROM ("
             f"SELECT DISTINCT ON (coalesce('k:' || r.unique_key, 'i:' || r.id)) r.id FROM {s}.jobs r "
@@ -143,27 +142,33 @@ class JobAdminOps:
                 return RescueReport()
             at = rows[0][-1]
             expired = [job_from_row(r[:-1]) for r in rows]
-            fails = [j.attempt >= j.max_attempts for j in expired]
+            decisions = [rescue_decision(j, at) for j in expired]
+            # The rows stay locked (FOR UPDATE) until this commits: no other rescuer sees them
+            # as running and expired, and no heartbeat extends them in between.
             await conn.execute(
                 self._waking(
-                    f"UPDATE {s}.jobs j SET status = CASE WHEN x.fail THEN 'failed' ELSE 'pending' END, "
-                    "errors = j.errors || x.error::jsonb, "
-                    "finished_at = CASE WHEN x.fail THEN %(at)s ELSE j.finished_at END, "
-                    "worker_id = CASE WHEN x.fail THEN j.worker_id END, "
-                    "unique_active = CASE WHEN x.fail THEN NULL ELSE j.unique_active END, "
-                    f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(fails)s::bool[], %(errors)s::text[]) "
-                    f"x(id, fail, error) WHERE j.id = x.id RETURNING {_J_COLUMNS}"
+                    f"UPDATE {s}.jobs j SET status = x.status, attempt = x.attempt, "
+                    "rescues = x.rescues, errors = j.errors || x.error::jsonb, "
+                    "finished_at = CASE WHEN x.status = 'failed' THEN %(at)s ELSE j.finished_at END, "
+                    "worker_id = CASE WHEN x.status = 'failed' THEN j.worker_id END, "
+                    "unique_active = CASE WHEN x.status = 'failed' THEN NULL ELSE j.unique_active END, "
+                    f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(attempts)s::int[], "
+                    "%(rescues)s::int[], %(errors)s::text[]) x(id, status, attempt, rescues, error) "
+                    f"WHERE j.id = x.id RETURNING {_J_COLUMNS}"
                 ),
                 {
                     "ids": [j.id for j in expired],
-                    "fails": fails,
-                    "errors": [json.dumps([lease_expired_error(j, at).to_json()]) for j in expired],
+                    "statuses": [d.status.value for d in decisions],
+                    "attempts": [d.attempt for d in decisions],
+                    "rescues": [d.rescues for d in decisions],
+                    "errors": [json.dumps([d.error.to_json()]) for d in decisions],
                     "at": at,
                 },
             )
+        failed = [d.status is JobStatus.FAILED for d in decisions]
         return RescueReport(
-            rescued=tuple(j.id for j, f in zip(expired, fails, strict=True) if not f),
-            failed=tuple(j.id for j, f in zip(expired, fails, strict=True) if f),
+            rescued=tuple(j.id for j, f in zip(expired, failed, strict=True) if not f),
+            failed=tuple(j.id for j, f in zip(expired, failed, strict=True) if f),
         )
 
     async def jobs_promote_due(self, *, now: datetime | None = None) -> int:

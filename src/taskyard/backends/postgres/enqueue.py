@@ -39,17 +39,17 @@ class EnqueueSql:
 WITH d AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(drafts)s::jsonb)
         AS (id text, task text, queue text, payload jsonb, priority int, run_at timestamptz,
-            max_attempts int, unique_key text, tags jsonb, timeout float8))
+            max_attempts int, unique_key text, tags jsonb, timeout float8, max_rescues int))
         WITH ORDINALITY AS d(id, task, queue, payload, priority, run_at, max_attempts,
-                             unique_key, tags, timeout, ord)
+                             unique_key, tags, timeout, max_rescues, ord)
 ), n AS (SELECT coalesce(%(now)s::timestamptz, now()) AS now),
 ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, payload, status, priority, run_at, attempt,
-        max_attempts, created_at, unique_key, unique_active, tags, timeout)
+        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues)
     SELECT d.id, d.task, d.queue, coalesce(d.payload, 'null'),
            CASE WHEN d.run_at > n.now THEN 'scheduled' ELSE 'pending' END,
            d.priority, coalesce(d.run_at, n.now), 0, d.max_attempts, n.now,
-           d.unique_key, d.unique_key, d.tags, d.timeout
+           d.unique_key, d.unique_key, d.tags, d.timeout, d.max_rescues
       FROM d, n ORDER BY d.ord
     ON CONFLICT DO NOTHING
     RETURNING id, status, run_at, created_at, queue
@@ -69,12 +69,12 @@ SELECT {JOB_COLUMNS}, true FROM {schema}.jobs WHERE unique_active = ANY (%(keys)
         self.insert_one = f"""
 WITH ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, payload, status, priority, run_at, attempt,
-        max_attempts, created_at, unique_key, unique_active, tags, timeout)
+        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues)
     VALUES (%(id)s::text, %(task)s::text, %(queue)s::text, %(payload)s::jsonb,
             CASE WHEN %(run_at)s::timestamptz > {now} THEN 'scheduled' ELSE 'pending' END,
             %(priority)s::int, coalesce(%(run_at)s::timestamptz, {now}), 0,
             %(max_attempts)s::int, {now}, %(unique_key)s::text, %(unique_key)s::text,
-            %(tags)s::jsonb, %(timeout)s::float8)
+            %(tags)s::jsonb, %(timeout)s::float8, %(max_rescues)s::int)
     ON CONFLICT DO NOTHING
     RETURNING id, status, run_at, created_at, queue
 ), wake AS (SELECT pg_notify(%(channel)s, queue) FROM ins WHERE status = 'pending')
@@ -97,6 +97,7 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
                 "unique_key": d.unique_key,
                 "tags": json.dumps(list(d.tags), separators=(",", ":")),
                 "timeout": d.timeout,
+                "max_rescues": d.max_rescues,
                 "now": now,
                 "channel": self.channel,
             }
@@ -116,6 +117,7 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
                 "unique_key": d.unique_key,
                 "tags": list(d.tags),
                 "timeout": d.timeout,
+                "max_rescues": d.max_rescues,
             }
             for d in drafts
         ]
@@ -149,6 +151,7 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
                 unique_key=d.unique_key,
                 tags=tuple(d.tags),
                 timeout=d.timeout,
+                max_rescues=d.max_rescues,
             )
 
     @staticmethod

@@ -27,7 +27,7 @@ __all__ = (
 JOB_COLUMNS = (
     "id, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at, "
     "started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id, "
-    "lease_token, lease_expires_at, cancel_requested"
+    "lease_token, lease_expires_at, cancel_requested, rescues, max_rescues"
 )
 #: JOB_COLUMNS of the table aliased `j`, for statements that join another relation.
 J_COLUMNS = ", ".join("j." + c for c in JOB_COLUMNS.split(", "))
@@ -71,6 +71,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         lease_token,
         lease_expires_at,
         cancel_requested,
+        rescues,
+        max_rescues,
     ) = row
     return Job(
         id=id_,
@@ -95,6 +97,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         lease_token=lease_token,
         lease_expires_at=utc(lease_expires_at),
         cancel_requested=cancel_requested,
+        rescues=rescues,
+        max_rescues=max_rescues,
     )
 
 

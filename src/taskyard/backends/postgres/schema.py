@@ -299,8 +299,15 @@ END
 $fn$;
 """
 
+# 3: rescues counted apart from attempts (a lost worker does not use the retry budget). The
+# claim function returns `{s}.jobs` rows, so it follows the new columns by itself.
+_V3 = """
+ALTER TABLE {s}.jobs ADD COLUMN rescues integer NOT NULL DEFAULT 0,
+                     ADD COLUMN max_rescues integer NOT NULL DEFAULT 3;
+"""
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,7 +8,7 @@ import heapq
 import os
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from taskyard.backends.redis.codec import decode_job, dumps, to_us
@@ -49,21 +49,21 @@ class ClaimsMixin(RedisConnection):
     ) -> list[Job]:
         if limit <= 0 or (tasks is not None and not tasks):
             return []
-        now = now or utcnow()
+        at = "" if now is None else to_us(now)  # '': the scripts read the server's clock
         known = None if tasks is None else sorted(set(tasks))
         names = list(queues) if queues is not None else await self._known_queues()
         if len(names) == 1:
-            return (await self._claim_from(names[0], limit, worker_id, lease, now, None, known))[0]
+            return (await self._claim_from(names[0], limit, worker_id, lease, at, None, known))[0]
         # Merge the queues by their best pending job: claim from the best queue only jobs that
         # beat the next queue's best, then re-rank (see docs/redis.md, "Claims across queues").
-        ranked = await self._claim_order(names, now)
+        ranked = await self._claim_order(names, at)
         claimed: list[Job] = []
         while ranked and len(claimed) < limit:
             heapq.heapify(ranked)
             _, _, name = heapq.heappop(ranked)
             bound = ranked[0][0] if ranked else None
             jobs, rest = await self._claim_from(
-                name, limit - len(claimed), worker_id, lease, now, bound, known
+                name, limit - len(claimed), worker_id, lease, at, bound, known
             )
             claimed += jobs
             if rest is not None:
@@ -76,14 +76,14 @@ class ClaimsMixin(RedisConnection):
         limit: int,
         worker_id: str,
         lease: float,
-        now: datetime,
+        at: int | str,
         bound: float | None,
         tasks: list[str] | None,
     ) -> tuple[list[Job], float | None]:
-        """Claim from one queue; also returns its best remaining score (of `tasks`) if `bound`
-        stopped it."""
+        """Claim from one queue at `at` (µs, '' = the server's clock); also returns its best
+        remaining score (of `tasks`) if `bound` stopped it."""
         args: list[Any] = [
-            to_us(now),
+            at,
             limit,
             worker_id,
             round(lease * 1_000_000),
@@ -100,13 +100,13 @@ class ClaimsMixin(RedisConnection):
             jobs.append(decode_job(job_id, queue, fields))
         return jobs, (float(rest) if rest else None)
 
-    async def _claim_order(self, names: list[str], now: datetime) -> list[tuple[float, int, str]]:
+    async def _claim_order(self, names: list[str], at: int | str) -> list[tuple[float, int, str]]:
         """(best pending score, tie-break, queue) of the queues with pending work, after
         promoting their due scheduled jobs (so those compete by priority too)."""
         with self._guard:
             pipe = self.client.pipeline(transaction=False)
             for name in names:
-                await self._job_script("promote", name, [to_us(now), PROMOTE_CAP], client=pipe)
+                await self._job_script("promote", name, [at, PROMOTE_CAP], client=pipe)
                 pipe.zrange(self._keys.queue_key(name, "pending"), 0, 0, withscores=True)
             replies = await self._execute(pipe)
         ranked: list[tuple[float, int, str]] = []
@@ -119,8 +119,7 @@ class ClaimsMixin(RedisConnection):
     async def jobs_extend_leases(
         self, *, leases: Mapping[str, str], lease: float, now: datetime | None = None
     ) -> LeaseReport:
-        now = now or utcnow()
-        expires = to_us(now + timedelta(seconds=lease))
+        at = "" if now is None else to_us(now)  # '': the script reads the server's clock
         lost: set[str] = set()
         cancel: set[str] = set()
         groups: dict[str, list[str]] = defaultdict(list)
@@ -133,7 +132,9 @@ class ClaimsMixin(RedisConnection):
             with self._guard:
                 pipe = self.client.pipeline(transaction=False)
                 for queue, pairs in groups.items():
-                    await self._job_script("extend", queue, [expires, *pairs], client=pipe)
+                    await self._job_script(
+                        "extend", queue, [at, round(lease * 1_000_000), *pairs], client=pipe
+                    )
                 for queue_lost, queue_cancel in await self._execute(pipe):
                     lost.update(queue_lost)
                     cancel.update(queue_cancel)

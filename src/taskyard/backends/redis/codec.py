@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskyard.core.job import AttemptError, Job, JobDraft, JobStatus, Progress
+from taskyard.core.job import DEFAULT_MAX_RESCUES, AttemptError, Job, JobDraft, JobStatus, Progress
 from taskyard.errors import PayloadError
 
 __all__ = (
@@ -63,7 +63,7 @@ def encode_draft(draft: JobDraft, now: datetime) -> tuple[JobStatus, int, int, l
     except (TypeError, ValueError) as exc:
         raise PayloadError(draft.task, f"payload is not JSON-serialisable: {exc}") from exc
     fields = ["t", draft.task, "p", payload, "s", status.value, "ra", str(ra), "c", str(to_us(now))]
-    fields += ["ma", str(draft.max_attempts)]
+    fields += ["ma", str(draft.max_attempts), "mr", str(draft.max_rescues)]
     if draft.priority:
         fields += ["pr", str(draft.priority)]
     if draft.unique_key:
@@ -131,4 +131,6 @@ def decode_job(job_id: str, queue: str, fields: Any) -> Job:
         lease_token=h.get("lt"),
         lease_expires_at=_time(h, "le"),
         cancel_requested=h.get("cr") == "1",
+        rescues=int(h.get("rs", 0)),
+        max_rescues=int(h.get("mr", DEFAULT_MAX_RESCUES)),
     )

@@ -14,7 +14,8 @@ key                         type    contents
                                     ra run_at, a attempt, ma max_attempts, c created, st started,
                                     f finished, r result JSON, e errors JSON list, pg progress
                                     JSON, u unique key, tg tags JSON, to timeout, w worker id,
-                                    lt lease token, le lease expiry, cr cancel requested.
+                                    lt lease token, le lease expiry, cr cancel requested,
+                                    rs rescues, mr max_rescues (absent: 3).
                                     Times are integer microseconds since the epoch; absent
                                     fields mean None / 0 / empty.
 `P{q:Q}:pending`            zset    pending ids; score = (1023 - priority) * 2^42 + run_at in ms

@@ -8,13 +8,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from taskyard.backends.memory import lease_expired_error
-from taskyard.backends.redis.codec import decode_job, dumps, to_us
+from taskyard.backends.redis.codec import decode_job, dumps, from_us, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
 from taskyard.core.job import (
     JobStatus,
     RescueReport,
+    rescue_decision,
 )
 
 __all__ = ("MaintenanceMixin",)
@@ -27,8 +27,7 @@ class MaintenanceMixin(RedisConnection):
     """Leader-side upkeep of every queue."""
 
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
-        now = now or utcnow()
-        now_us = to_us(now)
+        at = "" if now is None else to_us(now)  # '': the scan reads the server's clock
         rescued: list[str] = []
         failed: list[str] = []
         queues = await self._all_queues()
@@ -38,17 +37,20 @@ class MaintenanceMixin(RedisConnection):
             with self._guard:
                 pipe = self.client.pipeline(transaction=False)
                 for queue in queues:
-                    await self._job_script("rescue_scan", queue, [now_us, BATCH], client=pipe)
+                    await self._job_script("rescue_scan", queue, [at, BATCH], client=pipe)
                 scans = await self._execute(pipe)
             again = []
-            for queue, expired in zip(queues, scans, strict=True):
+            for queue, (scanned_at, expired) in zip(queues, scans, strict=True):
                 if not expired:
                     continue
-                args: list[Any] = [now_us]
+                # The rescue script re-checks each lease against the scan's time.
+                args: list[Any] = [scanned_at]
+                when = from_us(scanned_at)
                 for job_id, fields in expired:
                     job = decode_job(job_id, queue, fields)
-                    error = lease_expired_error(job, now)
-                    args += (job_id, job.lease_token, dumps(error.to_json()))
+                    d = rescue_decision(job, when)
+                    args += (job_id, job.lease_token, d.status.value, d.attempt, d.rescues,
+                             dumps(d.error.to_json()))
                 with self._guard:
                     queue_rescued, queue_failed = await self._job_script("rescue", queue, args)
                 rescued += queue_rescued

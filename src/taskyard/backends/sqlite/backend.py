@@ -3,12 +3,16 @@
 Several processes on one host may share the file: claims take the write lock first
 (`BEGIN IMMEDIATE`). Wake-ups: an in-process `Waker`, plus `PRAGMA data_version` polled
 every few milliseconds while waiting, which changes when another connection commits.
+SQLite has no clock of its own: called with `now=None`, rescues go by what this instance has
+seen stay unrenewed (`jobs.rescue_unrenewed`), so a process with a skewed clock rescues no
+live job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
@@ -56,6 +60,7 @@ class SqliteBackend:
         self._wakes = 0  # bumped on every local notify, so a waiter knows it was woken
         self._seen_version: int | None = None
         self._poll = _POLL_MIN
+        self._leases_seen: jobs.LeasesSeen = {}  # rescues by observation (now=None)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -210,8 +215,17 @@ class SqliteBackend:
 
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
-        at = now or utcnow()
-        report = await self._db.write(lambda c: jobs.rescue_expired(c, at))
+        if now is not None:
+            report = await self._db.write(lambda c: jobs.rescue_expired(c, now))
+        else:
+            # No store clock: judge by what this instance itself saw stay unrenewed. The look
+            # is a plain read, so rescuers beside every worker take the write lock only when
+            # there is something to rescue.
+            seen, mono, at = self._leases_seen, time.monotonic(), utcnow()
+            doomed = await self._db.run(lambda c: jobs.unrenewed(c, seen, mono, at))
+            if not doomed:
+                return RescueReport()
+            report = await self._db.write(lambda c: jobs.rescue_unrenewed(c, doomed, at))
         if report.rescued:
             self._notify()
         return report

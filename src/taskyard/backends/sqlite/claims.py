@@ -190,8 +190,9 @@ def _start(
     rows = conn.execute(
         "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?, "
         "worker_id = ?, lease_token = lower(hex(randomblob(12))), lease_expires_at = ?, "
+        "lease_seconds = ?, "
         f"cancel_requested = 0 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {JOB_COLUMNS}",
-        (now_us, worker_id, expires_us, *ids),
+        (now_us, worker_id, expires_us, (expires_us - now_us) / 1e6, *ids),
     ).fetchall()
     by_id = {row[0]: job_from_row(row) for row in rows}
     return [by_id[i] for i in ids]

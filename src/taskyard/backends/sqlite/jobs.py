@@ -10,19 +10,21 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.job import (
-    AttemptError,
     Job,
     JobDraft,
     JobFilter,
     JobPage,
     JobStatus,
     RescueReport,
+    rescue_decision,
 )
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
 from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
 
 __all__ = (
+    "LeasePair",
+    "LeasesSeen",
     "cancel",
     "enqueue_many",
     "get",
@@ -31,18 +33,20 @@ __all__ = (
     "promote_due",
     "prune",
     "rescue_expired",
+    "rescue_unrenewed",
     "retry",
     "retry_failed",
     "save",
+    "unrenewed",
 )
 
 S = JobStatus
 _CHUNK = 500  # stays well under SQLite's limit on bound parameters
-_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 24)})"
 _SAVE = (
     "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
     "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "
-    "lease_expires_at = ?, cancel_requested = ? WHERE id = ?"
+    "lease_expires_at = ?, cancel_requested = ?, rescues = ? WHERE id = ?"
 )
 _ACTIVE = ("scheduled", "pending", "running")
 
@@ -73,7 +77,7 @@ def get_existing(conn: sqlite3.Connection, job_id: str) -> Job:
 def save(conn: sqlite3.Connection, job: Job) -> Job:
     """Write back every mutable field of `job`."""
     row = job_to_row(job)
-    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:22], job.id))
+    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:23], job.id))
     return job
 
 
@@ -177,6 +181,7 @@ def _retry_one(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
         job.replace(
             status=S.PENDING,
             attempt=0,
+            rescues=0,
             run_at=now,
             finished_at=None,
             result=None,
@@ -221,20 +226,9 @@ def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> 
     return retried
 
 
-def lease_expired_error(job: Job, now: datetime) -> AttemptError:
-    """The error recorded for an attempt whose worker stopped renewing its lease."""
-    expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
-    return AttemptError(
-        attempt=job.attempt,
-        type="LeaseExpired",
-        message=f"worker {job.worker_id} stopped renewing its lease (expired at {expired})",
-        traceback=None,
-        at=now,
-    )
-
-
 def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
-    """Expired running jobs → pending (attempt counted), or failed on their last attempt."""
+    """Expired running jobs → pending or failed, as `rescue_decision` says. The caller's
+    write transaction makes the read and the write one step, so no two rescuers take a job."""
     rows = conn.execute(
         f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < ? "
         "ORDER BY id",
@@ -243,18 +237,67 @@ def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
     rescued: list[str] = []
     failed: list[str] = []
     for job in (job_from_row(r) for r in rows):
-        common: dict[str, Any] = dict(
-            errors=(*job.errors, lease_expired_error(job, now)),
-            lease_token=None,
-            lease_expires_at=None,
-            cancel_requested=False,
-        )
-        if job.attempt >= job.max_attempts:
-            save(conn, job.replace(status=S.FAILED, finished_at=now, **common))
-            failed.append(job.id)
+        decision = rescue_decision(job, now)
+        save(conn, decision.apply(job, now))
+        (failed if decision.status is S.FAILED else rescued).append(job.id)
+    return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
+
+
+#: A running job's lease as a rescuer sees it: (lease token, lease expiry µs).
+LeasePair = tuple[str | None, int | None]
+#: What a rescuer saw of each running job: its lease pair, and the reading of the rescuer's
+#: own monotonic clock when it first saw that pair.
+LeasesSeen = dict[str, tuple[LeasePair, float]]
+
+
+def unrenewed(
+    conn: sqlite3.Connection, seen: LeasesSeen, monotonic: float, now: datetime
+) -> dict[str, LeasePair]:
+    """Read-only half of rescue by observation (SQLite has no clock of its own, and a
+    process's clock may be skewed, e.g. under faketime): the running jobs whose lease this
+    caller has seen unchanged — same token, same expiry — for a whole lease (`lease_seconds`)
+    of its own monotonic clock. A live worker renews every lease/3 at most, so it always
+    changes the pair in time. `seen` (the caller's memory) is updated in place. Jobs claimed
+    before `lease_seconds` existed fall back to the wall-clock rule at `now`."""
+    rows = conn.execute(
+        "SELECT id, lease_token, lease_expires_at, lease_seconds FROM jobs WHERE status = 'running'"
+    ).fetchall()
+    now_us = to_us(now)
+    current: LeasesSeen = {}
+    doomed: dict[str, LeasePair] = {}
+    for job_id, token, expires, seconds in rows:
+        pair = (token, expires)
+        before = seen.get(job_id)
+        since = before[1] if before is not None and before[0] == pair else monotonic
+        current[job_id] = (pair, since)
+        if seconds is None:
+            stale = expires is not None and expires < now_us
         else:
-            save(conn, job.replace(status=S.PENDING, worker_id=None, **common))
-            rescued.append(job.id)
+            stale = monotonic - since >= seconds
+        if stale:
+            doomed[job_id] = pair
+    seen.clear()
+    seen.update(current)
+    return doomed
+
+
+def rescue_unrenewed(
+    conn: sqlite3.Connection, doomed: dict[str, LeasePair], now: datetime
+) -> RescueReport:
+    """Write half: rescue the jobs `unrenewed` found, each only if its lease pair is still
+    the one observed (the caller's write transaction makes check and write one step)."""
+    rescued: list[str] = []
+    failed: list[str] = []
+    for job_id in sorted(doomed):
+        job = get(conn, job_id)
+        if job is None or job.status is not S.RUNNING:
+            continue
+        expires = None if job.lease_expires_at is None else to_us(job.lease_expires_at)
+        if (job.lease_token, expires) != doomed[job_id]:
+            continue  # renewed (or claimed anew) since it was observed
+        decision = rescue_decision(job, now)
+        save(conn, decision.apply(job, now))
+        (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
 

@@ -22,7 +22,7 @@ _STATUS = {s.value: s for s in JobStatus}
 JOB_COLUMNS = (
     "id, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at, "
     "started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id, "
-    "lease_token, lease_expires_at, cancel_requested"
+    "lease_token, lease_expires_at, cancel_requested, rescues, max_rescues"
 )
 
 
@@ -79,6 +79,8 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         lease_token=row[19],
         lease_expires_at=from_us(row[20]),
         cancel_requested=bool(row[21]),
+        rescues=row[22],
+        max_rescues=row[23],
     )
 
 
@@ -109,6 +111,8 @@ def job_to_row(job: Job) -> tuple[Any, ...]:
         job.lease_token,
         None if job.lease_expires_at is None else to_us(job.lease_expires_at),
         int(job.cancel_requested),
+        job.rescues,
+        job.max_rescues,
     )
 
 

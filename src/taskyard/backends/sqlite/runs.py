@@ -48,9 +48,9 @@ def extend_leases(
     cancel: set[str] = set()
     for job_id, token in leases.items():
         row = conn.execute(
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND status = 'running' "
-            "AND lease_token = ? RETURNING cancel_requested",
-            (expires, job_id, token),
+            "UPDATE jobs SET lease_expires_at = ?, lease_seconds = ? WHERE id = ? "
+            "AND status = 'running' AND lease_token = ? RETURNING cancel_requested",
+            (expires, float(lease), job_id, token),
         ).fetchone()
         if row is None:
             lost.add(job_id)

@@ -91,6 +91,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             data TEXT NOT NULL
         )""",
     ),
+    # 2: rescues counted apart from attempts (a lost worker does not use the retry budget);
+    # the length of the current lease, so a rescuer can tell a dead worker's lease without
+    # trusting its own wall clock (see jobs.rescue_unrenewed).
+    (
+        "ALTER TABLE jobs ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN max_rescues INTEGER NOT NULL DEFAULT 3",
+        "ALTER TABLE jobs ADD COLUMN lease_seconds REAL",
+    ),
 )
 
 #: The version this code reads and writes.

@@ -149,6 +149,8 @@ class JobOut(BaseModel):
     worker_id: str | None
     lease_expires_at: datetime | None
     cancel_requested: bool
+    rescues: int = Field(description="times the job went back to pending after losing its worker")
+    max_rescues: int = Field(description="losses of its worker after which the job fails")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -287,7 +289,7 @@ class ScheduleOut(BaseModel):
     )
     task_defaults: dict[str, Any] | None = Field(
         default=None,
-        description="The task's queue, priority, max_attempts and timeout as the storing process "
+        description="The task's queue, priority, max_attempts, max_rescues and timeout as the storing process "
         "knew them: a scheduler of another app version that does not know the task fires with these.",
     )
     next_fires: list[datetime] | None = None

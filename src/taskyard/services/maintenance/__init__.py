@@ -1,4 +1,5 @@
-"""Leader-only upkeep: rescue expired leases, promote due jobs, prune old jobs, reap dead workers."""
+"""Leader-only upkeep: rescue expired leases, promote due jobs, prune old jobs, reap dead workers;
+and the leaderless rescuer that runs beside every worker."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ __all__ = (
     "Rescuer",
     "Retention",
     "build_maintenance",
+    "build_worker_rescuer",
 )
 
 
@@ -69,3 +71,12 @@ def build_maintenance(
             leader=leader, clock=clock,
         ),
     ]
+
+
+def build_worker_rescuer(backend: Backend, interval: float, *, clock: Clock | None = None) -> Rescuer:
+    """A `Rescuer` with no leader gate, to run beside a worker: rescue writes are conditional
+    (still running, same lease token, still expired), so any number of processes may run
+    them, and a dead worker's jobs come back even while leadership is moving (or when the
+    dead worker was the leader)."""
+    config = PeriodicServiceConfig(interval=interval, leader_only=False, run_on_start=True)
+    return Rescuer(backend, service_id="worker-rescuer", config=config, clock=clock)

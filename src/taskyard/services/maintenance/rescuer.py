@@ -1,5 +1,5 @@
-"""`Rescuer`: running jobs whose lease expired (their worker died) go back to pending, or to
-failed when that was their last attempt.
+"""`Rescuer`: running jobs whose lease expired (their worker died) go back to pending without
+using an attempt, or to failed once their worker was lost more than `max_rescues` times.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ log = logging.getLogger("taskyard.maintenance")
 
 
 class Rescuer(PeriodicService):
-    """Leader-only: `jobs_rescue_expired` every few seconds."""
+    """`jobs_rescue_expired` every few seconds: leader-only in the maintenance role, and
+    without a leader beside every worker (`build_worker_rescuer`); the backend's conditional
+    writes make concurrent rescuers safe."""
 
     default_id = "rescuer"
 
@@ -27,10 +29,12 @@ class Rescuer(PeriodicService):
         self.last_report = RescueReport()
 
     async def execute(self) -> None:
-        report = await self.backend.jobs_rescue_expired(now=self.clock.now())
+        # The store's clock judges expiry (see Clock.backend_now): a rescuer whose own clock
+        # runs ahead must not take live jobs.
+        report = await self.backend.jobs_rescue_expired(now=self.clock.backend_now())
         self.last_report = report
         if report.rescued or report.failed:
             log.warning(
-                "rescued %d job(s) with expired leases; %d ran out of attempts",
+                "rescued %d job(s) with expired leases; %d failed, their worker lost too often",
                 len(report.rescued), len(report.failed), extra={"service_id": self.id},
             )

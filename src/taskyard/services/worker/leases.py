@@ -68,7 +68,7 @@ class LeaseKeeper:
         try:
             if leases:
                 report = await backend.jobs_extend_leases(
-                    leases=leases, lease=worker.config.lease, now=worker.clock.now()
+                    leases=leases, lease=worker.config.lease, now=worker.clock.backend_now()
                 )
                 for job_id in report.lost:
                     log.warning("lease of job %s was lost; stopping it", job_id, extra={"job_id": job_id})

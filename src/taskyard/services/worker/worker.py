@@ -161,7 +161,7 @@ class Worker(Service):
                     limit=free,
                     worker_id=self.worker_id,
                     lease=self.config.lease,
-                    now=self.clock.now(),
+                    now=self.clock.backend_now(),
                     # Only the tasks this app knows: jobs of other apps or versions stay pending.
                     tasks=tuple(self.app.tasks),
                 )

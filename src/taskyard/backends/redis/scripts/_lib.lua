@@ -14,6 +14,17 @@ local function I(n)
   return string.format('%.0f', n)
 end
 
+-- The time to act at (µs): the caller's, or when it passes '' this server's clock, so that
+-- leases written and judged by many machines are compared on one clock. (Redis replicates a
+-- script's effects, not the script, so reading TIME before writing is safe.)
+local function clock(arg)
+  if arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
 -- Pending score: priority desc, then run_at; must match codec.pending_score.
 local function pscore(pr, ra_us)
   pr = math.max(-1023, math.min(1023, tonumber(pr) or 0))

@@ -1,5 +1,5 @@
 -- Claim up to `limit` due jobs of one queue, honouring pause, concurrency and the rate window.
--- ARGV[4] now (µs), [5] limit, [6] worker id, [7] lease (µs), [8] token base, [9] promote cap,
+-- ARGV[4] now (µs, '' = this server's clock), [5] limit, [6] worker id, [7] lease (µs), [8] token base, [9] promote cap,
 -- [10] score bound ('' = none): claim only jobs whose pending score is <= it (the best job of
 -- the worker's next queue), so a caller merging several queues keeps priority order.
 -- [11] skip cap ('' = no task filter), [12...] the task names to claim: pending jobs of other
@@ -7,12 +7,12 @@
 -- queue full of jobs nobody here knows costs a bounded scan.
 -- Returns {{id, fields} per claimed job, best first; the best remaining score when the bound
 -- (not the limit, pause, concurrency or rate) stopped the claim, else false}.
-local now = tonumber(ARGV[4])
+local now = clock(ARGV[4])
 local settings = redis.call('HMGET', K_SETTINGS, 'paused', 'conc', 'rl', 'rpu')
 if settings[1] == '1' then
   return {{}, false}
 end
-promote(ARGV[4], tonumber(ARGV[9]))
+promote(I(now), tonumber(ARGV[9]))
 local budget = tonumber(ARGV[5])
 if settings[2] then
   budget = math.min(budget, tonumber(settings[2]) - redis.call('ZCARD', K_RUNNING))
@@ -103,7 +103,7 @@ for k = 1, #popped, 2 do
   local id = popped[k]
   local jk = P .. id
   local attempt = (attempts[id] or tonumber(redis.call('HGET', jk, 'a')) or 0) + 1
-  redis.call('HSET', jk, 's', 'running', 'a', attempt, 'st', ARGV[4], 'w', ARGV[6],
+  redis.call('HSET', jk, 's', 'running', 'a', attempt, 'st', I(now), 'w', ARGV[6],
     'lt', ARGV[8] .. tostring(#out + 1), 'le', expires)
   redis.call('HDEL', jk, 'cr')
   redis.call('ZADD', K_RUNNING, expires, id)

@@ -6,7 +6,7 @@ local now = ARGV[4]
 local function retry_one(id, jk, status)
   redis.call('ZREM', K_DONE[status], id)
   redis.call('HSET', jk, 'a', 0, 'ra', now)
-  redis.call('HDEL', jk, 'f', 'r', 'pg', 'cr', 'w', 'lt', 'le')
+  redis.call('HDEL', jk, 'f', 'r', 'pg', 'cr', 'w', 'lt', 'le', 'rs')
   make_pending(id, jk)
 end
 
