@@ -24,12 +24,16 @@ from tests.support.processes import (
     stop_process,
     taskyard_process,
 )
+from tests.support.servers import unavailable
 from tests.support.waiting import wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(LIBFAKETIME is None, reason="needs Debian's faketime (libfaketime)"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_libfaketime() -> None:
+    if LIBFAKETIME is None:  # `make test` installs Debian's faketime
+        unavailable("libfaketime", "Debian's faketime is not installed")
 
 LEASE = "3"
 JOB_SECONDS = 8.0

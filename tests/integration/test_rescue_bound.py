@@ -69,7 +69,7 @@ async def test_a_default_task_runs_again_within_lease_plus_rescue_interval(
         try:
             # The victim leads maintenance and runs the job before the survivor exists.
             leader = await wait_until(
-                lambda: app.backend.leader_get(name="default"), timeout=60, what="a leader"
+                lambda: app.backend.leader_get(name="maintenance"), timeout=60, what="a leader"
             )
             assert f":{victim.pid}:" in leader.holder
             job = await app.aenqueue("hang-once", {})
@@ -88,7 +88,7 @@ async def test_a_default_task_runs_again_within_lease_plus_rescue_interval(
                 timeout=LEASE + RESCUE_INTERVAL + 30, interval=0.02, what="the job to start again",
             )
             delay = runs[0][2] - killed_at
-            still = await app.backend.leader_get(name="default")
+            still = await app.backend.leader_get(name="maintenance")
             done = await app.await_job(job.id, timeout=60)
         finally:
             codes = [stop_process(p) if p.poll() is None else None for p in procs]
