@@ -331,10 +331,13 @@ class ScheduleBook:
         """Async twin of `remove_owner`."""
         return await (await self._backend()).schedules_delete_owner(owner=owner)
 
-    async def sync_declared(self, *, grace: float = DECLARED_GRACE, expire: bool = True) -> DeclarationReport:
+    async def sync_declared(
+        self, *, grace: float = DECLARED_GRACE, expire: bool = True, now: datetime | None = None
+    ) -> DeclarationReport:
         """Store or confirm this process's declarations (source "code"); with `expire`, also
         delete declarations nobody has confirmed for `grace` seconds (the scheduler leader's
-        duty). Called when a scheduler starts and every few seconds after.
+        duty). Called when a scheduler starts and every few seconds after. `now` is the time
+        to judge by (the scheduler passes the store's clock); None: the app's clock.
 
         Per name (`core.declaration.declaration_step`): a new name is stored, our unchanged
         definition is only confirmed (fire bookkeeping untouched, a runtime pause kept), a
@@ -344,7 +347,7 @@ class ScheduleBook:
         """
         declared = [self._check_task(s) for s in self.declared.values()]
         backend = await self._backend()
-        now = self._now()
+        now = now or self._now()
         if self.declarer is None:
             self.declarer = Declarer(app=self.app.name or "", process=_process_label(), started_at=now)
         stored = {s.name: s for s in await backend.schedules_get(names=[s.name for s in declared])}

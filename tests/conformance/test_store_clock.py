@@ -68,3 +68,18 @@ async def test_rescuers_racing_by_the_stores_clock_rescue_once(backend: Backend)
     for job in jobs:
         stored = await backend.job_get(job_id=job.id)
         assert stored is not None and stored.rescues == 1 and stored.status is JobStatus.PENDING
+
+
+async def test_store_time_is_the_servers_clock_or_none(backend: Backend, backend_kind: str) -> None:
+    """PostgreSQL and Redis answer with their own clock; SQLite and memory have none."""
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC)
+    store = await backend.store_time()
+    after = datetime.now(UTC)
+    if backend_kind in ("memory", "sqlite"):
+        assert store is None
+    else:
+        assert store is not None and store.tzinfo is not None
+        # The servers run on this machine: their clock agrees with ours within the round trip.
+        assert before.timestamp() - 1 <= store.timestamp() <= after.timestamp() + 1

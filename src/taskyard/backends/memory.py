@@ -93,6 +93,9 @@ class MemoryBackend:
     async def migrate(self) -> int:
         return 1
 
+    async def store_time(self) -> datetime | None:
+        return None  # in-process: this process's clock is the store's
+
     async def server_check(self) -> list[str]:
         return []
 

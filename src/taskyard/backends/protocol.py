@@ -89,6 +89,13 @@ class Backend(Protocol):
         """
         ...
 
+    async def store_time(self) -> datetime | None:
+        """The store's own clock (PostgreSQL `clock_timestamp()`, Redis `TIME`), or None for a
+        store without one (SQLite, memory: the processes share this machine's clock). Services
+        that compare times written by several machines (the scheduler's fire times) read it
+        so a process whose clock is off neither fires early nor late."""
+        ...
+
     # -- jobs: writes by clients -------------------------------------------------------------
     async def job_enqueue_many(
         self, *, drafts: Sequence[JobDraft], now: datetime | None = None

@@ -105,6 +105,7 @@ class Scheduler(Service):
         self._next_declare = 0.0
         self._yielded: set[str] = set()
         self._unrunnable: set[str] = set()  # schedules held back, logged once each
+        self._store_offset = timedelta(0)  # the store's clock minus this process's, last read
 
     def subscribe_fires(self, callback: Callable[[FireRecord], None]) -> None:
         """Call `callback(FireRecord)` after each schedule this scheduler fires."""
@@ -138,7 +139,7 @@ class Scheduler(Service):
         """
         self._next_declare = self.monotonic() + self.config.confirm_interval
         report = await self.app.schedules.sync_declared(
-            grace=self.config.declared_grace, expire=self.is_leader
+            grace=self.config.declared_grace, expire=self.is_leader, now=await self.now()
         )
         extra = {"service_id": self.id}
         if report.written:
@@ -187,10 +188,22 @@ class Scheduler(Service):
             if delay > 0 and await self.sleep(delay, wake=self._wake):
                 return
 
+    async def now(self) -> datetime:
+        """The time fires are judged by: the store's clock where it has one (so a scheduler
+        whose machine clock is off neither fires early nor late), else this process's."""
+        fake = self.clock.backend_now()
+        if fake is not None:
+            return fake  # a FakeClock: tests stay in control
+        backend = await self.app._backend()
+        local = self.clock.now()
+        store = await backend.store_time()
+        self._store_offset = timedelta(0) if store is None else store - local
+        return local + self._store_offset
+
     async def tick(self) -> float:
         """One pass: fire every due schedule; returns seconds until the next fire (bounded)."""
         backend = await self.app._backend()
-        now = self.clock.now()
+        now = await self.now()
         horizon = now + timedelta(seconds=self.config.tick_interval)
         upcoming = await backend.schedules_due(now=horizon)
         fired = False
@@ -211,7 +224,7 @@ class Scheduler(Service):
             return 0.0  # re-read: firing took time and moved next_fire_at
         later = [s.next_fire_at for s in upcoming if s.next_fire_at is not None and s.next_fire_at > now]
         target = min(later) if later else horizon
-        return max((target - self.clock.now()).total_seconds(), 0.0)
+        return max((target - (self.clock.now() + self._store_offset)).total_seconds(), 0.0)
 
     async def _tasks_of_live_workers(self, now: datetime) -> set[str]:
         backend = await self.app._backend()

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -116,6 +116,13 @@ class PostgresBackend(JobAdminOps, CatalogOps):
     async def ping(self) -> None:
         async with self._conn("ping") as conn:
             await conn.execute("SELECT 1")
+
+    async def store_time(self) -> datetime | None:
+        async with self._conn("store_time") as conn:
+            cur = await conn.execute("SELECT clock_timestamp()")
+            row = await cur.fetchone()
+        assert row is not None
+        return row[0].astimezone(UTC)
 
     async def server_check(self) -> list[str]:
         async with self._conn("server_check") as conn:

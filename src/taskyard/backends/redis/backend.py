@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from taskyard.backends.redis.claims import ClaimsMixin
 from taskyard.backends.redis.cluster import ClusterMixin
@@ -54,6 +55,11 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         if listener is not None:
             await listener.stop()
         await self._disconnect()
+
+    async def store_time(self) -> datetime | None:
+        with self._guard:
+            seconds, micros = await self.client.time()
+        return datetime.fromtimestamp(seconds + micros / 1_000_000, UTC)
 
     async def server_check(self) -> list[str]:
         """Refuse an evicting `maxmemory-policy` (Redis would drop job keys under memory

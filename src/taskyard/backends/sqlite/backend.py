@@ -81,6 +81,9 @@ class SqliteBackend:
     async def ping(self) -> None:
         await self._db.run(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def store_time(self) -> datetime | None:
+        return None  # a file has no clock: the processes sharing it share this machine's
+
     async def server_check(self) -> list[str]:
         # WAL and the synchronous level come from the URL, which parse_url validated.
         return []
