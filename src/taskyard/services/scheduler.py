@@ -22,6 +22,7 @@ from taskyard.core.schedule import Schedule, plan_fires
 from taskyard.errors import PayloadError, ScheduleError, UnknownTaskError
 from taskyard.schedules import DECLARED_GRACE, DeclarationReport
 from taskyard.services.base import Service, ServiceEvent
+from taskyard.services.store_clock import StoreClock
 
 if TYPE_CHECKING:
     from taskyard.app import Taskyard
@@ -105,7 +106,7 @@ class Scheduler(Service):
         self._next_declare = 0.0
         self._yielded: set[str] = set()
         self._unrunnable: set[str] = set()  # schedules held back, logged once each
-        self._store_offset = timedelta(0)  # the store's clock minus this process's, last read
+        self.store_clock = StoreClock(self.clock)
 
     def subscribe_fires(self, callback: Callable[[FireRecord], None]) -> None:
         """Call `callback(FireRecord)` after each schedule this scheduler fires."""
@@ -191,14 +192,7 @@ class Scheduler(Service):
     async def now(self) -> datetime:
         """The time fires are judged by: the store's clock where it has one (so a scheduler
         whose machine clock is off neither fires early nor late), else this process's."""
-        fake = self.clock.backend_now()
-        if fake is not None:
-            return fake  # a FakeClock: tests stay in control
-        backend = await self.app._backend()
-        local = self.clock.now()
-        store = await backend.store_time()
-        self._store_offset = timedelta(0) if store is None else store - local
-        return local + self._store_offset
+        return await self.store_clock.refresh(await self.app._backend())
 
     async def tick(self) -> float:
         """One pass: fire every due schedule; returns seconds until the next fire (bounded)."""
@@ -224,7 +218,7 @@ class Scheduler(Service):
             return 0.0  # re-read: firing took time and moved next_fire_at
         later = [s.next_fire_at for s in upcoming if s.next_fire_at is not None and s.next_fire_at > now]
         target = min(later) if later else horizon
-        return max((target - (self.clock.now() + self._store_offset)).total_seconds(), 0.0)
+        return max((target - self.store_clock.now()).total_seconds(), 0.0)
 
     async def _tasks_of_live_workers(self, now: datetime) -> set[str]:
         backend = await self.app._backend()

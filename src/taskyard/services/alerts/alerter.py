@@ -28,6 +28,7 @@ from taskyard.core.alert import (
 from taskyard.core.job import JobStatus
 from taskyard.services.alerts.notifier import LogNotifier, Notifier
 from taskyard.services.periodic import PeriodicService
+from taskyard.services.store_clock import StoreClock
 
 __all__ = ("Alerter",)
 
@@ -88,7 +89,8 @@ class Alerter(PeriodicService):
             # Leadership changed hands since the last tick: what we remember may be stale.
             self._term = term
             self._states = {}
-        now = self.clock.now()
+        # Stats minutes, heartbeats and fire times are the store's time: judge them by it.
+        now = await StoreClock(self.clock).refresh(self.backend)
         observation = await self.observe(now)
         events: list[AlertEvent] = []
         for rule in self.rules:

@@ -22,4 +22,5 @@ class Promoter(PeriodicService):
         self.backend = backend
 
     async def execute(self) -> None:
-        await self.backend.jobs_promote_due(now=self.clock.now())
+        # The store's clock decides what is due (see Clock.backend_now), not this machine's.
+        await self.backend.jobs_promote_due(now=self.clock.backend_now())

@@ -11,6 +11,7 @@ from typing import Any
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import FINISHED_STATUSES, JobStatus
 from taskyard.services.periodic import PeriodicService
+from taskyard.services.store_clock import StoreClock
 
 __all__ = ("Pruner", "Retention")
 
@@ -49,7 +50,7 @@ class Pruner(PeriodicService):
         self.deleted = 0
 
     async def execute(self) -> None:
-        now = self.clock.now()
+        now = await StoreClock(self.clock).refresh(self.backend)  # finished_at is the store's time
         for status, rule in self.retention.items():
             if rule.keep_last is None and rule.max_age is None:
                 continue

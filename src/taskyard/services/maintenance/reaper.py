@@ -7,6 +7,7 @@ from typing import Any
 
 from taskyard.backends.protocol import Backend
 from taskyard.services.periodic import PeriodicService
+from taskyard.services.store_clock import StoreClock
 
 __all__ = ("Reaper",)
 
@@ -22,6 +23,7 @@ class Reaper(PeriodicService):
         self.worker_timeout = worker_timeout
 
     async def execute(self) -> None:
-        await self.backend.workers_prune(
-            older_than=self.clock.now() - timedelta(seconds=self.worker_timeout)
-        )
+        # Heartbeats are written in the store's time: a leader whose clock runs ahead must
+        # not take live workers for dead ones.
+        now = await StoreClock(self.clock).refresh(self.backend)
+        await self.backend.workers_prune(older_than=now - timedelta(seconds=self.worker_timeout))

@@ -76,6 +76,7 @@ class LeaseKeeper:
                 for job_id in report.cancel_requested:
                     log.info("job %s was cancelled; stopping it", job_id, extra={"job_id": job_id})
                     worker.interrupt(job_id, "cancelled")
+            await worker.store_clock.refresh(backend)  # after the renewal, which cannot wait
             await backend.worker_heartbeat(info=worker.info())
             await worker._flush_stats()
         except Exception as exc:  # an outage must not kill the heartbeat
@@ -94,7 +95,7 @@ class LeaseKeeper:
                 try:
                     await backend.job_set_progress(
                         job_id=job_id, lease_token=job.lease_token or "", progress=progress,
-                        now=self.worker.clock.now(),
+                        now=self.worker.store_clock.now(),
                     )
                 except LeaseLost:
                     pass

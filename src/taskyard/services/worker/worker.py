@@ -23,6 +23,7 @@ from taskyard.core.job import Completion, Job, JobStatus
 from taskyard.core.queue import StatsRow
 from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
+from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
 from taskyard.services.worker.leases import LeaseKeeper
 
@@ -105,6 +106,9 @@ class Worker(Service):
         self._side_tasks: list[asyncio.Task[None]] = []
         self._started_at = self.clock.now()
         self.leases = LeaseKeeper(self)
+        #: Times this worker writes for others to compare (retry times, heartbeats, stats
+        #: minutes) follow the store's clock; refreshed with every heartbeat.
+        self.store_clock = StoreClock(self.clock)
 
     # -- public ------------------------------------------------------------------------------
     def subscribe_jobs(self, callback: Callable[[JobOutcome], None]) -> Callable[[], None]:
@@ -127,7 +131,7 @@ class Worker(Service):
             queues=self.config.queues or ("*",),
             concurrency=self.config.concurrency,
             started_at=self._started_at,
-            last_heartbeat=self.clock.now(),
+            last_heartbeat=self.store_clock.now(),
             current_jobs=tuple(self.in_flight),
             tasks=tuple(sorted(self.app.tasks)),
         )
@@ -135,6 +139,8 @@ class Worker(Service):
     # -- lifecycle ---------------------------------------------------------------------------
     async def on_start(self) -> None:
         await self.app.open()
+        with contextlib.suppress(Exception):  # an outage: the heartbeat reads it again
+            await self.store_clock.refresh(self.app.backend)
         self._started_at = self.clock.now()
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.config.concurrency, thread_name_prefix=f"taskyard-{self.id}"
@@ -238,7 +244,7 @@ class Worker(Service):
                     self._retry_watch.pop(job_id, None)
             if not self._retry_watch:
                 return True  # they became pending or ran elsewhere: claim again
-            wait = (min(self._retry_watch.values()) - self.clock.now()).total_seconds()
+            wait = (min(self._retry_watch.values()) - self.store_clock.now()).total_seconds()
             if wait <= 0:
                 return True
             if await self.sleep(min(wait, self.config.poll_interval)):
@@ -315,7 +321,7 @@ class Worker(Service):
     async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
         token = job.lease_token or ""
         backend = self.app.backend
-        now = self.clock.now()
+        now = self.store_clock.now()  # retry and snooze times are compared by every claimer
         kind = outcome.kind
         try:
             if kind == "completed":
@@ -410,7 +416,7 @@ class Worker(Service):
                 lost = set(
                     await self._write(
                         lambda b=batch: self.app.backend.jobs_complete(  # type: ignore[misc]
-                            completions=[c for c, _, _ in b], now=self.clock.now()
+                            completions=[c for c, _, _ in b], now=self.store_clock.now()
                         )
                     )
                 )
@@ -444,7 +450,7 @@ class Worker(Service):
                     log.exception("job outcome listener failed")
 
     def _count(self, queue: str, *, completed: int = 0, failed: int = 0) -> None:
-        now = self.clock.now()
+        now = self.store_clock.now()
         minute = now.replace(second=0, microsecond=0)
         cell = self._stats.setdefault((minute, queue), [0, 0])
         cell[0] += completed
