@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 APP ?= examples.demo:app
 
-.PHONY: run test bench bench-peers lint venv dev clean browser
+.PHONY: run test bench bench-peers lint venv dev clean browser faketime chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,26 @@ browser:
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
 	  || echo "could not install chromium; browser tests will report it"; }
 
+## Install Debian's faketime (libfaketime) for the chaos suite's clock-skew faults when it is missing.
+faketime:
+	@ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || { \
+	  echo "installing faketime for the chaos suite's clock-skew faults"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime) >/dev/null 2>&1 \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime' >/dev/null 2>&1 \
+	  || echo "could not install faketime; clock-skew scenarios will report it"; }
+
+## The chaos suite (docs/reliability.md): real processes, seeded faults, histories and a checker.
+## Options: make chaos CHAOS_ARGS="--minutes 10 --backend redis --fault worker-kill --seed 7"
+chaos: $(STAMP) faketime
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
 ## Run the whole suite (lint first: style, types and the import layers are part of it).
-test: lint browser
+test: lint browser faketime
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests chaos
+	$(BIN)/mypy src chaos
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
