@@ -14,9 +14,19 @@ from taskyard.errors import LeaseLost
 if TYPE_CHECKING:
     from taskyard.services.worker.worker import Worker
 
-__all__ = ("LeaseKeeper",)
+__all__ = ("LeaseKeeper", "raise_if_cancelling")
 
 log = logging.getLogger("taskyard.worker")
+
+
+def raise_if_cancelling(exc: BaseException | None = None) -> None:
+    """Raise `CancelledError` when this task was asked to stop. A driver may swallow the
+    cancellation of the task running its query (the PostgreSQL pool does, or turns it into an
+    error): a side task that carries on after a write must check, or the worker's stop waits
+    for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
 
 
 class LeaseKeeper:
@@ -56,6 +66,7 @@ class LeaseKeeper:
         try:
             while True:
                 await self.beat()
+                raise_if_cancelling()
                 await self.worker.clock.sleep(self.interval)
         finally:
             progress_task.cancel()
@@ -80,6 +91,7 @@ class LeaseKeeper:
             await backend.worker_heartbeat(info=worker.info())
             await worker._flush_stats()
         except Exception as exc:  # an outage must not kill the heartbeat
+            raise_if_cancelling(exc)
             log.warning("heartbeat failed: %s", exc)
 
     async def _progress_loop(self) -> None:

@@ -25,7 +25,7 @@ from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
-from taskyard.services.worker.leases import LeaseKeeper
+from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
 
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
 
@@ -401,6 +401,7 @@ class Worker(Service):
         while True:
             await self._completions_ready.wait()
             await self._flush_completions_now()
+            raise_if_cancelling()
 
     async def _flush_completions_now(self) -> None:
         # One flush at a time: stop() must wait for a batch already being written rather
@@ -420,7 +421,8 @@ class Worker(Service):
                         )
                     )
                 )
-            except Exception:
+            except Exception as exc:
+                raise_if_cancelling(exc)
                 log.exception("could not record %d completion(s)", len(batch))
                 lost = {c.job_id for c, _, _ in batch}
             for completion, job, duration in batch:
