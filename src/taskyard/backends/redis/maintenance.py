@@ -10,7 +10,6 @@ from typing import Any
 
 from taskyard.backends.redis.codec import decode_job, dumps, from_us, to_us
 from taskyard.backends.redis.connection import RedisConnection
-from taskyard.clock import utcnow
 from taskyard.core.job import (
     JobStatus,
     RescueReport,
@@ -61,7 +60,7 @@ class MaintenanceMixin(RedisConnection):
         return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
     async def jobs_promote_due(self, *, now: datetime | None = None) -> int:
-        now_us = to_us(now or utcnow())
+        now_us = "" if now is None else to_us(now)  # '': the script reads the server's clock
         moved = 0
         queues = await self._all_queues()
         while queues:
