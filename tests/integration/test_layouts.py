@@ -100,6 +100,8 @@ async def test_layout_fires_schedules_and_runs_jobs(kind: str, layout: str, tmp_
         env = {
             "TASKYARD_BACKEND": url,
             "TASKYARD_HTTP__HOST": "127.0.0.1",
+            # No dev token written into the repository (the processes run from its root).
+            "TASKYARD_HTTP__AUTH_ENABLED": "false",
             "TASKYARD_SCHEDULER__LEADER_TTL": "3",
             "TASKYARD_WORKER__POLL_INTERVAL": "0.2",
         }
