@@ -42,11 +42,11 @@ def describe(only: str | None, service: str | None, config: Path | None) -> list
 
 async def current_leaders(app: Any) -> list[dict[str, Any]]:
     """Every known lease (built-in duties and each user service's) with its holder."""
-    from taskyard.services.leader import DUTY_LEASES, holder_pid, service_lease
+    from taskyard.services.leader import holder_pid, known_leases
 
     await app.open()
     rows = []
-    for name in (*DUTY_LEASES, *(service_lease(i) for i in app.service_specs)):
+    for name in known_leases(app.service_specs):
         info = await app.backend.leader_get(name=name)
         host, pid = holder_pid(info.holder) if info is not None else (None, None)
         rows.append({

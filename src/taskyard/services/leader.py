@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from taskyard.backends.protocol import Backend
 from taskyard.core import ids
 from taskyard.services.base import Service
 
-__all__ = ("DUTY_LEASES", "LeaderElector", "holder_pid", "service_lease")
+__all__ = ("DUTY_LEASES", "LeaderElector", "holder_pid", "known_leases", "service_lease")
 
 #: The leases of the built-in leader-only duties; each user service marked `leader_only`
 #: has its own, `service_lease(id)`. A process competes only for the duties it runs.
@@ -27,6 +28,11 @@ DUTY_LEASES = ("scheduler", "maintenance", "alerter")
 def service_lease(service_id: str) -> str:
     """The lease name of a leader-only user service."""
     return f"service:{service_id}"
+
+
+def known_leases(service_ids: Iterable[str]) -> list[str]:
+    """Every lease a cluster of this app may hold: the built-in duties' and each user service's."""
+    return [*DUTY_LEASES, *(service_lease(i) for i in service_ids)]
 
 
 def holder_pid(holder: str) -> tuple[str, int | None]:

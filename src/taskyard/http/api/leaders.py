@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from taskyard.http.api.schemas import LeaderOut
-from taskyard.services.leader import DUTY_LEASES, holder_pid, service_lease
+from taskyard.services.leader import holder_pid, known_leases
 
 __all__ = ("build", "leaders_out")
 
@@ -29,7 +29,7 @@ async def leaders_out(ctx: Any) -> list[LeaderOut]:
     """Every known lease (the built-in duties, each user service's, and any this process
     competes for) with its holder as the backend records it."""
     local = _local_electors(ctx.manager)
-    names = [*DUTY_LEASES, *(service_lease(i) for i in ctx.app.service_specs)]
+    names = known_leases(ctx.app.service_specs)
     names += [n for n in local if n not in names]
     await ctx.app.open()
     rows = []
