@@ -311,7 +311,8 @@ class RedisConnection:
                 else [self.prefix, self._keys.channel, json.dumps(rows)],
             )
         for row, reply in zip(rows, replies, strict=True):
-            self._remember(row[0], reply[0])
+            if reply[1] != "holder":
+                self._remember(row[0], reply[0])
         return replies
 
     async def _unique_swap(self, key: str, expected: str, job_id: str) -> list[Any]:

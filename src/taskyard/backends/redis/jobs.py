@@ -54,7 +54,11 @@ class JobsMixin(RedisConnection):
                 answers[i] = new_job(drafts[i], now)
             elif r[1] == "exists":
                 answers[i] = decode_job(drafts[i].id, r[0], r[5])
-        # 'go' / 'known' (two-step reservation) and drafts that win a unique key back.
+            elif r[1] == "holder":
+                answers[i] = decode_job(r[2], r[3], r[5])
+        # The two-step reservation of a cluster: 'go' / 'known', and drafts whose unique key
+        # another job holds ('held'), which may win the key back. (On one server submit.lua
+        # settles all of this itself, so a batch is stored whole or not at all.)
         create = [i for i, r in enumerate(reserved) if r[1] in ("go", "known")]
         held = {i: (r[2], r[3], int(r[4])) for i, r in enumerate(reserved) if r[1] == "held"}
         aliases: dict[int, int] = {}

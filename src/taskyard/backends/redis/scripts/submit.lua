@@ -1,12 +1,14 @@
 -- Enqueue in one step on a single Redis server (a script there may touch keys of several hash
--- slots): the directory entry and unique key of reserve.lua, then the job itself as in
--- enqueue.lua, atomically. KEYS[1] directory hash, KEYS[2] queue set, KEYS[3] unique hash.
+-- slots): the directory entry, the unique key and the job itself, atomically, so a batch is
+-- stored whole or not at all. KEYS[1] directory hash, KEYS[2] queue set, KEYS[3] unique hash.
 -- ARGV[1] the key prefix, ARGV[2] the wake-up channel, ARGV[3] a JSON array with one array
 -- per draft: [id, queue, unique key ('' none), status, score, field, value, ...]; or, for a
 -- single draft, ARGV[3] = '' and that array's items as ARGV[4], ARGV[5], ... (no JSON).
--- Returns per draft {stored queue, state, holder id, holder queue, holder age ms, fields}
--- where state is 'created', 'exists' (the id was stored: fields are its hash) or 'held' (the
--- key belongs to another job, which the caller checks; the draft is not written).
+-- Returns per draft {stored queue, state, holder id, holder queue, 0, fields} where state is
+-- 'created', 'exists' (the id was stored: fields are its hash) or 'holder' (an active job
+-- holds the unique key: the draft is not written, the holder's id, queue and hash answer it).
+-- A key whose holder is finished or gone is taken over. (On one server every enqueue writes
+-- key and job in one script, so a holder without a job is never an enqueue in flight.)
 local now_ms
 local function clock_ms()
   if not now_ms then
@@ -15,7 +17,27 @@ local function clock_ms()
   end
   return now_ms
 end
+local ACTIVE = {scheduled = true, pending = true, running = true}
 local prefix, channel = ARGV[1], ARGV[2]
+local function job_key(queue, id)
+  return prefix .. '{q:' .. queue .. '}:job:' .. id
+end
+-- The active job holding unique key `ukey` other than `id`, as {id, queue}, or nil.
+local function active_holder(ukey, id)
+  local cur = redis.call('HGET', KEYS[3], ukey)
+  if not cur then
+    return nil
+  end
+  local holder = string.sub(cur, string.find(cur, ':', 1, true) + 1)
+  if holder == id then
+    return nil
+  end
+  local hq = redis.call('HGET', KEYS[1], holder)
+  if hq and ACTIVE[redis.call('HGET', job_key(hq, holder), 's')] then
+    return {holder, hq}
+  end
+  return nil
+end
 local out = {}
 local queues = {}
 local woken = {}
@@ -31,26 +53,23 @@ for _, d in ipairs(drafts) do
   local reply
   if stored then
     queue = stored
-  else
-    redis.call('HSET', KEYS[1], id, queue)
-    if ukey ~= '' then
-      local cur = redis.call('HGET', KEYS[3], ukey)
-      local sep = cur and string.find(cur, ':', 1, true)
-      if cur and string.sub(cur, sep + 1) ~= id then
-        local holder = string.sub(cur, sep + 1)
-        local age = clock_ms() - tonumber(string.sub(cur, 1, sep - 1))
-        reply = {queue, 'held', holder, redis.call('HGET', KEYS[1], holder) or '', age}
-      else
-        redis.call('HSET', KEYS[3], ukey, string.format('%.0f', clock_ms()) .. ':' .. id)
-      end
+  elseif ukey ~= '' then
+    local h = active_holder(ukey, id)
+    if h then
+      reply = {queue, 'holder', h[1], h[2], 0, redis.call('HGETALL', job_key(h[2], h[1]))}
+    else
+      redis.call('HSET', KEYS[3], ukey, string.format('%.0f', clock_ms()) .. ':' .. id)
     end
   end
   if not reply then
-    local base = prefix .. '{q:' .. queue .. '}:'
-    local jk = base .. 'job:' .. id
+    if not stored then
+      redis.call('HSET', KEYS[1], id, queue)
+    end
+    local jk = job_key(queue, id)
     if redis.call('EXISTS', jk) == 1 then
       reply = {queue, 'exists', '', '', 0, redis.call('HGETALL', jk)}
     else
+      local base = prefix .. '{q:' .. queue .. '}:'
       redis.call('HSET', jk, unpack(d, 6))
       if status == 'scheduled' then
         redis.call('ZADD', base .. 'scheduled', score, id)
@@ -61,8 +80,8 @@ for _, d in ipairs(drafts) do
       redis.call('ZADD', base .. 'all', 0, id)
       reply = {queue, 'created'}
     end
+    queues[queue] = true
   end
-  queues[queue] = true
   out[#out + 1] = reply
 end
 for queue in pairs(queues) do
