@@ -27,3 +27,17 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def wait_until_sync(
+    check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """`wait_until` for synchronous tests: poll `check` until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
