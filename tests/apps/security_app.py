@@ -14,3 +14,8 @@ async def echo(payload: dict) -> dict:
 
 
 app.schedule("sec-nightly", cron="0 3 * * *", task="sec.echo", payload={"n": 1})
+
+
+@app.task("sec.fail", queue="default")
+async def fail(payload: dict) -> None:
+    raise RuntimeError(str(payload.get("message", "failed")))
