@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 APP ?= examples.demo:app
 
-.PHONY: run test bench bench-peers lint venv dev clean browser faketime chaos
+.PHONY: run test bench bench-peers lint venv dev clean browser faketime chaos audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests chaos
 	$(BIN)/mypy src chaos
 	$(BIN)/lint-imports
+
+## Known vulnerabilities in the installed dependencies (PyPI's advisory data, through
+## pip-audit). Not part of `make lint`: it needs that data service, which the development
+## machine's package mirror does not carry; --strict fails when anything could not be audited.
+audit: $(STAMP)
+	$(BIN)/pip install -q 'pip-audit>=2.7'
+	$(BIN)/pip-audit --strict --skip-editable
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
