@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts")
+__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts", "script_source")
 
 #: Scripts over one queue's keys (hash tag `{q:<queue>}`).
 JOB_SCRIPTS = (
@@ -52,7 +52,8 @@ NAMED_SCRIPTS = frozenset(
 )
 
 
-def _source(name: str) -> str:
+def script_source(name: str) -> str:
+    """The text of `scripts/<name>.lua` (without any prelude)."""
     return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text("utf-8")
 
 
@@ -60,11 +61,11 @@ class Scripts:
     """Every script registered on one client: `scripts.claim(keys=..., args=...)`."""
 
     def __init__(self, client: Any) -> None:
-        lib, names = _source("_lib"), _source("_names")
+        lib, names = script_source("_lib"), script_source("_names")
         for name in JOB_SCRIPTS:
-            setattr(self, name, client.register_script(lib + "\n" + _source(name)))
+            setattr(self, name, client.register_script(lib + "\n" + script_source(name)))
         for name in GLOBAL_SCRIPTS:
-            source = _source(name)
+            source = script_source(name)
             if name in NAMED_SCRIPTS:
                 source = names + "\n" + source
             setattr(self, name, client.register_script(source))
