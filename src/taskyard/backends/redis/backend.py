@@ -15,6 +15,7 @@ from taskyard.backends.redis.claims import ClaimsMixin
 from taskyard.backends.redis.cluster import ClusterMixin
 from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.jobs import JobsMixin
+from taskyard.backends.redis.keys import QUEUE_KEY_NAMES
 from taskyard.backends.redis.maintenance import MaintenanceMixin
 from taskyard.backends.redis.signals import WakeListener
 from taskyard.backends.skew import clock_skew_warning
@@ -37,7 +38,8 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
-        """Connect and check the stored schema version (writing it on a fresh server)."""
+        """Connect and check the stored schema version (writing it on a fresh server, and
+        migrating older keys: see `migrate`)."""
         self._connect()
         with self._guard:
             stored = await self.client.get(self._keys.schema)
@@ -48,6 +50,8 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
                     f"redis keys under {self.prefix!r} use schema {stored}; this taskyard "
                     f"understands up to {SCHEMA_VERSION}"
                 )
+            elif int(stored) < SCHEMA_VERSION:
+                await self.migrate()
 
     async def close(self) -> None:
         """Stop the wake-up subscriber and close every connection."""
@@ -96,9 +100,16 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
             await self.client.ping()
 
     async def migrate(self) -> int:
-        """Record the schema version (Redis needs no other migration yet)."""
+        """Bring schema-1 keys to schema 2 in one atomic, idempotent script: the few names
+        whose key changed (schedules `due`, `owner:*` and `~*`; queues with a brace or a
+        leading `~`) move to their escaped keys, and the due zset and owner sets are rebuilt
+        from the schedules. Then record the schema version."""
+        k = self._keys
         with self._guard:
-            await self.client.set(self._keys.schema, SCHEMA_VERSION)
+            await self.scripts.migrate(
+                keys=[k.scheds, k.sched_due, k.queues, k.schema],
+                args=[k.global_base, self.prefix, SCHEMA_VERSION, *QUEUE_KEY_NAMES],
+            )
         return SCHEMA_VERSION
 
     # -- wake-ups ----------------------------------------------------------------------------

@@ -176,8 +176,14 @@ class ClusterMixin(RedisConnection):
             raise ValueError("queue concurrency must be at least 1 (or None for no limit)")
         self._saw_queue(queue)
         with self._guard:
-            await self.client.sadd(self._keys.queues, queue)
+            # One MULTI/EXEC: the queue is listed and its settings written together. (A
+            # Cluster client cannot span the two slots: it lists the queue first, which alone
+            # is harmless, as a listed queue without settings has the defaults.)
+            if not self.single_node:
+                await self.client.sadd(self._keys.queues, queue)
             pipe = self.client.pipeline(transaction=True)
+            if self.single_node:
+                pipe.sadd(self._keys.queues, queue)
             if paused is not UNSET:
                 pipe.hset(key, "paused", "1" if paused else "0")
             if concurrency is not UNSET:
@@ -208,7 +214,9 @@ class ClusterMixin(RedisConnection):
         if not rows:
             return
         with self._guard:
-            pipe = self.client.pipeline(transaction=False)
+            # One MULTI/EXEC (every key is in the `{g}` slot): a batch of counters is added
+            # whole or not at all, so a retry after a cut connection never counts twice.
+            pipe = self.client.pipeline(transaction=True)
             minutes = set()
             for row in rows:
                 minute = to_us(row.minute)

@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - hiredis < 2.2 has no packer: redis-py'
 __all__ = ("DEFAULT_PREFIX", "RedisConnection", "parse_url")
 
 DEFAULT_PREFIX = "taskyard:"
-SCHEMA_VERSION = 1
+#: 2: names that could reach another key are escaped in keys (see keys.py).
+SCHEMA_VERSION = 2
 _CACHE_MAX = 200_000
 #: Seconds a claim over every queue (`queues=None`) trusts its list of queue names.
 QUEUES_TTL = 1.0

@@ -58,13 +58,49 @@ Cluster-wide (hash tag `{g}`):
 ============================  ======  =========================================================
 
 Wake-ups: `PUBLISH P + "wake" <queue>` whenever jobs may have become claimable.
+
+Names in keys (schema 2). A user-named thing gets its own key space: `Q` and `<name>` above are
+the name itself, except that a name which could reach another key is escaped as `~` followed
+by the hex of its UTF-8 bytes (`queue_tag`, `schedule_tag`; `scripts/_names.lua` is the same
+rule in Lua). Escaped are: a queue name with `{` or `}` (it would break the `{q:Q}` hash tag),
+a schedule name `due` or starting with `owner:` (the due zset, the owner sets), and any name
+starting with `~` (so an escaped form is never someone's plain name). Every other name, and
+so every name the HTTP API accepts apart from `due` and `owner:*` schedules, keeps the key it
+had in schema 1; opening schema-1 data moves the few keys that change (`scripts/migrate.lua`).
+Owners (`sched:owner:<owner>`) and lease names (`leader:<name>`) are verbatim: nothing else
+lives under those key prefixes, and the `{g}` hash tag comes before them. Hash fields, set
+members and channel messages hold names verbatim; they are never parsed back into keys.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ("QUEUE_KEY_NAMES", "Keys")
+__all__ = ("QUEUE_KEY_NAMES", "Keys", "queue_tag", "schedule_tag")
+
+#: The first character of an escaped name (never the first of a name kept as is).
+ESCAPE = "~"
+
+
+def _escaped(name: str) -> str:
+    return ESCAPE + name.encode().hex()
+
+
+def queue_tag(queue: str) -> str:
+    """How `queue` appears inside its hash tag `{q:...}`: as is, unless it holds a brace (or
+    starts with `~`), which is escaped so the tag stays whole and names stay apart."""
+    if "{" in queue or "}" in queue or queue.startswith(ESCAPE):
+        return _escaped(queue)
+    return queue
+
+
+def schedule_tag(name: str) -> str:
+    """How schedule `name` appears in its key `sched:...`: as is, unless it could be an
+    internal key (`due`, `owner:<owner>`) or an escaped name (starts with `~`)."""
+    if name == "due" or name.startswith(("owner:", ESCAPE)):
+        return _escaped(name)
+    return name
+
 
 #: The per-queue keys every job script receives, in this order (see `scripts/_lib.lua`).
 QUEUE_KEY_NAMES = (
@@ -101,7 +137,7 @@ class Keys:
         self._queue = lru_cache(maxsize=4096)(self._build_queue)
 
     def _build_queue(self, queue: str) -> tuple[list[str], str]:
-        base = f"{self.prefix}{{q:{queue}}}:"
+        base = self.queue_base(queue)
         return [base + name for name in QUEUE_KEY_NAMES], base + "job:"
 
     def queue(self, queue: str) -> tuple[list[str], str]:
@@ -109,17 +145,21 @@ class Keys:
         keys, job_prefix = self._queue(queue)
         return list(keys), job_prefix
 
+    def queue_base(self, queue: str) -> str:
+        """What every key of `queue` starts with: `P{q:<queue_tag(queue)>}:`."""
+        return f"{self.prefix}{{q:{queue_tag(queue)}}}:"
+
     def queue_key(self, queue: str, name: str) -> str:
         """One per-queue key, e.g. `queue_key("emails", "pending")`."""
-        return f"{self.prefix}{{q:{queue}}}:{name}"
+        return self.queue_base(queue) + name
 
     def job(self, queue: str, job_id: str) -> str:
         """The hash of one job."""
-        return f"{self.prefix}{{q:{queue}}}:job:{job_id}"
+        return self.queue_base(queue) + "job:" + job_id
 
     def schedule(self, name: str) -> str:
         """The hash of one schedule."""
-        return f"{self.global_base}sched:{name}"
+        return f"{self.global_base}sched:{schedule_tag(name)}"
 
     def sched_owner(self, owner: str) -> str:
         """The set of schedule names of one owner."""

@@ -1,6 +1,7 @@
 """The Lua scripts of the Redis backend, one per atomic operation, registered for EVALSHA.
 
-Per-queue job scripts get `scripts/_lib.lua` prepended (the shared key layout and helpers);
+Per-queue job scripts get `scripts/_lib.lua` prepended (the shared key layout and helpers),
+scripts that build keys from names get `scripts/_names.lua` (the escaping of `keys.py`);
 redis-py's `Script` re-loads a script transparently after a server restart flushed it.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "Scripts")
+__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts", "script_source")
 
 #: Scripts over one queue's keys (hash tag `{q:<queue>}`).
 JOB_SCRIPTS = (
@@ -43,10 +44,16 @@ GLOBAL_SCRIPTS = (
     "leader_elect",
     "leader_resign",
     "workers_prune",
+    "migrate",
+)
+#: Global scripts that build keys from names (`_names.lua` is prepended).
+NAMED_SCRIPTS = frozenset(
+    ("submit", "schedules_store", "schedules_delete", "schedules_confirm", "schedules_expire", "migrate")
 )
 
 
-def _source(name: str) -> str:
+def script_source(name: str) -> str:
+    """The text of `scripts/<name>.lua` (without any prelude)."""
     return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text("utf-8")
 
 
@@ -54,11 +61,14 @@ class Scripts:
     """Every script registered on one client: `scripts.claim(keys=..., args=...)`."""
 
     def __init__(self, client: Any) -> None:
-        lib = _source("_lib")
+        lib, names = script_source("_lib"), script_source("_names")
         for name in JOB_SCRIPTS:
-            setattr(self, name, client.register_script(lib + "\n" + _source(name)))
+            setattr(self, name, client.register_script(lib + "\n" + script_source(name)))
         for name in GLOBAL_SCRIPTS:
-            setattr(self, name, client.register_script(_source(name)))
+            source = script_source(name)
+            if name in NAMED_SCRIPTS:
+                source = names + "\n" + source
+            setattr(self, name, client.register_script(source))
 
     def __getattr__(self, name: str) -> Any:  # pragma: no cover - typing aid only
         raise AttributeError(name)

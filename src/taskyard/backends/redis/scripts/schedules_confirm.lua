@@ -12,11 +12,11 @@ end
 local n = 0
 for i = 3, #ARGV do
   local name = ARGV[i]
-  local key = base .. 'sched:' .. name
+  local key = sched_key(base, name)
   local code = redis.call('ZSCORE', KEYS[1], name)
   if not code then
     local doc = redis.call('HGET', key, 'doc')
-    code = doc and cjson.decode(doc)['source'] == 'code'
+    code = doc and is_code(doc)
   end
   if code and redis.call('EXISTS', key) == 1 then
     redis.call('HSET', key, 'conf', now)

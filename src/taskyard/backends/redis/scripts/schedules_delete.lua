@@ -4,7 +4,7 @@
 local base = ARGV[1]
 local names
 if ARGV[2] == '' then
-  names = redis.call('SMEMBERS', base .. 'sched:owner:' .. ARGV[3])
+  names = redis.call('SMEMBERS', owner_key(base, ARGV[3]))
 else
   names = {}
   for i = 2, #ARGV do
@@ -13,10 +13,10 @@ else
 end
 local n = 0
 for _, name in ipairs(names) do
-  local key = base .. 'sched:' .. name
+  local key = sched_key(base, name)
   local owner = redis.call('HGET', key, 'owner')
   if owner and owner ~= '' then
-    redis.call('SREM', base .. 'sched:owner:' .. owner, name)
+    redis.call('SREM', owner_key(base, owner), name)
   end
   n = n + redis.call('DEL', key)
   redis.call('SREM', KEYS[1], name)

@@ -14,8 +14,8 @@ local marker = base .. 'scheds:indexed'
 if redis.call('EXISTS', marker) == 0 then
   for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if not redis.call('ZSCORE', KEYS[3], name) then
-      local doc = redis.call('HGET', base .. 'sched:' .. name, 'doc')
-      if doc and cjson.decode(doc)['source'] == 'code' then
+      local doc = redis.call('HGET', sched_key(base, name), 'doc')
+      if doc and is_code(doc) then
         redis.call('ZADD', KEYS[3], -1, name)
       end
     end
@@ -23,16 +23,16 @@ if redis.call('EXISTS', marker) == 0 then
   redis.call('SET', marker, '1')
 end
 for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], -1, -1)) do
-  redis.call('HSET', base .. 'sched:' .. name, 'conf', now)
+  redis.call('HSET', sched_key(base, name), 'conf', now)
   redis.call('ZADD', KEYS[3], now, name)
 end
 local cutoff = string.format('%d', tonumber(now) - tonumber(ARGV[3]))
 local gone = {}
 for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], 0, '(' .. cutoff)) do
-  local key = base .. 'sched:' .. name
+  local key = sched_key(base, name)
   local owner = redis.call('HGET', key, 'owner')
   if owner and owner ~= '' then
-    redis.call('SREM', base .. 'sched:owner:' .. owner, name)
+    redis.call('SREM', owner_key(base, owner), name)
   end
   if redis.call('DEL', key) == 1 then
     gone[#gone + 1] = name

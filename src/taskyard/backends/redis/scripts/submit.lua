@@ -20,7 +20,7 @@ end
 local ACTIVE = {scheduled = true, pending = true, running = true}
 local prefix, channel = ARGV[1], ARGV[2]
 local function job_key(queue, id)
-  return prefix .. '{q:' .. queue .. '}:job:' .. id
+  return queue_base(prefix, queue) .. 'job:' .. id
 end
 -- The active job holding unique key `ukey` other than `id`, as {id, queue}, or nil.
 local function active_holder(ukey, id)
@@ -69,7 +69,7 @@ for _, d in ipairs(drafts) do
     if redis.call('EXISTS', jk) == 1 then
       reply = {queue, 'exists', '', '', 0, redis.call('HGETALL', jk)}
     else
-      local base = prefix .. '{q:' .. queue .. '}:'
+      local base = queue_base(prefix, queue)
       redis.call('HSET', jk, unpack(d, 6))
       if status == 'scheduled' then
         redis.call('ZADD', base .. 'scheduled', score, id)
