@@ -111,3 +111,9 @@ def test_worker_queues_follow_the_rule() -> None:
         WorkerSettings(queues="a,,b")
     with pytest.raises(InvalidNameError, match="worker queue name"):
         WorkerConfig(queues=("a b",))
+
+
+def test_alert_rules_follow_the_rule(app: Taskyard) -> None:
+    with pytest.raises(ValueError, match=r"rule 'r': queue name 'a b' may contain only"):
+        app.alert("r", kind="queue_depth", queue="a b", threshold=10)
+    assert app.alert("r", kind="queue_depth", queue="emails.send", threshold=10).queue == "emails.send"
