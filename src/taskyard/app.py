@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import threading
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -25,6 +24,8 @@ from taskyard.clock import Clock, SystemClock
 from taskyard.core import ids
 from taskyard.core.alert import AlertRule, parse_rule
 from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft, JobFilter, JobPage, JobStatus
+from taskyard.core.names import check_name
+from taskyard.core.payload import MAX_PAYLOAD_BYTES, check_payload
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 from taskyard.core.retry import Retry
 from taskyard.core.task import TaskSpec
@@ -37,11 +38,6 @@ __all__ = ("MAX_PAYLOAD_BYTES", "EnqueueItem", "ServiceSpec", "Taskyard")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Largest JSON payload accepted at enqueue (bytes).
-MAX_PAYLOAD_BYTES = 1024 * 1024
-#: `json.dumps(..., separators=(",", ":"), allow_nan=False, ensure_ascii=False)` without
-#: building an encoder per call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +144,8 @@ class Taskyard:
         parameter receives the `JobContext`. `async def` handlers run on the worker's loop,
         plain `def` handlers in a thread pool; the return value (JSON) is the job's result.
         """
-        if not name or not isinstance(name, str):
-            raise ValueError("task name must be a non-empty string")
+        check_name("task name", name)
+        check_name(f"task {name!r}: queue name", queue)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"task {name!r}: timeout must be > 0 seconds")
         if isinstance(max_rescues, bool) or not isinstance(max_rescues, int) or max_rescues < 0:
@@ -200,6 +196,8 @@ class Taskyard:
         The task server builds it in every process that runs user services.
         """
 
+        check_name("service id", service_id)
+
         def decorate(factory: F) -> F:
             if service_id in self.service_specs:
                 raise ValueError(f"service {service_id!r} is already registered")
@@ -225,8 +223,7 @@ class Taskyard:
         source of truth at each deploy; changes made at runtime through the API or the
         dashboard last until then. The paused flag is runtime state and is never declared.
         """
-        if not name:
-            raise ValueError("queue name must not be empty")
+        check_name("queue name", name)
         self.queue_specs[name] = QueueSettings(name=name, concurrency=concurrency, rate_limit=rate_limit)
 
     async def aapply_queue_specs(self) -> list[QueueSettings]:
@@ -265,7 +262,9 @@ class Taskyard:
         return spec
 
     def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]:
-        """(JSON payload to store, the value the handler would get). Raises `PayloadError`."""
+        """(JSON payload to store, the value the handler would get). Raises `PayloadError`
+        when it does not fit the task's model, is not JSON, or breaks the limits of
+        `core/payload.py` (depth, size)."""
         spec = self.get_task(task)
         model = spec.payload_model
         if model is not None:
@@ -278,16 +277,7 @@ class Taskyard:
             data = value.model_dump(mode="json")
         else:
             data = value = payload
-        try:
-            # As UTF-8, the way it is served back: a lone surrogate ("\ud800") fails here
-            # instead of breaking every listing that would show it.
-            encoded = _encode_json(data).encode()
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(task, f"payload is not JSON: {exc}") from None
-        if len(encoded) > MAX_PAYLOAD_BYTES:
-            raise PayloadError(
-                task, f"payload is {len(encoded)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
-            )
+        check_payload(task, data)
         return data, value
 
     def build_draft(
@@ -313,8 +303,8 @@ class Taskyard:
             run_at = self.clock.now() + timedelta(seconds=delay)
         elif run_at is not None and run_at.tzinfo is None:
             raise ValueError("run_at must be timezone-aware")
-        if queue is not None and not queue:
-            raise ValueError("queue name must not be empty")
+        if queue is not None:
+            check_name("queue name", queue)
         if unique_key is None and spec.unique is not None:
             try:
                 unique_key = render_unique_key(spec.unique, value)
@@ -463,10 +453,12 @@ class Taskyard:
 
     async def apause_queue(self, queue: str) -> QueueSettings:
         """Async twin of `pause_queue`."""
+        check_name("queue name", queue)
         return await (await self._backend()).queue_update(queue=queue, paused=True)
 
     async def aresume_queue(self, queue: str) -> QueueSettings:
         """Async twin of `resume_queue`."""
+        check_name("queue name", queue)
         return await (await self._backend()).queue_update(queue=queue, paused=False)
 
     async def await_job(self, job_id: str, *, timeout: float = 30.0, poll: float = 0.05) -> Job:

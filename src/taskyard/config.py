@@ -31,6 +31,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from taskyard.core.alert import AlertRule, parse_rule
+from taskyard.core.names import check_name
 from taskyard.errors import ConfigError
 
 __all__ = (
@@ -96,8 +97,9 @@ class WorkerSettings(_Section):
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [q.strip() for q in value.split(",")] if value.strip() else None
-        if value is not None and not all(value):
-            raise ValueError("queue names must not be empty")
+        if isinstance(value, list | tuple):
+            for queue in value:
+                check_name("queue name", queue)
         return value
 
 

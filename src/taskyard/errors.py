@@ -10,6 +10,7 @@ __all__ = (
     "BackendUnavailable",
     "Cancel",
     "ConfigError",
+    "InvalidNameError",
     "InvalidTransitionError",
     "JobNotFound",
     "LeaseLost",
@@ -38,6 +39,16 @@ class PayloadError(TaskyardError, ValueError):
         super().__init__(f"invalid payload for task {task!r}: {message}")
         self.task = task
         self.errors = errors or []
+
+
+class InvalidNameError(TaskyardError, ValueError):
+    """A task, queue, schedule, owner or service name breaks the name rule (`core/names.py`);
+    nothing was stored. The message names the kind, the value and the characters allowed."""
+
+    def __init__(self, kind: str, value: object, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.value = value
 
 
 class UnknownTaskError(TaskyardError, LookupError):

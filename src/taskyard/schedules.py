@@ -22,6 +22,8 @@ from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.declaration import DeclarationStep, Declarer, declaration_step
 from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft
+from taskyard.core.names import check_name
+from taskyard.core.payload import check_payload
 from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
@@ -119,8 +121,9 @@ class ScheduleBook:
     def build(self, name: str, *, source: str = "api", check_task: bool = True, **options: Any) -> Schedule:
         """A validated `Schedule` from keyword options (`task`, `cron` or `every`, `tz`, ...).
 
-        Raises `ScheduleError` (bad option, cron, interval or time zone), `UnknownTaskError`
-        or `PayloadError` (payload does not fit the task's model).
+        Raises `ScheduleError` (bad option, name, cron, interval or time zone),
+        `UnknownTaskError` or `PayloadError` (payload too deep or too large for
+        `core/payload.py`, or not fitting the task's model).
         """
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
@@ -129,6 +132,8 @@ class ScheduleBook:
         if not values["task"]:
             raise ScheduleError(f"schedule {name!r}: task= is required")
         schedule = Schedule(name=name, source=source, **values).validated()
+        # Depth and size even when the task is not known here (a declaration of another app).
+        check_payload(schedule.task, schedule.payload, what="schedule payload")
         if check_task:
             self._check_task(schedule)
         return schedule
@@ -160,10 +165,13 @@ class ScheduleBook:
         return schedule
 
     def define_set(self, name: str, templates: Iterable[ScheduleTemplate | Mapping[str, Any]]) -> None:
-        """Define schedule set `name` from templates (or mappings of template fields)."""
+        """Define schedule set `name` from templates (or mappings of template fields).
+        The set name and template keys follow the name rule (`core/names.py`)."""
+        _check_names("schedule set name", name)
         built: list[ScheduleTemplate] = []
         for item in templates:
             template = item if isinstance(item, ScheduleTemplate) else ScheduleTemplate(**item)
+            _check_names(f"schedule set {name!r}: template key", template.key)
             # Validate the timing and options now, the task and payload when applied.
             self.build(f"set:{name}:{template.key}", check_task=False, **_template_options(template))
             built.append(template)
@@ -312,8 +320,7 @@ class ScheduleBook:
         templates = self.sets.get(set_name)
         if templates is None:
             raise NotFoundError(f"no schedule set named {set_name!r} (known: {', '.join(sorted(self.sets)) or 'none'})")
-        if not isinstance(owner, str) or not owner:
-            raise ScheduleError("owner must be a non-empty string")
+        _check_names("owner", owner)
         built = []
         for template in templates:
             options = _template_options(template)
@@ -423,6 +430,14 @@ class ScheduleBook:
     def list(self, *, owner: str | None = None) -> list[Schedule]:
         """Stored schedules (of one owner), sorted by name."""
         return self._sync(lambda: self.alist(owner=owner))
+
+
+def _check_names(kind: str, value: Any) -> None:
+    """`check_name`, as the `ScheduleError` the schedules API raises for every bad input."""
+    try:
+        check_name(kind, value)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def _process_label() -> str:

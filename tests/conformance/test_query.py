@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobFilter, JobStatus
+from taskyard.core.payload import TOO_DEEP
+from taskyard.http.api.schemas import JobOut
 
-from .factory import T0, at, draft, enqueue, run_one
+from .factory import T0, at, complete, draft, enqueue, run_one
 
 
 async def test_list_newest_first(backend: Backend) -> None:
@@ -83,3 +89,26 @@ async def test_filtered_pagination(backend: Backend) -> None:
         if cursor is None:
             break
     assert seen == [d.id for d in reversed(drafts) if d.queue == "odd"]
+
+
+async def test_rows_nested_past_the_limit_read_back_and_serialise(backend: Backend) -> None:
+    # Rows written around the payload limit (core/payload.py), e.g. by an older version: the
+    # payload and result are 1,000 levels deep, past Python's own JSON parser. Every read
+    # answers, and what it returns serialises for the API.
+    deep: Any = 1
+    for _ in range(1000):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # to encode them here
+    try:
+        job = await run_one(backend, task="t.deep", payload=deep)
+        assert await complete(backend, job, result=deep) == []
+    finally:
+        sys.setrecursionlimit(limit)
+    page = await backend.jobs_list(filter=JobFilter(task="t.deep"), limit=50)
+    one = await backend.job_get(job_id=job.id)
+    assert one is not None and [j.id for j in page.jobs] == [job.id]
+    for read in (one, page.jobs[0]):
+        out = json.loads(JobOut.of(read).model_dump_json())
+        assert TOO_DEEP in json.dumps(out["payload"], ensure_ascii=False)
+        assert TOO_DEEP in json.dumps(out["result"], ensure_ascii=False)

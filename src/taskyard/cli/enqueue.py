@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from taskyard.cli.loading import console, die, print_json, run_app, state
+from taskyard.core.payload import MAX_PAYLOAD_DEPTH
 from taskyard.errors import TaskyardError
 
 
@@ -30,6 +31,10 @@ def register(cli: typer.Typer) -> None:
             data: Any = json.loads(payload)
         except json.JSONDecodeError as exc:
             raise die(f"payload is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise die(
+                f"payload is nested too deeply; the limit is {MAX_PAYLOAD_DEPTH} levels of objects and arrays"
+            ) from None
         app = state.app
         try:
             job = asyncio.run(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskyard.core.coverage import TaskCounts, task_coverage
+from taskyard.core.names import check_name, is_name
 from taskyard.core.queue import StatsRow
 
 __all__ = (
@@ -127,8 +128,11 @@ class AlertRule:
                 )
         for key in ("queue", "service", "schedule", "task"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"rule {self.name!r}: {key} must be a non-empty string")
+            if value is not None and not is_name(value):
+                try:
+                    check_name(f"{key} name", value)
+                except ValueError as exc:
+                    raise ValueError(f"rule {self.name!r}: {exc}") from None
 
     @property
     def subject_key(self) -> str:

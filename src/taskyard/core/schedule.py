@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskyard.core.cron import Timing
-from taskyard.errors import ScheduleError
+from taskyard.core.names import check_name
+from taskyard.errors import InvalidNameError, ScheduleError
 
 __all__ = ("DEFINITION_FIELDS", "FirePlan", "MisfirePolicy", "Schedule", "plan_fires")
 
@@ -101,12 +102,17 @@ class Schedule:
     def validated(self) -> Schedule:
         """This schedule with its cron expression normalised; `ScheduleError` when a field is
         invalid (bad name, cron, every, time zone, jitter, misfire settings, enabled, queue,
-        priority, owner).
+        priority, owner). Names (its own, task, queue, owner) follow `core/names.py`.
         """
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            raise ScheduleError("schedule name must be a non-empty string of at most 200 characters")
-        if not isinstance(self.task, str) or not self.task:
-            raise ScheduleError(f"schedule {self.name!r}: task must be a task name")
+        try:
+            check_name("schedule name", self.name)
+            check_name(f"schedule {self.name!r}: task name", self.task)
+            if self.queue is not None:
+                check_name(f"schedule {self.name!r}: queue name", self.queue)
+            if self.owner is not None:
+                check_name(f"schedule {self.name!r}: owner", self.owner)
+        except InvalidNameError as exc:
+            raise ScheduleError(str(exc)) from None
         timing = self.timing()
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float) or not 0 <= self.jitter < 86_400:
             raise ScheduleError(f"schedule {self.name!r}: jitter must be 0 <= seconds < 86400")
@@ -122,14 +128,10 @@ class Schedule:
             not isinstance(self.misfire_grace, int | float) or self.misfire_grace < 0
         ):
             raise ScheduleError(f"schedule {self.name!r}: misfire_grace must be >= 0 seconds")
-        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
-            raise ScheduleError(f"schedule {self.name!r}: queue must be a non-empty string")
         if self.priority is not None and (isinstance(self.priority, bool) or not isinstance(self.priority, int)):
             raise ScheduleError(f"schedule {self.name!r}: priority must be an integer")
         if not isinstance(self.enabled, bool):
             raise ScheduleError(f"schedule {self.name!r}: enabled must be true or false")
-        if self.owner is not None and (not isinstance(self.owner, str) or not self.owner):
-            raise ScheduleError(f"schedule {self.name!r}: owner must be a non-empty string")
         return self.replace(cron=timing.cron, misfire=misfire, jitter=float(self.jitter))
 
     def grace(self, timing: Timing, fire: datetime) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg.types.json import set_json_loads
 
 from taskyard.backends.postgres.admin import JobAdminOps
 from taskyard.backends.postgres.catalog import NOW, CatalogOps
@@ -39,6 +40,7 @@ from taskyard.core.job import (
     LeaseReport,
     Progress,
 )
+from taskyard.core.payload import decode_stored
 from taskyard.errors import (
     BackendUnavailable,
     LeaseLost,
@@ -87,6 +89,7 @@ class PostgresBackend(JobAdminOps, CatalogOps):
             timeout=self.config.pool_timeout,
             open=False,
             name=f"taskyard-{self.schema}",
+            configure=_configure_connection,
         )
         try:
             with converted_errors("open"):
@@ -429,3 +432,9 @@ def _version_message(schema: str, version: int) -> str:
         f"PostgreSQL schema {schema!r} is at version {version}, newer than this taskyard "
         f"({SCHEMA_VERSION}); upgrade taskyard"
     )
+
+
+async def _configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Each pooled connection reads JSON with `decode_stored`: a row nested too deeply for
+    Python's parser (written around the payload limit) reads as a marker, not an error."""
+    set_json_loads(decode_stored, conn)

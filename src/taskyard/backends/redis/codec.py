@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskyard.core.job import DEFAULT_MAX_RESCUES, AttemptError, Job, JobDraft, JobStatus, Progress
+from taskyard.core.payload import decode_stored
 from taskyard.errors import PayloadError
 
 __all__ = (
@@ -112,7 +113,7 @@ def decode_job(job_id: str, queue: str, fields: Any) -> Job:
         id=job_id,
         task=h["t"],
         queue=queue,
-        payload=json.loads(h["p"]),
+        payload=decode_stored(h["p"]),
         status=JobStatus(h["s"]),
         priority=int(h.get("pr", 0)),
         run_at=from_us(h["ra"]),
@@ -121,7 +122,7 @@ def decode_job(job_id: str, queue: str, fields: Any) -> Job:
         created_at=from_us(h["c"]),
         started_at=_time(h, "st"),
         finished_at=_time(h, "f"),
-        result=json.loads(h["r"]) if "r" in h else None,
+        result=decode_stored(h["r"]) if "r" in h else None,
         errors=errors,
         progress=progress,
         unique_key=h.get("u"),

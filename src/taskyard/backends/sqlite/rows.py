@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
+from taskyard.core.payload import decode_stored
 
 __all__ = ("JOB_COLUMNS", "dumps", "from_us", "job_from_row", "job_to_row", "loads", "to_us")
 
@@ -60,7 +61,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         id=row[0],
         task=row[1],
         queue=row[2],
-        payload=json.loads(row[3]),
+        payload=decode_stored(row[3]),
         status=_STATUS[row[4]],
         priority=row[5],
         run_at=run_at,
@@ -69,7 +70,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         created_at=created_at,
         started_at=from_us(row[10]),
         finished_at=from_us(row[11]),
-        result=None if row[12] is None else json.loads(row[12]),
+        result=None if row[12] is None else decode_stored(row[12]),
         errors=tuple(AttemptError.from_json(e) for e in json.loads(errors)) if errors else (),
         progress=_progress(json.loads(progress)) if progress else None,
         unique_key=row[15],

@@ -22,6 +22,8 @@ from pydantic.json_schema import SkipJsonSchema
 from taskyard.core.cluster import WorkerInfo
 from taskyard.core.coverage import TaskCoverage
 from taskyard.core.job import Job, JobStatus
+from taskyard.core.names import NAME_PATTERN
+from taskyard.core.payload import bounded
 from taskyard.core.queue import QueueSettings
 from taskyard.core.schedule import MisfirePolicy, Schedule
 
@@ -51,8 +53,8 @@ __all__ = (
     "WorkerOut",
 )
 
-#: Names of tasks, queues, schedules, owners and services: no spaces, no slashes.
-NAME_PATTERN = r"^[A-Za-z0-9_.:@+\-]{1,200}$"
+# NAME_PATTERN (names of tasks, queues, schedules, owners and services) is the one rule
+# of core/names.py, re-exported here for the routes.
 #: Job ids (26 characters of Crockford base32).
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 
@@ -154,8 +156,11 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        """From the core record."""
-        return cls.model_validate(job.to_json())
+        """From the core record; parts of the payload or result nested past the stored
+        limit (rows written before it) are shown as `core.payload.TOO_DEEP`."""
+        data = job.to_json()
+        data["payload"], data["result"] = bounded(data["payload"]), bounded(data["result"])
+        return cls.model_validate(data)
 
 
 class JobPageOut(BaseModel):
@@ -298,6 +303,7 @@ class ScheduleOut(BaseModel):
     def of(cls, schedule: Schedule, next_fires: list[datetime] | None = None) -> ScheduleOut:
         """From the core record."""
         data = {k: v for k, v in schedule.to_json().items() if k in cls.model_fields}
+        data["payload"] = bounded(data["payload"])
         return cls.model_validate({**data, "next_fires": next_fires})
 
 

@@ -12,10 +12,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from taskyard.core.names import NAME_PATTERN
 from taskyard.errors import NotFoundError, TaskyardError
 from taskyard.http.api import services as service_ops
 from taskyard.http.api.queues import known_queue
-from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
+from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, audit, check_bind
 from taskyard.http.dashboard import pages
 from taskyard.http.dashboard.render import STATIC, Renderer

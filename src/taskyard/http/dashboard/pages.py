@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from taskyard.core.job import JobStatus
+from taskyard.core.names import NAME_PATTERN
 from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues
-from taskyard.http.api.schemas import ID_PATTERN, NAME_PATTERN
+from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
 from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series

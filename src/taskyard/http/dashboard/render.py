@@ -10,6 +10,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, Response
 
+from taskyard.core.payload import bounded
+
 __all__ = ("SECURITY_HEADERS", "STATIC", "Renderer", "ago", "iso")
 
 HERE = Path(__file__).parent
@@ -63,8 +65,9 @@ def ago(value: datetime | str | None, now: datetime) -> str:
 
 
 def pretty(value: Any) -> str:
-    """JSON, indented, for payloads and results (rendered as escaped text)."""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    """JSON, indented, for payloads and results (rendered as escaped text); parts nested
+    past the stored limit (rows written before it) are shown as `core.payload.TOO_DEEP`."""
+    return json.dumps(bounded(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class Renderer:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from typing import Any
 
 import pydantic
 
-from taskyard.app import MAX_PAYLOAD_BYTES, Taskyard
+from taskyard.app import Taskyard
 from taskyard.context import JobContext
 from taskyard.core.job import AttemptError, Job, Progress
+from taskyard.core.payload import encode_value
 from taskyard.core.task import TaskSpec
 from taskyard.errors import Cancel, RetryLater
 
@@ -104,13 +104,11 @@ async def execute(
             "failed", error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
         )
     try:
-        # Encoded as UTF-8 the way it is served back: a lone surrogate would poison listings.
-        encoded = json.dumps(result, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
-    except (TypeError, ValueError) as exc:
-        bad = TypeError(f"handler returned a result that is not JSON: {exc}")
+        # Results share the payload limits (core/payload.py): a runaway handler must neither
+        # bloat the store nor store a value (too deep, a lone surrogate) that would break
+        # every listing showing the job. The job fails instead, with the limit in its error.
+        encode_value(result, what="the handler's result")
+    except ValueError as exc:
+        bad = ValueError(f"handler returned a result that cannot be stored: {exc}")
         return Outcome("failed", error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
-    if len(encoded) > MAX_PAYLOAD_BYTES:
-        # Stored results share the payload limit: one runaway handler must not bloat the store.
-        big = ValueError(f"handler returned a {len(encoded)}-byte result; the limit is {MAX_PAYLOAD_BYTES}")
-        return Outcome("failed", error=_error(job, big, app.clock.now(), with_traceback=False), retryable=False)
     return Outcome("completed", result=result)

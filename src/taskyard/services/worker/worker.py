@@ -20,6 +20,7 @@ from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.cluster import WorkerInfo
 from taskyard.core.job import Completion, Job, JobStatus
+from taskyard.core.names import check_name
 from taskyard.core.queue import StatsRow
 from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
@@ -59,8 +60,8 @@ class WorkerConfig:
             raise ValueError("worker lease, poll_interval and heartbeat_interval must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("worker drain_timeout must be >= 0")
-        if self.queues is not None and not all(self.queues):
-            raise ValueError("worker queue names must not be empty")
+        for queue in self.queues or ():
+            check_name("worker queue name", queue)
 
 
 @dataclass(frozen=True, slots=True)
