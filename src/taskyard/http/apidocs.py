@@ -1,16 +1,16 @@
-"""The API's own documents: `/api/v1/openapi.json` and Swagger UI at `/api/v1/docs`, served
-from the `swagger-ui-bundle` package (no CDN), behind the API's authentication (a bearer token
+"""The API's own documents: `/api/v1/openapi.json` and Swagger UI at `/api/v1/docs`, its files
+read from the `fastapi-offline` package (no CDN), behind the API's authentication (a bearer token
 or a dashboard session, any role) and the dashboard's Content-Security-Policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from swagger_ui_bundle import swagger_ui_path
 
 from taskyard.http.api.errors import error_response
 from taskyard.http.auth import Authenticator, AuthError
@@ -21,6 +21,8 @@ __all__ = ("DOCS_PATH", "OPENAPI_PATH", "build_router")
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
+#: Swagger UI 5 (OpenAPI 3.1, which FastAPI writes), as the package ships it.
+SWAGGER_UI = files("fastapi_offline") / "static"
 
 # No inline script: the page loads this file, which reads the document's URL from the page.
 _INIT_JS = b"""window.addEventListener("load", function () {
@@ -41,6 +43,7 @@ _PAGE = f"""<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>taskyard API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{DOCS_PATH}/swagger-ui.css">
 </head>
 <body>
@@ -57,7 +60,7 @@ _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=ut
 def _assets() -> dict[str, tuple[bytes, str]]:
     """The files the page loads: name -> (bytes, content type), read once."""
     found = {
-        name: ((swagger_ui_path / name).read_bytes(), _TYPES["." + name.rpartition(".")[2]])
+        name: ((SWAGGER_UI / name).read_bytes(), _TYPES["." + name.rpartition(".")[2]])
         for name in ("swagger-ui.css", "swagger-ui-bundle.js")
     }
     found["init.js"] = (_INIT_JS, _TYPES[".js"])
