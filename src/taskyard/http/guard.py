@@ -18,7 +18,7 @@ __all__ = ("LOOPBACK_NAMES", "PROBE_PATHS", "HostNames", "RequestGuard")
 #: The names a loopback-bound server answers to (with its port).
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 #: Probe paths (kubelet, Prometheus) that name the pod IP as Host; see `RequestGuard`.
-PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+PROBE_PATHS = frozenset({"/health", "/ready", "/health/services", "/metrics"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: The content types an HTML form (or a no-preflight cross-site fetch) can send.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
@@ -107,7 +107,7 @@ class RequestGuard:
       (`HostNames`); a `name` without a port in `http.allowed_hosts` matches any port,
       the built-in names only the server's own port. This defeats DNS rebinding, where a page
       on `evil.example` resolves that name to 127.0.0.1 and reads a server without
-      authentication. `/health`, `/ready` and `/metrics` skip the check when the server is not
+      authentication. The probe paths (`PROBE_PATHS`) skip the check when the server is not
       bound to loopback: probes name the pod IP, and anyone who can reach the port reads them
       anyway.
     - **Origin** (403): POST/PUT/PATCH/DELETE must not come cross-site —

@@ -67,6 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Unknown id"),
         (409, "Not allowed in the current state"),
         (413, "Request body too large"),
+        (415, "A write whose body is not JSON"),
         (422, "Invalid input; nothing was changed"),
         (503, "The backend is unavailable"),
     )
