@@ -59,11 +59,11 @@ class HostNames:
             own = frozenset([*LOOPBACK_NAMES, _bracketed(bind_host)])
         else:
             own = frozenset([_bracketed(bind_host)])
-        parsed = [(h, _split_host(h)) for h in extra]
+        entries = [parts for parts in map(_split_host, extra) if parts is not None]
         return cls(
             own=own,
-            any_port=frozenset(p[0] for _, p in parsed if p is not None and p[1] is None),
-            exact=frozenset(f"{p[0]}:{p[1]}" for _, p in parsed if p is not None and p[1] is not None),
+            any_port=frozenset(name for name, port in entries if port is None),
+            exact=frozenset(f"{name}:{port}" for name, port in entries if port is not None),
         )
 
     def allows(self, host: str | None, *, server_port: int | None, default_port: int) -> bool:
@@ -91,8 +91,8 @@ def _split_host(value: str) -> tuple[str, int | None] | None:
             return None
         name, rest = value[: end + 1], value[end + 1 :]
     else:
-        name, _, port_text = value.partition(":")
-        rest = f":{port_text}" if _ else ""
+        name, colon, port_text = value.partition(":")
+        rest = colon + port_text
     if not rest:
         return name, None
     if not rest.startswith(":") or not rest[1:].isdigit():
