@@ -173,6 +173,31 @@ class HttpSettings(_Section):
     api_keys: list[ApiKey] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     dashboard_refresh_seconds: int = Field(default=5, ge=1)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra names the server may be reached by (the Host header): `name` (any port) or "
+            "`name:port`; `*` allows any. Behind a proxy, list the public name."
+        ),
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if host != "*" and (not host or any(c in host for c in "/@ ,?#") or host.startswith(":")):
+                raise ValueError(
+                    f"{host!r} is not a host name: write `tasks.example.com` or "
+                    "`tasks.example.com:8443` (no scheme, no path), or `*` for any"
+                )
+        return [h.lower() for h in value]
 
 
 class LoggingSettings(_Section):

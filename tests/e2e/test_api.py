@@ -155,7 +155,9 @@ async def test_bad_input_is_422_and_changes_nothing(env: Env) -> None:
     _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "no.such", "payload": {}}), 422, "unknown_task")
     _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "delay": -1}), 422, "validation_error")
     _error(await c.post("/api/v1/jobs", headers=admin, json={"task": "math.add", "surprise": 1}), 422, "validation_error")
-    _error(await c.post("/api/v1/jobs", headers=admin, content=b"{not json", ), 422, "validation_error")
+    as_json = {**admin, "Content-Type": "application/json"}
+    _error(await c.post("/api/v1/jobs", headers=as_json, content=b"{not json"), 422, "validation_error")
+    _error(await c.post("/api/v1/jobs", headers=admin, content=b"{not json"), 415, "unsupported_media_type")
     _error(await c.get("/api/v1/jobs", headers=admin, params={"limit": 501}), 422, "validation_error")
     _error(await c.get("/api/v1/jobs", headers=admin, params={"cursor": "../../etc"}), 422, "validation_error")
     _error(await c.patch("/api/v1/queues/math", headers=admin, json={"concurrency": 0}), 422, "validation_error")
@@ -183,7 +185,8 @@ async def test_request_body_limit(env: Env) -> None:
             yield huge[i : i + 65536]
 
     # Streamed without a Content-Length, so only the route's own limit can see it.
-    response = await env.client.post("/api/v1/jobs", headers=env.creds.admin_jwt, content=chunks())
+    headers = {**env.creds.admin_jwt, "Content-Type": "application/json"}
+    response = await env.client.post("/api/v1/jobs", headers=headers, content=chunks())
     assert response.status_code == 413
     assert (await env.app.alist_jobs()).jobs == []
 
@@ -350,7 +353,7 @@ async def test_tasks_list_shows_which_waiting_jobs_no_live_worker_knows(env: Env
     assert not any(t["unclaimable"] for t in listed)
     assert listed[0]["workers"] == ["w-old"]
 
-    schema = (await c.get("/api/v1/openapi.json")).json()
+    schema = (await c.get("/api/v1/openapi.json", headers=viewer)).json()
     assert "/api/v1/tasks" in schema["paths"]
     assert "TaskOut" in schema["components"]["schemas"]
 

@@ -75,7 +75,8 @@ async def test_application_routes_share_auth() -> None:
         assert (await c.post("/api/v1/sync/all", headers=creds.viewer_jwt)).status_code == 403
         ok = await c.post("/api/v1/sync/all", headers=creds.admin_key)
         assert ok.status_code == 200 and ok.json() == {"queued": True}
-        doc = (await c.get("/api/v1/openapi.json")).json()
+        assert (await c.get("/api/v1/openapi.json")).status_code == 401
+        doc = (await c.get("/api/v1/openapi.json", headers=creds.viewer_key)).json()
         assert "/api/v1/sync/all" in doc["paths"]
     assert calls == ["key:ops"]
     await app.aclose()

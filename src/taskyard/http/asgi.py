@@ -8,8 +8,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from taskyard.http import api, dashboard, health, metrics
+from taskyard.http import api, apidocs, dashboard, health, metrics
 from taskyard.http.context import HttpContext
+from taskyard.http.guard import RequestGuard
 
 __all__ = ("BodySizeLimit", "create_asgi_app")
 
@@ -71,21 +72,21 @@ async def _too_large(send: Any, limit: int) -> None:
 
 
 def create_asgi_app(ctx: HttpContext) -> FastAPI:
-    """The task server's HTTP app. `/health`, `/ready` and `/metrics` need no credentials."""
-    app = FastAPI(
-        title="taskyard",
-        version=_version(),
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
-        redoc_url=None,
-    )
+    """The task server's HTTP app. `/health`, `/ready` and `/metrics` need no credentials;
+    every request passes the `RequestGuard` (Host, cross-site, JSON-only API writes) first,
+    whether authentication is on or not."""
+    app = FastAPI(title="taskyard", version=_version(), openapi_url=None, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.include_router(health.build_router(ctx))
     app.include_router(metrics.build_router(ctx))
     if ctx.mount_api:
+        # Before the API: its last route answers every other path under /api/v1.
+        app.include_router(apidocs.build_router(ctx, app.openapi))
         app.include_router(api.build_router(ctx), prefix="/api/v1")
         app.include_router(dashboard.build_router(ctx))
-    app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.http.max_body_bytes)
+    http = ctx.settings.http
+    app.add_middleware(BodySizeLimit, max_bytes=http.max_body_bytes)
+    app.add_middleware(RequestGuard, bind_host=http.host, allowed_hosts=http.allowed_hosts)  # outermost
     return app
 
 

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.app import Taskyard
 from taskyard.config import Settings
+from taskyard.http.auth import Authenticator
 from taskyard.http.dashboard.charts import DepthHistory
+from taskyard.http.dashboard.session import SessionBook
 from taskyard.observability import ServerMetrics
 from taskyard.services.manager import ServiceManager
 
@@ -34,3 +36,11 @@ class HttpContext:
     mount_api: bool = True
     depth: DepthHistory = field(default_factory=DepthHistory)
     extra: dict[str, Any] = field(default_factory=dict)
+    _sessions: SessionBook | None = field(default=None, init=False, repr=False)
+
+    def session_book(self) -> SessionBook:
+        """The dashboard's session signer, one per server, so that every route that accepts
+        the dashboard's cookie (the dashboard, the API documents) checks it with the same key."""
+        if self._sessions is None:
+            self._sessions = SessionBook(Authenticator(self.settings.http).secret)
+        return self._sessions

@@ -67,6 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Unknown id"),
         (409, "Not allowed in the current state"),
         (413, "Request body too large"),
+        (415, "A write whose body is not JSON"),
         (422, "Invalid input; nothing was changed"),
         (503, "The backend is unavailable"),
     )
@@ -182,6 +183,16 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON value")
 
 
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads would keep the last of two equal keys; what was meant is ambiguous.
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _NotJson(f"the key {key!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
 def _body_error(message: str) -> JSONResponse:
     return error_response(
         422, "validation_error", "invalid request",
@@ -191,13 +202,14 @@ def _body_error(message: str) -> JSONResponse:
 
 def _parse_json(request: Request, body: bytes) -> JSONResponse | None:
     """Parse a JSON body strictly, so that what FastAPI validates can also be stored and
-    served back: no NaN/Infinity, valid UTF-8 without lone surrogates, bounded nesting and
-    number sizes. Syntax errors are left to FastAPI (it reports their position).
+    served back: no NaN/Infinity, no key twice in one object, valid UTF-8 without lone
+    surrogates, bounded nesting and number sizes. Syntax errors are left to FastAPI (it reports
+    their position).
     """
     if not body or not _is_json(request.headers.get("content-type")):
         return None
     try:
-        parsed = json.loads(body, parse_constant=_refuse_constant)
+        parsed = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicates)
     except json.JSONDecodeError:
         return None
     except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, audit, check_bind
 from taskyard.http.dashboard import pages
 from taskyard.http.dashboard.render import STATIC, Renderer
-from taskyard.http.dashboard.session import Session, SessionBook, same_origin
+from taskyard.http.dashboard.session import Session, same_origin
 
 __all__ = ("build_router",)
 
@@ -55,7 +55,7 @@ def build_router(ctx: Any) -> APIRouter:
     http = ctx.settings.http
     check_bind(http.host, http.auth_enabled)
     auth = Authenticator(http)
-    book = SessionBook(auth.secret)
+    book = ctx.session_book()
     render = Renderer()
     depth = ctx.depth
     refresh = max(1, int(http.dashboard_refresh_seconds))
