@@ -3,6 +3,7 @@ address refuses to start."""
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_configured_secret_is_kept_and_no_token_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    secret = "s" * 48
+    secret = secrets.token_urlsafe(48)
     settings = load_settings(backend="memory://", http={"jwt_secret": secret})
     server = TaskServer(Taskyard("memory://"), settings)
     server.build()
@@ -75,9 +76,10 @@ def test_a_shared_secret_readable_by_others_is_replaced(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     secret_file = tmp_path / DEV_SECRET_FILE
-    secret_file.write_text("x" * 64 + "\n")
+    readable = secrets.token_urlsafe(48)
+    secret_file.write_text(readable + "\n")
     secret_file.chmod(0o644)
     server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
     server.build()
-    assert server.settings.http.jwt_secret.get_secret_value() != "x" * 64
+    assert server.settings.http.jwt_secret.get_secret_value() != readable
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
