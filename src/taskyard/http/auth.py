@@ -1,7 +1,8 @@
-"""Who is calling: bearer JWTs (HS256) and static API keys, the viewer/admin roles, audit logs.
+"""Who is calling: bearer JWTs (HS256) and static API keys, the viewer/admin roles, audit logs,
+and which secrets are too weak to accept (`weak_secret_reason`).
 
 Tokens are compared in constant time and never logged; logs name a key by its configured
-name or a JWT by its subject.
+name or a JWT by its subject, and a failed attempt by the client address.
 """
 
 from __future__ import annotations
