@@ -173,6 +173,11 @@ class HttpSettings(_Section):
     api_keys: list[ApiKey] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     dashboard_refresh_seconds: int = Field(default=5, ge=1)
+    jwt_audience: str | None = Field(default=None, min_length=1, description="Required `aud` of JWTs.")
+    jwt_issuer: str | None = Field(default=None, min_length=1, description="Required `iss` of JWTs.")
+    session_idle_seconds: int = Field(
+        default=1800, ge=1, description="A dashboard session ends after this long unused."
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description=(

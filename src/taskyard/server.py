@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +27,7 @@ from taskyard.clock import Clock
 from taskyard.config import Settings, redact_url
 from taskyard.errors import ConfigError
 from taskyard.http.asgi import create_asgi_app
-from taskyard.http.auth import check_bind, is_loopback, issue_token
+from taskyard.http.auth import check_bind, is_loopback, issue_token, new_secret, weak_secret_reason
 from taskyard.http.context import HttpContext
 from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.http.metrics import MetricsFeed
@@ -62,9 +63,13 @@ DEV_SECRET_FILE = ".taskyard-dev-secret"
 
 def _write_private(path: Path, text: str, *, replace: bool) -> bool:
     """Write `text` to `path` (mode 0600) atomically; with `replace=False`, only if `path`
-    does not exist yet (returns False when another process made it first)."""
+    does not exist yet (returns False when another process made it first).
+
+    A temporary file in the same directory (created exclusively, never through a symlink)
+    is renamed over `path`: a file already there keeps neither its mode nor its content, and
+    a symlink at `path` is replaced, not followed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
@@ -81,18 +86,33 @@ def _write_private(path: Path, text: str, *, replace: bool) -> bool:
             os.unlink(tmp)
 
 
+def _read_private(path: Path) -> str | None:
+    """The text of `path` when it is a regular file of ours that only we may read (not a
+    symlink); else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # missing, or a symlink (ELOOP)
+        return None
+    with os.fdopen(fd) as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077 or info.st_uid != os.getuid():
+            return None
+        return f.read().strip()
+
+
 def shared_dev_secret(path: Path = Path(DEV_SECRET_FILE)) -> str:
     """The development signing secret of this directory: read from `path`, or made (48
     random bytes, URL-safe) and saved there with mode 0600 by the first process to start."""
-    with contextlib.suppress(FileNotFoundError):
-        private = path.stat().st_mode & 0o077 == 0
-        text = path.read_text().strip()
-        if private and len(text) >= 48:
-            return text
-    # Missing, too short, or readable by others: a new one (replacing a bad one).
-    secret = secrets.token_urlsafe(48)
-    if not _write_private(path, secret, replace=path.exists()):
-        return path.read_text().strip()
+    text = _read_private(path)
+    if text is not None and weak_secret_reason(text) is None:
+        return text
+    # Missing, weak, a symlink, or readable by others: a new one (replacing a bad one).
+    secret = new_secret()
+    if not _write_private(path, secret, replace=path.is_symlink() or path.exists()):
+        text = _read_private(path)
+        if text is None or weak_secret_reason(text) is not None:
+            raise ConfigError(f"{path}: another process wrote a development secret that cannot be used; remove it")
+        return text
     return secret
 
 
@@ -285,7 +305,10 @@ class TaskServer:
                 f"{http.host!r}, but neither http.jwt_secret nor http.api_keys is set"
             )
         secret = shared_dev_secret()
-        self.dev_token = issue_token(secret, role="admin", ttl=7 * 86400, subject="dev-run")
+        self.dev_token = issue_token(
+            secret, role="admin", ttl=7 * 86400, subject="dev-run",
+            audience=http.jwt_audience, issuer=http.jwt_issuer,
+        )
         path = Path(DEV_TOKEN_FILE)
         _write_private(path, self.dev_token, replace=True)
         log.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,7 +25,7 @@ async def test_bad_jwts_are_refused(env: Env) -> None:
         jwt.encode({"role": "admin"}, secret, algorithm="HS256"),  # no exp
         jwt.encode({"exp": 2**40}, secret, algorithm="HS256"),  # no role
         jwt.encode({"role": "root", "exp": 2**40}, secret, algorithm="HS256"),  # unknown role
-        jwt.encode({"role": "admin", "exp": 2**40}, "x" * 40, algorithm="HS256"),  # other secret
+        jwt.encode({"role": "admin", "exp": 2**40}, secrets.token_urlsafe(48), algorithm="HS256"),  # other secret
         jwt.encode({"role": "admin", "exp": 2**40}, None, algorithm="none"),  # unsigned
     ]
     for token in tokens:

@@ -3,6 +3,7 @@ address refuses to start."""
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_configured_secret_is_kept_and_no_token_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    secret = "s" * 48
+    secret = secrets.token_urlsafe(48)
     settings = load_settings(backend="memory://", http={"jwt_secret": secret})
     server = TaskServer(Taskyard("memory://"), settings)
     server.build()
@@ -75,9 +76,49 @@ def test_a_shared_secret_readable_by_others_is_replaced(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     secret_file = tmp_path / DEV_SECRET_FILE
-    secret_file.write_text("x" * 64 + "\n")
+    readable = secrets.token_urlsafe(48)
+    secret_file.write_text(readable + "\n")
     secret_file.chmod(0o644)
     server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
     server.build()
-    assert server.settings.http.jwt_secret.get_secret_value() != "x" * 64
+    assert server.settings.http.jwt_secret.get_secret_value() != readable
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+
+
+def test_token_file_is_rewritten_private_and_symlinks_are_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    token_file = tmp_path / DEV_TOKEN_FILE
+    token_file.write_text("old\n")
+    token_file.chmod(0o644)
+    TaskServer(Taskyard("memory://"), load_settings(backend="memory://")).build()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and token_file.read_text() != "old\n"
+
+    # Symlinks at both targets (an attacker's file, a secret they know): replaced, not used.
+    victim, planted = tmp_path / "victim", tmp_path / "planted"
+    victim.write_text("untouched\n")
+    victim.chmod(0o644)
+    planted.write_text(secrets.token_urlsafe(48) + "\n")
+    planted.chmod(0o600)
+    token_file.unlink()
+    token_file.symlink_to(victim)
+    (tmp_path / DEV_SECRET_FILE).unlink()
+    (tmp_path / DEV_SECRET_FILE).symlink_to(planted)
+    server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
+    server.build()
+    assert victim.read_text() == "untouched\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    for path in (token_file, tmp_path / DEV_SECRET_FILE):
+        assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert token_file.read_text().strip() == server.dev_token
+    assert server.settings.http.jwt_secret.get_secret_value() != planted.read_text().strip()
+
+
+def test_a_weak_shared_secret_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret_file = tmp_path / DEV_SECRET_FILE
+    secret_file.write_text("x" * 64 + "\n")  # private, long, and worthless
+    secret_file.chmod(0o600)
+    server = TaskServer(Taskyard("memory://"), load_settings(backend="memory://"))
+    server.build()
+    assert server.settings.http.jwt_secret.get_secret_value() != "x" * 64

@@ -10,6 +10,8 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jwt
@@ -47,28 +49,35 @@ def wait_for_status(http: httpx.Client, headers: dict[str, str], job_id: str, st
 
 
 # -- forged tokens -----------------------------------------------------------------------------
-def test_forged_tokens_are_refused(secured: Server) -> None:
-    assert secured.secret is not None
-    now = int(time.time())
-    claims = {"sub": "attacker", "role": "admin", "exp": now + 600}
-    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
-    wrong_secret = jwt.encode(claims, "another-secret-" + "Zq8#x" * 8, algorithm="HS256")
-    expired = jwt.encode({**claims, "exp": now - 3600}, secret := secured.secret, algorithm="HS256")
-    no_role = jwt.encode({"sub": "attacker", "exp": now + 600}, secret, algorithm="HS256")
-    bad_role = jwt.encode({**claims, "role": "root"}, secret, algorithm="HS256")
-    other_alg = jwt.encode(claims, secret, algorithm="HS512")
-    valid = secured.admin()["Authorization"].removeprefix("Bearer ")
-    head, body, sig = valid.split(".")
-    promoted = f"{head}.{_b64({**json.loads(base64.urlsafe_b64decode(body + '==')), 'sub': 'x'})}.{sig}"
-    with secured.client() as http:
-        for token in [unsigned, wrong_secret, expired, no_role, bad_role, other_alg, promoted,
-                      "x", "Bearer", (secured.admin_key or "") + "x", "a.b.c"]:
-            reply = http.post("/api/v1/queues/default/pause", headers={"Authorization": f"Bearer {token}"})
-            assert reply.status_code == 401, (token, reply.text)
-        assert http.post("/api/v1/queues/default/pause", headers={"Authorization": "Basic eDp5"}).status_code == 401
-        assert http.post("/api/v1/queues/default/pause").status_code == 401
-        assert http.get("/api/v1/queues/default", headers=secured.viewer()).json()["paused"] is False
-    assert valid not in secured.logs() and (secured.admin_key or "-") not in secured.logs()
+def test_forged_tokens_are_refused(start_server: Callable[..., Any]) -> None:
+    # A server of its own: the failures below throttle this client address (429 after 10).
+    with start_server() as secured:
+        assert secured.secret is not None
+        now = int(time.time())
+        claims = {"sub": "attacker", "role": "admin", "exp": now + 600}
+        unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+        wrong_secret = jwt.encode(claims, "another-secret-" + "Zq8#x" * 8, algorithm="HS256")
+        expired = jwt.encode({**claims, "exp": now - 3600}, secret := secured.secret, algorithm="HS256")
+        no_role = jwt.encode({"sub": "attacker", "exp": now + 600}, secret, algorithm="HS256")
+        bad_role = jwt.encode({**claims, "role": "root"}, secret, algorithm="HS256")
+        other_alg = jwt.encode(claims, secret, algorithm="HS512")
+        valid = secured.admin()["Authorization"].removeprefix("Bearer ")
+        head, body, sig = valid.split(".")
+        promoted = f"{head}.{_b64({**json.loads(base64.urlsafe_b64decode(body + '==')), 'sub': 'x'})}.{sig}"
+        forged = [unsigned, wrong_secret, expired, no_role, bad_role, other_alg, promoted,
+                  "x", "Bearer", (secured.admin_key or "") + "x", "a.b.c"]
+        with secured.client() as http:
+            statuses = [
+                http.post("/api/v1/queues/default/pause", headers={"Authorization": f"Bearer {token}"}).status_code
+                for token in forged
+            ]
+            # Each is refused; past 10 failures the address is throttled (and stays refused).
+            assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}, statuses
+            assert http.post("/api/v1/queues/default/pause").status_code in (401, 429)
+            assert http.get("/api/v1/queues/default", headers=secured.viewer()).status_code == 429
+        logs = secured.logs()
+        assert valid not in logs and (secured.admin_key or "-") not in logs
+        assert all(token not in logs for token in forged if len(token) > 8)
 
 
 # -- the viewer role -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "scheduler",
     "services",
     "token",
+    "secret",
 )
 
 

@@ -1,4 +1,5 @@
-"""`taskyard token create`: print a JWT signed with the configured `http.jwt_secret`."""
+"""`taskyard token create`: print a JWT signed with the configured `http.jwt_secret` (with
+`aud` / `iss` when `http.jwt_audience` / `http.jwt_issuer` are set)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,12 @@ def create(
         if secret is None:
             raise die(
                 "http.jwt_secret is not set: set TASKYARD_HTTP__JWT_SECRET or jwt_secret under \\[http] "
-                "in taskyard.toml (at least 32 random bytes)"
+                "in taskyard.toml to a random secret (make one with `taskyard secret`)"
             )
-        token = issue_token(secret.get_secret_value(), role=role, ttl=seconds, subject=subject)
+        token = issue_token(
+            secret.get_secret_value(), role=role, ttl=seconds, subject=subject,
+            audience=settings.http.jwt_audience, issuer=settings.http.jwt_issuer,
+        )
     except ConfigError as exc:
         raise die(str(exc)) from None
     sys.stdout.write(token + "\n")

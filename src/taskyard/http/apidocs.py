@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from taskyard.http.api.access import client_address
 from taskyard.http.api.errors import error_response
-from taskyard.http.auth import Authenticator, AuthError
+from taskyard.http.auth import AuthError, TooManyFailures, shared_authenticator
 from taskyard.http.context import HttpContext
 from taskyard.http.dashboard.render import SECURITY_HEADERS
 
@@ -70,7 +71,7 @@ def _assets() -> dict[str, tuple[bytes, str]]:
 def build_router(ctx: HttpContext, openapi: Callable[[], dict[str, Any]]) -> APIRouter:
     """The document, the page and its assets (kept out of the document itself). `openapi`
     returns the OpenAPI document (the FastAPI app's)."""
-    auth = Authenticator(ctx.settings.http)
+    auth = shared_authenticator(ctx)
     book = ctx.session_book()
     assets = _assets()
     router = APIRouter(include_in_schema=False)
@@ -82,9 +83,12 @@ def build_router(ctx: HttpContext, openapi: Callable[[], dict[str, Any]]) -> API
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             try:
-                auth.authenticate(token.strip())
+                auth.authenticate_client(token.strip(), client_address(request))
             except AuthError as exc:
-                return error_response(exc.status_code, exc.code, str(exc))
+                refused = error_response(exc.status_code, exc.code, str(exc))
+                if isinstance(exc, TooManyFailures):
+                    refused.headers["Retry-After"] = str(exc.retry_after)
+                return refused
             return None
         if book.read(request) is not None:
             return None

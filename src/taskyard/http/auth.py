@@ -1,7 +1,8 @@
-"""Who is calling: bearer JWTs (HS256) and static API keys, the viewer/admin roles, audit logs.
+"""Who is calling: bearer JWTs (HS256) and static API keys, the viewer/admin roles, audit logs,
+and which secrets are too weak to accept (`weak_secret_reason`).
 
 Tokens are compared in constant time and never logged; logs name a key by its configured
-name or a JWT by its subject.
+name or a JWT by its subject, and a failed attempt by the client address.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ import enum
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
+import math
 import re
+import secrets
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,19 +25,26 @@ from typing import Any
 import jwt
 
 from taskyard.errors import ConfigError, TaskyardError
+from taskyard.http.throttle import FailureThrottle
 
 __all__ = (
     "ANONYMOUS_ADMIN",
     "MIN_SECRET_BYTES",
+    "SECRET_HINT",
     "AuthError",
     "Authenticator",
     "Principal",
     "Role",
+    "TooManyFailures",
     "audit",
     "check_bind",
+    "check_secret",
     "is_loopback",
     "issue_token",
+    "new_secret",
     "parse_ttl",
+    "shared_authenticator",
+    "weak_secret_reason",
 )
 
 log = logging.getLogger("taskyard.http.audit")
@@ -58,6 +70,9 @@ class Principal:
     role: Role
     key_id: str
     expires_at: datetime | None = None
+    #: Names the credential (not secret): a hash of an API key's digest, or a JWT's subject,
+    #: issue time and expiry. Dashboard sessions carry it, to end with their credential.
+    credential: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -76,6 +91,112 @@ class AuthError(TaskyardError):
         super().__init__(message)
         self.status_code = 403 if forbidden else 401
         self.code = "forbidden" if forbidden else "unauthorized"
+
+
+class TooManyFailures(AuthError):
+    """429: this client address failed authentication too often; try after `retry_after` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentication attempts: retry in {retry_after}s")
+        self.status_code = 429
+        self.code = "too_many_requests"
+        self.retry_after = retry_after
+
+
+#: How to make a good secret; every refusal of a weak one ends with this.
+SECRET_HINT = (
+    "make a random one with `taskyard secret` or "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+)
+#: Fewest estimated bits of randomness a secret must show.
+MIN_SECRET_BITS = 128
+#: Words of placeholder and dictionary secrets (compared without case or separators).
+_PLACEHOLDERS = (
+    "changeme", "secret", "password", "passwd", "example", "placeholder", "replace", "dummy",
+    "insecure", "default", "qwerty", "letmein", "sample", "taskyard",
+)
+_YOUR = re.compile(r"your[-_ .]", re.IGNORECASE)
+_WORDS = re.compile(r"[A-Za-z]{2,}(?:[-_ .,:]+[A-Za-z]{2,}){2,}[-_ .,:!]*")
+
+
+def weak_secret_reason(text: str) -> str | None:
+    """Why `text` is not an acceptable JWT secret or API key, or None when it looks random.
+
+    Refused: shorter than `MIN_SECRET_BYTES`; a placeholder or dictionary word ("change me",
+    "secret", "your-…"); words separated by spaces or dashes; one short pattern repeated
+    (`"s" * 48`, `abcabc…`); runs of neighbouring characters (`abcdef…`, `123456…`); fewer
+    than `MIN_SECRET_BITS` estimated bits: the smaller of length * log2(the alphabet its kinds
+    of characters suggest: hex, digits, letters, symbols) and twice the bits by the
+    characters' own frequencies (few distinct characters). Pure; never echoes `text`.
+    """
+    if len(text.encode()) < MIN_SECRET_BYTES:
+        return f"it is shorter than {MIN_SECRET_BYTES} bytes"
+    folded = re.sub(r"[^a-z0-9]", "", text.lower())
+    for word in _PLACEHOLDERS:
+        if word in folded:
+            return f"it contains the word {word!r}, so it looks like a placeholder"
+    if _YOUR.search(text):
+        return "it contains 'your-', so it looks like a placeholder"
+    if _WORDS.fullmatch(text.strip()) and text.lower() == text:
+        return "it is words separated by spaces or dashes, not random characters"
+    period = _period(text)
+    if period <= len(text) // 2:
+        return f"it repeats a pattern of {period} character{'s' if period > 1 else ''}"
+    runs = sum(
+        1 for a, b, c in zip(text, text[1:], text[2:], strict=False)
+        if ord(b) - ord(a) == ord(c) - ord(b) in (1, -1)
+    )
+    if runs * 2 >= len(text):
+        return "it is mostly runs of neighbouring characters (like abcdef or 123456)"
+    counts = Counter(text)
+    spread = -sum(n * math.log2(n / len(text)) for n in counts.values())
+    bits = min(spread * 2, len(text) * math.log2(_alphabet(text)))
+    if bits < MIN_SECRET_BITS:
+        return (
+            f"it has too little randomness (about {int(bits)} bits from {len(counts)} distinct "
+            f"characters; at least {MIN_SECRET_BITS} needed)"
+        )
+    return None
+
+
+def _alphabet(text: str) -> int:
+    """How many characters `text` was likely drawn from, by the kinds it uses."""
+    if all(c in "0123456789abcdef" for c in text) or all(c in "0123456789ABCDEF" for c in text):
+        return 16
+    kinds = (
+        (str.isdigit, 10), (str.islower, 26), (str.isupper, 26),
+        (lambda c: not c.isalnum(), 32),
+    )
+    return sum(size for test, size in kinds if any(test(c) for c in text)) or 1
+
+
+def _period(text: str) -> int:
+    """The length of the shortest pattern that `text` repeats (its own length when none)."""
+    # Prefix function (KMP): the longest proper prefix that is also a suffix.
+    border = [0] * len(text)
+    k = 0
+    for i in range(1, len(text)):
+        while k and text[i] != text[k]:
+            k = border[k - 1]
+        if text[i] == text[k]:
+            k += 1
+        border[i] = k
+    return len(text) - (border[-1] if text else 0)
+
+
+def new_secret() -> str:
+    """A fresh random secret (48 bytes, URL-safe base64) that `weak_secret_reason` accepts."""
+    while True:
+        secret = secrets.token_urlsafe(48)
+        if weak_secret_reason(secret) is None:  # a placeholder word by chance: ~1 in 10**6
+            return secret
+
+
+def check_secret(setting: str, text: str) -> None:
+    """`ConfigError` naming `setting` (never its value) when `text` is a weak secret."""
+    reason = weak_secret_reason(text)
+    if reason is not None:
+        raise ConfigError(f"invalid setting {setting!r}: refused as a secret because {reason}; {SECRET_HINT}")
 
 
 def is_loopback(host: str) -> bool:
@@ -109,6 +230,11 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _key_credential(digest: bytes) -> str:
+    # A hash of the key's digest: names the key without letting its digest out.
+    return "key:" + hashlib.sha256(b"taskyard-credential:" + digest).hexdigest()[:32]
+
+
 class Authenticator:
     """Checks bearer tokens against the configured JWT secret and API keys.
 
@@ -116,24 +242,21 @@ class Authenticator:
     kept only as SHA-256 digests.
     """
 
-    def __init__(self, http: Any) -> None:
+    def __init__(self, http: Any, *, throttle: FailureThrottle | None = None) -> None:
         self.enabled = bool(getattr(http, "auth_enabled", True))
         self._secret = _secret_value(getattr(http, "jwt_secret", None))
-        if self._secret is not None and len(self._secret.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError(
-                f"http.jwt_secret is too short: use at least {MIN_SECRET_BYTES} random bytes "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-            )
+        if self._secret is not None:
+            check_secret("http.jwt_secret", self._secret)
+        self.audience: str | None = getattr(http, "jwt_audience", None)
+        self.issuer: str | None = getattr(http, "jwt_issuer", None)
         self._keys: list[tuple[bytes, Role, str]] = []
         for index, key in enumerate(getattr(http, "api_keys", None) or ()):
             plain = _secret_value(key.key) or ""
             name = getattr(key, "name", None) or f"key-{index}"
-            if len(plain.encode()) < MIN_SECRET_BYTES:
-                raise ConfigError(
-                    f"http.api_keys[{index}] ({name}) is too short: use at least "
-                    f"{MIN_SECRET_BYTES} random bytes"
-                )
+            check_secret(f"http.api_keys[{index}] ({name})", plain)
             self._keys.append((_digest(plain), Role(str(key.role)), str(name)))
+        #: Failed attempts per client address (shared by the API and the dashboard login).
+        self.throttle = throttle or FailureThrottle()
         if self.enabled and self._secret is None and not self._keys:
             log.warning(
                 "authentication is on but neither http.jwt_secret nor http.api_keys is set: "
@@ -154,39 +277,91 @@ class Authenticator:
         # Compare against every key so timing does not reveal which one (or whether one) matched.
         for key_digest, role, name in self._keys:
             if hmac.compare_digest(digest, key_digest) and found is None:
-                found = Principal(role=role, key_id=f"key:{name}")
+                found = Principal(role=role, key_id=f"key:{name}", credential=_key_credential(key_digest))
         if found is not None:
             return found
         if self._secret is None or token.count(".") != 2:
             raise AuthError("invalid token")
         return self._decode(token, now)
 
+    def authenticate_client(self, token: str, client: str) -> Principal:
+        """`authenticate` for a request from address `client`: refused with `TooManyFailures`
+        (429) while that address is throttled; each failure is logged to the audit logger
+        (address and reason, never the token) and counted against the address."""
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            log.warning("authentication refused from %s: throttled for %ss", client, wait,
+                        extra={"client": client, "action": "auth.throttled"})
+            raise TooManyFailures(wait)
+        try:
+            return self.authenticate(token)
+        except AuthError as exc:
+            self.throttle.failed(client)
+            log.warning("authentication failed from %s: %s", client, exc,
+                        extra={"client": client, "action": "auth.failed"})
+            raise
+
+    def is_current(self, credential: str, role: Role) -> bool:
+        """True while the credential a session was made from is still accepted with `role`:
+        an API key still configured with that role, or a JWT while a secret is set (a new
+        secret already ends every session: their cookies are signed with a key made from it)."""
+        if credential.startswith("key:"):
+            return any(
+                hmac.compare_digest(credential, _key_credential(digest)) and key_role is role
+                for digest, key_role, _ in self._keys
+            )
+        return credential.startswith("jwt:") and self._secret is not None
+
     def _decode(self, token: str, now: datetime | None) -> Principal:
         assert self._secret is not None
+        required = ["exp", "role"] + ["aud"] * bool(self.audience) + ["iss"] * bool(self.issuer)
         try:
             claims = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "role"], "verify_exp": now is None},
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": required, "verify_exp": now is None},
                 leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError) as exc:
+            raise AuthError(f"invalid token: {str(exc).lower()}") from None
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
+        for claim in ("exp", "iat", "nbf"):
+            # PyJWT takes "exp": "99999999999" (a numeric string); RFC 7519 wants a number.
+            if claim in claims and (type(claims[claim]) is not int):
+                raise AuthError(f"invalid token: the {claim!r} claim must be an integer")
         try:
-            expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+            expires = datetime.fromtimestamp(claims["exp"], UTC)
         except (OverflowError, OSError, ValueError):  # an `exp` past year 9999
             expires = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
         if now is not None and expires + timedelta(seconds=LEEWAY_SECONDS) < now:
             raise AuthError("token expired")
         try:
             role = Role(claims["role"])
-        except ValueError:
+        except (ValueError, TypeError):
             raise AuthError("invalid token role") from None
         subject = str(claims.get("sub") or "jwt")[:64]
-        return Principal(role=role, key_id=f"jwt:{subject}", expires_at=expires)
+        credential = "jwt:" + hashlib.sha256(
+            json.dumps([subject, claims.get("jti"), claims.get("iat"), claims["exp"]]).encode()
+        ).hexdigest()[:32]
+        return Principal(role=role, key_id=f"jwt:{subject}", expires_at=expires, credential=credential)
+
+
+def shared_authenticator(ctx: Any) -> Authenticator:
+    """The one `Authenticator` of an HTTP context (`ctx.extra`), so the API and the dashboard
+    count failed attempts together."""
+    extra = getattr(ctx, "extra", None)
+    if extra is None:
+        return Authenticator(ctx.settings.http)
+    found = extra.get("authenticator")
+    if not isinstance(found, Authenticator):
+        found = extra["authenticator"] = Authenticator(ctx.settings.http)
+    return found
 
 
 def issue_token(
@@ -195,20 +370,27 @@ def issue_token(
     role: Role | str,
     ttl: float,
     subject: str = "taskyard-cli",
+    audience: str | None = None,
+    issuer: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """A signed HS256 JWT with `role`, `sub`, `iat` and `exp = now + ttl`."""
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        raise ConfigError(f"http.jwt_secret is too short: use at least {MIN_SECRET_BYTES} bytes")
+    """A signed HS256 JWT with `role`, `sub`, `iat`, `exp = now + ttl`, a random `jti`, and
+    `aud` / `iss` when given. Refuses (`ConfigError`) a weak secret."""
+    check_secret("http.jwt_secret", secret)
     if ttl <= 0:
         raise ValueError("token ttl must be > 0")
     issued = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": subject,
         "role": Role(role).value,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=ttl)).timestamp()),
+        "jti": secrets.token_urlsafe(12),
     }
+    if audience:
+        claims["aud"] = audience
+    if issuer:
+        claims["iss"] = issuer
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.app import Taskyard
 from taskyard.config import Settings
-from taskyard.http.auth import Authenticator
+from taskyard.http.auth import shared_authenticator
 from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.http.dashboard.session import SessionBook
 from taskyard.observability import ServerMetrics
@@ -42,5 +42,8 @@ class HttpContext:
         """The dashboard's session signer, one per server, so that every route that accepts
         the dashboard's cookie (the dashboard, the API documents) checks it with the same key."""
         if self._sessions is None:
-            self._sessions = SessionBook(Authenticator(self.settings.http).secret)
+            auth = shared_authenticator(self)
+            self._sessions = SessionBook(
+                auth.secret, idle=self.settings.http.session_idle_seconds, is_current=auth.is_current
+            )
         return self._sessions

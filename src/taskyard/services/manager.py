@@ -327,7 +327,7 @@ class ServiceManager:
             try:
                 await entry.service.start()
             except Exception:
-                continue  # still in ERROR: next attempt of the series
+                continue  # next attempt of the series
             entry.started_at = self.clock.monotonic()
             return
 

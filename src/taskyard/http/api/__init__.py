@@ -24,7 +24,7 @@ from taskyard.http.api.errors import (
     error_response,
     limited_route_class,
 )
-from taskyard.http.auth import Authenticator, Principal, check_bind
+from taskyard.http.auth import Principal, check_bind, shared_authenticator
 
 __all__ = (
     "API_PREFIX",
@@ -92,7 +92,7 @@ def build_router(ctx: Any) -> APIRouter:
     """
     http = ctx.settings.http
     check_bind(http.host, http.auth_enabled)
-    guard = make_guard(Authenticator(http))
+    guard = make_guard(shared_authenticator(ctx))
     route_class = limited_route_class(http.max_body_bytes)
     root = APIRouter(route_class=route_class)
     guarded = [Depends(guard)]

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, Principal
 
-__all__ = ("SAFE_METHODS", "Guard", "current_principal", "make_guard", "require_admin")
+__all__ = ("SAFE_METHODS", "Guard", "client_address", "current_principal", "make_guard", "require_admin")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -20,6 +20,12 @@ _bearer = HTTPBearer(
 )
 
 Guard = Callable[..., Awaitable[Principal]]
+
+
+def client_address(request: Request) -> str:
+    """The peer address failed attempts are counted against (behind a proxy, the proxy's
+    unless the server trusts its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 def make_guard(authenticator: Authenticator) -> Guard:
@@ -34,7 +40,7 @@ def make_guard(authenticator: Authenticator) -> Guard:
         elif credentials is None:
             raise AuthError("missing bearer token (Authorization: Bearer <token>)")
         else:
-            principal = authenticator.authenticate(credentials.credentials)
+            principal = authenticator.authenticate_client(credentials.credentials, client_address(request))
         if request.method not in SAFE_METHODS and not principal.is_admin:
             raise AuthError("the viewer role may only read", forbidden=True)
         request.state.principal = principal

@@ -27,7 +27,7 @@ from taskyard.errors import (
     TaskyardError,
     UnknownTaskError,
 )
-from taskyard.http.auth import AuthError
+from taskyard.http.auth import AuthError, TooManyFailures
 
 __all__ = (
     "ERROR_RESPONSES",
@@ -115,6 +115,10 @@ def convert(exc: Exception) -> JSONResponse | None:
     """The JSON error for a known exception, or None for an unexpected one."""
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.code, str(exc), exc.details)
+    if isinstance(exc, TooManyFailures):
+        response = error_response(exc.status_code, exc.code, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, AuthError):
         return error_response(exc.status_code, exc.code, str(exc))
     if isinstance(exc, RequestValidationError):

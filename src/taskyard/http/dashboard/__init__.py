@@ -15,12 +15,20 @@ from starlette.responses import RedirectResponse, Response
 from taskyard.core.names import NAME_PATTERN
 from taskyard.errors import NotFoundError, TaskyardError
 from taskyard.http.api import services as service_ops
+from taskyard.http.api.access import client_address
 from taskyard.http.api.queues import known_queue
 from taskyard.http.api.schemas import ID_PATTERN
-from taskyard.http.auth import ANONYMOUS_ADMIN, Authenticator, AuthError, audit, check_bind
+from taskyard.http.auth import (
+    ANONYMOUS_ADMIN,
+    AuthError,
+    TooManyFailures,
+    audit,
+    check_bind,
+    shared_authenticator,
+)
 from taskyard.http.dashboard import pages
 from taskyard.http.dashboard.render import STATIC, Renderer
-from taskyard.http.dashboard.session import Session, same_origin
+from taskyard.http.dashboard.session import COOKIE, Session, same_origin
 
 __all__ = ("build_router",)
 
@@ -54,7 +62,7 @@ def build_router(ctx: Any) -> APIRouter:
     """The dashboard's routes (kept out of the OpenAPI document)."""
     http = ctx.settings.http
     check_bind(http.host, http.auth_enabled)
-    auth = Authenticator(http)
+    auth = shared_authenticator(ctx)
     book = ctx.session_book()
     render = Renderer()
     depth = ctx.depth
@@ -81,6 +89,13 @@ def build_router(ctx: Any) -> APIRouter:
             "page_title": "",
         }
 
+    def used(request: Request, session: Session, response: Response) -> Response:
+        # Sliding idle timeout: a page the user asked for re-issues the cookie; the page's own
+        # background refresh does not, so a tab left open still idles out.
+        if auth.enabled and request.headers.get("x-taskyard-refresh") != "1":
+            book.refresh(response, session, secure=request.url.scheme == "https")
+        return response
+
     def to_login(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         # Encoded, so the page's own query (`?queue=a&status=failed`) survives the round trip.
@@ -98,8 +113,8 @@ def build_router(ctx: Any) -> APIRouter:
         try:
             data = await load()
         except NotFoundError as exc:
-            return error(request, session, 404, str(exc))
-        return render.page(template, {**base(request, session, active), **data})
+            return used(request, session, error(request, session, 404, str(exc)))
+        return used(request, session, render.page(template, {**base(request, session, active), **data}))
 
     # -- static files and login --------------------------------------------------------------
     @router.get("/static/{name}")
@@ -136,7 +151,11 @@ def build_router(ctx: Any) -> APIRouter:
                 str(form.get("csrf", "")), book.login_token(nonce))):
             return login_page(request, "The form expired; please sign in again.", 403)
         try:
-            principal = auth.authenticate(str(form.get("token", "")).strip())
+            principal = auth.authenticate_client(str(form.get("token", "")).strip(), client_address(request))
+        except TooManyFailures as exc:
+            response = login_page(request, f"Too many failed sign-ins; try again in {exc.retry_after}s.", 429)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except AuthError:
             return login_page(request, "That token is not valid.", 401)
         response = RedirectResponse(_safe_next(str(form.get("next", "/"))), 303)
@@ -147,8 +166,16 @@ def build_router(ctx: Any) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
+        session = session_of(request)
+        if session is not None:
+            form = await request.form()
+            if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
+                return error(request, session, 403, "The form expired or came from another site; reload the page.")
+            if auth.enabled:
+                book.revoke(session)
+                audit(session.principal, "dashboard.logout", "dashboard")
         response = RedirectResponse("/login", 303)
-        response.delete_cookie("taskyard_session", path="/")
+        response.delete_cookie(COOKIE, path="/")
         return render.secure(response)
 
     # -- pages -------------------------------------------------------------------------------
@@ -217,7 +244,8 @@ def build_router(ctx: Any) -> APIRouter:
         audit(session.principal, f"{noun}.{action}", target, ["via=dashboard"])
         back = _safe_next(str(form.get("next", "")), f"/{noun}")
         back = re.sub(r"([?&])done=[^&]*&?", r"\1", back).rstrip("?&")
-        return render.secure(RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={action}", 303))
+        done = RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={action}", 303)
+        return used(request, session, render.secure(done))
 
     return router
 

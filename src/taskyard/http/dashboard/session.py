@@ -10,7 +10,8 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,11 +27,12 @@ MAX_AGE = 12 * 3600
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A logged-in dashboard user."""
+    """A logged-in dashboard user: until `expires` at the latest, and `seen` last used."""
 
     principal: Principal
     expires: int
     nonce: str
+    seen: int = 0
 
 
 def _b64(data: bytes) -> str:
@@ -43,38 +45,65 @@ def _unb64(text: str) -> bytes:
 
 class SessionBook:
     """Signs and checks session cookies. The key derives from the JWT secret when there is one
-    (sessions survive restarts and work across replicas), else it is random per process.
+    (sessions survive restarts and work across replicas; a new secret ends them all), else it
+    is random per process.
+
+    A session ends: at logout (its nonce is refused by this process until it would have
+    expired), after `idle` seconds unused (the cookie records its last use and is re-issued on
+    use), when `is_current(credential, role)` says the credential it was made from is gone
+    (an API key removed or given another role), and after `MAX_AGE` or the token's expiry.
     """
 
-    def __init__(self, secret: str | None) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        *,
+        idle: int = 1800,
+        is_current: Callable[[str, Role], bool] = lambda credential, role: True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         base = secret.encode() if secret else secrets.token_bytes(32)
         self._key = hmac.new(base, b"taskyard-dashboard-session", hashlib.sha256).digest()
+        self.idle = idle
+        self._is_current = is_current
+        self._clock = clock
+        self._revoked: dict[str, int] = {}  # nonce -> when the session would have expired
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
     def issue(self, response: Response, principal: Principal, *, secure: bool) -> Session:
         """Start a session for `principal` and set its cookie on `response`."""
-        expires = int(time.time()) + MAX_AGE
+        now = int(self._clock())
+        expires = now + MAX_AGE
         if principal.expires_at is not None:
             expires = min(expires, int(principal.expires_at.timestamp()))
-        session = Session(principal=principal, expires=expires, nonce=secrets.token_urlsafe(16))
-        body = _b64(json.dumps(
-            {"r": principal.role.value, "k": principal.key_id, "e": expires, "n": session.nonce}
-        ).encode())
+        session = Session(principal=principal, expires=expires, nonce=secrets.token_urlsafe(16), seen=now)
+        self._set(response, session, secure=secure)
+        return session
+
+    def refresh(self, response: Response, session: Session, *, secure: bool) -> None:
+        """Mark `session` used now: re-issue its cookie (same nonce and end) on `response`."""
+        self._set(response, replace(session, seen=int(self._clock())), secure=secure)
+
+    def _set(self, response: Response, session: Session, *, secure: bool) -> None:
+        principal = session.principal
+        body = _b64(json.dumps({
+            "r": principal.role.value, "k": principal.key_id, "c": principal.credential,
+            "e": session.expires, "n": session.nonce, "s": session.seen,
+        }).encode())
         response.set_cookie(
             COOKIE,
             f"{body}.{self._sign(body)}",
-            max_age=max(expires - int(time.time()), 0),
+            max_age=max(min(session.expires - session.seen, self.idle), 0),
             httponly=True,
             samesite="lax",
             secure=secure,
             path="/",
         )
-        return session
 
     def read(self, request: Request) -> Session | None:
-        """The request's valid, unexpired session, or None."""
+        """The request's valid, unexpired, unrevoked session, or None."""
         raw = request.cookies.get(COOKIE, "")
         body, _, signature = raw.partition(".")
         if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
@@ -82,13 +111,28 @@ class SessionBook:
         try:
             data = json.loads(_unb64(body))
             session = Session(
-                principal=Principal(role=Role(data["r"]), key_id=str(data["k"])),
+                principal=Principal(role=Role(data["r"]), key_id=str(data["k"]), credential=str(data["c"])),
                 expires=int(data["e"]),
                 nonce=str(data["n"]),
+                seen=int(data["s"]),
             )
         except (ValueError, KeyError, TypeError):
             return None
-        return session if session.expires > time.time() else None
+        now = self._clock()
+        if session.expires <= now or session.seen + self.idle <= now:
+            return None
+        if session.nonce in self._revoked:
+            return None
+        if not self._is_current(session.principal.credential, session.principal.role):
+            return None
+        return session
+
+    def revoke(self, session: Session) -> None:
+        """End `session` now (in this process: other replicas accept its cookie until it idles out)."""
+        now = self._clock()
+        for nonce in [n for n, until in self._revoked.items() if until <= now]:
+            del self._revoked[nonce]
+        self._revoked[session.nonce] = session.expires
 
     def csrf_token(self, session: Session) -> str:
         """The form token bound to this session."""
