@@ -187,7 +187,7 @@ class ScheduleBook:
         """One job draft per fire: unique key `schedule:<name>:<fire time>`, an id derived from
         it, and `run_at` = fire time + a random jitter in [0, jitter].
         """
-        rng = rng or random.Random()
+        rng = rng or random.Random()  # noqa: S311 - jitter spreads load; no secret
         drafts = []
         for fire in fire_times:
             key = schedule_fire_key(schedule.name, fire)

@@ -55,10 +55,10 @@ log = logging.getLogger("taskyard.server")
 ROLES = ("worker", "scheduler", "maintenance", "api", "services")
 
 #: Where a development run (auth on, no credentials, loopback) saves its admin token.
-DEV_TOKEN_FILE = ".taskyard-token"
+DEV_TOKEN_FILE = ".taskyard-token"  # noqa: S105 - a file name, not a secret
 #: The signing secret that development runs started in one directory share, so the token in
 #: `DEV_TOKEN_FILE` opens every one of them (two `run`s side by side, a restart).
-DEV_SECRET_FILE = ".taskyard-dev-secret"
+DEV_SECRET_FILE = ".taskyard-dev-secret"  # noqa: S105 - a file name
 
 
 def _write_private(path: Path, text: str, *, replace: bool) -> bool:

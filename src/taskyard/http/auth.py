@@ -105,7 +105,7 @@ class TooManyFailures(AuthError):
 
 #: How to make a good secret; every refusal of a weak one ends with this.
 SECRET_HINT = (
-    "make a random one with `taskyard secret` or "
+    "make a random one with `taskyard secret` or "  # noqa: S105 - advice text, not a secret
     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 )
 #: Fewest estimated bits of randomness a secret must show.
@@ -313,7 +313,8 @@ class Authenticator:
         return credential.startswith("jwt:") and self._secret is not None
 
     def _decode(self, token: str, now: datetime | None) -> Principal:
-        assert self._secret is not None
+        if self._secret is None:  # an explicit check: `python -O` would drop an assert
+            raise AuthError("invalid token")
         required = ["exp", "role"] + ["aud"] * bool(self.audience) + ["iss"] * bool(self.issuer)
         try:
             claims = jwt.decode(

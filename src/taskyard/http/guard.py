@@ -22,7 +22,7 @@ PROBE_PATHS = frozenset({"/health", "/ready", "/health/services", "/metrics"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: The content types an HTML form (or a no-preflight cross-site fetch) can send.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
-_WILDCARD_BINDS = ("0.0.0.0", "::", "[::]", "")
+_WILDCARD_BINDS = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 - recognised, never bound here
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 

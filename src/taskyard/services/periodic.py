@@ -152,7 +152,7 @@ class PeriodicService(Service):
         else:
             delay = float(interval)
         if self.config.jitter:
-            delay += random.uniform(0, self.config.jitter)
+            delay += random.uniform(0, self.config.jitter)  # noqa: S311 - jitter, no secret
         return max(delay, 0.0)
 
     def trigger(self) -> None:

@@ -97,7 +97,7 @@ class Scheduler(Service):
         self.app = app
         self.leader = leader
         self.config = config or SchedulerConfig()
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - fire jitter, no secret
         self.fires = 0
         self._wake = asyncio.Event()
         self._subscribers: list[Callable[[FireRecord], None]] = []
