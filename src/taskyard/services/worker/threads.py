@@ -156,16 +156,18 @@ class ThreadSlots:
     @property
     def lost(self) -> list[LostThread]:
         """Threads still running long after their job was stopped."""
-        return list(self._lost.values())
+        # is_alive() too: a thread that ended is no longer lost even if its exit notice was missed.
+        return [lost for runner, lost in self._lost.items() if runner.is_alive()]
 
     def status(self) -> dict[str, Any]:
         """The pool as health details show it."""
+        lost = self.lost
         return {
             "slots": self.size,
             "busy": self.busy,
             "stopping": len(self._stopping),
-            "lost_threads": len(self._lost),
-            "lost": [lost.to_json() for lost in self._lost.values()],
+            "lost_threads": len(lost),
+            "lost": [x.to_json() for x in lost],
             "stopped_total": self.stopped_total,
             "lost_total": self.lost_total,
         }

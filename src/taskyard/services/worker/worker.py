@@ -180,8 +180,8 @@ class Worker(Service):
     def recycle(self, reason: str) -> None:
         """Stop claiming, drain in-flight jobs (handing back what does not finish in the drain
         timeout) and end the main loop; `recycled` is set so the task server can restart the
-        process. Idempotent."""
-        if self.recycle_reason is not None:
+        process. Idempotent; nothing to do once the worker is stopping anyway."""
+        if self.recycle_reason is not None or self.stopping.is_set():
             return
         self.recycle_reason = reason
         log.warning("worker %s recycles itself: %s", self.worker_id, reason)
