@@ -91,6 +91,13 @@ class WorkerSettings(_Section):
     heartbeat_interval: float = Field(default=5.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls when idle.")
     drain_timeout: float = Field(default=30.0, ge=0, description="Seconds in-flight jobs get on stop.")
+    stop_grace: float = Field(
+        default=5.0, ge=0,
+        description="Seconds a sync handler's thread gets to end after its timeout before it is lost.",
+    )
+    max_lost_threads: int = Field(
+        default=3, ge=0, description="Lost handler threads at which the worker recycles itself (0: never)."
+    )
 
     @field_validator("queues", mode="before")
     @classmethod

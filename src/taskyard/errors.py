@@ -13,6 +13,7 @@ __all__ = (
     "InvalidNameError",
     "InvalidTransitionError",
     "JobNotFound",
+    "JobTimeoutError",
     "LeaseLost",
     "NotFoundError",
     "PayloadError",
@@ -90,6 +91,12 @@ class BackendUnavailable(BackendError, ConnectionError):
 
 class SchemaVersionError(BackendError):
     """The database schema is older or newer than this version of taskyard expects."""
+
+
+class JobTimeoutError(TaskyardError, TimeoutError):
+    """Raised inside a thread-run (plain `def`) handler whose job passed its timeout, to stop
+    it: again every fraction of a second for `worker.stop_grace` seconds. The attempt itself
+    is recorded as failed (a `TimeoutError`) at the timeout, whatever the handler does."""
 
 
 class LeaseLost(BackendError):

@@ -221,6 +221,9 @@ class TaskServer:
         self._feed: MetricsFeed | None = None
         self._built = False
         self.dev_token: str | None = None
+        #: Set when the worker recycled itself (lost threads): the server stopped, and the
+        #: command that started the process should start it again (`taskyard run`/`worker` do).
+        self.recycle_reason: str | None = None
 
     # -- composition -------------------------------------------------------------------------
     def build(self) -> None:
@@ -354,7 +357,8 @@ class TaskServer:
             return WorkerConfig(
                 queues=queues, concurrency=w.concurrency, lease=w.lease,
                 heartbeat_interval=w.heartbeat_interval, poll_interval=w.poll_interval,
-                drain_timeout=w.drain_timeout, burst=self.burst,
+                drain_timeout=w.drain_timeout, burst=self.burst, stop_grace=w.stop_grace,
+                max_lost_threads=w.max_lost_threads,
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting 'worker': {exc}") from None
@@ -433,17 +437,24 @@ class TaskServer:
         log.info("task server stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, wait for `stop` (or, in burst mode, for the worker to run out of work), stop."""
+        """Start, wait for `stop` (or, in burst mode, for the worker to run out of work, or for
+        the worker to recycle itself: then `recycle_reason` says why), stop."""
         try:
             await self.start()
             waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-            if self.burst and self.worker is not None:
-                waits.append(asyncio.ensure_future(self.worker.wait_finished()))
+            if self.worker is not None:
+                if self.burst:
+                    waits.append(asyncio.ensure_future(self.worker.wait_finished()))
+                waits.append(asyncio.ensure_future(self.worker.recycled.wait()))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waits:
                     waiter.cancel()
+            if self.worker is not None and self.worker.recycle_reason is not None and not stop.is_set():
+                # The worker has drained and handed back its jobs; stop the rest the usual way.
+                self.recycle_reason = self.worker.recycle_reason
+                log.warning("stopping the task server to restart it: %s", self.recycle_reason)
         finally:
             await self.stop()
 

@@ -55,3 +55,11 @@ async def test_heartbeat_registers_the_task_names_a_worker_knows(backend: Backen
     fewer = replace(knows, tasks=("mail.send",), last_heartbeat=at(5))
     await backend.worker_heartbeat(info=fewer)
     assert await backend.workers_list() == [fewer]
+
+
+async def test_heartbeat_registers_the_lost_threads_of_a_worker(backend: Backend) -> None:
+    await backend.worker_heartbeat(info=info("w1"))
+    assert [w.lost_threads for w in await backend.workers_list()] == [0]
+    stuck = replace(info("w1"), lost_threads=2, last_heartbeat=at(5))
+    await backend.worker_heartbeat(info=stuck)
+    assert await backend.workers_list() == [stuck]

@@ -310,7 +310,7 @@ async def test_workers_list(env: Env) -> None:
         last_heartbeat=now, current_jobs=(JOB,)))
     workers = (await env.client.get("/api/v1/workers", headers=env.creds.viewer_key)).json()
     assert workers[0]["id"] == "w1" and workers[0]["current_jobs"] == [JOB]
-    assert workers[0]["tasks"] == []
+    assert workers[0]["tasks"] == [] and workers[0]["lost_threads"] == 0
 
 
 async def test_tasks_list_shows_which_waiting_jobs_no_live_worker_knows(env: Env) -> None:

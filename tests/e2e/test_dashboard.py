@@ -271,3 +271,9 @@ async def test_jobs_of_a_task_no_live_worker_knows_are_named_on_overview_and_que
         assert page.status_code == 200 and warning(page.text) is None, path
     workers = await c.get("/workers")
     assert "images.thumbnail" in workers.text
+    assert 'class="num lost-threads">0<' in workers.text
+    await backend.worker_heartbeat(info=WorkerInfo(
+        id="images-app", host="h", pid=1, queues=("*",), concurrency=1, started_at=now,
+        last_heartbeat=now, tasks=("images.thumbnail",), lost_threads=2))
+    workers = await c.get("/workers")
+    assert 'class="num lost-threads"><span class="st-failed"' in workers.text and ">2</span>" in workers.text

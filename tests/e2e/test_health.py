@@ -4,6 +4,7 @@ readiness, the services document, pause/resume, and /metrics parsed by Prometheu
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import httpx
@@ -171,6 +172,7 @@ async def test_metrics_parse_and_count_jobs_and_runs(server: TaskServer, http: h
     assert values[("taskyard_queue_jobs", (("queue", "math"), ("status", "completed")))] == 3
     assert values[("taskyard_queue_jobs", (("queue", "default"), ("status", "failed")))] == 1
     assert values[("taskyard_workers", ())] == 1
+    assert values[("taskyard_worker_lost_threads", ())] == 0
     assert values[("taskyard_backend_up", ())] == 1
     assert values[("taskyard_service_status", (("service", "broken"), ("status", "ERROR")))] == 1
     assert values[("taskyard_service_status", (("service", "worker"), ("status", "RUNNING")))] == 1
@@ -190,3 +192,46 @@ async def test_oversized_bodies_are_refused(server: TaskServer, http: httpx.Asyn
     response = await http.post("/health", content=b"x" * (limit + 1))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_lost_threads_show_in_health_metrics_and_readiness() -> None:
+    release = threading.Event()
+    app = Taskyard("memory://")
+
+    @app.task("hang", timeout=0.1)
+    def hang() -> None:
+        release.wait()  # blocked in C: the thread cannot be stopped
+
+    settings = load_settings(
+        http={"port": 0}, worker={"poll_interval": 0.05, "stop_grace": 0.1, "max_lost_threads": 2},
+    )
+    srv = TaskServer(app, settings, only="worker,api")
+    await srv.start()
+    assert srv.http is not None and srv.worker is not None
+    try:
+        async with httpx.AsyncClient(base_url=srv.http.url, timeout=10) as http:
+            first = await app.aenqueue("hang")
+            await until(lambda: len(srv.worker.lost_threads) == 1, timeout=10, what="a lost thread")
+            doc = (await http.get("/health/services")).json()
+            details = doc["services"]["worker"]["details"]
+            assert details["lost_threads"] == 1 and details["max_lost_threads"] == 2
+            assert [(x["job_id"], x["task"]) for x in details["lost"]] == [(first.id, "hang")]
+            assert doc["services"]["worker"]["healthy"] and doc["status"] == "healthy"
+            assert (await http.get("/ready")).status_code == 200
+            assert samples((await http.get("/metrics")).text)[("taskyard_worker_lost_threads", ())] == 1
+            listed = (await http.get("/health")).json()
+            assert (listed["status"], listed["lost_threads"]) == ("ok", 1)
+
+            await app.aenqueue("hang")
+            await until(lambda: srv.worker.recycle_reason is not None, timeout=10, what="the recycle")
+            doc = (await http.get("/health/services")).json()
+            worker = doc["services"]["worker"]
+            assert doc["status"] == "degraded" and not worker["healthy"]
+            assert "max_lost_threads=2" in worker["details"]["recycling"]
+            ready = await http.get("/ready")
+            assert ready.status_code == 503
+            assert any("lost handler thread" in r for r in ready.json()["reasons"])
+            assert (await http.get("/health")).json()["status"] == "degraded"
+    finally:
+        release.set()
+        await srv.stop()

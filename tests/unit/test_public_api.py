@@ -4,7 +4,8 @@ import taskyard
 
 EXPECTED = {
     "BackendError", "BackendUnavailable", "Cancel", "ConfigError", "EnqueueItem", "FakeClock",
-    "InvalidTransitionError", "Job", "JobContext", "JobNotFound", "JobStatus", "LeaseLost",
+    "InvalidTransitionError", "Job", "JobContext", "JobNotFound", "JobStatus", "JobTimeoutError",
+    "LeaseLost",
     "MisfirePolicy", "PayloadError", "PeriodicService", "PeriodicServiceConfig", "RateLimit",
     "Retry", "RetryLater", "Schedule", "ScheduleError", "Service", "ServiceStatus", "Taskyard",
     "TaskyardError", "UnknownTaskError", "__version__", "exponential",

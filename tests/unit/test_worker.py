@@ -17,6 +17,7 @@ from taskyard.backends.memory import MemoryBackend
 from taskyard.core.job import MESSAGE_LIMIT, TRACEBACK_LIMIT, Job, Progress, storable_text
 from taskyard.services.worker import JobOutcome, Worker, WorkerConfig
 from taskyard.testing import drain
+from tests.support.waiting import wait_until
 
 
 class Numbers(BaseModel):
@@ -381,3 +382,102 @@ async def test_stats_count_outcomes(app: Taskyard) -> None:
     await drain(app)
     rows = await app.backend.stats_read(since=app.clock.now() - timedelta(minutes=2))
     assert sum(r.completed for r in rows) == 3 and sum(r.failed for r in rows) == 1
+
+
+async def test_sync_timeout_stops_a_python_handler_and_frees_its_thread(app: Taskyard) -> None:
+    stopped: list[BaseException] = []
+
+    @app.task("spin", timeout=0.1)
+    def spin() -> None:
+        try:
+            while True:
+                pass
+        except BaseException as exc:
+            stopped.append(exc)
+            raise
+
+    @app.task("quick")
+    def quick() -> str:
+        return threading.current_thread().name
+
+    spun = await app.aenqueue("spin")
+    worker = Worker(app, WorkerConfig(concurrency=1, poll_interval=0.05, stop_grace=5))
+    await worker.start()
+    try:
+        job = await app.await_job(spun.id, timeout=10)
+        assert job.status is JobStatus.FAILED and [e.type for e in job.errors] == ["TimeoutError"]
+        done = await app.await_job((await app.aenqueue("quick")).id, timeout=10)
+        assert done.status is JobStatus.COMPLETED
+        await wait_until(lambda: worker.health()["details"]["stopped_total"] == 1, timeout=10,
+                         what="the spinning thread to stop")
+        assert [type(e).__name__ for e in stopped] == ["JobTimeoutError"]
+        assert worker.health()["details"]["lost_threads"] == 0
+    finally:
+        await worker.stop(timeout=5)
+
+
+async def test_threads_blocked_past_their_timeout_are_lost_and_never_block_new_jobs(app: Taskyard) -> None:
+    release = threading.Event()
+
+    @app.task("hang", timeout=0.1)
+    def hang() -> None:
+        release.wait()  # blocked in C: the exception raised in the thread cannot land
+
+    @app.task("quick")
+    def quick() -> int:
+        return 1
+
+    hung = [await app.aenqueue("hang") for _ in range(3)]
+    worker = Worker(app, WorkerConfig(concurrency=1, poll_interval=0.05, stop_grace=0.1, max_lost_threads=0))
+    await worker.start()
+    try:
+        for job in hung:
+            assert (await app.await_job(job.id, timeout=10)).status is JobStatus.FAILED
+        quick_jobs = [await app.aenqueue("quick") for _ in range(3)]
+        for job in quick_jobs:
+            assert (await app.await_job(job.id, timeout=10)).status is JobStatus.COMPLETED
+        await wait_until(lambda: len(worker.lost_threads) == 3, timeout=10, what="three lost threads")
+        health = worker.health()
+        assert health["healthy"]  # max_lost_threads=0: counted and shown, never a recycle
+        assert sorted(x["job_id"] for x in health["details"]["lost"]) == sorted(j.id for j in hung)
+        assert {x["task"] for x in health["details"]["lost"]} == {"hang"}
+        assert worker.info().lost_threads == 3
+    finally:
+        release.set()
+        await worker.stop(timeout=5)
+
+
+async def test_worker_recycles_at_max_lost_threads_and_hands_back_what_it_holds(app: Taskyard) -> None:
+    release = threading.Event()
+    long_started = asyncio.Event()
+
+    @app.task("hang", timeout=0.1)
+    def hang() -> None:
+        release.wait()
+
+    @app.task("long")
+    async def long() -> None:
+        long_started.set()
+        await asyncio.Event().wait()
+
+    held = await app.aenqueue("long")
+    worker = Worker(app, WorkerConfig(
+        concurrency=2, poll_interval=0.05, stop_grace=0.1, max_lost_threads=1, drain_timeout=0.1,
+    ))
+    await worker.start()
+    try:
+        await asyncio.wait_for(long_started.wait(), 5)
+        hung = await app.aenqueue("hang")
+        await asyncio.wait_for(worker.recycled.wait(), 10)
+        await asyncio.wait_for(worker.wait_finished(), 10)
+        assert worker.recycle_reason is not None and "max_lost_threads=1" in worker.recycle_reason
+        health = worker.health()
+        assert not health["healthy"] and health["details"]["recycling"] == worker.recycle_reason
+        assert (await app.aget_job(hung.id)).status is JobStatus.FAILED
+        back = await app.aget_job(held.id)
+        assert back.status is JobStatus.PENDING and back.attempt == 0  # handed back, not failed
+        after = await app.aenqueue("long")
+        assert (await app.aget_job(after.id)).status is JobStatus.PENDING  # it claims no more
+    finally:
+        release.set()
+        await worker.stop(timeout=5)

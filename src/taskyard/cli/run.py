@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,16 @@ def fail(exc: Exception) -> typer.Exit:
     """Print the error on one line (never wrapped) and return the Exit to raise."""
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(2)
+
+
+def restart_process(reason: str) -> None:
+    """Replace this process with a fresh run of the same command line (same pid, arguments and
+    environment): what the worker asks for when lost threads reach their limit."""
+    logging.getLogger("taskyard.server").warning("restarting the process: %s", reason)
+    logging.shutdown()  # flush every handler: exec discards unwritten buffers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - this process's own command line
 
 
 def serve(
@@ -37,6 +50,8 @@ def serve(
         code = server.serve()
     except ConfigError as exc:
         raise fail(exc) from None
+    if server.recycle_reason is not None:
+        restart_process(server.recycle_reason)
     raise typer.Exit(code)
 
 

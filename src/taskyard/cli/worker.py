@@ -31,6 +31,12 @@ def register(cli: typer.Typer) -> None:
         lease: float | None = typer.Option(None, "--lease", help="Seconds a claim holds a job between heartbeats."),
         drain_timeout: float | None = typer.Option(None, "--drain-timeout", help="Seconds in-flight jobs get on stop."),
         poll_interval: float | None = typer.Option(None, "--poll-interval", help="Seconds between polls when idle."),
+        stop_grace: float | None = typer.Option(
+            None, "--stop-grace", help="Seconds a timed-out sync handler gets to end before its thread is lost."
+        ),
+        max_lost_threads: int | None = typer.Option(
+            None, "--max-lost-threads", help="Lost handler threads at which the worker restarts (0: never)."
+        ),
         rescue_interval: float | None = typer.Option(None, "--rescue-interval", help="Seconds between lease rescues."),
         leader_ttl: float | None = typer.Option(None, "--leader-ttl", help="Seconds a maintenance leader lease lasts."),
         maintenance: bool = typer.Option(
@@ -46,6 +52,7 @@ def register(cli: typer.Typer) -> None:
         for key, value in (
             ("queues", queues), ("concurrency", concurrency), ("lease", lease),
             ("drain_timeout", drain_timeout), ("poll_interval", poll_interval),
+            ("stop_grace", stop_grace), ("max_lost_threads", max_lost_threads),
         ):
             _set(worker_s, key, value)
         overrides: dict[str, Any] = {"worker": worker_s} if worker_s else {}

@@ -12,7 +12,8 @@ __all__ = ("LeaderInfo", "WorkerInfo")
 class WorkerInfo:
     """A worker process as it registers itself with every heartbeat. `tasks` are the task
     names it can run (it claims jobs of those only); a worker of a taskyard that predates
-    this field registers none."""
+    this field registers none. `lost_threads`: handler threads of it that would not stop
+    after their job was stopped (still running, never given another job)."""
 
     id: str
     host: str
@@ -23,6 +24,7 @@ class WorkerInfo:
     last_heartbeat: datetime
     current_jobs: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
+    lost_threads: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ PING_TIMEOUT = 2.0
 
 async def readiness(ctx: HttpContext) -> dict[str, Any]:
     """`{ready, reasons, backend, degraded}`: ready when the backend answers, every critical
-    service runs, and the server is not shutting down."""
+    service runs, the worker's lost threads are under their limit, and the server is not
+    shutting down."""
     reasons: list[str] = []
     if ctx.draining:
         reasons.append("shutting down")
@@ -39,6 +40,12 @@ async def readiness(ctx: HttpContext) -> dict[str, Any]:
             status = manager.get(service_id).service.status.value
             reasons.append(f"critical service {service_id!r} is {status}")
         degraded = [s for s in manager.in_error() if not manager.get(s).critical]
+    worker = ctx.worker
+    if worker is not None and worker.is_overloaded_by_lost_threads:
+        reasons.append(
+            f"worker has {len(worker.lost_threads)} lost handler thread(s), the limit "
+            f"(worker.max_lost_threads={worker.config.max_lost_threads}): it recycles itself"
+        )
     return {"ready": not reasons, "reasons": reasons, "backend": backend, "degraded": degraded}
 
 
@@ -48,7 +55,14 @@ def build_router(ctx: HttpContext) -> APIRouter:
 
     @router.get("/health", summary="Liveness: 200 while the process serves")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "timestamp": ctx.app.clock.now().isoformat()}
+        # Still 200 when degraded: the worker recycles itself, a liveness restart is not needed.
+        worker = ctx.worker
+        lost = len(worker.lost_threads) if worker is not None else 0
+        status = "degraded" if worker is not None and worker.is_overloaded_by_lost_threads else "ok"
+        body: dict[str, Any] = {"status": status, "timestamp": ctx.app.clock.now().isoformat()}
+        if lost:
+            body["lost_threads"] = lost
+        return body
 
     @router.get("/ready", summary="Readiness: backend reachable and critical services running")
     async def ready() -> JSONResponse:

@@ -91,6 +91,7 @@ async def refresh(ctx: HttpContext, metrics: ServerMetrics) -> None:
         )
     if ctx.worker is not None:
         metrics.in_flight.set(len(ctx.worker.in_flight))
+        metrics.lost_threads.set(len(ctx.worker.lost_threads))
 
 
 def build_router(ctx: HttpContext) -> APIRouter:

@@ -61,6 +61,11 @@ class ServerMetrics:
         )
         self.workers = Gauge("taskyard_workers", "Live workers registered in the backend.", registry=r)
         self.in_flight = Gauge("taskyard_jobs_in_flight", "Jobs running in this process.", registry=r)
+        self.lost_threads = Gauge(
+            "taskyard_worker_lost_threads",
+            "Handler threads of this process's worker that would not stop after their job was stopped.",
+            registry=r,
+        )
         self.backend_up = Gauge("taskyard_backend_up", "1 when the backend answered the last scrape.", registry=r)
 
     # -- events ------------------------------------------------------------------------------

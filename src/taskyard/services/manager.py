@@ -369,7 +369,11 @@ class ServiceManager:
             totals[entry.service.status.value.lower()] += 1
         if self.critical_down():
             status = "unhealthy"
-        elif self.in_error() or any(e.auto_start and e.service.status not in _UP for e in entries):
+        elif (
+            self.in_error()
+            or any(e.auto_start and e.service.status not in _UP for e in entries)
+            or any(e.service.status in _UP and not e.service.health()["healthy"] for e in entries)
+        ):
             status = "degraded"
         else:
             status = "healthy"

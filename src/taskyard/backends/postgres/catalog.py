@@ -370,12 +370,12 @@ class CatalogOps:
         async with self._conn("worker_heartbeat") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.workers ({WORKER_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, %s::jsonb) "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
                 "ON CONFLICT (id) DO UPDATE SET "
                 "host = excluded.host, pid = excluded.pid, queues = excluded.queues, "
                 "concurrency = excluded.concurrency, started_at = excluded.started_at, "
                 "last_heartbeat = excluded.last_heartbeat, current_jobs = excluded.current_jobs, "
-                "tasks = excluded.tasks",
+                "tasks = excluded.tasks, lost_threads = excluded.lost_threads",
                 (
                     info.id,
                     info.host,
@@ -386,6 +386,7 @@ class CatalogOps:
                     info.last_heartbeat,
                     json.dumps(list(info.current_jobs)),
                     json.dumps(list(info.tasks)),
+                    info.lost_threads,
                 ),
             )
 

@@ -35,7 +35,7 @@ J_COLUMNS = ", ".join("j." + c for c in JOB_COLUMNS.split(", "))
 UNLEASE = "lease_token = NULL, lease_expires_at = NULL, cancel_requested = false"
 SCHEDULE_COLUMNS = "data, enabled, next_fire_at, last_fire_at"
 WORKER_COLUMNS = (
-    "id, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks"
+    "id, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks, lost_threads"
 )
 
 _STATUS = {s.value: s for s in JobStatus}
@@ -117,7 +117,7 @@ def schedule_from_row(row: Sequence[Any]) -> Schedule:
 
 def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
     """A `WorkerInfo` from a row of `WORKER_COLUMNS`."""
-    id_, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks = row
+    id_, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks, lost_threads = row
     return WorkerInfo(
         id=id_,
         host=host,
@@ -128,6 +128,7 @@ def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
         last_heartbeat=last_heartbeat.astimezone(UTC),
         current_jobs=tuple(current_jobs),
         tasks=tuple(tasks),
+        lost_threads=lost_threads,
     )
 
 

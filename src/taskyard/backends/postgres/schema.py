@@ -306,8 +306,13 @@ ALTER TABLE {s}.jobs ADD COLUMN rescues integer NOT NULL DEFAULT 0,
                      ADD COLUMN max_rescues integer NOT NULL DEFAULT 3;
 """
 
+# 4: each worker reports its lost handler threads (threads that would not stop after a timeout).
+_V4 = """
+ALTER TABLE {s}.workers ADD COLUMN lost_threads integer NOT NULL DEFAULT 0;
+"""
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -69,6 +69,7 @@ def _worker_json(info: WorkerInfo) -> str:
             "last_heartbeat": to_us(info.last_heartbeat),
             "current_jobs": list(info.current_jobs),
             "tasks": list(info.tasks),
+            "lost_threads": info.lost_threads,
         }
     )
 
@@ -85,6 +86,7 @@ def _worker(doc: str) -> WorkerInfo:
         last_heartbeat=from_us(d["last_heartbeat"]),
         current_jobs=tuple(d["current_jobs"]),
         tasks=tuple(d.get("tasks", ())),  # absent in entries of older workers
+        lost_threads=d.get("lost_threads", 0),  # likewise
     )
 
 

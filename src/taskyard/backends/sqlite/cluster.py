@@ -202,6 +202,7 @@ def worker_heartbeat(conn: sqlite3.Connection, info: WorkerInfo) -> None:
         "started_at": to_us(info.started_at),
         "current_jobs": list(info.current_jobs),
         "tasks": list(info.tasks),
+        "lost_threads": info.lost_threads,
     }
     conn.execute(
         "INSERT INTO workers (id, last_heartbeat, data) VALUES (?, ?, ?) ON CONFLICT (id) "
@@ -234,6 +235,7 @@ def workers_list(conn: sqlite3.Connection) -> list[WorkerInfo]:
                 current_jobs=tuple(d["current_jobs"]),
                 # Absent in rows written before workers registered their tasks.
                 tasks=tuple(d.get("tasks", ())),
+                lost_threads=d.get("lost_threads", 0),  # absent before workers reported them
             )
         )
     return out

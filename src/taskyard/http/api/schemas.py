@@ -395,6 +395,9 @@ class WorkerOut(BaseModel):
     last_heartbeat: datetime
     current_jobs: list[str]
     tasks: list[str] = Field(description="Task names this worker runs (it claims only these).")
+    lost_threads: int = Field(
+        0, description="Handler threads that would not stop after their job was stopped (still running)."
+    )
 
     @classmethod
     def of(cls, info: WorkerInfo) -> WorkerOut:
@@ -409,6 +412,7 @@ class WorkerOut(BaseModel):
             last_heartbeat=info.last_heartbeat,
             current_jobs=list(info.current_jobs),
             tasks=list(info.tasks),
+            lost_threads=info.lost_threads,
         )
 
 

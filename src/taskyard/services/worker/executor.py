@@ -5,7 +5,6 @@ and turns what happened into an `Outcome` for the worker to record.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from taskyard.context import JobContext
 from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.payload import encode_value
 from taskyard.core.task import TaskSpec
-from taskyard.errors import Cancel, RetryLater
+from taskyard.errors import Cancel, JobTimeoutError, RetryLater
+from taskyard.services.worker.threads import ThreadSlots
 
 __all__ = ("UNKNOWN_TASK", "Outcome", "execute")
 
@@ -64,9 +64,12 @@ async def execute(
     job: Job,
     *,
     report_progress: Callable[[str, Progress], None],
-    threads: concurrent.futures.Executor,
+    threads: ThreadSlots,
 ) -> Outcome:
-    """Run `job` once. Never raises except `CancelledError` (when the worker cancels it)."""
+    """Run `job` once. Never raises except `CancelledError` (when the worker cancels it).
+
+    A sync handler runs in one of `threads`; stopped by its timeout or by the worker, it has
+    `JobTimeoutError` (or `Cancel`) raised inside it while its outcome is recorded at once."""
     spec = app.tasks.get(job.task)
     if spec is None:
         # Claims are filtered by the app's tasks, so this is a safety net (a task unregistered
@@ -84,8 +87,10 @@ async def execute(
             if spec.is_async:
                 result = await spec.handler(*args)
             else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(threads, lambda: spec.handler(*args))
+                result = await threads.run(
+                    lambda: spec.handler(*args), job_id=job.id, task=job.task,
+                    stop_with=lambda: JobTimeoutError if deadline.expired() else Cancel,
+                )
     except RetryLater as exc:
         return Outcome("retry_later", delay=exc.delay, reason=str(exc))
     except Cancel as exc:

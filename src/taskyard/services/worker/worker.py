@@ -5,7 +5,6 @@ outcomes (completions in batches), renews leases, and drains cleanly on stop.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -27,6 +26,7 @@ from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
 from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
+from taskyard.services.worker.threads import LostThread, ThreadSlots
 
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
 
@@ -42,6 +42,9 @@ class WorkerConfig:
     `drain_timeout` is how long `stop()` lets in-flight jobs finish before handing them back.
     `burst` makes the worker stop by itself once nothing is due and nothing runs; with
     `burst_wait_retries` it first waits for the retries it scheduled itself to come due.
+    `stop_grace` is how long a stopped sync handler's thread gets to end (an exception is
+    raised in it meanwhile) before it counts as lost; at `max_lost_threads` lost threads the
+    worker recycles itself (0: never).
     """
 
     queues: tuple[str, ...] | None = None
@@ -52,6 +55,8 @@ class WorkerConfig:
     drain_timeout: float = 30.0
     burst: bool = False
     burst_wait_retries: bool = True
+    stop_grace: float = 5.0
+    max_lost_threads: int = 3
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -60,6 +65,8 @@ class WorkerConfig:
             raise ValueError("worker lease, poll_interval and heartbeat_interval must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("worker drain_timeout must be >= 0")
+        if self.stop_grace < 0 or self.max_lost_threads < 0:
+            raise ValueError("worker stop_grace and max_lost_threads must be >= 0")
         for queue in self.queues or ():
             check_name("worker queue name", queue)
 
@@ -103,7 +110,11 @@ class Worker(Service):
         self._retry_watch: dict[str, datetime] = {}
         self._stats: dict[tuple[datetime, str], list[int]] = {}
         self._job_listeners: list[Callable[[JobOutcome], None]] = []
-        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._threads: ThreadSlots | None = None
+        #: Why this worker recycles itself (stops claiming, drains, hands back), once it does.
+        self.recycle_reason: str | None = None
+        #: Set when the worker decides to recycle; the task server then restarts the process.
+        self.recycled = asyncio.Event()
         self._side_tasks: list[asyncio.Task[None]] = []
         self._started_at = self.clock.now()
         self.leases = LeaseKeeper(self)
@@ -135,7 +146,56 @@ class Worker(Service):
             last_heartbeat=self.store_clock.now(),
             current_jobs=tuple(self.in_flight),
             tasks=tuple(sorted(self.app.tasks)),
+            lost_threads=len(self.lost_threads),
         )
+
+    @property
+    def lost_threads(self) -> list[LostThread]:
+        """Handler threads that would not stop after their job was stopped (still running)."""
+        return self._threads.lost if self._threads is not None else []
+
+    @property
+    def is_overloaded_by_lost_threads(self) -> bool:
+        """True once lost threads reach `max_lost_threads` (never when that is 0)."""
+        limit = self.config.max_lost_threads
+        return bool(limit) and len(self.lost_threads) >= limit
+
+    def health(self) -> dict[str, Any]:
+        """The service's health, unhealthy once lost threads reach the limit, with `details`:
+        thread slots, lost threads (with their jobs and tasks) and whether it recycles."""
+        health = super().health()
+        threads = self._threads.status() if self._threads is not None else {
+            "slots": self.config.concurrency, "busy": 0, "stopping": 0, "lost_threads": 0, "lost": [],
+            "stopped_total": 0, "lost_total": 0,
+        }
+        if self.is_overloaded_by_lost_threads or self.recycle_reason is not None:
+            health["healthy"] = False
+        health["details"] = {
+            "in_flight": len(self.in_flight),
+            **threads,
+            "max_lost_threads": self.config.max_lost_threads,
+            "recycling": self.recycle_reason,
+        }
+        return health
+
+    def recycle(self, reason: str) -> None:
+        """Stop claiming, drain in-flight jobs (handing back what does not finish in the drain
+        timeout) and end the main loop; `recycled` is set so the task server can restart the
+        process. Idempotent; nothing to do once the worker is stopping anyway."""
+        if self.recycle_reason is not None or self.stopping.is_set():
+            return
+        self.recycle_reason = reason
+        log.warning("worker %s recycles itself: %s", self.worker_id, reason)
+        self.recycled.set()
+        self.stopping.set()  # the main loop ends and drains, as on stop
+        self._resumed.set()
+
+    def _on_lost_thread(self, lost: LostThread) -> None:
+        if self.is_overloaded_by_lost_threads:
+            self.recycle(
+                f"{len(self.lost_threads)} lost handler thread(s) reached worker.max_lost_threads="
+                f"{self.config.max_lost_threads} (last: job {lost.job_id}, task {lost.task})"
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -143,8 +203,9 @@ class Worker(Service):
         with contextlib.suppress(Exception):  # an outage: the heartbeat reads it again
             await self.store_clock.refresh(self.app.backend)
         self._started_at = self.clock.now()
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.config.concurrency, thread_name_prefix=f"taskyard-{self.id}"
+        self._threads = ThreadSlots(
+            self.config.concurrency, name=f"taskyard-{self.id}", grace=self.config.stop_grace,
+            on_lost=self._on_lost_thread,
         )
         self._side_tasks = [
             asyncio.create_task(self._flush_completions_loop(), name="worker:completer"),
@@ -158,7 +219,10 @@ class Worker(Service):
             await self.wait_resumed()
             if self.stopping.is_set():
                 break
-            free = self.config.concurrency - len(self.in_flight)
+            # Bounded by thread slots too: never hold a claimed job no thread can run (a retired
+            # thread gives its slot back at once, so this only bites on a bookkeeping bug).
+            threads = self._threads.free if self._threads is not None else self.config.concurrency
+            free = min(self.config.concurrency - len(self.in_flight), threads)
             if free <= 0:
                 await self._wait_slot()
                 continue
@@ -280,9 +344,8 @@ class Worker(Service):
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
         if self._threads is not None:
-            # Abandoned sync handlers (timed out) may still run; do not wait for them.
-            self._threads.shutdown(wait=False, cancel_futures=True)
-            self._threads = None
+            # Stopping and lost handler threads are daemons: they end with the process.
+            await self._threads.close()
 
     # -- running jobs ------------------------------------------------------------------------
     def _start_job(self, job: Job) -> None:
