@@ -90,6 +90,18 @@ class WorkerSettings(_Section):
     heartbeat_interval: float = Field(default=5.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls when idle.")
     drain_timeout: float = Field(default=30.0, ge=0, description="Seconds in-flight jobs get on stop.")
+    isolation: Literal["task", "process"] = Field(
+        default="task",
+        description='Where handlers run: "task" = each task\'s own isolation, "process" = every job in a child process.',
+    )
+    max_jobs_per_child: int = Field(default=1000, ge=1, description="Jobs a child process runs before it is replaced.")
+    max_memory_per_child: float | None = Field(
+        default=None, gt=0, description="MB of RSS after which a child process is replaced (checked between jobs)."
+    )
+    memory_limit: float | None = Field(
+        default=None, gt=0,
+        description="MB of RSS a job in a child may use before it is killed (tasks without their own memory_limit).",
+    )
 
     @field_validator("queues", mode="before")
     @classmethod

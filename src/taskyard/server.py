@@ -331,7 +331,9 @@ class TaskServer:
             return WorkerConfig(
                 queues=queues, concurrency=w.concurrency, lease=w.lease,
                 heartbeat_interval=w.heartbeat_interval, poll_interval=w.poll_interval,
-                drain_timeout=w.drain_timeout, burst=self.burst,
+                drain_timeout=w.drain_timeout, burst=self.burst, isolation=w.isolation,
+                max_jobs_per_child=w.max_jobs_per_child, max_memory_per_child=w.max_memory_per_child,
+                memory_limit=w.memory_limit,
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting 'worker': {exc}") from None

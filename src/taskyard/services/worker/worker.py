@@ -24,6 +24,7 @@ from taskyard.core.queue import StatsRow
 from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
+from taskyard.services.worker.children import ChildPool
 from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
 from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
 
@@ -41,6 +42,9 @@ class WorkerConfig:
     `drain_timeout` is how long `stop()` lets in-flight jobs finish before handing them back.
     `burst` makes the worker stop by itself once nothing is due and nothing runs; with
     `burst_wait_retries` it first waits for the retries it scheduled itself to come due.
+    `isolation` "task" runs each job as its task says, "process" every job in a child
+    process; children serve `max_jobs_per_child` jobs, are replaced once past
+    `max_memory_per_child` MB, and kill a job past `memory_limit` MB (tasks without their own).
     """
 
     queues: tuple[str, ...] | None = None
@@ -51,6 +55,10 @@ class WorkerConfig:
     drain_timeout: float = 30.0
     burst: bool = False
     burst_wait_retries: bool = True
+    isolation: str = "task"
+    max_jobs_per_child: int = 1000
+    max_memory_per_child: float | None = None
+    memory_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -61,13 +69,22 @@ class WorkerConfig:
             raise ValueError("worker drain_timeout must be >= 0")
         if self.queues is not None and not all(self.queues):
             raise ValueError("worker queue names must not be empty")
+        if self.isolation not in ("task", "process"):
+            raise ValueError(f"worker isolation must be 'task' or 'process', not {self.isolation!r}")
+        if self.max_jobs_per_child < 1:
+            raise ValueError("worker max_jobs_per_child must be at least 1")
+        for name in ("max_memory_per_child", "memory_limit"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"worker {name} must be > 0 MB (or None for no limit)")
 
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     """Told to `subscribe_jobs` listeners after each run.
 
-    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released.
+    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released |
+    rescued (its child process died; it runs again).
     """
 
     job: Job
@@ -103,6 +120,11 @@ class Worker(Service):
         self._stats: dict[tuple[datetime, str], list[int]] = {}
         self._job_listeners: list[Callable[[JobOutcome], None]] = []
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Child processes for `isolation="process"` jobs (started on demand).
+        self.children = ChildPool(
+            app, size=self.config.concurrency, max_jobs_per_child=self.config.max_jobs_per_child,
+            max_memory_per_child=self.config.max_memory_per_child, memory_limit=self.config.memory_limit,
+        )
         self._side_tasks: list[asyncio.Task[None]] = []
         self._started_at = self.clock.now()
         self.leases = LeaseKeeper(self)
@@ -278,6 +300,7 @@ class Worker(Service):
         await self._flush_stats()
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
+        await self.children.close()
         if self._threads is not None:
             # Abandoned sync handlers (timed out) may still run; do not wait for them.
             self._threads.shutdown(wait=False, cancel_futures=True)
@@ -300,9 +323,12 @@ class Worker(Service):
         assert self._threads is not None
         try:
             try:
-                outcome = await execute(
-                    self.app, job, report_progress=self.leases.report_progress, threads=self._threads
-                )
+                if self.children.wants(job, self.config.isolation):
+                    outcome = await self.children.run(job, report_progress=self.leases.report_progress)
+                else:
+                    outcome = await execute(
+                        self.app, job, report_progress=self.leases.report_progress, threads=self._threads
+                    )
             except asyncio.CancelledError:
                 why = self._interrupts.get(job.id)
                 if why is None:
@@ -375,6 +401,19 @@ class Worker(Service):
                     )
                 await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
                 self._emit_job(job, "released", duration)
+            elif kind == "crashed":
+                updated = await self._write(
+                    lambda: backend.job_rescue(job_id=job.id, lease_token=token, reason=outcome.reason, now=now)
+                )
+                failed = updated.status is JobStatus.FAILED
+                if failed:
+                    self._count(job.queue, failed=1)
+                self._emit_job(updated, "failed" if failed else "rescued", duration)
+                log.warning(
+                    "job %s (%s): %s; %s", job.id, job.task, outcome.reason,
+                    "failed (max_rescues)" if failed else "it will run again",
+                    extra={"job_id": job.id},
+                )
             elif kind == "lost":
                 log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
                 self._emit_job(job, "lost", duration)
