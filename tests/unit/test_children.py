@@ -4,6 +4,7 @@ failures when it cannot, children stopped with the worker; option and setting va
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -12,6 +13,7 @@ from taskyard.config import load_settings
 from taskyard.services.worker import Worker, WorkerConfig
 from taskyard.testing import drain
 from tests.apps.process_app import build
+from tests.support.waiting import wait_until
 
 
 def _alive(pid: int) -> bool:
@@ -101,3 +103,18 @@ def test_worker_settings_are_checked() -> None:
         WorkerConfig(isolation="processes")
     worker = load_settings(None, worker={"isolation": "process", "max_memory_per_child": 300}).worker
     assert (worker.isolation, worker.max_jobs_per_child, worker.max_memory_per_child) == ("process", 1000, 300)
+
+
+async def test_an_idle_child_that_died_is_replaced_without_blaming_the_next_job() -> None:
+    app = build("memory://")
+    worker = Worker(app, WorkerConfig(concurrency=1, poll_interval=0.05))
+    await worker.start()
+    try:
+        first = await app.await_job((await app.aenqueue("whoami", {})).id, timeout=30)
+        os.kill(first.result, signal.SIGKILL)  # e.g. the OOM killer, between two jobs
+        await wait_until(lambda: not _alive(first.result), timeout=10, what="the child to die")
+        second = await app.await_job((await app.aenqueue("whoami", {})).id, timeout=30)
+    finally:
+        await worker.stop()
+    assert second.status is JobStatus.COMPLETED and second.rescues == 0 and second.errors == ()
+    assert second.result != first.result

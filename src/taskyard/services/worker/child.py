@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if msg["type"] != "run":
             continue
         job = messages.job_from_json(msg["job"])
+        channel.send("started", job_id=job.id)
         outcome = loop.run_until_complete(execute(app, job, report_progress=report, threads=threads))
         clean = threads.is_idle()
         channel.send("outcome", outcome=messages.outcome_to_json(outcome), clean=clean)

@@ -141,6 +141,9 @@ class Child:
         except (TimeoutError, messages.ProtocolError) as exc:
             await child.kill()
             raise ChildStartError(f"a child process importing {path!r} did not start: {exc}") from exc
+        except BaseException:  # cancelled while starting: no child left behind
+            await asyncio.shield(child.kill())
+            raise
         if msg is None or msg["type"] != "ready":
             await child.kill()
             error = msg["error"] if msg is not None and msg["type"] == "fatal" else _exit_reason(proc.returncode)
@@ -165,24 +168,27 @@ class Child:
         """The child's next message; None once its side is closed (it exited)."""
         try:
             line = await self.reader.readline()
-        except (ConnectionError, ValueError) as exc:  # ValueError: a line past the limit
+        except ConnectionError:
+            return None  # reset: the child died with our message unread
+        except ValueError as exc:  # a line past the limit
             raise messages.ProtocolError(f"unreadable message from child {self.pid}: {exc}") from exc
         return messages.decode(line) if line else None
 
     def is_alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.returncode is None
+        """True while the process runs (and its socket is open: an idle child that died is
+        seen by its end of file before its exit status arrives)."""
+        return self.proc.returncode is None and not self.reader.at_eof()
 
     def _signal(self, sig: int) -> None:
         # Not `proc.terminate()`: Popen polls first, and reaping the process there would hide
         # its exit status from asyncio's child watcher (it then reports 255).
-        if self.is_alive():
+        if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
     async def kill(self) -> int | None:
         """SIGTERM, SIGKILL after `KILL_GRACE`; returns the exit status."""
-        if self.is_alive():
+        if self.proc.returncode is None:
             self._signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), KILL_GRACE)
@@ -258,10 +264,21 @@ class ChildPool:
         spec = self.app.tasks.get(job.task)
         if spec is None:
             return Outcome("released", reason=UNKNOWN_TASK)
-        try:
-            child = await self._acquire(import_path_of(self.app, spec))
-        except ChildStartError as exc:
-            return Outcome("failed", error=_error(job, exc), retryable=False)
+        for _ in range(3):
+            try:
+                child = await self._acquire(import_path_of(self.app, spec))
+            except ChildStartError as exc:
+                return Outcome("failed", error=_error(job, exc), retryable=False)
+            outcome = await self._run_in(child, job, spec, report_progress)
+            if outcome is not None:
+                return outcome
+            # The child was dead before it took the job (killed while idle): try a fresh one.
+        return Outcome("crashed", reason="child processes kept dying before they could take the job")
+
+    async def _run_in(
+        self, child: Child, job: Job, spec: TaskSpec, report_progress: Callable[[str, Progress], None]
+    ) -> Outcome | None:
+        """`job` in `child`; None when the child never took it."""
         self._busy.add(child)
         keep = False
         try:
@@ -279,14 +296,16 @@ class ChildPool:
 
     async def _watch(
         self, child: Child, job: Job, spec: TaskSpec, report_progress: Callable[[str, Progress], None]
-    ) -> tuple[Outcome, bool]:
+    ) -> tuple[Outcome | None, bool]:
         """Wait for the child's outcome, forwarding progress, sampling its memory and
-        minding the timeout. Returns the outcome and whether the child may be reused."""
+        minding the timeout. Returns the outcome (None: the child ended before it took the
+        job) and whether the child may be reused."""
         loop = asyncio.get_running_loop()
         timeout = job.timeout if job.timeout is not None else spec.timeout
         deadline = None if timeout is None else loop.time() + timeout + TIMEOUT_MARGIN
         limit = spec.memory_limit if spec.memory_limit is not None else self.memory_limit
-        reading = asyncio.ensure_future(self._outcome(child, job, report_progress))
+        started: list[bool] = []
+        reading = asyncio.ensure_future(self._outcome(child, job, report_progress, started))
         try:
             while True:
                 wait = SAMPLE_INTERVAL if deadline is None else min(SAMPLE_INTERVAL, max(deadline - loop.time(), 0))
@@ -315,6 +334,10 @@ class ChildPool:
             msg = None
         if msg is None:
             status = await child.exit_status()
+            if not started:
+                log.warning("child %d had ended (%s) before it took job %s", child.pid,
+                            _exit_reason(status), job.id, extra={"job_id": job.id})
+                return None, False
             return Outcome("crashed", reason=_exit_reason(status)), False
         outcome = messages.outcome_from_json(msg["outcome"])
         if outcome.kind == "released" and outcome.reason == UNKNOWN_TASK:
@@ -327,12 +350,18 @@ class ChildPool:
         return outcome, bool(msg["clean"])
 
     async def _outcome(
-        self, child: Child, job: Job, report_progress: Callable[[str, Progress], None]
+        self,
+        child: Child,
+        job: Job,
+        report_progress: Callable[[str, Progress], None],
+        started: list[bool],
     ) -> dict[str, Any] | None:
         while (msg := await child.receive()) is not None:
-            if msg["type"] == "outcome":
+            if msg["type"] == "started" and msg["job_id"] == job.id:
+                started.append(True)
+            elif msg["type"] == "outcome":
                 return msg
-            if msg["type"] == "progress" and msg["job_id"] == job.id:
+            elif msg["type"] == "progress" and msg["job_id"] == job.id:
                 try:
                     report_progress(job.id, Progress.of(float(msg["percent"]), msg["message"]))
                 except (TypeError, ValueError) as exc:

@@ -1,6 +1,6 @@
 """The messages between a worker and its child processes (`isolation="process"`): one JSON
 object per line over a socket pair, never pickle. The parent sends `run`; the child answers
-`ready` (or `fatal`) once, then `progress`* and one `outcome` per job.
+`ready` (or `fatal`) once, then per job `started`, `progress`* and one `outcome`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "run": ("job",),  # parent → child: run this job
     "ready": ("pid",),  # child → parent: the app is imported
     "fatal": ("error",),  # child → parent: the app cannot be imported; the child exits
+    "started": ("job_id",),  # child → parent: it took the job (a death after this is a crash)
     "progress": ("job_id", "percent", "message"),
     "outcome": ("outcome", "clean"),  # clean False: a handler thread still runs; the child exits
 }
