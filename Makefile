@@ -65,6 +65,7 @@ audit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.cpu
 
 PEERS_VENV := bench/peers/.venv
 

@@ -28,7 +28,7 @@ from taskyard.core.names import check_name
 from taskyard.core.payload import MAX_PAYLOAD_BYTES, check_payload
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 from taskyard.core.retry import Retry
-from taskyard.core.task import TaskSpec
+from taskyard.core.task import ISOLATIONS, Isolation, TaskSpec
 from taskyard.core.unique import UniqueRule, render_unique_key, validate_template
 from taskyard.errors import JobNotFound, PayloadError, UnknownTaskError
 from taskyard.schedules import ScheduleBook
@@ -103,6 +103,10 @@ class Taskyard:
         #: What this app is called where several apps share a store (shown as the declarer of
         #: its declared schedules); the CLI sets it to the `--app` path when left out.
         self.name: str | None = name
+        #: Where another process finds this app, as "MODULE:ATTR" (set by the CLI's `--app`):
+        #: children of `isolation="process"` import it from there. None: derived from the
+        #: module of the task's handler.
+        self.import_path: str | None = None
         self.tasks: dict[str, TaskSpec] = {}
         self.service_specs: dict[str, ServiceSpec] = {}
         #: Queue settings declared in code (`queue()`), stored when a task server starts.
@@ -132,6 +136,8 @@ class Taskyard:
         timeout: float | None = None,
         unique: UniqueRule | None = None,
         max_rescues: int = DEFAULT_MAX_RESCUES,
+        isolation: Isolation = "thread",
+        memory_limit: float | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as task `name`.
 
@@ -143,6 +149,11 @@ class Taskyard:
         validated payload (a `dict` annotation or none receives raw JSON); a second
         parameter receives the `JobContext`. `async def` handlers run on the worker's loop,
         plain `def` handlers in a thread pool; the return value (JSON) is the job's result.
+
+        `isolation="process"` runs each job in a child process of the worker instead (see
+        docs/process-isolation.md): past `timeout` the child is killed, past `memory_limit`
+        MB of resident memory too (the attempt fails with `MemoryLimitExceeded`), and a child
+        that dies counts as a lost worker (a rescue), not as a failed attempt.
         """
         check_name("task name", name)
         check_name(f"task {name!r}: queue name", queue)
@@ -150,6 +161,19 @@ class Taskyard:
             raise ValueError(f"task {name!r}: timeout must be > 0 seconds")
         if isinstance(max_rescues, bool) or not isinstance(max_rescues, int) or max_rescues < 0:
             raise ValueError(f"task {name!r}: max_rescues must be an integer >= 0, not {max_rescues!r}")
+        if isolation not in ISOLATIONS:
+            raise ValueError(
+                f"task {name!r}: isolation must be one of {', '.join(map(repr, ISOLATIONS))}, "
+                f"not {isolation!r}"
+            )
+        if memory_limit is not None:
+            if isinstance(memory_limit, bool) or not isinstance(memory_limit, int | float) or memory_limit <= 0:
+                raise ValueError(f"task {name!r}: memory_limit must be a number of MB > 0, not {memory_limit!r}")
+            if isolation != "process":
+                raise ValueError(
+                    f"task {name!r}: memory_limit needs isolation='process' (a thread's memory "
+                    "cannot be measured or limited on its own)"
+                )
         if isinstance(unique, str):
             validate_template(unique)
 
@@ -175,6 +199,8 @@ class Taskyard:
                 unique=unique,
                 max_rescues=max_rescues,
                 is_async=inspect.iscoroutinefunction(fn),
+                isolation=isolation,
+                memory_limit=None if memory_limit is None else float(memory_limit),
                 wants_ctx=arity == 2,
                 arity=arity,
             )

@@ -98,6 +98,18 @@ class WorkerSettings(_Section):
     max_lost_threads: int = Field(
         default=3, ge=0, description="Lost handler threads at which the worker recycles itself (0: never)."
     )
+    isolation: Literal["task", "process"] = Field(
+        default="task",
+        description='Where handlers run: "task" = each task\'s own isolation, "process" = every job in a child process.',
+    )
+    max_jobs_per_child: int = Field(default=1000, ge=1, description="Jobs a child process runs before it is replaced.")
+    max_memory_per_child: float | None = Field(
+        default=None, gt=0, description="MB of RSS after which a child process is replaced (checked between jobs)."
+    )
+    memory_limit: float | None = Field(
+        default=None, gt=0,
+        description="MB of RSS a job in a child may use before it is killed (tasks without their own memory_limit).",
+    )
 
     @field_validator("queues", mode="before")
     @classmethod

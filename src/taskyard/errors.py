@@ -15,6 +15,7 @@ __all__ = (
     "JobNotFound",
     "JobTimeoutError",
     "LeaseLost",
+    "MemoryLimitExceeded",
     "NotFoundError",
     "PayloadError",
     "RetryLater",
@@ -101,6 +102,12 @@ class JobTimeoutError(TaskyardError, TimeoutError):
 
 class LeaseLost(BackendError):
     """A worker's write was refused because its lease token no longer owns the job."""
+
+
+class MemoryLimitExceeded(TaskyardError):
+    """A job run in a child process (`isolation="process"`) grew past its memory limit and
+    the child was killed. The attempt fails; whether it is retried is the task's `retry`
+    policy (list it in `non_retryable` to fail at once)."""
 
 
 class RetryLater(Exception):  # control flow, not an error

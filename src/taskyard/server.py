@@ -358,7 +358,9 @@ class TaskServer:
                 queues=queues, concurrency=w.concurrency, lease=w.lease,
                 heartbeat_interval=w.heartbeat_interval, poll_interval=w.poll_interval,
                 drain_timeout=w.drain_timeout, burst=self.burst, stop_grace=w.stop_grace,
-                max_lost_threads=w.max_lost_threads,
+                max_lost_threads=w.max_lost_threads, isolation=w.isolation,
+                max_jobs_per_child=w.max_jobs_per_child, max_memory_per_child=w.max_memory_per_child,
+                memory_limit=w.memory_limit,
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting 'worker': {exc}") from None

@@ -5,7 +5,7 @@ import taskyard
 EXPECTED = {
     "BackendError", "BackendUnavailable", "Cancel", "ConfigError", "EnqueueItem", "FakeClock",
     "InvalidTransitionError", "Job", "JobContext", "JobNotFound", "JobStatus", "JobTimeoutError",
-    "LeaseLost",
+    "LeaseLost", "MemoryLimitExceeded",
     "MisfirePolicy", "PayloadError", "PeriodicService", "PeriodicServiceConfig", "RateLimit",
     "Retry", "RetryLater", "Schedule", "ScheduleError", "Service", "ServiceStatus", "Taskyard",
     "TaskyardError", "UnknownTaskError", "__version__", "exponential",

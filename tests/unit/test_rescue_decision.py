@@ -46,3 +46,14 @@ def test_past_max_rescues_the_job_fails_and_says_why() -> None:
 def test_the_decision_ignores_the_retry_budget() -> None:
     assert rescue_decision(_running(attempt=5, max_attempts=5), NOW).status is JobStatus.PENDING
     assert rescue_decision(_running(max_rescues=0), NOW).status is JobStatus.FAILED
+
+
+def test_a_reason_names_how_the_worker_lost_the_job() -> None:
+    reason = "the child process running it died (signal 11, SIGSEGV)"
+    d = rescue_decision(_running(), NOW, reason)
+    assert d.status is JobStatus.PENDING and d.rescues == 1
+    assert d.error.type == "WorkerLost"
+    assert d.error.message == f"{reason}; rescued (1 of 3), the attempt will run again"
+    last = rescue_decision(_running(rescues=DEFAULT_MAX_RESCUES), NOW, reason)
+    assert last.status is JobStatus.FAILED and last.error.type == "WorkerLost"
+    assert last.error.message.endswith(f"last time {reason}")

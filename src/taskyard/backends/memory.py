@@ -462,6 +462,24 @@ class MemoryBackend:
             self._make_ready(job)
         self._waker.notify()
 
+    async def job_rescue(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        now = now or utcnow()
+        with self._lock:
+            job = self._owned(job_id, lease_token)
+            decision = rescue_decision(job, now, reason)
+            after = decision.apply(job, now)
+            job = self._finish(
+                job, status=after.status, attempt=after.attempt, rescues=after.rescues,
+                errors=after.errors, finished_at=after.finished_at, worker_id=after.worker_id,
+            )
+            if decision.status is S.FAILED:
+                return job
+            self._make_ready(job)
+        self._waker.notify()
+        return self._jobs[job_id]
+
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
         now = now or utcnow()

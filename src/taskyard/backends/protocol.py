@@ -234,6 +234,19 @@ class Backend(Protocol):
         """
         ...
 
+    async def job_rescue(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        """The worker holding a running job saw it lost without the handler failing (the
+        child process running it died): carry out `core.job.rescue_decision(job, now,
+        reason)` — pending with `attempt - 1` and `rescues + 1`, or failed past
+        `max_rescues`, a `WorkerLost` error with `reason` recorded either way — the same write
+        as `jobs_rescue_expired` but without waiting for the lease to expire. Fenced by
+        `lease_token` (still running, same token), atomic; returns the job after the write.
+        Raises `LeaseLost` when the token no longer owns the job.
+        """
+        ...
+
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
         """Running jobs whose lease expired before `now`: carry out

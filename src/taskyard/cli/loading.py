@@ -51,6 +51,7 @@ def load_app(spec: str | None) -> Taskyard:
         raise die(f"{spec!r} is not a Taskyard app (found {type(app).__name__})")
     if app.name is None:
         app.name = f"{module_name}:{attr}"
+    app.import_path = f"{module_name}:{attr}"
     return app
 
 

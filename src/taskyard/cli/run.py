@@ -70,6 +70,9 @@ def register(cli: typer.Typer) -> None:
         service: str | None = typer.Option(None, "--service", help="Run this one user service alone."),
         config: Path | None = typer.Option(None, "--config", help="Settings file (default ./taskyard.toml)."),
         no_http: bool = typer.Option(False, "--no-http", help="Serve no HTTP (no health endpoints)."),
+        isolation: str | None = typer.Option(
+            None, "--isolation", help='"task" (each task\'s own, default) or "process" (every job in a child).'
+        ),
     ) -> None:
         """Run the task server until SIGTERM/SIGINT, then drain and exit 0."""
         overrides: dict[str, Any] = {}
@@ -87,6 +90,8 @@ def register(cli: typer.Typer) -> None:
             worker["queues"] = queues
         if concurrency is not None:
             worker["concurrency"] = concurrency
+        if isolation is not None:
+            worker["isolation"] = isolation
         if worker:
             overrides["worker"] = worker
         serve(overrides, only=only, service=service, config=config)

@@ -39,6 +39,9 @@ def register(cli: typer.Typer) -> None:
         ),
         rescue_interval: float | None = typer.Option(None, "--rescue-interval", help="Seconds between lease rescues."),
         leader_ttl: float | None = typer.Option(None, "--leader-ttl", help="Seconds a maintenance leader lease lasts."),
+        isolation: str | None = typer.Option(
+            None, "--isolation", help='"task" (each task\'s own, default) or "process" (every job in a child).'
+        ),
         maintenance: bool = typer.Option(
             True, "--maintenance/--no-maintenance", help="Take part in leader-elected maintenance."
         ),
@@ -53,6 +56,7 @@ def register(cli: typer.Typer) -> None:
             ("queues", queues), ("concurrency", concurrency), ("lease", lease),
             ("drain_timeout", drain_timeout), ("poll_interval", poll_interval),
             ("stop_grace", stop_grace), ("max_lost_threads", max_lost_threads),
+            ("isolation", isolation),
         ):
             _set(worker_s, key, value)
         overrides: dict[str, Any] = {"worker": worker_s} if worker_s else {}

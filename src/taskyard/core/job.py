@@ -314,18 +314,23 @@ class RescueDecision:
         )
 
 
-def rescue_decision(job: Job, now: datetime) -> RescueDecision:
-    """The one rule for a running job whose lease expired at `now` (its worker died, hung or
-    was cut off): losing a worker is not the handler's failure, so it does not use the retry
-    budget. The job goes back to pending with the lost attempt not counted (the next claim
-    re-runs the same attempt number) and `rescues + 1`; once that would exceed
-    `max_rescues`, the job fails: a job that loses its worker every time likely kills it.
-    Either way a `LeaseExpired` error records the loss. Pure: backends apply it atomically,
-    fenced by the lease token they read.
+def rescue_decision(job: Job, now: datetime, reason: str | None = None) -> RescueDecision:
+    """The one rule for a running job whose worker was lost: its lease expired at `now` (its
+    worker died, hung or was cut off), or, with `reason`, its worker saw it die (e.g. "the
+    child process running it died (signal 11, SIGSEGV)"). Losing a worker is not the
+    handler's failure, so it does not use the retry budget. The job goes back to pending with
+    the lost attempt not counted (the next claim re-runs the same attempt number) and
+    `rescues + 1`; once that would exceed `max_rescues`, the job fails: a job that loses its
+    worker every time likely kills it. Either way an error records the loss (`LeaseExpired`,
+    or `WorkerLost` with `reason`). Pure: backends apply it atomically, fenced by the lease
+    token they read.
     """
     rescues = job.rescues + 1
-    expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
-    lost = f"worker {job.worker_id} stopped renewing its lease (expired at {expired})"
+    if reason is None:
+        expired = job.lease_expires_at.isoformat() if job.lease_expires_at else "?"
+        lost = f"worker {job.worker_id} stopped renewing its lease (expired at {expired})"
+    else:
+        lost = reason
     if rescues > job.max_rescues:
         message = (
             f"its worker was lost {rescues} times (max_rescues={job.max_rescues}): the job "
@@ -335,7 +340,10 @@ def rescue_decision(job: Job, now: datetime) -> RescueDecision:
     else:
         message = f"{lost}; rescued ({rescues} of {job.max_rescues}), the attempt will run again"
         status, attempt = JobStatus.PENDING, max(job.attempt - 1, 0)
-    error = AttemptError(attempt=job.attempt, type="LeaseExpired", message=message, traceback=None, at=now)
+    error = AttemptError.of_text(
+        attempt=job.attempt, type="LeaseExpired" if reason is None else "WorkerLost",
+        message=message, traceback=None, at=now,
+    )
     return RescueDecision(status=status, attempt=attempt, rescues=rescues, error=error)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -12,7 +12,12 @@ from taskyard.core.job import DEFAULT_MAX_RESCUES
 from taskyard.core.retry import Retry
 from taskyard.core.unique import UniqueRule
 
-__all__ = ("TaskSpec",)
+__all__ = ("ISOLATIONS", "Isolation", "TaskSpec")
+
+#: Where a task's handler runs: "thread" (async on the worker's loop, sync in a thread) or
+#: "process" (in a child process of the worker, killed on timeout or past its memory limit).
+Isolation = Literal["thread", "process"]
+ISOLATIONS: tuple[Isolation, ...] = ("thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +36,5 @@ class TaskSpec:
     is_async: bool = False
     wants_ctx: bool = False
     arity: int = 1  # how many of (payload, ctx) the handler takes
+    isolation: Isolation = "thread"
+    memory_limit: float | None = None  # MB of RSS a child running it may use (process only)

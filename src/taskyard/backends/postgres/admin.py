@@ -15,8 +15,8 @@ from taskyard.backends.postgres.catalog import NOW
 from taskyard.backends.postgres.rows import J_COLUMNS as _J_COLUMNS
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
-from taskyard.core.job import Job, JobStatus, RescueReport, rescue_decision
-from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound
+from taskyard.core.job import Job, JobStatus, RescueDecision, RescueReport, rescue_decision
+from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound, LeaseLost
 
 __all__ = ("JobAdminOps",)
 
@@ -145,30 +145,60 @@ class JobAdminOps:
             decisions = [rescue_decision(j, at) for j in expired]
             # The rows stay locked (FOR UPDATE) until this commits: no other rescuer sees them
             # as running and expired, and no heartbeat extends them in between.
-            await conn.execute(
-                self._waking(
-                    f"UPDATE {s}.jobs j SET status = x.status, attempt = x.attempt, "
-                    "rescues = x.rescues, errors = j.errors || x.error::jsonb, "
-                    "finished_at = CASE WHEN x.status = 'failed' THEN %(at)s ELSE j.finished_at END, "
-                    "worker_id = CASE WHEN x.status = 'failed' THEN j.worker_id END, "
-                    "unique_active = CASE WHEN x.status = 'failed' THEN NULL ELSE j.unique_active END, "
-                    f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(attempts)s::int[], "
-                    "%(rescues)s::int[], %(errors)s::text[]) x(id, status, attempt, rescues, error) "
-                    f"WHERE j.id = x.id RETURNING {_J_COLUMNS}"
-                ),
-                {
-                    "ids": [j.id for j in expired],
-                    "statuses": [d.status.value for d in decisions],
-                    "attempts": [d.attempt for d in decisions],
-                    "rescues": [d.rescues for d in decisions],
-                    "errors": [json.dumps([d.error.to_json()]) for d in decisions],
-                    "at": at,
-                },
-            )
+            await self._rescue_write(conn, expired, decisions, at)
         failed = [d.status is JobStatus.FAILED for d in decisions]
         return RescueReport(
             rescued=tuple(j.id for j, f in zip(expired, failed, strict=True) if not f),
             failed=tuple(j.id for j, f in zip(expired, failed, strict=True) if f),
+        )
+
+    async def job_rescue(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        s = self.schema
+        async with self._conn("job_rescue") as conn, conn.transaction():
+            cur = await conn.execute(
+                f"SELECT {JOB_COLUMNS}, {NOW} FROM {s}.jobs WHERE id = %(id)s "
+                "AND status = 'running' AND lease_token = %(token)s FOR UPDATE",
+                {"id": job_id, "token": lease_token, "now": now},
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+            at = row[-1]
+            job = job_from_row(row[:-1])
+            decision = rescue_decision(job, at, reason)
+            await self._rescue_write(conn, [job], [decision], at)
+        return decision.apply(job, at)
+
+    async def _rescue_write(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        jobs: list[Job],
+        decisions: list[RescueDecision],
+        at: datetime,
+    ) -> None:
+        """Carry out rescue decisions on rows the caller holds locked (FOR UPDATE)."""
+        s = self.schema
+        await conn.execute(
+            self._waking(
+                f"UPDATE {s}.jobs j SET status = x.status, attempt = x.attempt, "
+                "rescues = x.rescues, errors = j.errors || x.error::jsonb, "
+                "finished_at = CASE WHEN x.status = 'failed' THEN %(at)s ELSE j.finished_at END, "
+                "worker_id = CASE WHEN x.status = 'failed' THEN j.worker_id END, "
+                "unique_active = CASE WHEN x.status = 'failed' THEN NULL ELSE j.unique_active END, "
+                f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(attempts)s::int[], "
+                "%(rescues)s::int[], %(errors)s::text[]) x(id, status, attempt, rescues, error) "
+                f"WHERE j.id = x.id RETURNING {_J_COLUMNS}"
+            ),
+            {
+                "ids": [j.id for j in jobs],
+                "statuses": [d.status.value for d in decisions],
+                "attempts": [d.attempt for d in decisions],
+                "rescues": [d.rescues for d in decisions],
+                "errors": [json.dumps([d.error.to_json()]) for d in decisions],
+                "at": at,
+            },
         )
 
     async def jobs_promote_due(self, *, now: datetime | None = None) -> int:

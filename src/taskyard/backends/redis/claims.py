@@ -18,8 +18,10 @@ from taskyard.core.job import (
     AttemptError,
     Completion,
     Job,
+    JobStatus,
     LeaseReport,
     Progress,
+    rescue_decision,
 )
 from taskyard.errors import LeaseLost
 
@@ -205,6 +207,26 @@ class ClaimsMixin(RedisConnection):
         now = now or utcnow()
         args = [to_us(now), job_id, lease_token, dumps({"cancelled": reason})]
         queue, fields = await self._owned_script("finish_cancelled", job_id, args)
+        return decode_job(job_id, queue, fields)
+
+    async def job_rescue(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        now = now or utcnow()
+        queue = await self._queue_of(job_id)
+        job = None
+        if queue is not None:
+            with self._guard:
+                fields = await self.client.hgetall(self._keys.job(queue, job_id))
+            job = decode_job(job_id, queue, fields) if fields else None
+        if job is None or job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+            raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+        # The decision is made from the job as read; the script applies it only if the token
+        # still owns the job, and while it does nobody else changes the fields it reads.
+        d = rescue_decision(job, now, reason)
+        args = [to_us(now), job_id, lease_token, d.status.value, d.attempt, d.rescues,
+                dumps(d.error.to_json())]
+        queue, fields = await self._owned_script("rescue_held", job_id, args)
         return decode_job(job_id, queue, fields)
 
     async def job_release(

@@ -28,6 +28,7 @@ JOB_SCRIPTS = (
     "promote",
     "rescue_scan",
     "rescue",
+    "rescue_held",
     "prune",
     "list",
 )

@@ -216,6 +216,15 @@ class SqliteBackend:
         if await self._db.write(lambda c: runs.release(c, job_id, lease_token)):
             self._notify()
 
+    async def job_rescue(
+        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
+    ) -> Job:
+        at = now or utcnow()
+        job = await self._db.write(lambda c: runs.rescue(c, job_id, lease_token, reason, at))
+        if job.status is JobStatus.PENDING:
+            self._notify()
+        return job
+
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
         if now is not None:

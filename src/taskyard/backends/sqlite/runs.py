@@ -8,7 +8,15 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from taskyard.core.job import AttemptError, Completion, Job, JobStatus, LeaseReport, Progress
+from taskyard.core.job import (
+    AttemptError,
+    Completion,
+    Job,
+    JobStatus,
+    LeaseReport,
+    Progress,
+    rescue_decision,
+)
 from taskyard.errors import LeaseLost
 
 from .jobs import save
@@ -21,6 +29,7 @@ __all__ = (
     "finish_cancelled",
     "owned",
     "release",
+    "rescue",
     "set_progress",
     "snooze",
 )
@@ -134,3 +143,10 @@ def release(conn: sqlite3.Connection, job_id: str, token: str) -> bool:
         (job_id, token),
     )
     return cur.rowcount > 0
+
+
+def rescue(conn: sqlite3.Connection, job_id: str, token: str, reason: str, now: datetime) -> Job:
+    """The holder saw its job lost (its child process died): `rescue_decision` with `reason`,
+    the same write as a rescue of an expired lease."""
+    job = owned(conn, job_id, token)
+    return save(conn, rescue_decision(job, now, reason).apply(job, now))

@@ -30,7 +30,8 @@ UNKNOWN_TASK = "task not registered in this worker"
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one run produced. `kind`: completed | failed | retry_later | cancelled |
-    released (handed back untouched: the task is not registered here)."""
+    released (handed back untouched: the task is not registered here) | crashed (the child
+    process running it died, `reason` says how: a lost worker, not a failed attempt)."""
 
     kind: str
     result: Any = None

@@ -154,6 +154,11 @@ class ThreadSlots:
         return self.size - len(self._busy)
 
     @property
+    def idle(self) -> bool:
+        """No thread runs a handler: none busy, none being stopped, none lost."""
+        return not self._busy and not self._stopping and not self.lost
+
+    @property
     def lost(self) -> list[LostThread]:
         """Threads still running long after their job was stopped."""
         # is_alive() too: a thread that ended is no longer lost even if its exit notice was missed.

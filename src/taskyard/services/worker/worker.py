@@ -24,6 +24,7 @@ from taskyard.core.queue import StatsRow
 from taskyard.errors import BackendUnavailable, LeaseLost
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
+from taskyard.services.worker.children import ChildPool
 from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
 from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
 from taskyard.services.worker.threads import LostThread, ThreadSlots
@@ -45,6 +46,9 @@ class WorkerConfig:
     `stop_grace` is how long a stopped sync handler's thread gets to end (an exception is
     raised in it meanwhile) before it counts as lost; at `max_lost_threads` lost threads the
     worker recycles itself (0: never).
+    `isolation` "task" runs each job as its task says, "process" every job in a child
+    process; children serve `max_jobs_per_child` jobs, are replaced once past
+    `max_memory_per_child` MB, and kill a job past `memory_limit` MB (tasks without their own).
     """
 
     queues: tuple[str, ...] | None = None
@@ -57,6 +61,10 @@ class WorkerConfig:
     burst_wait_retries: bool = True
     stop_grace: float = 5.0
     max_lost_threads: int = 3
+    isolation: str = "task"
+    max_jobs_per_child: int = 1000
+    max_memory_per_child: float | None = None
+    memory_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -69,13 +77,22 @@ class WorkerConfig:
             raise ValueError("worker stop_grace and max_lost_threads must be >= 0")
         for queue in self.queues or ():
             check_name("worker queue name", queue)
+        if self.isolation not in ("task", "process"):
+            raise ValueError(f"worker isolation must be 'task' or 'process', not {self.isolation!r}")
+        if self.max_jobs_per_child < 1:
+            raise ValueError("worker max_jobs_per_child must be at least 1")
+        for name in ("max_memory_per_child", "memory_limit"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"worker {name} must be > 0 MB (or None for no limit)")
 
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     """Told to `subscribe_jobs` listeners after each run.
 
-    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released.
+    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released |
+    rescued (its child process died; it runs again).
     """
 
     job: Job
@@ -115,6 +132,11 @@ class Worker(Service):
         self.recycle_reason: str | None = None
         #: Set when the worker decides to recycle; the task server then restarts the process.
         self.recycled = asyncio.Event()
+        #: Child processes for `isolation="process"` jobs (started on demand).
+        self.children = ChildPool(
+            app, size=self.config.concurrency, max_jobs_per_child=self.config.max_jobs_per_child,
+            max_memory_per_child=self.config.max_memory_per_child, memory_limit=self.config.memory_limit,
+        )
         self._side_tasks: list[asyncio.Task[None]] = []
         self._started_at = self.clock.now()
         self.leases = LeaseKeeper(self)
@@ -343,6 +365,7 @@ class Worker(Service):
         await self._flush_stats()
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
+        await self.children.close()
         if self._threads is not None:
             # Stopping and lost handler threads are daemons: they end with the process.
             await self._threads.close()
@@ -364,9 +387,12 @@ class Worker(Service):
         assert self._threads is not None
         try:
             try:
-                outcome = await execute(
-                    self.app, job, report_progress=self.leases.report_progress, threads=self._threads
-                )
+                if self.children.wants(job, self.config.isolation):
+                    outcome = await self.children.run(job, report_progress=self.leases.report_progress)
+                else:
+                    outcome = await execute(
+                        self.app, job, report_progress=self.leases.report_progress, threads=self._threads
+                    )
             except asyncio.CancelledError:
                 why = self._interrupts.get(job.id)
                 if why is None:
@@ -439,6 +465,19 @@ class Worker(Service):
                     )
                 await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
                 self._emit_job(job, "released", duration)
+            elif kind == "crashed":
+                updated = await self._write(
+                    lambda: backend.job_rescue(job_id=job.id, lease_token=token, reason=outcome.reason, now=now)
+                )
+                failed = updated.status is JobStatus.FAILED
+                if failed:
+                    self._count(job.queue, failed=1)
+                self._emit_job(updated, "failed" if failed else "rescued", duration)
+                log.warning(
+                    "job %s (%s): %s; %s", job.id, job.task, outcome.reason,
+                    "failed (max_rescues)" if failed else "it will run again",
+                    extra={"job_id": job.id},
+                )
             elif kind == "lost":
                 log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
                 self._emit_job(job, "lost", duration)
