@@ -9,8 +9,10 @@ checker can tell which attempt's write the store kept.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,16 +45,23 @@ RETRIES: dict[str, Retry] = {
     "chaos.unique": Retry(attempts=8, backoff=[0.2]),
     "chaos.tick": Retry(attempts=8, backoff=[0.2]),
     "chaos.v2": Retry(attempts=8, backoff=[0.2]),
+    "chaos.iso_hang": Retry(attempts=3, backoff=[0.5]),
+    "chaos.iso_leak": Retry(attempts=3, backoff=[0.5]),
+    "chaos.iso_crash": Retry(attempts=3, backoff=[0.2]),
+    "chaos.iso_poison": Retry(attempts=3, backoff=[0.2]),
+    "chaos.thread_spin": Retry(attempts=3, backoff=[0.5]),
 }
 #: Tasks whose jobs are meant to end `failed`: the executor refuses a 2 MiB result, and a job
 #: that kills its process on every run must end failed, not loop.
-EXPECTED_FAILURES = frozenset({"chaos.huge", "chaos.poison"})
+EXPECTED_FAILURES = frozenset({"chaos.huge", "chaos.poison", "chaos.iso_poison"})
 #: Every-second schedules of version 1: name -> misfire policy.
 SCHEDULES = {"chaos-all": "all", "chaos-once": "once", "chaos-skip": "skip"}
 #: What version 2 adds.
 V2_SCHEDULES = {"chaos-v2-all": "all"}
 #: Seconds `chaos.hang` may run before its timeout.
 HANG_TIMEOUT = 1.0
+#: MB a `chaos.iso_leak` child may hold before it is killed.
+LEAK_LIMIT_MB = 120
 
 
 class Work(BaseModel):
@@ -88,6 +97,40 @@ def recorded(fn: Handler) -> Handler:
         return result
 
     return run
+
+
+def recorded_sync(fn: Callable[[Any, JobContext], Any]) -> Callable[[Any, JobContext], Any]:
+    """`recorded` for a plain `def` handler (run in a thread or a child process). A handler
+    killed with its child process records no end: the checker reads that end from the error
+    the worker stored for the attempt."""
+
+    @functools.wraps(fn)
+    def run(payload: Any, ctx: JobContext) -> Any:
+        job = ctx.job
+        base = {"job": job.id, "task": job.task, "attempt": job.attempt, "token": job.lease_token,
+                "unique_key": job.unique_key}
+        history.record("start", **base)
+        try:
+            result = fn(payload, ctx)
+        except BaseException as exc:  # JobTimeoutError and Cancel included
+            history.record("end", ok=False, error=type(exc).__name__, **base)
+            raise
+        history.record("end", ok=True, **base)
+        return result
+
+    return run
+
+
+def _first_run(ctx: JobContext, what: str) -> bool:
+    """True the first time this job gets here (a marker file beside the histories)."""
+    directory = os.environ.get(history.HISTORY_DIR_ENV)
+    if not directory:
+        return False
+    try:
+        os.close(os.open(os.path.join(directory, f"{what}-{ctx.job.id}"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _result(ctx: JobContext) -> dict[str, Any]:
@@ -135,6 +178,52 @@ async def huge(payload: Work, ctx: JobContext) -> dict[str, Any]:
     return {**_result(ctx), "padding": "x" * (2 * 1024 * 1024)}
 
 
+def iso_hang(payload: Work, ctx: JobContext) -> dict[str, Any]:
+    """In a child process: blocks in C past its timeout on the first attempt (the worker kills
+    the child); returns afterwards."""
+    if ctx.attempt == 1:
+        time.sleep(HANG_TIMEOUT * 30)
+    return _result(ctx)
+
+
+def iso_leak(payload: Work, ctx: JobContext) -> dict[str, Any]:
+    """In a child process: grows far past its memory limit on the first attempt (the worker
+    kills the child: MemoryLimitExceeded); returns afterwards."""
+    if ctx.attempt == 1:
+        hoard = []
+        for _ in range(200):  # up to 2 GB, 10 MB at a time; killed long before
+            hoard.append(bytearray(10 * 1024 * 1024))
+            time.sleep(0.02)
+    return _result(ctx)
+
+
+def iso_crash(payload: Work, ctx: JobContext) -> dict[str, Any]:
+    """In a child process: segfaults the first time it runs; returns afterwards."""
+    if _first_run(ctx, "segv"):
+        _segfault()
+    return _result(ctx)
+
+
+def iso_poison(payload: Work, ctx: JobContext) -> dict[str, Any]:
+    """In a child process: segfaults on every run (ends failed after max_rescues)."""
+    _segfault()
+    return _result(ctx)
+
+
+def _segfault() -> None:
+    ctypes.string_at(0)  # SIGSEGV (history lines are written unbuffered)
+
+
+def thread_spin(payload: Work, ctx: JobContext) -> dict[str, Any]:
+    """In a worker thread: spins in pure Python past its timeout on the first attempt (the
+    worker raises JobTimeoutError inside the thread); returns afterwards."""
+    if ctx.attempt == 1:
+        deadline = time.monotonic() + HANG_TIMEOUT * 30
+        while time.monotonic() < deadline:
+            pass
+    return _result(ctx)
+
+
 async def tick(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """The schedules' task (raw JSON payload: `recorded` keeps the wrapped signature)."""
     return _result(ctx)
@@ -152,6 +241,17 @@ def build(version: int = 1, backend: str | None = None) -> Taskyard:
     app.task("chaos.poison", retry=RETRIES["chaos.poison"])(recorded(poison))
     app.task("chaos.unique", retry=RETRIES["chaos.unique"], unique="u:{key}")(recorded(work))
     app.task("chaos.tick", queue="ticks", retry=RETRIES["chaos.tick"])(recorded(tick))
+    slow = HANG_TIMEOUT * 5  # long enough for a normal run of a child's job
+    app.task("chaos.iso_hang", retry=RETRIES["chaos.iso_hang"], isolation="process",
+             timeout=HANG_TIMEOUT)(recorded_sync(iso_hang))
+    app.task("chaos.iso_leak", retry=RETRIES["chaos.iso_leak"], isolation="process", timeout=slow,
+             memory_limit=LEAK_LIMIT_MB)(recorded_sync(iso_leak))
+    app.task("chaos.iso_crash", retry=RETRIES["chaos.iso_crash"], isolation="process",
+             timeout=slow)(recorded_sync(iso_crash))
+    app.task("chaos.iso_poison", retry=RETRIES["chaos.iso_poison"], isolation="process",
+             timeout=slow)(recorded_sync(iso_poison))
+    app.task("chaos.thread_spin", retry=RETRIES["chaos.thread_spin"],
+             timeout=HANG_TIMEOUT)(recorded_sync(thread_spin))
     schedules = dict(SCHEDULES)
     if version >= 2:
         app.task("chaos.v2", retry=RETRIES["chaos.v2"])(recorded(work))

@@ -25,7 +25,7 @@ import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,7 @@ class StoredJob:
     unique_key: str | None = None
     result: Any = None
     error_types: tuple[str, ...] = ()
+    errors: tuple[tuple[int, str, float], ...] = ()  # (attempt, type, at) of each stored error
 
     @property
     def fire(self) -> tuple[str, float] | None:
@@ -514,8 +515,46 @@ def check_unique_and_fencing(data: CheckInput, report: Report) -> list[Violation
     return out
 
 
+#: Errors the worker stores for a run it stopped by killing the handler's child process: the
+#: run ends then, though its handler never returned (no `end` in the history).
+KILLED_BY_WORKER = frozenset({"TimeoutError", "MemoryLimitExceeded"})
+#: The error stored for a run whose child process died (a crash: the job is rescued).
+CHILD_LOST = "WorkerLost"
+
+
+def with_worker_stops(data: CheckInput) -> CheckInput:
+    """`data` with what the worker saw of its child processes: a run without an end whose
+    attempt has a stored `KILLED_BY_WORKER` error ends at that error (not ok); one whose
+    attempt has a `CHILD_LOST` error had its process die then (an `exit` fault on its pid)."""
+    stored = {job.id: job for job in data.jobs}
+    events = list(data.events)
+    faults = list(data.faults)
+    for job_id, job_runs in runs_by_job(data.events).items():
+        job = stored.get(job_id)
+        if job is None or not job.errors:
+            continue
+        used: set[int] = set()
+        for run in job_runs:
+            if run.end is not None:
+                continue
+            for i, (attempt, kind, at) in enumerate(job.errors):
+                if i in used or attempt != run.attempt or at < run.start.true_time - 1.0:
+                    continue
+                used.add(i)
+                if kind in KILLED_BY_WORKER:
+                    start = run.start
+                    events.append(Event(kind="end", t=at + start.skew, pid=start.pid, process=start.process,
+                                        skew=start.skew, data={**start.data, "ok": False, "error": kind}))
+                elif kind == CHILD_LOST:
+                    faults.append(Fault("exit", at, run.start.pid, f"{run.start.process} child"))
+                break
+    events.sort(key=lambda e: e.true_time)
+    return replace(data, events=events, faults=faults)
+
+
 def check(data: CheckInput) -> Report:
     """Every invariant over one run."""
+    data = with_worker_stops(data)
     report = Report()
     for step in (check_lost, check_executions, check_retries, check_schedules, check_unique_and_fencing):
         report.violations.extend(step(data, report))

@@ -38,6 +38,8 @@ FAULTS: dict[str, str] = {
     "net-blackhole": "black-hole one worker's backend traffic for 3x the lease",
     "handlers": "jobs whose handler crashes its process (os._exit), hangs past its timeout, or returns 2 MiB",
     "poison": "a few jobs whose handler kills its process on every run (poison pills, attempts=3)",
+    "isolation": "handlers in child processes that block past their timeout, grow past their memory "
+    "limit or segfault (once, or on every run), and thread handlers spinning past their timeout",
     "clock-skew": "one worker's clock runs 2 minutes ahead, another's 2 minutes behind, and the second "
     "scheduler replica's 2 minutes ahead (libfaketime)",
     "mixed": "worker kills, leader kills and crashing/hanging handlers at once",

@@ -28,6 +28,11 @@ MIXES: dict[str, list[tuple[str, float]]] = {
                  ("chaos.hang", 0.04), ("chaos.huge", 0.04)],
     "default": [("chaos.default", 1.0)],
     "poison": [("chaos.work", 0.995), ("chaos.poison", 0.005)],
+    # Handlers a worker must stop from outside (issue 11): children killed at their timeout or
+    # memory limit, children that segfault (once, or on every run), a thread spinning past its
+    # timeout. Each costs a fresh child process (~0.3 s of CPU): keep them rare.
+    "isolation": [("chaos.work", 0.86), ("chaos.iso_hang", 0.03), ("chaos.iso_leak", 0.02),
+                  ("chaos.iso_crash", 0.03), ("chaos.iso_poison", 0.01), ("chaos.thread_spin", 0.03)],
     "v2": [("chaos.work", 0.5), ("chaos.v2", 0.5)],
 }
 

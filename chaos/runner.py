@@ -69,6 +69,7 @@ DEFAULT_MATRIX: list[tuple[str, str, str | None]] = [
     ("scale-out", "worker-kill", "default"),
     ("single", "handlers", None),
     ("scale-out", "poison", None),
+    ("scale-out", "isolation", None),
     ("replicas", "leader-stop", None),
     ("roles", "leader-kill", None),
     ("scale-out", "producer-kill", None),
@@ -107,8 +108,8 @@ class Scenario:
     def workload(self) -> str:
         if self.mix:
             return self.mix
-        if self.fault == "poison":
-            return "poison"
+        if self.fault in ("poison", "isolation"):
+            return self.fault
         return "handlers" if self.fault in ("handlers", "mixed") else "storm"
 
     def applicable(self) -> str | None:
@@ -178,6 +179,7 @@ def stored(job: Job) -> StoredJob:
         max_attempts=job.max_attempts, run_at=job.run_at.timestamp(),
         created_at=job.created_at.timestamp(), unique_key=job.unique_key, result=job.result,
         error_types=tuple(e.type for e in job.errors),
+        errors=tuple((e.attempt, e.type, e.at.timestamp()) for e in job.errors),
     )
 
 

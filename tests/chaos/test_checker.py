@@ -207,3 +207,33 @@ def test_a_job_started_before_its_due_time_is_caught() -> None:
     events = [*ack(0, "a"), *run("a", 1, 3)]
     assert check(CheckInput(events, [job("a", run_at=2.9)], policies=POLICIES)).ok
     assert invariants(CheckInput(events, [job("a", run_at=10)], policies=POLICIES)) == {"early-start"}
+
+
+def _stored_errors(job_: StoredJob, *errors: tuple[int, str, float]) -> StoredJob:
+    from dataclasses import replace
+
+    return replace(job_, errors=tuple((a, kind, T0 + at) for a, kind, at in errors),
+                   error_types=tuple(kind for _, kind, _ in errors))
+
+
+def test_a_child_killed_by_the_worker_ends_its_run_at_the_stored_error() -> None:
+    # Attempt 1 ran in child 20 with no end (killed at its timeout); attempt 2 ran 1.2 s later.
+    events = [*ack(0, "a"), *run("a", 1, 1, pid=20, end=None), *run("a", 2, 3.2, pid=21)]
+    stored = _stored_errors(job("a", attempt=2), (1, "TimeoutError", 2.1))
+    assert check(CheckInput(events, [stored], policies=POLICIES)).ok
+    # Without the stored error the same history is a run that never ended, overlapping the next.
+    assert "concurrent-execution" in invariants(CheckInput(events, [job("a", attempt=2)], policies=POLICIES))
+    # The stored error's time is the run's end: a retry before the backoff is still caught.
+    early = [*ack(0, "a"), *run("a", 1, 1, pid=20, end=None), *run("a", 2, 2.3, pid=21)]
+    assert "backoff" in invariants(CheckInput(early, [stored], policies=POLICIES))
+
+
+def test_a_child_that_died_is_a_crash_that_explains_the_rerun() -> None:
+    # The child segfaulted in attempt 1; the job was rescued and attempt 1 ran again.
+    events = [*ack(0, "a"), *run("a", 1, 1, pid=20, end=None), *run("a", 1, 1.6, pid=21)]
+    stored = _stored_errors(job("a", attempt=1), (1, "WorkerLost", 1.3))
+    report = check(CheckInput(events, [stored], policies=POLICIES))
+    assert report.ok, report.violations
+    assert [(d.job, d.cause) for d in report.duplicates] == [("a", "holder crashed")]
+    # Unexplained without it.
+    assert "unexplained-duplicate" in invariants(CheckInput(events, [job("a", attempt=1)], policies=POLICIES))

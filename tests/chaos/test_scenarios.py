@@ -80,3 +80,16 @@ def test_cut_connections_leave_no_partial_batch(backend: str, chaos_run: Runner)
     outcome = chaos_run(Scenario(backend, "scale-out", "net-cut", seed=SEED, seconds=12))
     assert outcome.faults_injected >= 1
     assert outcome.ok, verdict(outcome)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_handlers_stopped_from_outside_leave_the_rest_running(backend: str, chaos_run: Runner) -> None:
+    """Issue 11: children that block past their timeout, grow past their memory limit or
+    segfault (once, or on every run), and threads spinning past their timeout, among normal
+    jobs on the README scale-out: every normal job completes, each stopped run is retried by
+    its policy, each child crash is a rescue (a duplicate with the cause "holder crashed")."""
+    outcome = chaos_run(Scenario(backend, "scale-out", "isolation", seed=SEED, seconds=10))
+    assert outcome.report.acknowledged > 100
+    assert outcome.ok, verdict(outcome)
+    causes = {d.cause for d in outcome.report.duplicates}
+    assert causes == {"holder crashed"}, outcome.report.duplicates  # children did crash, and only that

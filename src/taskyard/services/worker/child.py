@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     channel.send("ready", pid=os.getpid())
     loop = asyncio.new_event_loop()
     # One slot: a handler stopped by its timeout gets no grace here; the process ends instead.
-    threads = ThreadSlots(1, name="taskyard-child", grace=0.0)
+    threads = ThreadSlots(1, name="taskyard-child", grace=0.0, log_lost=False)
 
     def report(job_id: str, progress: Progress) -> None:
         channel.send("progress", job_id=job_id, percent=progress.percent, message=progress.message)

@@ -114,6 +114,7 @@ class ThreadSlots:
     it every `RERAISE_INTERVAL` for `grace` seconds; a thread still running then is lost:
     logged once, listed in `lost`, and `on_lost` is called. Owned by the worker: it calls
     `close()` when it stops (lost and stopping threads are left to end on their own).
+    `log_lost=False` keeps a lost thread out of the log (a child process ends instead).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class ThreadSlots:
         name: str = "taskyard",
         grace: float = 5.0,
         on_lost: Callable[[LostThread], None] | None = None,
+        log_lost: bool = True,
     ) -> None:
         if size < 1:
             raise ValueError("thread slots: size must be at least 1")
@@ -130,6 +132,7 @@ class ThreadSlots:
         self.name = name
         self.grace = grace
         self.on_lost = on_lost
+        self.log_lost = log_lost
         self._idle: list[_Runner] = []
         self._busy: dict[_Runner, tuple[str, str]] = {}
         self._stopping: dict[_Runner, asyncio.Task[None]] = {}
@@ -246,12 +249,13 @@ class ThreadSlots:
         lost = LostThread(thread=runner.name, job_id=job_id, task=task, since=datetime.now(UTC))
         self._lost[runner] = lost
         self.lost_total += 1
-        log.error(
-            "thread %s running job %s (task %s) did not stop within %.1fs of being stopped "
-            "(blocked outside Python code?); it is lost: left to finish on its own, never given "
-            "another job (%d lost now)",
-            runner.name, job_id, task, self.grace, len(self._lost), extra={"job_id": job_id},
-        )
+        if self.log_lost:
+            log.error(
+                "thread %s running job %s (task %s) did not stop within %.1fs of being stopped "
+                "(blocked outside Python code?); it is lost: left to finish on its own, never "
+                "given another job (%d lost now)",
+                runner.name, job_id, task, self.grace, len(self._lost), extra={"job_id": job_id},
+            )
         if self.on_lost is not None:
             self.on_lost(lost)
 
