@@ -12,12 +12,9 @@ Routes (under /api/v1, taskyard's auth; POST needs the admin role): `POST /sync/
 `POST /sync/service/{id}`, `GET /sync/status` (queue counts), `GET /sync/jobs/{job_id}`.
 `SYNC_CRON=*/5 * * * *` is the seed's development timetable; `SERVICE_SYNC_DB` the database
 (default `service_sync.db`, filled with three demo services on first use). The seed's cleanup
-(keep 10 completed, 5 failed) is taskyard's retention, in `taskyard.toml`:
-
-    [maintenance.retention.completed]
-    keep_last = 10
-    [maintenance.retention.failed]
-    keep_last = 5
+(keep 10 completed, 5 failed) is the sync queue's own retention, declared with the queue
+(`RETENTION`; `[maintenance.retention.queues.sync.completed] keep_last = ...` in `taskyard.toml`
+overrides it); other queues keep `[maintenance.retention]`'s rules.
 """
 
 from __future__ import annotations
@@ -40,6 +37,8 @@ from taskyard.errors import NotFoundError
 from taskyard.http.api import app_router
 
 QUEUE = "sync"
+#: The seed's cleanup: keep the last 10 completed and the last 5 failed sync jobs.
+RETENTION = {"completed": {"keep_last": 10}, "failed": {"keep_last": 5}}
 #: Jobs of the sync queue running at once across every worker (the seed's "concurrency: 5").
 CONCURRENCY = 5
 #: Largest random delay before one service's sync starts, so the API is not hit all at once.
@@ -207,7 +206,8 @@ def create_app(
     )
 
     # The seed's "concurrency: 5", across every worker; stored when a task server starts.
-    app.queue(QUEUE, concurrency=CONCURRENCY)
+    # The seed's cleanup: the last 10 completed and 5 failed sync jobs, of this queue only.
+    app.queue(QUEUE, concurrency=CONCURRENCY, retention=RETENTION)
 
     routes = app_router(app, prefix="/sync", tags=["sync"])
 

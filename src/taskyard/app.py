@@ -27,6 +27,7 @@ from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft, JobFilter, Job
 from taskyard.core.names import check_name
 from taskyard.core.payload import MAX_PAYLOAD_BYTES, check_payload
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
+from taskyard.core.retention import Retention, parse_retention
 from taskyard.core.retry import Retry
 from taskyard.core.task import ISOLATIONS, Isolation, TaskSpec
 from taskyard.core.unique import UniqueRule, render_unique_key, validate_template
@@ -111,6 +112,8 @@ class Taskyard:
         self.service_specs: dict[str, ServiceSpec] = {}
         #: Queue settings declared in code (`queue()`), stored when a task server starts.
         self.queue_specs: dict[str, QueueSettings] = {}
+        #: Retention rules of single queues declared in code (queue → status → rule).
+        self.queue_retention: dict[str, dict[JobStatus, Retention]] = {}
         #: Called with the jobs each successful enqueue call returned (metrics, tests).
         self.enqueue_listeners: list[Callable[[Sequence[Job]], None]] = []
         #: The application's own HTTP routers (`taskyard.http.api.app_router`), served under /api/v1.
@@ -240,16 +243,31 @@ class Taskyard:
         return decorate
 
     def queue(
-        self, name: str, *, concurrency: int | None = None, rate_limit: RateLimit | None = None
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+        retention: Mapping[str, Retention | Mapping[str, Any]] | None = None,
     ) -> None:
         """Declare a queue's shared limits in code: at most `concurrency` of its jobs running
         across all workers, at most `rate_limit.limit` starts per `rate_limit.period` seconds.
+
+        `retention` keeps the queue's finished jobs by rules of its own, per status
+        (`{"completed": {"keep_last": 10}, "failed": {"keep_last": 5, "max_age": 86400}}`):
+        each replaces `[maintenance.retention]`'s rule of that status for this queue only
+        (a `[maintenance.retention.queues.<name>.<status>]` setting replaces it in turn).
 
         A task server stores them when it starts (`aapply_queue_specs`), so the code is the
         source of truth at each deploy; changes made at runtime through the API or the
         dashboard last until then. The paused flag is runtime state and is never declared.
         """
         check_name("queue name", name)
+        rules = parse_retention(retention or {})
+        if rules:
+            self.queue_retention[name] = rules
+        else:
+            self.queue_retention.pop(name, None)
         self.queue_specs[name] = QueueSettings(name=name, concurrency=concurrency, rate_limit=rate_limit)
 
     async def aapply_queue_specs(self) -> list[QueueSettings]:

@@ -143,12 +143,45 @@ class RetentionSettings(_Section):
 RetainedStatus = Literal["completed", "failed", "cancelled"]
 
 
-def _default_retention() -> dict[RetainedStatus, RetentionSettings]:
-    return {
-        "completed": RetentionSettings(keep_last=1000, max_age=86400.0),
-        "failed": RetentionSettings(keep_last=5000, max_age=7 * 86400.0),
-        "cancelled": RetentionSettings(keep_last=1000, max_age=86400.0),
-    }
+class QueueRetentionSettings(_Section):
+    """`[maintenance.retention.queues.<queue>.<status>]`: a queue's own rule for a finished
+    status; it replaces the global rule of that status in that queue (unset = the global one)."""
+
+    completed: RetentionSettings | None = None
+    failed: RetentionSettings | None = None
+    cancelled: RetentionSettings | None = None
+
+    def rules(self) -> dict[RetainedStatus, RetentionSettings]:
+        """The statuses this queue sets a rule for."""
+        rules: dict[RetainedStatus, RetentionSettings] = {}
+        if self.completed is not None:
+            rules["completed"] = self.completed
+        if self.failed is not None:
+            rules["failed"] = self.failed
+        if self.cancelled is not None:
+            rules["cancelled"] = self.cancelled
+        return rules
+
+
+class RetentionSection(_Section):
+    """`[maintenance.retention]`: a rule per finished status, and per queue
+    (`[maintenance.retention.queues.sync.completed] keep_last = 10`)."""
+
+    completed: RetentionSettings = RetentionSettings(keep_last=1000, max_age=86400.0)
+    failed: RetentionSettings = RetentionSettings(keep_last=5000, max_age=7 * 86400.0)
+    cancelled: RetentionSettings = RetentionSettings(keep_last=1000, max_age=86400.0)
+    queues: dict[str, QueueRetentionSettings] = Field(default_factory=dict)
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: dict[str, QueueRetentionSettings]) -> dict[str, QueueRetentionSettings]:
+        for queue in value:
+            check_name("queue name", queue)
+        return value
+
+    def rules(self) -> dict[RetainedStatus, RetentionSettings]:
+        """The global rule of each finished status."""
+        return {"completed": self.completed, "failed": self.failed, "cancelled": self.cancelled}
 
 
 class MaintenanceSettings(_Section):
@@ -159,9 +192,7 @@ class MaintenanceSettings(_Section):
     prune_interval: float = Field(default=60.0, gt=0)
     reap_interval: float = Field(default=30.0, gt=0)
     worker_timeout: float = Field(default=120.0, gt=0, description="A worker silent this long is dead.")
-    retention: dict[RetainedStatus, RetentionSettings] = Field(
-        default_factory=_default_retention
-    )
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
 
 class ManagerSettings(_Section):

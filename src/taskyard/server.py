@@ -373,9 +373,22 @@ class TaskServer:
             worker_timeout=m.worker_timeout,
             retention={
                 status: Retention(keep_last=rule.keep_last, max_age=rule.max_age)
-                for status, rule in m.retention.items()
+                for status, rule in m.retention.rules().items()
             },
+            queue_retention=self._queue_retention(),
         )
+
+    def _queue_retention(self) -> dict[str, dict[str, Retention]]:
+        """Per-queue retention: the app's `app.queue(..., retention=...)`, each status's rule
+        replaced by the `[maintenance.retention.queues]` setting of that queue when present."""
+        merged: dict[str, dict[str, Retention]] = {
+            queue: {status.value: rule for status, rule in rules.items()}
+            for queue, rules in self.app.queue_retention.items()
+        }
+        for queue, section in self.settings.maintenance.retention.queues.items():
+            for status, rule in section.rules().items():
+                merged.setdefault(queue, {})[status] = Retention(keep_last=rule.keep_last, max_age=rule.max_age)
+        return merged
 
     def _elector(self, duty: str, *, lease: str | None = None) -> LeaderElector:
         """The elector of `duty`'s own lease (named `lease`, default the duty): a process

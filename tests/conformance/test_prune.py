@@ -10,10 +10,12 @@ from taskyard.core.job import Job, JobFilter, JobStatus
 from .factory import at, complete, enqueue, error, run_one
 
 
-async def _completed(backend: Backend, n: int, *, start: int = 0) -> list[Job]:
+async def _completed(
+    backend: Backend, n: int, *, start: int = 0, queue: str = "default"
+) -> list[Job]:
     jobs = []
     for i in range(n):
-        job = await run_one(backend, seq=start + i)
+        job = await run_one(backend, seq=start + i, queue=queue)
         await complete(backend, job, now=at(100 + start + i))  # finished one second apart
         jobs.append(job)
     return jobs
@@ -89,3 +91,27 @@ async def test_pruned_unique_key_is_free(backend: Backend) -> None:
     await backend.jobs_prune(status=JobStatus.COMPLETED, keep_last=0)
     again = await enqueue(backend, seq=1, unique_key="k")
     assert again.id != job.id and again.status is JobStatus.PENDING
+
+
+async def test_prune_of_one_queue_counts_and_deletes_only_its_jobs(backend: Backend) -> None:
+    sync = await _completed(backend, 4, queue="sync")
+    other = await _completed(backend, 3, start=10, queue="other")  # newer than every sync job
+    assert await backend.jobs_prune(status=JobStatus.COMPLETED, keep_last=2, queue="sync") == 2
+    assert await _ids(backend, JobStatus.COMPLETED) == {sync[2].id, sync[3].id} | {j.id for j in other}
+    assert await backend.jobs_prune(status=JobStatus.COMPLETED, older_than=at(111), queue="other") == 1
+    assert await backend.job_get(job_id=other[0].id) is None
+    assert await backend.job_get(job_id=sync[2].id) is not None
+
+
+async def test_prune_excluding_queues_leaves_them_out_of_count_and_deletion(backend: Backend) -> None:
+    sync = await _completed(backend, 3, start=10, queue="sync")  # the newest jobs
+    rest = await _completed(backend, 3, queue="default")
+    emails = await _completed(backend, 1, start=5, queue="emails")
+    n = await backend.jobs_prune(status=JobStatus.COMPLETED, keep_last=2, exclude_queues=["sync"])
+    assert n == 2  # the newest two outside sync are emails' and rest[2]
+    assert await _ids(backend, JobStatus.COMPLETED) == {j.id for j in sync} | {emails[0].id, rest[2].id}
+    n = await backend.jobs_prune(
+        status=JobStatus.COMPLETED, older_than=at(200), exclude_queues=["sync", "emails"]
+    )
+    assert n == 1
+    assert await _ids(backend, JobStatus.COMPLETED) == {j.id for j in sync} | {emails[0].id}

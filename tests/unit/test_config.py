@@ -29,7 +29,7 @@ def test_defaults() -> None:
     assert (s.http.host, s.http.port, s.http.auth_enabled) == ("127.0.0.1", 5050, True)
     assert s.worker.concurrency == 10 and s.worker.queues is None
     assert s.maintenance.rescue_interval == 5.0
-    assert s.maintenance.retention["completed"].keep_last == 1000
+    assert s.maintenance.retention.completed.keep_last == 1000
     assert s.scheduler.leader_ttl == 15.0
 
 

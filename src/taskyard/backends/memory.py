@@ -523,11 +523,17 @@ class MemoryBackend:
         status: JobStatus,
         keep_last: int | None = None,
         older_than: datetime | None = None,
+        queue: str | None = None,
+        exclude_queues: Collection[str] = (),
     ) -> int:
         if status not in _PRUNABLE:
             raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
         with self._lock:
-            jobs = [j for j in self._jobs.values() if j.status is status]
+            skip = frozenset(exclude_queues)
+            jobs = [
+                j for j in self._jobs.values()
+                if j.status is status and (queue is None or j.queue == queue) and j.queue not in skip
+            ]
             jobs.sort(
                 key=lambda j: (j.finished_at or datetime.min.replace(tzinfo=UTC), j.id),
                 reverse=True,

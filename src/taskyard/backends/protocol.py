@@ -269,10 +269,14 @@ class Backend(Protocol):
         status: JobStatus,
         keep_last: int | None = None,
         older_than: datetime | None = None,
+        queue: str | None = None,
+        exclude_queues: Collection[str] = (),
     ) -> int:
         """Delete finished jobs of `status` (completed, failed or cancelled only): those
         beyond the newest `keep_last` (by finished_at), and/or those finished before
-        `older_than`. A job is deleted if either rule selects it. Returns how many.
+        `older_than`. A job is deleted if either rule selects it. Only jobs of `queue` when
+        given, and never jobs of the queues in `exclude_queues` (they have rules of their
+        own): `keep_last` counts the newest among the jobs in scope. Returns how many.
         """
         ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -218,23 +219,33 @@ class JobAdminOps:
         status: JobStatus,
         keep_last: int | None = None,
         older_than: datetime | None = None,
+        queue: str | None = None,
+        exclude_queues: Collection[str] = (),
     ) -> int:
         if status not in _PRUNABLE:
             raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
         if keep_last is None and older_than is None:
             return 0
         s = self.schema
+        scope = "status = %(status)s"
+        if queue is not None:
+            scope += " AND queue = %(queue)s"
+        if exclude_queues:
+            scope += " AND NOT (queue = ANY(%(exclude)s))"
         rules = []
         if older_than is not None:
             rules.append("finished_at < %(older)s")
         if keep_last is not None:
             rules.append(
-                f"id NOT IN (SELECT id FROM {s}.jobs WHERE status = %(status)s "
+                f"id NOT IN (SELECT id FROM {s}.jobs WHERE {scope} "
                 "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT %(keep)s)"
             )
         async with self._conn("jobs_prune") as conn:
             cur = await conn.execute(
-                f"DELETE FROM {s}.jobs WHERE status = %(status)s AND ({' OR '.join(rules)})",
-                {"status": status.value, "older": older_than, "keep": keep_last},
+                f"DELETE FROM {s}.jobs WHERE {scope} AND ({' OR '.join(rules)})",
+                {
+                    "status": status.value, "older": older_than, "keep": keep_last,
+                    "queue": queue, "exclude": list(exclude_queues),
+                },
             )
             return cur.rowcount

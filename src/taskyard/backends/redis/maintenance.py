@@ -5,6 +5,7 @@ prune finished jobs; each reads every queue in one pipelined round-trip, then ac
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -79,10 +80,15 @@ class MaintenanceMixin(RedisConnection):
         status: JobStatus,
         keep_last: int | None = None,
         older_than: datetime | None = None,
+        queue: str | None = None,
+        exclude_queues: Collection[str] = (),
     ) -> int:
         if status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
             raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
-        queues = await self._all_queues()
+        skip = frozenset(exclude_queues)
+        queues = [
+            q for q in await self._all_queues() if (queue is None or q == queue) and q not in skip
+        ]
         keep = await self._keep_per_queue(status, keep_last, queues)
         older = "" if older_than is None else to_us(older_than)
         deleted = 0

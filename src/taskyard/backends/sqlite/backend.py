@@ -255,11 +255,15 @@ class SqliteBackend:
         status: JobStatus,
         keep_last: int | None = None,
         older_than: datetime | None = None,
+        queue: str | None = None,
+        exclude_queues: Collection[str] = (),
     ) -> int:
         status = JobStatus(status)
         if status not in _PRUNABLE:
             raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
-        return await self._db.write(lambda c: jobs.prune(c, status, keep_last, older_than))
+        return await self._db.write(lambda c: jobs.prune(
+            c, status, keep_last, older_than, queue=queue, exclude_queues=tuple(exclude_queues)
+        ))
 
     # -- queues ------------------------------------------------------------------------------
     async def queue_counts(self) -> list[QueueCounts]:

@@ -315,20 +315,32 @@ def prune(
     status: JobStatus,
     keep_last: int | None,
     older_than: datetime | None,
+    *,
+    queue: str | None = None,
+    exclude_queues: tuple[str, ...] = (),
 ) -> int:
-    """Delete finished jobs of `status` beyond the newest `keep_last` or before `older_than`."""
+    """Delete finished jobs of `status` beyond the newest `keep_last` or before `older_than`,
+    only in `queue` when given, never in `exclude_queues`."""
+    scope = "status = ?"
+    params: list[object] = [status.value]
+    if queue is not None:
+        scope += " AND queue = ?"
+        params.append(queue)
+    if exclude_queues:
+        scope += f" AND queue NOT IN ({', '.join('?' * len(exclude_queues))})"
+        params.extend(exclude_queues)
     deleted = 0
     if keep_last is not None:
         cur = conn.execute(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = ? "
+            f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {scope} "
             "AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)",
-            (status.value, max(keep_last, 0)),
+            (*params, max(keep_last, 0)),
         )
         deleted += cur.rowcount
     if older_than is not None:
         cur = conn.execute(
-            "DELETE FROM jobs WHERE status = ? AND finished_at < ?",
-            (status.value, to_us(older_than)),
+            f"DELETE FROM jobs WHERE {scope} AND finished_at < ?",
+            (*params, to_us(older_than)),
         )
         deleted += cur.rowcount
     return deleted

@@ -36,7 +36,8 @@ def _default_retention() -> dict[str, Retention]:
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceConfig:
-    """How often each duty runs (seconds) and how long finished jobs are kept."""
+    """How often each duty runs (seconds) and how long finished jobs are kept, globally and
+    per queue."""
 
     rescue_interval: float = 5.0
     promote_interval: float = 1.0
@@ -44,6 +45,9 @@ class MaintenanceConfig:
     reap_interval: float = 30.0
     worker_timeout: float = 120.0
     retention: dict[str, Retention] = field(default_factory=_default_retention)
+    #: Rules of single queues (queue → status → rule): each replaces the global rule of its
+    #: status in its queue, other statuses keep the global rule.
+    queue_retention: dict[str, dict[str, Retention]] = field(default_factory=dict)
 
 
 def build_maintenance(
@@ -63,7 +67,8 @@ def build_maintenance(
         Rescuer(backend, config=every(config.rescue_interval), leader=leader, clock=clock),
         Promoter(backend, config=every(config.promote_interval), leader=leader, clock=clock),
         Pruner(
-            backend, retention=config.retention, config=every(config.prune_interval),
+            backend, retention=config.retention, queue_retention=config.queue_retention,
+            config=every(config.prune_interval),
             leader=leader, clock=clock,
         ),
         Reaper(

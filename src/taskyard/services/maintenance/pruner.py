@@ -1,15 +1,15 @@
-"""`Pruner`: deletes finished jobs beyond their retention (keep the last N and/or a max age)."""
+"""`Pruner`: deletes finished jobs beyond their retention (keep the last N and/or a max age),
+globally and per queue."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from taskyard.backends.protocol import Backend
-from taskyard.core.job import FINISHED_STATUSES, JobStatus
+from taskyard.core.retention import Retention, parse_retention, prune_steps
 from taskyard.services.periodic import PeriodicService
 from taskyard.services.store_clock import StoreClock
 
@@ -18,44 +18,41 @@ __all__ = ("Pruner", "Retention")
 log = logging.getLogger("taskyard.maintenance")
 
 
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """Keep at most `keep_last` jobs of a status and none older than `max_age` seconds
-    (None = no limit of that kind)."""
-
-    keep_last: int | None = None
-    max_age: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.keep_last is not None and self.keep_last < 0:
-            raise ValueError("retention keep_last must be >= 0")
-        if self.max_age is not None and self.max_age <= 0:
-            raise ValueError("retention max_age must be > 0 seconds")
-
-
 class Pruner(PeriodicService):
-    """Leader-only: `jobs_prune` per finished status."""
+    """Leader-only: `jobs_prune` per finished status, and per queue with rules of its own
+    (`queue_retention`, queue → status → rule), which replace the global rule in that queue."""
 
     default_id = "pruner"
 
-    def __init__(self, backend: Backend, *, retention: Mapping[str, Retention], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        retention: Mapping[str, Retention],
+        queue_retention: Mapping[str, Mapping[str, Retention]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.backend = backend
-        self.retention: dict[JobStatus, Retention] = {}
-        for status, rule in retention.items():
-            parsed = JobStatus(status)
-            if parsed not in FINISHED_STATUSES:
-                raise ValueError(f"retention applies to finished statuses only, not {status!r}")
-            self.retention[parsed] = rule
+        self.steps = prune_steps(
+            parse_retention(retention),
+            {queue: parse_retention(rules) for queue, rules in (queue_retention or {}).items()},
+        )
         self.deleted = 0
 
     async def execute(self) -> None:
         now = await StoreClock(self.clock).refresh(self.backend)  # finished_at is the store's time
-        for status, rule in self.retention.items():
-            if rule.keep_last is None and rule.max_age is None:
-                continue
+        for step in self.steps:
+            rule = step.rule
             older = now - timedelta(seconds=rule.max_age) if rule.max_age is not None else None
-            count = await self.backend.jobs_prune(status=status, keep_last=rule.keep_last, older_than=older)
+            count = await self.backend.jobs_prune(
+                status=step.status, keep_last=rule.keep_last, older_than=older,
+                queue=step.queue, exclude_queues=step.exclude_queues,
+            )
             if count:
                 self.deleted += count
-                log.info("pruned %d %s job(s)", count, status.value, extra={"service_id": self.id})
+                where = f" in queue {step.queue!r}" if step.queue else ""
+                log.info(
+                    "pruned %d %s job(s)%s", count, step.status.value, where,
+                    extra={"service_id": self.id},
+                )
