@@ -175,3 +175,30 @@ async def test_completing_twice_is_refused(backend: Backend) -> None:
     assert await complete(backend, job, result=2) == [job.id]
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.result == 1
+
+
+async def test_completion_stores_the_last_progress_it_carries(backend: Backend) -> None:
+    job = await run_one(backend)
+    assert job.lease_token is not None
+    await backend.job_set_progress(
+        job_id=job.id, lease_token=job.lease_token, progress=Progress(66.7, "two of three"), now=at(1)
+    )
+    final = Progress(100.0, "done")
+    assert await backend.jobs_complete(
+        completions=[Completion(job_id=job.id, lease_token=job.lease_token, result=3, progress=final)],
+        now=at(2),
+    ) == []
+    stored = await backend.job_get(job_id=job.id)
+    assert stored is not None and stored.status is JobStatus.COMPLETED
+    assert (stored.progress, stored.result) == (final, 3)
+
+
+async def test_completion_without_progress_keeps_the_stored_one(backend: Backend) -> None:
+    job = await run_one(backend)
+    assert job.lease_token is not None
+    await backend.job_set_progress(
+        job_id=job.id, lease_token=job.lease_token, progress=Progress(40.0), now=at(1)
+    )
+    await complete(backend, job, now=at(2))
+    stored = await backend.job_get(job_id=job.id)
+    assert stored is not None and stored.progress == Progress(40.0, None)

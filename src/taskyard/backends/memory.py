@@ -406,7 +406,8 @@ class MemoryBackend:
                 if job is None or job.status is not S.RUNNING or job.lease_token != c.lease_token:
                     lost.append(c.job_id)
                     continue
-                self._finish(job, status=S.COMPLETED, result=c.result, finished_at=now)
+                final = {"progress": c.progress} if c.progress is not None else {}
+                self._finish(job, status=S.COMPLETED, result=c.result, finished_at=now, **final)
         return lost
 
     async def job_fail(

@@ -158,6 +158,10 @@ class Progress:
             raise ValueError("progress percent must be between 0 and 100")
         return cls(float(percent), None if message is None else storable_text(str(message), MESSAGE_LIMIT))
 
+    def to_json(self) -> dict[str, Any]:
+        """How progress is stored: `{"percent": ..., "message": ...}`."""
+        return {"percent": self.percent, "message": self.message}
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -274,11 +278,14 @@ class JobDraft:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A finished run to record: the claim's lease token fences the write."""
+    """A finished run to record: the claim's lease token fences the write. `progress`, when
+    given, is the handler's last report, stored with the completion (it may not have been
+    written yet: progress writes are coalesced), so a completed job shows its final progress."""
 
     job_id: str
     lease_token: str
     result: Any = None
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,13 +342,19 @@ class PostgresBackend(JobAdminOps, CatalogOps):
         async with self._conn("jobs_complete") as conn:
             cur = await conn.execute(
                 f"UPDATE {self.schema}.jobs j SET status = 'completed', result = c.result::jsonb, "
+                "progress = coalesce(c.progress::jsonb, j.progress), "
                 f"finished_at = {NOW}, unique_active = NULL, {_UNLEASE} "
-                "FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[]) c(id, token, result) "
+                "FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[], "
+                "%(progress)s::text[]) c(id, token, result, progress) "
                 "WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token RETURNING j.id",
                 {
                     "ids": [c.job_id for c in completions],
                     "tokens": [c.lease_token for c in completions],
                     "results": [json.dumps(c.result, separators=(",", ":")) for c in completions],
+                    "progress": [
+                        None if c.progress is None else json.dumps(progress_json(c.progress))
+                        for c in completions
+                    ],
                     "now": now,
                 },
             )

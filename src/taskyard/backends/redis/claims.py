@@ -169,12 +169,13 @@ class ClaimsMixin(RedisConnection):
             queue = queues[c.job_id]
             if queue is not None:
                 result = "" if c.result is None else dumps(c.result)
-                groups[queue] += (c.job_id, c.lease_token, result)
+                progress = "" if c.progress is None else dumps(c.progress.to_json())
+                groups[queue] += (c.job_id, c.lease_token, result, progress)
         if groups:
             with self._guard:
                 pipe = self.client.pipeline(transaction=False)
-                for queue, triples in groups.items():
-                    await self._job_script("complete", queue, [to_us(now), *triples], client=pipe)
+                for queue, rows in groups.items():
+                    await self._job_script("complete", queue, [to_us(now), *rows], client=pipe)
                 for refused in await self._execute(pipe):
                     lost.extend(refused)
         return lost

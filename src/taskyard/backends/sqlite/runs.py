@@ -87,9 +87,14 @@ def complete(
     for c in completions:
         cur = conn.execute(
             "UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, "
+            "progress = coalesce(?, progress), "
             "lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0 "
             "WHERE id = ? AND status = 'running' AND lease_token = ?",
-            (None if c.result is None else dumps(c.result), now_us, c.job_id, c.lease_token),
+            (
+                None if c.result is None else dumps(c.result), now_us,
+                None if c.progress is None else dumps(c.progress.to_json()),
+                c.job_id, c.lease_token,
+            ),
         )
         if cur.rowcount == 0:
             lost.append(c.job_id)

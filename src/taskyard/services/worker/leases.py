@@ -34,7 +34,8 @@ class LeaseKeeper:
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self._progress: dict[str, Progress] = {}
+        self._progress: dict[str, Progress] = {}  # reported, not yet written
+        self._last: dict[str, Progress] = {}  # the latest report of each running job
         self._progress_ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -54,11 +55,18 @@ class LeaseKeeper:
             loop.call_soon_threadsafe(self.report_progress, job_id, progress)
             return
         self._progress[job_id] = progress
+        self._last[job_id] = progress
         self._progress_ready.set()
+
+    def last_progress(self, job_id: str) -> Progress | None:
+        """The latest progress the job reported (written or not), to store with its completion:
+        a report coalesced into a later write would find the job finished and be refused."""
+        return self._last.get(job_id)
 
     def forget(self, job_id: str) -> None:
         """The job has finished; drop its unwritten progress."""
         self._progress.pop(job_id, None)
+        self._last.pop(job_id, None)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()

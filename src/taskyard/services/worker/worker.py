@@ -415,7 +415,8 @@ class Worker(Service):
         kind = outcome.kind
         try:
             if kind == "completed":
-                self._completions.append((Completion(job.id, token, outcome.result), job, duration))
+                final = self.leases.last_progress(job.id)  # its last report, maybe not yet written
+                self._completions.append((Completion(job.id, token, outcome.result, final), job, duration))
                 self._completions_ready.set()
                 return
             if kind == "failed":
