@@ -424,6 +424,8 @@ class Taskyard:
         return jobs
 
     def _draft_of(self, item: Any) -> JobDraft:
+        if isinstance(item, JobDraft):  # built (and validated) by build_draft
+            return item
         if isinstance(item, EnqueueItem):
             return self.build_draft(
                 item.task,
@@ -446,7 +448,7 @@ class Taskyard:
             return self.build_draft(item[0], item[1])
         raise TypeError(
             "enqueue_many items are (task, payload) tuples, mappings with a 'task' key, "
-            "or EnqueueItem"
+            "EnqueueItem or JobDraft"
         )
 
     async def aget_job(self, job_id: str) -> Job | None:
@@ -494,6 +496,21 @@ class Taskyard:
         return {
             row.queue: {status.value: row.get(status) for status in JobStatus} for row in rows
         }
+
+    def queue_names(self, stored: Iterable[str]) -> list[str]:
+        """The queues known by name, sorted: those `stored` (with jobs or settings in the
+        backend) and those of registered tasks and `queue()` declarations. The API, the
+        dashboard and the CLI answer "no such queue" for any other name."""
+        return sorted(
+            set(stored) | {spec.queue for spec in self.tasks.values()} | set(self.queue_specs)
+        )
+
+    async def aqueue_names(self) -> list[str]:
+        """`queue_names` of every queue with jobs or stored settings."""
+        backend = await self._backend()
+        counts = await backend.queue_counts()
+        settings = await backend.queues_list()
+        return self.queue_names([c.queue for c in counts] + [s.name for s in settings])
 
     async def apause_queue(self, queue: str) -> QueueSettings:
         """Async twin of `pause_queue`."""
@@ -548,8 +565,10 @@ class Taskyard:
 
     def enqueue_many(self, items: Iterable[Any], *, connection: Any = None) -> list[Job]:
         """Enqueue several jobs in one round-trip: items are `(task, payload)` tuples,
-        mappings (`{"task": ..., "payload": ..., "delay": ...}`) or `EnqueueItem`s.
-        Every item is validated before anything is stored.
+        mappings (`{"task": ..., "payload": ..., "delay": ...}`), `EnqueueItem`s or drafts
+        from `build_draft`. Every item is validated before anything is stored. A draft whose
+        unique key is held by an active job is not stored: its place in the answer holds that
+        job (compare the ids to tell).
         """
         items = list(items)
         return self._sync(lambda: self.aenqueue_many(items, connection=connection))

@@ -18,6 +18,12 @@ async def test_migrate_reports_a_version(backend: Backend) -> None:
     assert await backend.migrate() == version
 
 
+async def test_schema_version_reads_the_version_in_place(backend: Backend) -> None:
+    version = await backend.migrate()
+    assert await backend.schema_version() == version
+    assert await backend.migrate() == version  # reading changed nothing
+
+
 async def test_close_twice_then_open_again(backend: Backend) -> None:
     job = await enqueue(backend)
     await backend.close()

@@ -93,6 +93,9 @@ class MemoryBackend:
     async def migrate(self) -> int:
         return 1
 
+    async def schema_version(self) -> int:
+        return 1  # in-process: the "schema" exists with the backend
+
     async def store_time(self) -> datetime | None:
         return None  # in-process: this process's clock is the store's
 

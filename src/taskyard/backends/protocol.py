@@ -81,6 +81,11 @@ class Backend(Protocol):
         """Bring the schema up to date; returns the schema version now in place."""
         ...
 
+    async def schema_version(self) -> int:
+        """The schema version in place, 0 when there is none yet. Reads only: creates and
+        migrates nothing (so `taskyard migrate` can say what it did)."""
+        ...
+
     async def server_check(self) -> list[str]:
         """Read the store's settings that durability depends on (a task server does this once
         at start). Returns warnings to log (e.g. a setting under which an acknowledged

@@ -37,14 +37,20 @@ def register(cli: typer.Typer) -> None:
             ) from None
         app = state.app
         try:
-            job = asyncio.run(
-                run_app(app, app.aenqueue(
-                    task, data, delay=delay, priority=priority, queue=queue, unique_key=unique_key
-                ))
+            draft = app.build_draft(
+                task, data, delay=delay, priority=priority, queue=queue, unique_key=unique_key
             )
+            (job,) = asyncio.run(run_app(app, app.aenqueue_many([draft])))
         except (TaskyardError, ValueError) as exc:
             raise die(str(exc)) from None
+        duplicate = job.id != draft.id  # the backend answered the job holding the unique key
         if as_json:
-            print_json(job.to_json())
+            print_json({**job.to_json(), "enqueued": not duplicate})
+        elif duplicate:
+            console.print(
+                f"{job.id} {job.status.value} ({job.task} on {job.queue}): not enqueued again, "
+                f"unique key {job.unique_key!r} is held by this job",
+                highlight=False,
+            )
         else:
             console.print(f"{job.id} {job.status.value} ({job.task} on {job.queue})", highlight=False)

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from taskyard.cli.loading import console, die, print_json, run_app, state
 from taskyard.core.job import JobStatus
@@ -36,7 +36,12 @@ def list_(
     if as_json:
         print_json({"jobs": [j.to_json() for j in page.jobs], "next_cursor": page.next_cursor})
         return
-    table = Table("id", "task", "queue", "status", "attempt", "rescues", "created", "finished")
+    # An id is meant to be pasted into `jobs show`: never cut or wrapped, the others give way.
+    longest = max((len(j.id) for j in page.jobs), default=2)
+    table = Table(
+        Column("id", no_wrap=True, min_width=longest, overflow="ignore"),
+        "task", "queue", "status", "attempt", "rescues", "created", "finished",
+    )
     for j in page.jobs:
         table.add_row(j.id, j.task, j.queue, j.status.value, f"{j.attempt}/{j.max_attempts}",
                       f"{j.rescues}/{j.max_rescues}", _when(j.created_at), _when(j.finished_at))

@@ -12,12 +12,23 @@ from taskyard.config import default_backend_url
 from taskyard.errors import TaskyardError
 
 
-async def _migrate(url: str) -> int:
+async def _migrate(url: str) -> tuple[int, int]:
+    """The schema version before and after migrating."""
     backend = backend_from_url(url)
     try:
-        return await backend.migrate()
+        before = await backend.schema_version()
+        return before, await backend.migrate()
     finally:
         await backend.close()
+
+
+def outcome(before: int, after: int) -> str:
+    """What `migrate` did, in one line."""
+    if before == 0:
+        return f"created the schema (version {after})"
+    if before < after:
+        return f"upgraded the schema from version {before} to {after}"
+    return f"the schema is already current (version {after}); nothing to do"
 
 
 def register(cli: typer.Typer) -> None:
@@ -28,8 +39,8 @@ def register(cli: typer.Typer) -> None:
         """Create or upgrade the schema (SQLite does this by itself at start)."""
         url = state.app.backend.url if state.app_spec else default_backend_url()
         try:
-            version = asyncio.run(_migrate(url))
+            before, after = asyncio.run(_migrate(url))
         except TaskyardError as exc:
             raise die(str(exc), code=1) from None
-        console.print(f"schema is at version {version}")
+        console.print(outcome(before, after), highlight=False)
 

@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from taskyard.app import Taskyard
-from taskyard.cli.loading import console, print_json, run_app, state
+from taskyard.cli.loading import console, die, print_json, run_app, state
 from taskyard.core.job import JobStatus
+from taskyard.core.queue import QueueSettings
+from taskyard.errors import NotFoundError
 
 group = typer.Typer(help="Queue counts, pause and resume.", invoke_without_command=True)
 
@@ -19,7 +21,7 @@ async def _overview(app: Taskyard) -> list[dict[str, Any]]:
     counts = await app.acounts()
     settings = {s.name: s for s in await app.backend.queues_list()}
     rows = []
-    for name in sorted(set(counts) | set(settings)):
+    for name in app.queue_names(set(counts) | set(settings)):
         s = settings.get(name)
         rows.append({
             "queue": name,
@@ -46,20 +48,35 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     console.print(table)
 
 
+async def _set_paused(app: Taskyard, queue: str, paused: bool) -> QueueSettings:
+    """Pause or resume a queue that exists (as the API's 404 says, an unknown name is an
+    error, not a new queue)."""
+    known = await app.aqueue_names()
+    if queue not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise NotFoundError(f"no queue named {queue!r} (known queues: {listed})")
+    return await (app.apause_queue(queue) if paused else app.aresume_queue(queue))
+
+
+def _act(queue: str, paused: bool) -> None:
+    app = state.app
+    try:
+        asyncio.run(run_app(app, _set_paused(app, queue, paused)))
+    except (NotFoundError, ValueError) as exc:
+        raise die(str(exc), code=1) from None
+    console.print(f"queue {queue} {'paused' if paused else 'resumed'}", highlight=False)
+
+
 @group.command()
 def pause(queue: str) -> None:
-    """Stop every worker from claiming jobs of QUEUE."""
-    app = state.app
-    asyncio.run(run_app(app, app.apause_queue(queue)))
-    console.print(f"queue {queue} paused")
+    """Stop every worker from claiming jobs of QUEUE (an existing queue)."""
+    _act(queue, True)
 
 
 @group.command()
 def resume(queue: str) -> None:
     """Let workers claim jobs of QUEUE again."""
-    app = state.app
-    asyncio.run(run_app(app, app.aresume_queue(queue)))
-    console.print(f"queue {queue} resumed")
+    _act(queue, False)
 
 
 def register(cli: typer.Typer) -> None:

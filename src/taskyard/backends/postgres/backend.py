@@ -148,6 +148,13 @@ class PostgresBackend(JobAdminOps, CatalogOps):
             warnings.append(skew)
         return warnings
 
+    async def schema_version(self) -> int:
+        with converted_errors("schema_version"):
+            async with await psycopg.AsyncConnection.connect(
+                self.config.conninfo, autocommit=True
+            ) as conn:
+                return await read_version(conn, self.schema) or 0
+
     async def migrate(self) -> int:
         with converted_errors("migrate"):
             async with await psycopg.AsyncConnection.connect(

@@ -99,6 +99,12 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         with self._guard:
             await self.client.ping()
 
+    async def schema_version(self) -> int:
+        self._connect()
+        with self._guard:
+            stored = await self.client.get(self._keys.schema)
+        return 0 if stored is None else int(stored)
+
     async def migrate(self) -> int:
         """Bring schema-1 keys to schema 2 in one atomic, idempotent script: the few names
         whose key changed (schedules `due`, `owner:*` and `~*`; queues with a brace or a

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
@@ -35,11 +36,12 @@ from taskyard.core.job import (
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
+from taskyard.errors import BackendError
 
 from . import claims, cluster, jobs, queues, runs
 from .connection import Connection, parse_url
 from .rows import to_us
-from .schema import apply_migrations
+from .schema import apply_migrations, schema_version
 
 __all__ = ("SqliteBackend",)
 
@@ -87,6 +89,20 @@ class SqliteBackend:
     async def server_check(self) -> list[str]:
         # WAL and the synchronous level come from the URL, which parse_url validated.
         return []
+
+    async def schema_version(self) -> int:
+        def read() -> int:
+            if self.options.path == ":memory:" or not Path(self.options.path).exists():
+                return 0
+            conn = sqlite3.connect(f"file:{Path(self.options.path).as_posix()}?mode=ro", uri=True)
+            try:
+                return schema_version(conn)
+            except sqlite3.Error as exc:
+                raise BackendError(f"SQLite file {self.options.path!r}: {exc}") from exc
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)
 
     async def migrate(self) -> int:
         await self.open()

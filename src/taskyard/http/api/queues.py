@@ -24,9 +24,8 @@ async def list_queues(app: Any) -> list[QueueOut]:
     """Every queue with jobs, stored settings or a registered task, sorted by name."""
     counts: dict[str, dict[str, int]] = await app.acounts()
     settings = {s.name: s for s in await app.backend.queues_list()}
-    names = set(counts) | set(settings) | {spec.queue for spec in app.tasks.values()}
     out = []
-    for name in sorted(names):
+    for name in app.queue_names(set(counts) | set(settings)):
         stored = settings.get(name) or await app.backend.queue_get(queue=name)
         out.append(QueueOut.of(stored, counts.get(name, {})))
     return out
