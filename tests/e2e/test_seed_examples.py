@@ -143,3 +143,67 @@ def test_seed000_scheduler_enabled_false_is_the_app_container(tmp_path: Path, st
     runner = start("scheduler_fleet", ["run", "--service", "csv-import"], env)
     doc = runner.get("/api/admin/schedulers/health").json()
     assert doc["schedulers"] == {"total": 1, "running": 1, "errors": 0} and list(doc["details"]) == ["csv-import"]
+
+
+# -- seed 002: background jobs in separate processes -------------------------------------------
+def records_of(url: str, kind: str) -> dict[str, Any]:
+    """What the example stored in the app's database (read the way the example reads it)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from examples.records import Records
+
+    return asyncio.run(Records(SimpleNamespace(backend=SimpleNamespace(url=url))).all(kind))
+
+
+def test_seed002_api_worker_and_scheduler_as_separate_processes(tmp_path: Path, start: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'taskyard.db'}"
+    env = {"TASKYARD_BACKEND": url}
+    scheduler = start("background_jobs", ["run", "--only", "scheduler,maintenance,services"], env)
+    api = start("background_jobs", ["run", "--only", "api"], env)
+    # The scheduler process gave every subscription of the database its tier's schedules.
+    names = wait_for(lambda: [s["name"] for s in api.get("/api/v1/schedules", headers=ADMIN).json()
+                              if s["name"].startswith("subscription:")] or None, what="the tier schedules")
+    assert len(names) == 9 and "subscription:3:darkwatch-realtime" in names
+    # Run a job now through the API: it waits until a worker process exists.
+    made = api.post("/api/v1/jobs", headers=ADMIN, json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
+    assert made.status_code == 201, made.text
+    start("background_jobs", ["worker", "--queues", "scans,analysis,reports,notifications"], env, http=False)
+
+    def finished(job_id: str) -> Any:
+        body = api.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
+        return body if body["status"] in ("completed", "failed") else None
+
+    job = wait_for(lambda: finished(made.json()["id"]), what="the scan on the worker")
+    assert job["status"] == "completed" and job["result"] == {"checked": 2, "hits": 1, "new_alerts": 1}
+    # The alert and its notification are in the app's database, written by the worker process.
+    assert list(records_of(url, "alerts")) == ["darkwatch:cy@work.example:forum-2025"]
+    sent = wait_for(lambda: records_of(url, "sent") or None, what="the alert's notification")
+    assert [m["template"] for m in sent.values()] == ["alert.breach"]
+    # Running it again (at-least-once) creates nothing twice.
+    again = api.post("/api/v1/jobs", headers=ADMIN, json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
+    assert wait_for(lambda: finished(again.json()["id"]), what="the second scan")["result"]["new_alerts"] == 0
+    assert len(records_of(url, "alerts")) == 1 and len(records_of(url, "sent")) == 1
+    assert scheduler.stop() == 0 and api.stop() == 0
+
+
+# -- seed 001: analytics with two replicas ------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_seed001_analytics_is_the_same_on_two_replicas(tmp_path: Path, start: Any, kind: str) -> None:
+    from tests.support.backends import isolated_url
+
+    async with isolated_url(kind, tmp_path) as url:
+        (tmp_path / "k8s-events.jsonl").write_text(
+            '{"uid": "e1", "namespace": "web", "reason": "BackOff", "type": "Warning"}\n'
+            '{"uid": "e2", "namespace": "web", "reason": "Pulled"}\n')
+        env = {"TASKYARD_BACKEND": url, "TASKYARD_SERVICES__COLLECT_EVENTS__INTERVAL": "0.2",
+               "TASKYARD_SERVICES__COLLECT_ANALYTICS__INTERVAL": "0.5"}
+        replicas = [start("task_server", ["run"], env) for _ in range(2)]
+
+        def latest(replica: Example) -> Any:
+            return replica.get("/api/v1/analytics", headers=ADMIN).json()
+
+        for replica in replicas:
+            doc = wait_for(lambda r=replica: (d := latest(r)).get("events", {}).get("web/Pulled") and d,
+                           what="an analytics snapshot with both events")
+            assert doc["events"] == {"web/BackOff": 1, "web/Pulled": 1} and doc["warnings"] == 1
