@@ -207,3 +207,28 @@ async def test_seed001_analytics_is_the_same_on_two_replicas(tmp_path: Path, sta
             doc = wait_for(lambda r=replica: (d := latest(r)).get("events", {}).get("web/Pulled") and d,
                            what="an analytics snapshot with both events")
             assert doc["events"] == {"web/BackOff": 1, "web/Pulled": 1} and doc["warnings"] == 1
+
+
+# -- seed 003: the seed's Redis variables -------------------------------------------------------
+async def test_seed003_redis_host_port_password_pick_the_backend(tmp_path: Path, start: Any) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.support.redis import owned_server
+
+    password = secrets.token_urlsafe(16)
+    async with owned_server() as server:
+        plain = aioredis.from_url(server.url)
+        await plain.config_set("requirepass", password)
+        await plain.aclose()
+        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(server.port), "REDIS_PASSWORD": password}
+        sync = start("service_sync", ["run"], env)
+        assert sync.get("/ready").json()["backend"] == "ok"
+        queued = sync.post("/api/v1/sync/all", headers=ADMIN)
+        assert queued.status_code == 202 and queued.json()["queued"] == 2
+        client = aioredis.from_url(server.url, password=password)
+        try:
+            assert await client.dbsize() > 0  # the jobs are in the seed's Redis
+        finally:
+            await client.aclose()
+        assert sync.stop() == 0
+        assert password not in sync.logs()
