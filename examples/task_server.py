@@ -136,7 +136,8 @@ def collect_analytics(app: Taskyard, resources: Resources) -> None:
         """Enqueues one `analytics.collect` per tick (the work runs on any worker)."""
 
         def __init__(self) -> None:
-            super().__init__(config=PeriodicServiceConfig(interval=60.0, leader_only=True))
+            # A first snapshot at start: `/api/v1/analytics` has something to show at once.
+            super().__init__(config=PeriodicServiceConfig(interval=60.0, leader_only=True, run_on_start=True))
 
         async def execute(self) -> None:
             await app.aenqueue("analytics.collect")
