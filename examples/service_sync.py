@@ -10,7 +10,9 @@ API into a log table, and admins trigger it by hand through JWT-protected routes
 
 Routes (under /api/v1, taskyard's auth; POST needs the admin role): `POST /sync/all`,
 `POST /sync/service/{id}`, `GET /sync/status` (queue counts), `GET /sync/jobs/{job_id}`.
-`SYNC_CRON=*/5 * * * *` is the seed's development timetable; `SERVICE_SYNC_DB` the database
+The seed's `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` (optional) make Redis the backend,
+as `redis://:PASSWORD@HOST:PORT/0`, when `TASKYARD_BACKEND` is not set (it wins when it is), so
+a team's existing `.env` keeps working. `SYNC_CRON=*/5 * * * *` is the seed's development timetable; `SERVICE_SYNC_DB` the database
 (default `service_sync.db`, filled with three demo services on first use). The seed's cleanup
 (keep 10 completed, 5 failed) is the sync queue's own retention, declared with the queue
 (`RETENTION`; `[maintenance.retention.queues.sync.completed] keep_last = ...` in `taskyard.toml`
@@ -24,10 +26,11 @@ import hashlib
 import os
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -140,6 +143,19 @@ class SyncDatabase:
             return int(db.execute("SELECT count(*) FROM service_logs WHERE service_id = ?", (service_id,)).fetchone()[0])
 
 
+def backend_from_seed_env(env: Mapping[str, str]) -> str | None:
+    """The backend URL the seed's `REDIS_*` variables name, unless `TASKYARD_BACKEND` is set."""
+    host = env.get("REDIS_HOST", "").strip()
+    if env.get("TASKYARD_BACKEND") or not host:
+        return None
+    port = env.get("REDIS_PORT", "").strip() or "6379"
+    if not port.isdigit():
+        raise ValueError(f"REDIS_PORT={port!r} is not a port number")
+    password = env.get("REDIS_PASSWORD", "")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
+
+
 class SyncOne(BaseModel):
     """Payload of `services.sync`."""
 
@@ -164,7 +180,7 @@ def create_app(
     rng: random.Random | None = None,
 ) -> Taskyard:
     """The sync app: tasks, the 06:30 schedule, the queue settings and the admin routes."""
-    app = Taskyard(backend, clock=clock)
+    app = Taskyard(backend if backend is not None else backend_from_seed_env(os.environ), clock=clock)
     db = database or SyncDatabase(os.environ.get("SERVICE_SYNC_DB", "service_sync.db"))
     api = status_api or DemoStatusApi(app.clock)
     rng = rng or random.Random()

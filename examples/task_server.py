@@ -17,15 +17,17 @@ its own section, e.g. `TASKYARD_SERVICES__COLLECT_EVENTS__SOURCE=/var/log/k8s-ev
 
 The seed runs one replica "as tasks should only run once"; here both collectors are leader-only,
 so several replicas are safe too. Tasks reach shared resources through `Resources` (the seed's
-`app.service('analytics')`); `GET /api/v1/analytics` serves the latest snapshot.
+`app.service('analytics')`): the recorded events and the analytics snapshots live in the app's own
+database (a table `example_records` beside taskyard's, `examples/records.py`; SQLite or
+PostgreSQL), so `GET /api/v1/analytics` serves the same latest snapshot from every replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +37,29 @@ from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
 from taskyard.clock import Clock
 from taskyard.http.api import app_router
 
+from examples.records import Records
+
 
 @dataclass
 class Resources:
-    """What the task modules share: tallies of cluster events and the analytics snapshots."""
+    """What the task modules share, in the app's database: the cluster events recorded (one per
+    uid) and the latest analytics snapshot."""
 
-    events: Counter[str] = field(default_factory=Counter)  # "namespace/reason" → count
-    seen: set[str] = field(default_factory=set)  # event uids already counted
-    warnings: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
-    snapshots: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
+    records: Records
+
+    async def record_event(self, uid: str, event: dict[str, Any]) -> bool:
+        """Store an event once per uid; False when it was recorded already."""
+        return await self.records.add("k8s-events", uid, event)
+
+    async def tallies(self) -> tuple[Counter[str], list[dict[str, Any]]]:
+        """Events per "namespace/reason", and the warnings."""
+        events = (await self.records.all("k8s-events")).values()
+        return (Counter(f"{e['namespace']}/{e['reason']}" for e in events),
+                [e for e in events if e["type"] == "Warning"])
+
+    async def latest(self) -> dict[str, Any]:
+        """The latest analytics snapshot ({} before the first)."""
+        return await self.records.get("analytics", "latest") or {}
 
 
 # -- task module: collect events (the seed's collect-events) -----------------------------------
@@ -92,12 +108,8 @@ def collect_events(app: Taskyard, resources: Resources) -> None:
 
     @app.task("events.record", queue="events")
     async def record_event(event: KubeEvent) -> str:
-        if event.uid in resources.seen:
+        if not await resources.record_event(event.uid, event.model_dump()):
             return "already recorded"
-        resources.seen.add(event.uid)
-        resources.events[f"{event.namespace}/{event.reason}"] += 1
-        if event.type == "Warning":
-            resources.warnings.append(event.model_dump())
         return event.reason
 
     app.service("collect-events", name="Kubernetes event collector", critical=True)(EventCollector)
@@ -110,20 +122,22 @@ def collect_analytics(app: Taskyard, resources: Resources) -> None:
 
     @app.task("analytics.collect", queue="analytics", timeout=60)
     async def collect() -> dict[str, Any]:
+        events, warnings = await resources.tallies()
         snapshot = {
             "at": app.clock.now().isoformat(),
             "jobs": await app.acounts(),
-            "events": dict(resources.events),
-            "warnings": len(resources.warnings),
+            "events": dict(events),
+            "warnings": len(warnings),
         }
-        resources.snapshots.append(snapshot)
+        await resources.records.put("analytics", "latest", snapshot)
         return {"queues": len(snapshot["jobs"]), "event_kinds": len(snapshot["events"])}
 
     class AnalyticsCollector(PeriodicService):
         """Enqueues one `analytics.collect` per tick (the work runs on any worker)."""
 
         def __init__(self) -> None:
-            super().__init__(config=PeriodicServiceConfig(interval=60.0, leader_only=True))
+            # A first snapshot at start: `/api/v1/analytics` has something to show at once.
+            super().__init__(config=PeriodicServiceConfig(interval=60.0, leader_only=True, run_on_start=True))
 
         async def execute(self) -> None:
             await app.aenqueue("analytics.collect")
@@ -135,7 +149,7 @@ def collect_analytics(app: Taskyard, resources: Resources) -> None:
     @routes.get("/analytics")
     async def latest() -> dict[str, Any]:
         """The latest analytics snapshot (viewer role)."""
-        return resources.snapshots[-1] if resources.snapshots else {}
+        return await resources.latest()
 
 
 # -- the application -------------------------------------------------------------------------
@@ -143,7 +157,8 @@ def create_app(backend: str | None = None, *, clock: Clock | None = None,
                resources: Resources | None = None) -> Taskyard:
     """The seed's `start()` up to `listen`: the app, then each task module on it."""
     app = Taskyard(backend, clock=clock)
-    shared = resources if resources is not None else Resources()
+    shared = resources if resources is not None else Resources(Records(app))
+    app.resources = shared
     collect_analytics(app, shared)
     collect_events(app, shared)
     return app

@@ -170,9 +170,10 @@ async def test_seed003_queue_concurrency_is_stored_at_server_start(tmp_path: Pat
 async def test_seed002_each_job_type_runs_and_a_second_run_duplicates_nothing() -> None:
     from examples import background_jobs as bj
 
-    store = bj.Store.demo()
-    store.county_records["APN-77"] = "Someone Else"  # a title change to detect
-    app = bj.create_app("memory://", clock=FakeClock(START), store=store)
+    app = bj.create_app("memory://", clock=FakeClock(START))
+    store = app.store
+    await store.seed_demo()
+    await store.records.put("county_records", "APN-77", {"owner": "Someone Else"})  # a title change
     payloads = {
         "darkwatch.scan": {"subscription_id": 3}, "voiceprint.batch": {}, "hometitle.scan": {"subscription_id": 3},
         "removebrokers.process": {}, "reports.generate": {"subscription_id": 3, "period": "weekly"},
@@ -186,16 +187,16 @@ async def test_seed002_each_job_type_runs_and_a_second_run_duplicates_nothing() 
     assert results["hometitle.scan"].result == {"parcels": 1, "changes": 1}  # type: ignore[union-attr]
     assert results["voiceprint.batch"].result == {"analysed": 3}  # type: ignore[union-attr]
     assert results["removebrokers.process"].result == {"submitted": 2}  # type: ignore[union-attr]
-    assert {r["status"] for r in store.removal_requests.values()} == {"SUBMITTED"}
-    assert len(store.alerts) == 2 and len(store.reports) == 1
+    assert {r["status"] for r in (await store.records.all("removal_requests")).values()} == {"SUBMITTED"}
+    assert len(await store.records.all("alerts")) == 2 and len(await store.records.all("reports")) == 1
     # The two alerts and the report each notified their owner once, plus the welcome message.
-    assert sorted(m["template"] for m in store.sent.values()) == [
+    assert sorted(m["template"] for m in (await store.records.all("sent")).values()) == [
         "alert.breach", "alert.title", "report.ready", "welcome"]
     # At-least-once delivery may run a job again: nothing is created twice.
     for task in ("darkwatch.scan", "hometitle.scan"):
         await app.aenqueue(task, payloads[task])
     await drain(app)
-    assert len(store.alerts) == 2 and len(store.sent) == 4
+    assert len(await store.records.all("alerts")) == 2 and len(await store.records.all("sent")) == 4
     page = await app.alist_jobs(task="darkwatch.scan", status="completed")
     assert [j.result["new_alerts"] for j in page.jobs] == [0, 1]
     await app.aclose()
@@ -205,8 +206,9 @@ async def test_seed002_failed_delivery_retries_after_1_5_15_minutes() -> None:
     from examples import background_jobs as bj
 
     clock = FakeClock(START)
-    store = bj.Store(subscriptions={1: {"user_id": 10, "tier": "basic"}}, provider_failures=3)
-    app = bj.create_app("memory://", clock=clock, store=store)
+    app = bj.create_app("memory://", clock=clock, provider_failures=3)
+    store = app.store
+    await store.records.put("subscriptions", "1", {"user_id": 10, "tier": "basic"})
     job = await app.aenqueue("notifications.send", {"user_id": 10, "template": "welcome"})
     delays = []
     while True:
@@ -218,7 +220,7 @@ async def test_seed002_failed_delivery_retries_after_1_5_15_minutes() -> None:
         clock.set(job.run_at)  # type: ignore[arg-type]
     assert delays == [60, 300, 900]
     assert job.status is JobStatus.COMPLETED and job.attempt == 4 and len(job.errors) == 3
-    assert len(store.sent) == 1
+    assert len(await store.records.all("sent")) == 1
     store.provider_failures = 4  # one more failure than the policy allows
     job = await app.aenqueue("notifications.send", {"user_id": 10, "template": "second"})
     while (job := await app.aget_job(job.id)).status in (JobStatus.PENDING, JobStatus.SCHEDULED):  # type: ignore[union-attr]
@@ -233,8 +235,8 @@ async def test_seed002_tiers_as_schedule_sets() -> None:
     from examples import background_jobs as bj
 
     clock = FakeClock(START)  # Sunday 2026-11-22 06:00 UTC
-    store = bj.Store.demo()
-    app = bj.create_app("memory://", clock=clock, store=store)
+    app = bj.create_app("memory://", clock=clock)
+    store = app.store
     # The startup service gives every subscription of the database its tier's schedules.
     server = TaskServer(app, load_settings(http={"enabled": False}), only="services", clock=clock)
     await server.start()
@@ -267,7 +269,7 @@ async def test_seed002_tiers_as_schedule_sets() -> None:
     await drain(app)
     scan = await app.alist_jobs(task="darkwatch.scan", status="completed")
     assert {j.payload["subscription_id"] for j in scan.jobs} >= {2, 3}
-    assert any(a["subscription"] == 3 for a in store.alerts.values())
+    assert any(a["subscription"] == 3 for a in (await store.records.all("alerts")).values())
     # A downgrade replaces the schedules; a cancellation removes them.
     await bj.schedule_for_subscription(app, 3, bj.Tier.BASIC)
     assert sorted(s.name for s in await app.schedules.alist(owner="subscription:3")) == [
@@ -282,16 +284,17 @@ async def test_seed002_reminders_and_run_now_through_the_api() -> None:
     from examples import background_jobs as bj
 
     clock = FakeClock(START)
-    store = bj.Store.demo()
-    app = bj.create_app("memory://", clock=clock, store=store)
+    app = bj.create_app("memory://", clock=clock)
+    store = app.store
+    await store.seed_demo()
     at = START + timedelta(days=3)
     first = await bj.remind(app, 10, "reminder.finish-profile", at)
     assert (await bj.remind(app, 10, "reminder.finish-profile", at)).id == first.id
     await drain(app)
-    assert store.sent == {}  # not due yet
+    assert await store.records.all("sent") == {}  # not due yet
     clock.set(at)
     await drain(app)
-    assert [m["template"] for m in store.sent.values()] == ["reminder.finish-profile"]
+    assert [m["template"] for m in (await store.records.all("sent")).values()] == ["reminder.finish-profile"]
     settings, secret = http_settings()
     asgi = create_asgi_app(HttpContext(app=app, manager=ServiceManager(), settings=settings))
     admin = {"Authorization": f"Bearer {issue_token(secret, role='admin', ttl=600)}"}
@@ -317,7 +320,6 @@ async def task_server(tmp_path: Path) -> AsyncIterator[tuple[TaskServer, Any, Pa
     from examples import task_server as ts
 
     source = tmp_path / "events.jsonl"
-    resources = ts.Resources()
     settings = load_settings(
         backend="memory://",
         http={"port": 0, "auth_enabled": False},
@@ -325,7 +327,9 @@ async def task_server(tmp_path: Path) -> AsyncIterator[tuple[TaskServer, Any, Pa
         services={"collect-events": {"source": str(source), "interval": 0.05},
                   "collect-analytics": {"interval": 0.1}},
     )
-    server = TaskServer(ts.create_app("memory://", resources=resources), settings)
+    app = ts.create_app("memory://")
+    resources = app.resources
+    server = TaskServer(app, settings)
     await server.start()
     try:
         yield server, resources, source
@@ -341,13 +345,23 @@ async def test_seed001_task_modules_run_under_the_task_server(task_server: tuple
         {"uid": "e1", "namespace": "web", "reason": "Scheduled"},  # the watcher repeated one
     ]
     source.write_text("".join(json.dumps(e) + "\n" for e in events) + '{"uid": "e3", "rea')  # half a line
-    await until(lambda: sum(resources.events.values()) == 2)
-    assert resources.events == {"web/Scheduled": 1, "web/BackOff": 1}
-    assert [w["message"] for w in resources.warnings] == ["crash loop"]
+    async def events() -> Any:
+        return (await resources.tallies())[0]
+
+    async def counted(n: int) -> bool:
+        return sum((await events()).values()) == n
+
+    await until(lambda: counted(2))
+    assert await events() == {"web/Scheduled": 1, "web/BackOff": 1}
+    assert [w["message"] for w in (await resources.tallies())[1]] == ["crash loop"]
     with source.open("a") as f:
         f.write('son": "Pulled"}\n')  # the rest of the line arrives
-    await until(lambda: resources.events.get("default/Pulled") == 1)
-    await until(lambda: resources.snapshots and resources.snapshots[-1]["events"].get("default/Pulled"))
+    await until(lambda: counted(3))
+
+    async def snapshot_has_pulled() -> bool:
+        return bool((await resources.latest()).get("events", {}).get("default/Pulled"))
+
+    await until(snapshot_has_pulled)
     assert server.http is not None
     async with httpx.AsyncClient(base_url=server.http.url, timeout=10) as client:
         doc = (await client.get("/health/services")).json()

@@ -72,7 +72,8 @@ async def _too_large(send: Any, limit: int) -> None:
 
 
 def create_asgi_app(ctx: HttpContext) -> FastAPI:
-    """The task server's HTTP app. `/health`, `/ready` and `/metrics` need no credentials;
+    """The task server's HTTP app. `/health`, `/ready`, `/metrics` and the app's public routes
+    (`app_router(app, root=True, public=True)`, served without the API role too) need no credentials;
     every request passes the `RequestGuard` (Host, cross-site, JSON-only API writes) first,
     whether authentication is on or not."""
     app = FastAPI(title="taskyard", version=_version(), openapi_url=None, docs_url=None, redoc_url=None)
@@ -83,7 +84,10 @@ def create_asgi_app(ctx: HttpContext) -> FastAPI:
         # Before the API: its last route answers every other path under /api/v1.
         app.include_router(apidocs.build_router(ctx, app.openapi))
         app.include_router(api.build_router(ctx), prefix="/api/v1")
+        app.include_router(api.build_root_router(ctx))  # the app's own paths, before the dashboard
         app.include_router(dashboard.build_router(ctx))
+    else:  # a process without the API role still answers its app's health probes
+        app.include_router(api.build_root_router(ctx, public_only=True))
     http = ctx.settings.http
     app.add_middleware(BodySizeLimit, max_bytes=http.max_body_bytes)
     app.add_middleware(RequestGuard, bind_host=http.host, allowed_hosts=http.allowed_hosts)  # outermost

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 from starlette.routing import Match
 
+from taskyard.errors import ConfigError
 from taskyard.http.api import alerts, jobs, leaders, queues, schedules, services, tasks, workers
 from taskyard.http.api.access import current_principal, make_guard, require_admin
 from taskyard.http.api.errors import (
@@ -32,15 +33,17 @@ __all__ = (
     "ErrorResponse",
     "Principal",
     "app_router",
+    "build_root_router",
     "build_router",
     "current_principal",
     "require_admin",
+    "service_manager",
 )
 
 API_PREFIX = "/api/v1"
 
 
-def app_router(app: Any, **options: Any) -> APIRouter:
+def app_router(app: Any, *, root: bool = False, public: bool = False, **options: Any) -> APIRouter:
     """A router for the application's own routes, served under `/api/v1` with taskyard's auth.
 
     ```python
@@ -49,11 +52,52 @@ def app_router(app: Any, **options: Any) -> APIRouter:
     @sync.post("/sync/all")   # POST /api/v1/sync/all, admin role
     async def sync_all() -> dict: ...
     ```
-    Handlers may depend on `current_principal` (who called) or `require_admin`.
+    Handlers may depend on `current_principal` (who called), `require_admin` or
+    `service_manager` (this process's services). `root=True` serves the routes at their own
+    paths instead of under `/api/v1` (a path an existing deployment already probes, e.g.
+    `/api/admin/schedulers`); `public=True` serves them without authentication — for health
+    documents only: such a router may hold only GET routes (checked when the server builds).
     """
     router = APIRouter(route_class=limited_route_class(DEFAULT_MAX_BODY), **options)
+    router.taskyard_root = root  # type: ignore[attr-defined]
+    router.taskyard_public = public  # type: ignore[attr-defined]
     app.http_routers.append(router)
     return router
+
+
+def service_manager(request: Request) -> Any:
+    """Dependency: this process's `ServiceManager` (None when it runs no services)."""
+    return request.app.state.ctx.manager
+
+
+def _app_routers(ctx: Any, *, root: bool) -> list[APIRouter]:
+    return [r for r in getattr(ctx.app, "http_routers", ()) if getattr(r, "taskyard_root", False) is root]
+
+
+def build_root_router(ctx: Any, *, public_only: bool = False) -> APIRouter:
+    """The application's routes registered with `app_router(app, root=True)`, for mounting at
+    `/`: behind the same guard as the API unless `public=True` (GET only). `public_only`: just
+    the public ones (a process that serves no API still answers its app's health probes)."""
+    route_class = limited_route_class(ctx.settings.http.max_body_bytes)
+    guarded = [Depends(make_guard(shared_authenticator(ctx)))]
+    root = APIRouter(route_class=route_class)
+    for router in _app_routers(ctx, root=True):
+        public = getattr(router, "taskyard_public", False)
+        if public_only and not public:
+            continue
+        if public:
+            for route in router.routes:
+                unsafe = set(getattr(route, "methods", ()) or ()) - {"GET", "HEAD"}
+                if unsafe:
+                    raise ConfigError(
+                        f"public application route {getattr(route, 'path', route)!r} allows "
+                        f"{', '.join(sorted(unsafe))}: a public router may only hold GET routes; "
+                        "put the others on an app_router without public=True"
+                    )
+        root.include_router(
+            _adopt(router, route_class), dependencies=[] if public else guarded, responses=ERROR_RESPONSES
+        )
+    return root
 
 
 def _adopt(router: APIRouter, route_class: type[APIRoute]) -> APIRouter:
@@ -98,7 +142,7 @@ def build_router(ctx: Any) -> APIRouter:
     guarded = [Depends(guard)]
     modules = (jobs, queues, schedules, services, leaders, workers, tasks, alerts)
     routers = [module.build(ctx, route_class) for module in modules]
-    routers += [_adopt(router, route_class) for router in getattr(ctx.app, "http_routers", ())]
+    routers += [_adopt(router, route_class) for router in _app_routers(ctx, root=False)]
     for router in routers:
         root.include_router(router, dependencies=guarded, responses=ERROR_RESPONSES)
     _add_fallback(root, [r for router in routers for r in router.routes if isinstance(r, APIRoute)])
