@@ -16,6 +16,7 @@ import signal
 import stat
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,16 @@ from taskyard.clock import Clock
 from taskyard.config import Settings, redact_url
 from taskyard.errors import ConfigError
 from taskyard.http.asgi import create_asgi_app
-from taskyard.http.auth import check_bind, is_loopback, issue_token, new_secret, weak_secret_reason
+from taskyard.http.auth import (
+    Authenticator,
+    AuthError,
+    Role,
+    check_bind,
+    is_loopback,
+    issue_token,
+    new_secret,
+    weak_secret_reason,
+)
 from taskyard.http.context import HttpContext
 from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.http.metrics import MetricsFeed
@@ -59,6 +69,8 @@ DEV_TOKEN_FILE = ".taskyard-token"  # noqa: S105 - a file name, not a secret
 #: The signing secret that development runs started in one directory share, so the token in
 #: `DEV_TOKEN_FILE` opens every one of them (two `run`s side by side, a restart).
 DEV_SECRET_FILE = ".taskyard-dev-secret"  # noqa: S105 - a file name
+#: How long the token in `DEV_TOKEN_FILE` is valid (a run reuses it while a day is left).
+DEV_TOKEN_TTL = 7 * 86400
 
 
 def _write_private(path: Path, text: str, *, replace: bool) -> bool:
@@ -220,7 +232,9 @@ class TaskServer:
         self.context: HttpContext | None = None
         self._feed: MetricsFeed | None = None
         self._built = False
+        #: The admin token of a development run, set once its HTTP server serves.
         self.dev_token: str | None = None
+        self._dev_run = False
         #: Set when the worker recycled itself (lost threads): the server stopped, and the
         #: command that started the process should start it again (`taskyard run`/`worker` do).
         self.recycle_reason: str | None = None
@@ -244,6 +258,8 @@ class TaskServer:
             self.context = HttpContext(
                 self.app, self.manager, s, metrics=self.metrics, mount_api="api" in self.roles
             )
+            if self._dev_run:
+                self.context.dev_token_file = DEV_TOKEN_FILE
             self.http = HttpService(create_asgi_app(self.context), host=s.http.host, port=s.http.port)
             self.manager.register("http", self.http, name="HTTP server", critical=True)
         if "maintenance" in self.roles:
@@ -295,9 +311,11 @@ class TaskServer:
         self._built = True
 
     def _with_dev_credentials(self, s: Settings) -> Settings:
-        """Authentication on with no credentials configured: on loopback, make a secret for this
-        run and hand the operator an admin token (in `.taskyard-token`, mode 0600, and on the
-        terminal, never in the logs); elsewhere refuse to start.
+        """Authentication on with no credentials configured: on loopback, sign with this
+        directory's shared development secret (the admin token is handed out by
+        `_publish_dev_token` once the HTTP server serves); elsewhere refuse to start.
+
+        Building alone (`taskyard services list`) writes no token: only a serving process does.
         """
         http = s.http
         if not http.auth_enabled or http.jwt_secret is not None or http.api_keys:
@@ -307,25 +325,46 @@ class TaskServer:
                 "invalid setting 'http.jwt_secret': authentication is on and the server binds "
                 f"{http.host!r}, but neither http.jwt_secret nor http.api_keys is set"
             )
+        self._dev_run = True
         secret = shared_dev_secret()
-        self.dev_token = issue_token(
-            secret, role="admin", ttl=7 * 86400, subject="dev-run",
-            audience=http.jwt_audience, issuer=http.jwt_issuer,
-        )
+        return s.model_copy(update={"http": http.model_copy(update={"jwt_secret": SecretStr(secret)})})
+
+    def _publish_dev_token(self) -> None:
+        """A development run now serves the API: hand the operator an admin token (in
+        `.taskyard-token`, mode 0600, and on the terminal, never in the logs).
+
+        The token already in the file is kept while it is valid for at least another day
+        (another run in this directory wrote it with the same shared secret): the token a
+        running server printed stays the one in the file, and every run prints the same one."""
+        http = self.settings.http
         path = Path(DEV_TOKEN_FILE)
-        _write_private(path, self.dev_token, replace=True)
+        auth = Authenticator(http)
+        existing = _read_private(path)
+        token: str | None = None
+        if existing:
+            with contextlib.suppress(AuthError):
+                principal = auth.authenticate(existing, now=self.clock.now() + timedelta(days=1))
+                token = existing if principal.role is Role.ADMIN else None
+        if token is None:
+            secret = http.jwt_secret.get_secret_value() if http.jwt_secret is not None else ""
+            token = issue_token(
+                secret, role="admin", ttl=DEV_TOKEN_TTL, subject="dev-run",
+                audience=http.jwt_audience, issuer=http.jwt_issuer,
+            )
+            _write_private(path, token, replace=True)
+        self.dev_token = token
         log.warning(
-            "no http.jwt_secret or http.api_keys configured: generated an admin token, saved in "
-            "%s; development runs started in this directory share its signing secret (%s), so "
+            "no http.jwt_secret or http.api_keys configured: the admin token is in %s; "
+            "development runs started in this directory share its signing secret (%s), so "
             "the token opens each of them. Set http.jwt_secret for anything else", path,
             DEV_SECRET_FILE,
         )
         if sys.stderr.isatty():
+            port = (self.http.bound_port if self.http is not None else None) or http.port
             sys.stderr.write(
-                f"\n  Dashboard: http://{http.host}:{http.port}/  — sign in with this admin token:\n"
-                f"  {self.dev_token}\n\n"
+                f"\n  Dashboard: http://{http.host}:{port}/"
+                f"  — sign in with this admin token (also in {path}):\n  {token}\n\n"
             )
-        return s.model_copy(update={"http": http.model_copy(update={"jwt_secret": SecretStr(secret)})})
 
     def _user_services(self) -> list[tuple[ServiceSpec, Service]]:
         specs = self.app.service_specs
@@ -435,6 +474,8 @@ class TaskServer:
             self.http.bind()
         self._feed = MetricsFeed(self.metrics, app=self.app, manager=self.manager, worker=self.worker)
         await self.manager.start_all()
+        if self._dev_run and self.http is not None:
+            self._publish_dev_token()  # only now: a process that serves nothing hands out no token
         log.info(
             "task server started: %s",
             ", ".join(f"{e.id}={e.service.status.value}" for e in self.manager.services()),

@@ -21,6 +21,7 @@ from taskyard.http.context import HttpContext
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
 from tests.e2e.conftest import Creds, Env, build_asgi, make_app, make_settings
+from tests.support.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
@@ -277,3 +278,123 @@ async def test_jobs_of_a_task_no_live_worker_knows_are_named_on_overview_and_que
         last_heartbeat=now, tasks=("images.thumbnail",), lost_threads=2))
     workers = await c.get("/workers")
     assert 'class="num lost-threads"><span class="st-failed"' in workers.text and ">2</span>" in workers.text
+
+
+# -- the dashboard says what it counts (issue 12, item 13) -------------------------------------
+
+
+async def _failed(live: Live, job_id: str, errors: int = 1) -> None:
+    from taskyard.core.job import JobStatus
+
+    async def done() -> bool:
+        job = await live.app.aget_job(job_id)
+        return job is not None and job.status is JobStatus.FAILED and len(job.errors) == errors
+
+    await wait_until(done, timeout=20, what=f"job {job_id} to fail ({errors} error(s))")
+
+
+async def _card(page, label: str) -> int:
+    return int((await page.text_content(f"[data-card='{label}'] .value")).strip())
+
+
+async def test_failed_cards_count_what_their_labels_say(live: Live, browser) -> None:
+    """A job that failed, was retried and failed again ended failed twice in the hour, and is
+    one job in the failed status now: the two cards say which is which."""
+    job = await live.app.aenqueue("always.fail", {})
+    await _failed(live, job.id)
+    await live.app.aretry_job(job.id)
+    await _failed(live, job.id, errors=2)
+    page = await _login(browser, live, live.creds.admin_jwt)
+
+    async def both_counted() -> bool:  # the worker writes its per-minute counts with its heartbeat
+        await page.goto(live.url + "/")
+        return await _card(page, "ended failed · 1h") == 2
+
+    await wait_until(both_counted, timeout=20, what="the hour's failures on the overview")
+    assert await _card(page, "failed now") == 1
+    assert "retried or pruned" in (await page.get_attribute("[data-card='ended failed · 1h']", "title"))
+    await page.goto(live.url + "/jobs?status=failed")
+    assert await page.locator("tr[data-status='failed']").count() == 1
+
+
+async def test_queue_depth_is_captioned_as_a_count_not_a_rate(live: Live, browser) -> None:
+    await live.app.apause_queue("math")
+    for n in range(3):
+        await live.app.aenqueue("math.add", {"a": n, "b": 1})
+    page = await _login(browser, live, live.creds.viewer_jwt)
+    depth = (await page.text_content(".chart-depth .summary")).strip()
+    assert depth == "3 waiting now · peak 3 waiting", depth
+    assert "/min" not in depth
+    assert "/min" in await page.text_content(".chart-throughput .summary")
+
+
+async def test_services_page_keeps_job_failures_apart_from_the_workers_own(live: Live, browser) -> None:
+    job = await live.app.aenqueue("always.fail", {})
+    await _failed(live, job.id)
+    page = await _login(browser, live, live.creds.viewer_jwt)
+    await page.goto(live.url + "/services")
+    row = "tr[data-service='worker']"
+    assert "1 not ok" in await page.text_content(f"{row} .jobs")
+    assert (await page.text_content(f"{row} .failures")).strip() == "—"
+    assert await page.text_content(f"{row} .status") == "running"
+
+
+async def test_a_confirmation_shows_once_and_not_on_every_refresh(live: Live, browser) -> None:
+    job = await live.app.aenqueue("always.fail", {})
+    await _failed(live, job.id)
+    await live.app.apause_queue("default")  # the retried job waits, so the page stays still
+    page = await _login(browser, live, live.creds.admin_jwt)
+    await page.goto(f"{live.url}/jobs/{job.id}")
+    await page.click("button[data-action='retry']")
+    await page.wait_for_selector("p.notice", timeout=WAIT)
+    assert await page.text_content("p.notice") == "Sent back to pending."
+    # The page's CSP forbids eval, so poll from here rather than with wait_for_function.
+    async def address() -> str:
+        return str(await page.evaluate("() => window.location.pathname + window.location.search"))
+
+    async def address_is_clean() -> bool:
+        return "done=" not in await address()
+
+    await wait_until(address_is_clean, timeout=20, what="done= to leave the address")
+    assert await address() == f"/jobs/{job.id}"
+
+    async def refreshed() -> bool:
+        return bool(await page.evaluate("() => document.body.dataset.refreshedAt || ''"))
+
+    await wait_until(refreshed, timeout=20, what="the page to refresh itself")
+    assert await page.locator("p.notice").count() == 0
+    await page.reload()
+    assert await page.locator("p.notice").count() == 0
+
+
+async def test_attempts_after_a_manual_retry_are_marked(live: Live, browser) -> None:
+    job = await live.app.aenqueue("always.fail", {})
+    await _failed(live, job.id)
+    page = await _login(browser, live, live.creds.admin_jwt)
+    await page.goto(f"{live.url}/jobs/{job.id}")
+    assert await page.locator("[data-restart]").count() == 0
+    await page.click("button[data-action='retry']")
+    await _failed(live, job.id, errors=2)
+    await page.goto(f"{live.url}/jobs/{job.id}")
+    summaries = await page.locator("details.attempt summary").all_text_contents()
+    assert [s.split(" · ")[0] for s in summaries] == ["attempt 1", "attempt 1"]
+    marks = page.locator("[data-restart]")
+    assert await marks.count() == 1
+    assert "Retried manually" in await marks.text_content()
+
+
+async def test_schedules_page_says_when_a_schedule_cannot_fire(live: Live, browser) -> None:
+    await live.app.schedules.aadd("adds", cron="* * * * *", task="math.add", payload={"a": 1, "b": 2})
+    other = live.app.schedules.build("nightly-report", check_task=False, cron="0 3 * * *",
+                                     task="reports.nightly", payload={})
+    await live.app.backend.schedule_upsert(schedule=other)
+    page = await _login(browser, live, live.creds.viewer_jwt)
+    await page.goto(live.url + "/schedules")
+    assert await page.locator("#no-scheduler").count() == 1  # nothing here runs the scheduler
+    assert await page.locator("[data-unrunnable='reports.nightly']").count() == 1
+    assert await page.locator("[data-unrunnable='math.add']").count() == 0
+
+    await live.app.backend.leader_attempt_elect(name="scheduler", holder="box-1:42:abcdef", ttl=60)
+    await page.goto(live.url + "/schedules")
+    assert await page.locator("#no-scheduler").count() == 0
+    assert await page.locator("[data-unrunnable='reports.nightly']").count() == 1

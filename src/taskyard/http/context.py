@@ -35,6 +35,9 @@ class HttpContext:
     draining: bool = False
     mount_api: bool = True
     depth: DepthHistory = field(default_factory=DepthHistory)
+    #: Where a development run (no credentials configured) saves its admin token, else None:
+    #: the sign-in page points there instead of at `taskyard token create`.
+    dev_token_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _sessions: SessionBook | None = field(default=None, init=False, repr=False)
 

@@ -137,6 +137,8 @@ def build_router(ctx: Any) -> APIRouter:
         response = render.page("login.html", {
             **base(request, None), "page_title": "Sign in", "error": message,
             "login_csrf": book.login_token(nonce),
+            "dev_token_file": ctx.dev_token_file,
+            "has_jwt_secret": ctx.settings.http.jwt_secret is not None,
             "next_url": _safe_next(request.query_params.get("next")),
         }, status)
         response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict",

@@ -41,6 +41,8 @@ class Chart:
     height: int = HEIGHT
     start_label: str = ""
     end_label: str = ""
+    #: The caption's numbers, in the chart's own unit (a count per minute, or a depth).
+    summary: str = ""
 
 
 def _minute(at: datetime) -> datetime:
@@ -82,6 +84,7 @@ def bar_chart(title: str, css: str, minutes: list[datetime], values: list[int]) 
         bars=bars,
         peak=peak,
         total=sum(values),
+        summary=f"{sum(values)} in the hour · peak {peak}/min",
         start_label=f"{minutes[0]:%H:%M}" if minutes else "",
         end_label=f"{minutes[-1]:%H:%M} UTC" if minutes else "",
     )
@@ -114,11 +117,12 @@ class DepthHistory:
 
     def chart(self, now: datetime) -> Chart:
         """Per-minute peak depth for the last hour (minutes without a sample show 0); the
-        chart's total is the latest sample."""
+        chart's total is the latest sample. A depth is a count of waiting jobs, not a rate."""
         end = _minute(now)
         minutes = [end - timedelta(minutes=59 - i) for i in range(60)]
         per_minute: dict[datetime, int] = {}
         for at, depth in self._samples:
             per_minute[_minute(at)] = max(depth, per_minute.get(_minute(at), 0))
         chart = bar_chart("Queue depth", "depth", minutes, [per_minute.get(m, 0) for m in minutes])
-        return dataclasses.replace(chart, total=self._latest if self._samples else 0)
+        latest = self._latest if self._samples else 0
+        return dataclasses.replace(chart, total=latest, summary=f"{latest} waiting now · peak {chart.peak} waiting")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from typing import Any
 
-from taskyard.core.job import JobStatus
+from taskyard.core.coverage import WORKER_LIVE_SECONDS
+from taskyard.core.job import AttemptError, Job, JobStatus
 from taskyard.core.names import NAME_PATTERN
 from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.leaders import leaders_out
@@ -15,10 +17,11 @@ from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
 from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series
+from taskyard.services.worker import Worker
 
 __all__ = (
-    "SINCE", "job_page", "jobs_page", "overview_page", "schedules_page", "services_page",
-    "unclaimable_tasks", "workers_page",
+    "SINCE", "attempt_restarts", "job_page", "jobs_page", "overview_page", "schedules_page",
+    "services_page", "unclaimable_tasks", "workers_page",
 )
 
 _NAME = re.compile(NAME_PATTERN)
@@ -59,13 +62,18 @@ async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
         "now": now,
         "queues": queues,
         "cards": [
-            ("waiting", total["pending"], "info"),
-            ("scheduled", total["scheduled"], ""),
-            ("running", total["running"], "info"),
-            ("completed · 1h", sum(completed), "ok"),
-            ("failed · 1h", sum(failed), "bad" if sum(failed) else ""),
-            ("failed · total", total["failed"], "bad" if total["failed"] else ""),
-            ("workers", len(workers), ""),
+            ("waiting", total["pending"], "info", "pending jobs now"),
+            ("scheduled", total["scheduled"], "", "jobs waiting for their run time now"),
+            ("running", total["running"], "info", "jobs running now"),
+            ("completed · 1h", sum(completed), "ok",
+             "jobs that completed in the last hour"),
+            # Two different numbers: jobs that ended failed in the hour (since retried or
+            # pruned included) and jobs in the failed status now (of any age).
+            ("ended failed · 1h", sum(failed), "bad" if sum(failed) else "",
+             "jobs that ended failed in the last hour, including those retried or pruned since"),
+            ("failed now", total["failed"], "bad" if total["failed"] else "",
+             "jobs in the failed status now, whenever they failed"),
+            ("workers", len(workers), "", "registered workers"),
         ],
         "alerts": alerts_of(ctx.manager),
         "unclaimable": await unclaimable_tasks(app),
@@ -116,8 +124,32 @@ async def jobs_page(ctx: Any, params: dict[str, str]) -> dict[str, Any]:
     }
 
 
+#: Errors a rescue records: the lost attempt runs again under the same number.
+_RESCUE_ERRORS = frozenset({"LeaseExpired", "WorkerLost"})
+
+
+def _restarted(before: AttemptError, run: int) -> bool:
+    """The run numbered `run`, after the error `before`, follows a manual retry (which resets
+    the count): a failure is followed by the next number, a rescue by the same one again."""
+    expected = before.attempt if before.type in _RESCUE_ERRORS else before.attempt + 1
+    return run < expected
+
+
+def attempt_restarts(job: Job) -> list[bool]:
+    """For each of `job.errors` (oldest first): True when the job was retried manually after
+    that error, so the attempts after it are counted from 1 again. Derived from the attempt
+    numbers (a manual retry resets them to 0; the store keeps no record of the retry itself)."""
+    errors = job.errors
+    marks = [_restarted(e, nxt.attempt) for e, nxt in itertools.pairwise(errors)]
+    if errors:
+        last = errors[-1]
+        ran_since = job.started_at is not None and job.started_at > last.at
+        marks.append(_restarted(last, job.attempt if ran_since else job.attempt + 1))
+    return marks
+
+
 async def job_page(ctx: Any, job: Any) -> dict[str, Any]:
-    """One job in full."""
+    """One job in full; each error paired with whether a manual retry followed it."""
     times = [
         ("created", job.created_at),
         ("run at", job.run_at),
@@ -129,25 +161,45 @@ async def job_page(ctx: Any, job: Any) -> dict[str, Any]:
         "page_title": f"Job {job.id}",
         "job": job,
         "times": [(label, value) for label, value in times if value is not None],
+        "attempts": list(zip(job.errors, attempt_restarts(job), strict=True)),
         "now": ctx.app.clock.now(),
     }
 
 
 async def schedules_page(ctx: Any) -> dict[str, Any]:
-    """Schedules with their next three fire times."""
-    book = ctx.app.schedules
+    """Schedules with their next three fire times, the tasks no live worker knows (their
+    fires would wait), and whether any scheduler leads (without one, nothing fires)."""
+    app = ctx.app
+    book = app.schedules
+    await app.open()
+    now = app.clock.now()
+    live = [w for w in await app.backend.workers_list()
+            if (now - w.last_heartbeat).total_seconds() < WORKER_LIVE_SECONDS]
+    known = {task for w in live for task in w.tasks}
     rows = []
     for schedule in await book.alist():
         fires = await book.anext_fires(schedule.name, 3) if schedule.enabled else []
         rows.append((schedule, fires))
-    return {"page_title": "Schedules", "schedules": rows, "now": ctx.app.clock.now()}
+    lease = next((row for row in await leaders_out(ctx) if row.lease == "scheduler"), None)
+    led = lease is not None and lease.holder is not None and (lease.expires_at is None or lease.expires_at > now)
+    return {
+        "page_title": "Schedules",
+        "schedules": rows,
+        "unrunnable": sorted({s.task for s, _ in rows if s.task not in known}),
+        "has_workers": bool(live),
+        "scheduler_leads": led,
+        "now": now,
+    }
 
 
 async def services_page(ctx: Any) -> dict[str, Any]:
     """Services of this process with metrics, and who leads each leader-only duty."""
+    manager = ctx.manager
     return {
         "page_title": "Services",
-        "services": services_out(ctx.manager),
+        "services": services_out(manager),
+        # A worker's runs are jobs: their failures are the jobs', not the service's own.
+        "job_runners": {e.id for e in manager.services() if isinstance(e.service, Worker)} if manager else set(),
         "leaders": await leaders_out(ctx),
         "has_manager": ctx.manager is not None,
         "now": ctx.app.clock.now(),

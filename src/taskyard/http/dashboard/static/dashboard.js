@@ -5,6 +5,14 @@
   var seconds = Math.max(1, parseInt(document.body.dataset.refresh || "5", 10) || 5);
   var busy = false;
 
+  // `?done=` carries a confirmation ("Sent back to pending.") to be shown once: drop it from
+  // the address, so neither the refresh below nor a reload shows it again.
+  var here = new URL(window.location.href);
+  if (here.searchParams.has("done")) {
+    here.searchParams.delete("done");
+    window.history.replaceState(window.history.state, "", here.pathname + here.search + here.hash);
+  }
+
   function userIsBusy() {
     var el = document.activeElement;
     if (el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName)) return true;
