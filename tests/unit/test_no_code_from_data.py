@@ -17,6 +17,9 @@ IMPORTLIB_ALLOWED = {
     "cli/loading.py",  # --app MODULE:ATTR, from the operator
     "cli/main.py",  # the CLI's own command modules, a fixed tuple
     "backends/__init__.py",  # the backend for a URL scheme, from a fixed table
+    # A worker's child process imports the app the worker names on the child's command line:
+    # the operator's --app, or the module of a handler registered in the worker's own app.
+    "services/worker/child.py",
 }
 
 
