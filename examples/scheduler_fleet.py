@@ -134,6 +134,8 @@ class CsvImportService(PipelineService):
     """Imports companies' CSV files: `batchSize` files a run, `maxConcurrentImports` at once.
     A bad file is set aside (with its error) without stopping the other companies' imports."""
 
+    extra_options = ("inbox",)
+
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline, PeriodicServiceConfig(
             interval="*/10 * * * *", timeout=300.0, batch_size=10, max_concurrency=5))

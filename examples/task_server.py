@@ -61,6 +61,8 @@ class EventCollector(PeriodicService):
     """Reads the events appended to `source` since its last run and enqueues one job per event,
     keyed by the event's uid (after a restart the file is read again: each uid counts once)."""
 
+    extra_options = ("source",)
+
     def __init__(self, app: Taskyard) -> None:
         super().__init__(config=PeriodicServiceConfig(interval=5.0, leader_only=True, timeout=60.0))
         self.app = app
