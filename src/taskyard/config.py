@@ -242,12 +242,17 @@ class HttpSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """`[logging]`: level and format (`auto`: rich on a terminal, JSON otherwise)."""
+    """`[logging]`: level and format (`auto`: rich on a terminal, JSON otherwise), and the
+    level of the worker's line per job (`jobs`)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["auto", "json", "rich", "plain"] = "auto"
+    jobs: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
+        default="INFO",
+        description="Level of the line logged when a job ends (its start is logged at DEBUG); OFF for none.",
+    )
 
-    @field_validator("level", mode="before")
+    @field_validator("level", "jobs", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value

@@ -179,6 +179,11 @@ def build_user_service(spec: ServiceSpec, app: Taskyard, options: dict[str, Any]
     return service
 
 
+def _job_log_level(setting: str) -> int | None:
+    """`logging.jobs` as a level for the worker (None: no line per job)."""
+    return None if setting == "OFF" else logging.getLevelNamesMapping()[setting]
+
+
 def _take_critical(service_id: str, options: dict[str, Any]) -> bool | None:
     """Remove the manager's own `critical` option from a service's options and return it
     (None when not set): it overrides `@app.service(critical=...)`."""
@@ -386,6 +391,7 @@ class TaskServer:
                 max_lost_threads=w.max_lost_threads, isolation=w.isolation,
                 max_jobs_per_child=w.max_jobs_per_child, max_memory_per_child=w.max_memory_per_child,
                 memory_limit=w.memory_limit,
+                job_log_level=_job_log_level(self.settings.logging.jobs),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting 'worker': {exc}") from None

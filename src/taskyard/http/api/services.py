@@ -60,8 +60,8 @@ async def act(manager: Any, service_id: str, action: str) -> Any:
     if action in ("stop", "restart") and isinstance(entry.service, HttpService):
         # It would close the connection this request came on, and nothing could start it again.
         raise InvalidTransitionError(
-            f"service {service_id!r} serves this API and cannot be {action}ed through it; "
-            f"{action} the task server instead"
+            f"service {service_id!r} serves this API and cannot be "
+            f"{'stopped' if action == 'stop' else 'restarted'} through it; {action} the task server instead"
         )
     if action == "start":
         await manager.start(service_id)
