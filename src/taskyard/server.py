@@ -372,13 +372,12 @@ class TaskServer:
             chosen = list(specs.values())
         else:
             chosen = []
-        return [
-            (
-                spec if critical.get(spec.id) is None else replace(spec, critical=critical[spec.id]),
-                build_user_service(spec, self.app, configured.get(spec.id, {})),
-            )
-            for spec in chosen
-        ]
+        built = []
+        for spec in chosen:
+            if (is_critical := critical.get(spec.id)) is not None:
+                spec = replace(spec, critical=is_critical)
+            built.append((spec, build_user_service(spec, self.app, configured.get(spec.id, {}))))
+        return built
 
     def _worker_config(self) -> WorkerConfig:
         w = self.settings.worker

@@ -86,7 +86,7 @@ def test_a_service_option_from_the_environment_overrides_any_spelling_in_the_fil
 
 def test_one_source_spelling_an_option_twice_is_refused(clean_env: Path) -> None:
     write_toml(clean_env, '[services.csv-import]\nbatchSize = 10\nbatch_size = 20\n')
-    with pytest.raises(ConfigError, match="'services.csv-import' has option 'batchSize' twice"):
+    with pytest.raises(ConfigError, match=r"'services\.csv-import' has option 'batchSize' twice"):
         load_settings()
 
 
