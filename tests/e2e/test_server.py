@@ -499,6 +499,15 @@ def test_services_list_and_a_single_service_process(workdir: Path) -> None:
     by_id = {row["id"]: row for row in listed}
     assert by_id["scheduler"]["lease"] == "scheduler" and by_id["rescuer"]["lease"] == "maintenance"
     assert by_id["worker"]["lease"] is None
+    assert (by_id["csv-import"]["restarts"], by_id["csv-import"]["max_consecutive_failures"]) == (True, 5)
+    assert (by_id["rescuer"]["restarts"], by_id["rescuer"]["max_consecutive_failures"]) == (True, 0)
+    fixed = base_env(
+        workdir, TASKYARD_MANAGER__AUTO_RESTART="false", TASKYARD_SERVICES__CSV_IMPORT__MAX_CONSECUTIVE_FAILURES="2"
+    )
+    shown = {r["id"]: r for r in json.loads(run_cli(workdir, ["services", "list", "--json"], fixed).stdout)}
+    assert (shown["csv-import"]["restarts"], shown["csv-import"]["max_consecutive_failures"]) == (False, 2)
+    table = run_cli(workdir, ["services", "list"], env | {"COLUMNS": "250"}).stdout
+    assert "5 failed runs" in table and "with backoff" in table
     worker_only = json.loads(run_cli(workdir, ["services", "list", "--json", "--only", "worker,maintenance"], env).stdout)
     assert {row["lease"] for row in worker_only} == {None, "maintenance"}  # never the scheduler's
     alone = json.loads(run_cli(workdir, ["services", "list", "--json", "--service", "csv-import"], env).stdout)
