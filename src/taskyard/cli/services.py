@@ -36,7 +36,9 @@ def describe(only: str | None, service: str | None, config: Path | None) -> list
             "interval": interval,
             # Restarted by the manager when it fails (live counts: /health/services, the API).
             "restarts": entry.critical and server.manager.auto_restart,
-            "max_consecutive_failures": svc.config.max_consecutive_failures if periodic else None,
+            "max_consecutive_failures": (
+                svc.config.max_consecutive_failures if isinstance(svc, PeriodicService) else None
+            ),
             "lease": (lease := svc.lease()) and lease["name"],
             "user": entry.id in state.app.service_specs,
         })
