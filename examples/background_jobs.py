@@ -29,14 +29,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from examples.records import Records
 from taskyard import JobContext, Retry, Taskyard
 from taskyard.clock import Clock
 from taskyard.core.job import Job
 from taskyard.core.schedule import Schedule
 from taskyard.schedules import ScheduleTemplate
 from taskyard.services.base import Service
-
-from examples.records import Records
 
 #: One run and three retries, 1, 5 and 15 minutes apart.
 RETRY = Retry(attempts=4, backoff=[60, 300, 900])

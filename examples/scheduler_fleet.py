@@ -206,6 +206,8 @@ class CsvImportService(PipelineService):
     """Imports companies' CSV files: `batchSize` files a run, `maxConcurrentImports` at once.
     A bad file is set aside (with its error) without stopping the other companies' imports."""
 
+    extra_options = ("inbox",)
+
     def __init__(self, pipeline: Pipeline, env: SeedEnv) -> None:
         super().__init__(pipeline, PeriodicServiceConfig(
             interval=env.text("CSV_IMPORT_INTERVAL", "*/10 * * * *"),

@@ -13,7 +13,7 @@ Options (taskyard.toml, or TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZE=20 ...):
     batchSize = 10              # files per run
     maxConcurrentImports = 5    # files read at once
     timeout = 300               # seconds per run
-    inbox = "imports/inbox"     # extra options reach the service as self.options
+    inbox = "imports/inbox"     # an option of the service's own (its `extra_options`): self.options
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ async def process_session(row: SessionRow) -> dict:
 @app.service("csv-import", name="CSV import", critical=True)
 class CsvImportService(PeriodicService):
     """Moves CSV files from the inbox to `done/`, enqueuing one job per row."""
+
+    extra_options = ("inbox",)  # read from self.options; any other unknown option fails the start
 
     def __init__(self, app: Taskyard) -> None:
         super().__init__(

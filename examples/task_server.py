@@ -33,11 +33,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from examples.records import Records
 from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
 from taskyard.clock import Clock
 from taskyard.http.api import app_router
-
-from examples.records import Records
 
 
 @dataclass
@@ -76,6 +75,8 @@ class KubeEvent(BaseModel):
 class EventCollector(PeriodicService):
     """Reads the events appended to `source` since its last run and enqueues one job per event,
     keyed by the event's uid (after a restart the file is read again: each uid counts once)."""
+
+    extra_options = ("source",)
 
     def __init__(self, app: Taskyard) -> None:
         super().__init__(config=PeriodicServiceConfig(interval=5.0, leader_only=True, timeout=60.0))

@@ -52,6 +52,8 @@ __all__ = (
     "WorkerSettings",
     "default_backend_url",
     "load_settings",
+    "option_key",
+    "service_key",
 )
 
 DEFAULT_BACKEND_URL = "sqlite:///taskyard.db"
@@ -74,6 +76,18 @@ def default_backend_url() -> str:
         if isinstance(value, str) and value:
             return value
     return DEFAULT_BACKEND_URL
+
+
+def option_key(name: str) -> str:
+    """How service option names compare: case and `_`/`-` do not count, so `batchSize`,
+    `batch_size`, `BATCHSIZE` (an environment variable) and `batchsize` are one option."""
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def service_key(service_id: str) -> str:
+    """How service ids in settings compare: `CSV_IMPORT` (an environment variable cannot
+    spell a dash) is `csv-import`."""
+    return service_id.lower().replace("_", "-")
 
 
 class _Section(BaseModel):
@@ -198,6 +212,9 @@ class MaintenanceSettings(_Section):
 class ManagerSettings(_Section):
     """`[manager]`: restarts of critical services that fail."""
 
+    auto_restart: bool = Field(
+        default=True, description="Restart critical services that fail (the seed's SCHEDULER_AUTO_RESTART)."
+    )
     restart_initial_delay: float = Field(default=1.0, ge=0, description="First restart delay (doubles).")
     restart_max_delay: float = Field(default=30.0, ge=0)
     max_restarts: int = Field(default=5, ge=0, description="Consecutive restarts before giving up.")
@@ -256,12 +273,17 @@ class HttpSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """`[logging]`: level and format (`auto`: rich on a terminal, JSON otherwise)."""
+    """`[logging]`: level and format (`auto`: rich on a terminal, JSON otherwise), and the
+    level of the worker's line per job (`jobs`)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["auto", "json", "rich", "plain"] = "auto"
+    jobs: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
+        default="INFO",
+        description="Level of the line logged when a job ends (its start is logged at DEBUG); OFF for none.",
+    )
 
-    @field_validator("level", mode="before")
+    @field_validator("level", "jobs", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
@@ -404,7 +426,78 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First wins: CLI flags (init) > environment > taskyard.toml > defaults.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (
+            _ServiceOptionsSource(settings_cls, init_settings),
+            _ServiceOptionsSource(settings_cls, env_settings),
+            _TomlSource(settings_cls),
+        )
+
+
+class _ServiceOptionsSource(PydanticBaseSettingsSource):
+    """A settings source whose `[services.*]` tables compare ids and option names as
+    `service_key` / `option_key` do: `TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZE=20` overrides
+    `batchSize = 10` under `[services.csv-import]` instead of sitting beside it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def _set_current_state(self, state: dict[str, Any]) -> None:
+        super()._set_current_state(state)
+        self.inner._set_current_state(state)
+
+    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
+        super()._set_settings_sources_data(states)
+        self.inner._set_settings_sources_data(states)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return _with_service_keys(self.inner(), self.current_state)
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """taskyard.toml, its `[services.*]` tables compared as `_ServiceOptionsSource` does."""
+
+    def __call__(self) -> dict[str, Any]:
+        return _with_service_keys(super().__call__(), self.current_state)
+
+
+def _with_service_keys(data: dict[str, Any], higher: dict[str, Any]) -> dict[str, Any]:
+    services = data.get("services")
+    if not isinstance(services, dict):
+        return data
+    above = higher.get("services")
+    return {**data, "services": _normalise_services(services, above if isinstance(above, dict) else {})}
+
+
+def _normalise_services(services: dict[str, Any], higher: dict[str, Any]) -> dict[str, Any]:
+    """`services` with ids as `service_key` and each option spelled as a source of higher
+    priority (already merged into `higher`) spelled it, so the higher one wins the merge.
+    One source spelling an option twice is an error: which would win is not obvious."""
+    merged: dict[str, Any] = {}
+    for raw_id, options in services.items():
+        sid = service_key(str(raw_id))
+        if not isinstance(options, dict):
+            merged[sid] = options  # validation names what is wrong with it
+            continue
+        above = higher.get(sid)
+        spelled = {option_key(k): k for k in (above if isinstance(above, dict) else {})}
+        table = merged.setdefault(sid, {})
+        if not isinstance(table, dict):
+            continue
+        seen = {option_key(k): k for k in table}
+        for name, value in options.items():
+            key = option_key(str(name))
+            if key in seen:
+                raise ConfigError(
+                    f"setting 'services.{sid}' has option {seen[key]!r} twice (also as {name!r}); "
+                    "option names ignore case, '_' and '-': keep one"
+                )
+            seen[key] = str(name)
+            table[spelled.get(key, str(name))] = value
+    return merged
 
 
 def redact_url(url: str) -> str:

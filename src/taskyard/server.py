@@ -16,6 +16,7 @@ import signal
 import stat
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pydantic import SecretStr
 from taskyard.app import ServiceSpec, Taskyard
 from taskyard.backends import backend_from_url
 from taskyard.clock import Clock
-from taskyard.config import Settings, redact_url
+from taskyard.config import Settings, option_key, redact_url, service_key
 from taskyard.errors import ConfigError
 from taskyard.http.asgi import create_asgi_app
 from taskyard.http.auth import (
@@ -44,7 +45,7 @@ from taskyard.http.metrics import MetricsFeed
 from taskyard.http.service import HttpService
 from taskyard.observability import ServerMetrics, configure_logging
 from taskyard.services.alerts import build_alerter
-from taskyard.services.base import Service
+from taskyard.services.base import Service, UnknownOptionError
 from taskyard.services.leader import LeaderElector, service_lease
 from taskyard.services.maintenance import (
     MaintenanceConfig,
@@ -174,6 +175,13 @@ def build_user_service(spec: ServiceSpec, app: Taskyard, options: dict[str, Any]
     if options:
         try:
             service.apply_options(options)
+        except UnknownOptionError as exc:
+            hint = f"; did you mean {exc.suggestion!r}?" if exc.suggestion else ""
+            raise ConfigError(
+                f"unknown setting 'services.{spec.id}.{exc.option}': service {spec.id!r} has no "
+                f"option {exc.option!r}{hint} (its options: {', '.join(exc.known) or 'none'}; a "
+                "service reads more of them by naming them in its `extra_options`)"
+            ) from None
         except ValueError as exc:
             key, sep, message = str(exc).partition(": ")
             name = f"services.{spec.id}.{key}" if sep else f"services.{spec.id}"
@@ -183,8 +191,22 @@ def build_user_service(spec: ServiceSpec, app: Taskyard, options: dict[str, Any]
     return service
 
 
-def _service_key(service_id: str) -> str:
-    return service_id.lower().replace("_", "-")
+def _job_log_level(setting: str) -> int | None:
+    """`logging.jobs` as a level for the worker (None: no line per job)."""
+    return None if setting == "OFF" else logging.getLevelNamesMapping()[setting]
+
+
+def _take_critical(service_id: str, options: dict[str, Any]) -> bool | None:
+    """Remove the manager's own `critical` option from a service's options and return it
+    (None when not set): it overrides `@app.service(critical=...)`."""
+    for key in [k for k in options if option_key(k) == "critical"]:
+        value = options.pop(key)
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            value = value.lower() in ("true", "1")
+        if not isinstance(value, bool):
+            raise ConfigError(f"invalid setting 'services.{service_id}.{key}': must be true or false (got {value!r})")
+        return value
+    return None
 
 
 class TaskServer:
@@ -222,6 +244,7 @@ class TaskServer:
                 initial_delay=m.restart_initial_delay, max_delay=m.restart_max_delay,
                 max_restarts=m.max_restarts,
             ),
+            auto_restart=m.auto_restart,
             stop_timeout=m.stop_timeout,
         )
         self.metrics = ServerMetrics()
@@ -368,16 +391,17 @@ class TaskServer:
 
     def _user_services(self) -> list[tuple[ServiceSpec, Service]]:
         specs = self.app.service_specs
-        by_key = {_service_key(service_id): service_id for service_id in specs}
+        by_key = {service_key(service_id): service_id for service_id in specs}
         configured: dict[str, dict[str, Any]] = {}
         for key, options in self.settings.services.items():
             # Environment variables cannot spell `csv-import`; CSV_IMPORT means the same.
-            service_id = by_key.get(_service_key(key))
+            service_id = by_key.get(service_key(key))
             if service_id is None:
                 close = difflib.get_close_matches(key, list(specs), n=1)
                 hint = f"; did you mean 'services.{close[0]}'?" if close else ""
                 raise ConfigError(f"unknown setting 'services.{key}': no such service{hint}")
             configured[service_id] = {**configured.get(service_id, {}), **options}
+        critical = {sid: _take_critical(sid, opts) for sid, opts in configured.items()}
         if self.only_service is not None:
             if self.only_service not in specs:
                 known = ", ".join(specs) or "none registered"
@@ -387,7 +411,12 @@ class TaskServer:
             chosen = list(specs.values())
         else:
             chosen = []
-        return [(spec, build_user_service(spec, self.app, configured.get(spec.id, {}))) for spec in chosen]
+        built = []
+        for spec in chosen:
+            if (is_critical := critical.get(spec.id)) is not None:
+                spec = replace(spec, critical=is_critical)
+            built.append((spec, build_user_service(spec, self.app, configured.get(spec.id, {}))))
+        return built
 
     def _worker_config(self) -> WorkerConfig:
         w = self.settings.worker
@@ -400,6 +429,7 @@ class TaskServer:
                 max_lost_threads=w.max_lost_threads, isolation=w.isolation,
                 max_jobs_per_child=w.max_jobs_per_child, max_memory_per_child=w.max_memory_per_child,
                 memory_limit=w.memory_limit,
+                job_log_level=_job_log_level(self.settings.logging.jobs),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid setting 'worker': {exc}") from None

@@ -10,6 +10,7 @@ from taskyard.core.cluster import WorkerInfo
 from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
 from taskyard.testing import drain
 from tests.e2e.conftest import Env
+from tests.support.waiting import wait_until as until
 
 JOB = "01M831ZZHYQ2TZ80B4QPZGTAF6"  # a well-formed id no job has
 
@@ -38,7 +39,8 @@ ROUTES = [
     ("DELETE", "/api/v1/schedules/owners/sub:1", None),
     ("GET", "/api/v1/services", None),
     ("GET", "/api/v1/services/tick", None),
-    *[("POST", f"/api/v1/services/tick/{a}", None) for a in ("start", "stop", "pause", "resume", "run")],
+    *[("POST", f"/api/v1/services/tick/{a}", None) for a in ("start", "stop", "restart", "pause", "resume", "run")],
+    ("POST", "/api/v1/services/start-all", None),
     ("GET", "/api/v1/leaders", None),
     ("GET", "/api/v1/workers", None),
     ("GET", "/api/v1/tasks", None),
@@ -280,6 +282,46 @@ async def test_services_controls(env: Env) -> None:
     assert stopped["status"] == "STOPPED"
 
 
+class Failing(PeriodicService):
+    """A periodic service whose every run fails."""
+
+    def __init__(self) -> None:
+        super().__init__(config=PeriodicServiceConfig(interval=0.01, max_consecutive_failures=2))
+
+    async def execute(self) -> None:
+        raise RuntimeError("no luck")
+
+
+async def test_services_restart_and_start_all(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    c, admin = env.client, env.creds.admin_jwt
+    manager = env.ctx.manager
+    tick, failing = Tick(), Failing()
+    manager.register("tick", tick, name="Ticker")
+    manager.register("failing", failing, name="Failing")
+    manager.register("manual", Tick(), name="Manual", auto_start=False)
+    caplog.set_level("INFO", logger="taskyard.http.audit")
+    started = await c.post("/api/v1/services/start-all", headers=admin)
+    assert started.status_code == 200, started.text
+    try:
+        by_id = {s["id"]: s for s in started.json()}
+        assert by_id["tick"]["status"] == "RUNNING" and by_id["manual"]["status"] == "STOPPED"
+        await until(lambda: failing.status.value == "ERROR", timeout=10, what="failing to give up")
+        shown = (await c.get("/api/v1/services/failing", headers=env.creds.viewer_jwt)).json()
+        assert shown["status"] == "ERROR" and shown["metrics"]["consecutive_failures"] == 2
+        assert "2 runs failed in a row" in shown["error"] and shown["restarts"] == 0
+        again = (await c.post("/api/v1/services/start-all", headers=admin)).json()
+        assert {s["id"]: s["status"] for s in again}["failing"] == "RUNNING"  # started again
+        restarted = (await c.post("/api/v1/services/tick/restart", headers=admin)).json()
+        assert (restarted["status"], restarted["restarts"], restarted["gave_up"]) == ("RUNNING", 1, False)
+        _error(await c.post("/api/v1/services/nope/restart", headers=admin), 404, "not_found")
+    finally:
+        await manager.stop_all()
+    audited = [r.getMessage() for r in caplog.records if r.name == "taskyard.http.audit"]
+    assert any("admin action service.start-all on services" in m and "started=tick,failing" in m for m in audited)
+    assert any(m.endswith("started=failing") for m in audited)  # the second: only what was down
+    assert any("admin action service.restart on tick" in m for m in audited)
+
+
 async def test_leaders_show_each_duty_lease_and_who_holds_it(env: Env) -> None:
     from taskyard.services.leader import LeaderElector
 
@@ -369,6 +411,8 @@ async def test_the_http_service_cannot_be_stopped_through_its_own_api(env: Env) 
         assert "cannot be stopped" in err["message"]
         err = _error(await env.client.post("/api/v1/services/http/pause", headers=env.creds.admin_jwt), 409, "invalid_transition")
         assert "cannot be paused" in err["message"]
+        err = _error(await env.client.post("/api/v1/services/http/restart", headers=env.creds.admin_jwt), 409, "invalid_transition")
+        assert "cannot be restarted" in err["message"]
         assert http.status.value == "RUNNING"
         shown = (await env.client.get("/api/v1/services/http", headers=env.creds.viewer_jwt)).json()
         assert (shown["pausable"], shown["stoppable"]) == (False, False)

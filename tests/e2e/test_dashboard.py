@@ -155,6 +155,15 @@ async def test_admin_flow(live: Live, browser) -> None:
     await page.click("tr[data-schedule='hourly-sum'] button[data-action='resume']")
     await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-running", timeout=WAIT)
     assert (await live.app.schedules.aget("hourly-sum")).enabled is True
+
+    # Restart a service: it runs again and the restart is counted.
+    await page.goto(live.url + "/services")
+    assert (await page.text_content("tr[data-service='worker'] td.restarts")).strip() == "0"
+    await page.click("tr[data-service='worker'] button[data-action='restart']")
+    await page.wait_for_selector("p.notice", timeout=WAIT)
+    assert "Restarted." in await page.text_content("p.notice")
+    assert (await page.text_content("tr[data-service='worker'] td.restarts")).strip() == "1"
+    assert await page.locator("tr[data-service='worker'] .st-running").count() == 1
     await page.goto(live.url + "/")
     await page.wait_for_selector(".chart-throughput rect", timeout=WAIT)
     await _shot(page, "overview-after")

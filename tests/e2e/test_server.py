@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 APP_SOURCE = '''
 import os, time
 from pathlib import Path
-from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
+from taskyard import PeriodicService, PeriodicServiceConfig, Retry, Taskyard
 from taskyard.services.base import Service
 
 app = Taskyard()
@@ -34,6 +35,10 @@ async def mark(payload: dict) -> str:
     with (OUT / "marks").open("a") as f:
         f.write(payload.get("what", "?") + "\\n")
     return "ok"
+
+@app.task("boom", queue="risky", retry=Retry(attempts=1))
+async def boom(payload: dict) -> str:
+    raise RuntimeError("boom")
 
 @app.task("slow")
 def slow(payload: dict) -> str:
@@ -60,16 +65,26 @@ class Broken(Service):
         raise RuntimeError("always broken")
 
 class Importer(PeriodicService):
-    """Periodic user service, configured from settings."""
+    """Periodic user service, configured from settings; writes the batch it would take."""
     def __init__(self, app):
-        super().__init__(config=PeriodicServiceConfig(interval=3600))
+        super().__init__(config=PeriodicServiceConfig(interval=3600, batch_size=10, max_concurrency=5))
     async def execute(self):
-        (OUT / "imported").touch()
+        (OUT / "imported").write_text(f"{self.config.batch_size} {self.config.max_concurrency}")
+
+class AlwaysFails(PeriodicService):
+    """Every run fails (a partner API that is down for good)."""
+    def __init__(self, app):
+        super().__init__(config=PeriodicServiceConfig(interval=0.05))
+    async def execute(self):
+        raise RuntimeError("partner API unreachable")
 
 if os.environ.get("TEST_SERVICES"):
     app.service("flaky", critical=True)(Flaky)
     app.service("broken")(Broken)
 app.service("csv-import", critical=True, auto_start=bool(os.environ.get("TEST_IMPORTER")))(Importer)
+if os.environ.get("TEST_FAILING"):
+    app.service("fails-critical", critical=True)(AlwaysFails)
+    app.service("fails")(AlwaysFails)
 '''
 
 
@@ -98,8 +113,8 @@ def client_app(url: str) -> Any:
     from taskyard import Taskyard
 
     client = Taskyard(url)
-    for name in ("mark", "slow"):
-        client.task(name)(lambda payload: None)
+    for name in ("mark", "slow", "boom"):
+        client.task(name, queue="risky" if name == "boom" else "default")(lambda payload: None)
     return client
 
 
@@ -222,6 +237,88 @@ def test_critical_service_restarts_and_non_critical_stays_in_error(workdir: Path
     assert any(r.get("service_id") == "flaky" and "restarting" in r["message"] for r in lines)
 
 
+def test_service_options_from_the_environment_reach_the_service_in_any_case(workdir: Path) -> None:
+    (workdir / "taskyard.toml").write_text('[services.csv-import]\nbatchSize = 5\nmaxConcurrentImports = 2\n')
+    env = base_env(
+        workdir, TEST_IMPORTER="1", TASKYARD_SERVICES__CSV_IMPORT__RUN_ON_START="true",
+        TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZE="20",  # as docs/configuration.md writes it
+    )
+    with running(workdir, ["--only", "services"], env) as server:
+        imported = workdir / "out" / "imported"
+        wait_for(lambda: imported.exists() and imported.read_text(), what="the importer's first run")
+        assert imported.read_text() == "20 2"  # the variable beats the file; the file beats the code
+        details = server.get("/health/services").json()["services"]["csv-import"]["details"]
+        assert (details["batch_size"], details["max_concurrency"]) == (20, 2)
+        assert server.stop() == 0
+
+
+def test_a_misspelt_service_option_fails_the_start_naming_it(workdir: Path) -> None:
+    result = run_cli(workdir, ["run"], base_env(workdir, TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZ="20"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown setting 'services.csv-import.batchsiz': service 'csv-import' has no option "
+        "'batchsiz'; did you mean 'batch_size'? (its options: interval, timeout, jitter, retries, "
+        "run_on_start, leader_only, batch_size, max_concurrency, max_consecutive_failures; a service "
+        "reads more of them by naming them in its `extra_options`)"
+    ]
+
+
+def test_periodic_services_that_always_fail_go_to_error_and_critical_ones_restart(workdir: Path) -> None:
+    key = secrets.token_urlsafe(32)
+    env = base_env(
+        workdir, TEST_FAILING="1",
+        TASKYARD_SERVICES__FAILS__MAX_CONSECUTIVE_FAILURES="3",
+        TASKYARD_SERVICES__FAILS_CRITICAL__MAXCONSECUTIVEFAILURES="2",
+        TASKYARD_MANAGER__MAX_RESTARTS="2",
+        TASKYARD_HTTP__JWT_SECRET=secrets.token_urlsafe(48),
+        TASKYARD_HTTP__API_KEYS=json.dumps([{"key": key, "role": "admin", "name": "ops"}]),
+    )
+    admin = {"Authorization": f"Bearer {key}"}
+    with running(workdir, ["--only", "services,api"], env) as server:
+        def settled() -> dict[str, Any] | None:
+            doc = server.get("/health/services").json()
+            critical, plain = doc["services"]["fails-critical"], doc["services"]["fails"]
+            return doc if critical["gave_up"] and plain["status"] == "ERROR" else None
+
+        doc = wait_for(settled, what="both services to end in ERROR")
+        plain, critical = doc["services"]["fails"], doc["services"]["fails-critical"]
+        assert plain["metrics"]["failures"] == 3 and plain["restarts"] == 0 and not plain["healthy"]
+        assert plain["error"] == (
+            "3 runs failed in a row (max_consecutive_failures=3); last: RuntimeError: partner API unreachable"
+        )
+        # Restarted twice (manager.max_restarts), two failed runs per start, then left in ERROR.
+        assert (critical["status"], critical["restarts"], critical["metrics"]["failures"]) == ("ERROR", 2, 6)
+        assert doc["status"] == "unhealthy" and doc["totals"]["error"] == 2
+        assert server.get("/health/services").status_code == 503
+        health = server.get("/health").json()
+        assert health["status"] == "degraded" and set(health["services_in_error"]) == {"fails", "fails-critical"}
+        ready = server.get("/ready")
+        assert ready.status_code == 503 and ready.json()["degraded"] == ["fails"]
+        assert ready.json()["reasons"] == [
+            "critical service 'fails-critical' is ERROR: 2 runs failed in a row "
+            "(max_consecutive_failures=2); last: RuntimeError: partner API unreachable"
+        ]
+        values = metric_samples(server.get("/metrics").text)
+        assert values[("taskyard_service_restarts", (("service", "fails-critical"),))] == 2
+        listed = {s["id"]: s for s in httpx.get(server.url + "/api/v1/services", headers=admin).json()}
+        assert (listed["fails-critical"]["restarts"], listed["fails-critical"]["gave_up"]) == (2, True)
+
+        restarted = httpx.post(server.url + "/api/v1/services/fails-critical/restart", headers=admin)
+        assert restarted.status_code == 200, restarted.text
+        body = restarted.json()
+        assert (body["status"], body["restarts"], body["gave_up"]) == ("RUNNING", 3, False)
+        started = httpx.post(server.url + "/api/v1/services/start-all", headers=admin)
+        assert started.status_code == 200, started.text
+        assert {s["id"]: s["status"] for s in started.json()}["fails"] == "RUNNING"
+        viewer = httpx.post(server.url + "/api/v1/services/start-all")
+        assert viewer.status_code == 401
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    audited = [r["message"] for r in lines if r["logger"] == "taskyard.http.audit"]
+    assert any(m.startswith("admin action service.restart on fails-critical by") for m in audited)
+    assert any(m.startswith("admin action service.start-all on services by") for m in audited)
+
+
 def test_sigterm_lets_in_flight_jobs_finish_and_exits_zero(workdir: Path) -> None:
     out = workdir / "out"
     env = base_env(workdir, TEST_IMPORTER="1", TASKYARD_SERVICES__CSV_IMPORT__RUN_ON_START="true")
@@ -288,6 +385,48 @@ def test_worker_and_scheduler_processes_share_one_sqlite_file(workdir: Path) -> 
         finally:
             client.close()
         assert worker.stop() == 0 and upkeep.stop() == 0
+
+
+@needs_sqlite
+@pytest.mark.parametrize("jobs", ["debug", "OFF", None])
+def test_the_worker_logs_a_line_when_each_job_starts_and_ends(workdir: Path, jobs: str | None) -> None:
+    url = f"sqlite:///{workdir / 'jobs.db'}"
+    client = client_app(url)
+    try:
+        done = client.enqueue("mark", {"what": "payload-marker"})
+        failed = client.enqueue("boom", {"what": "payload-marker"})
+    finally:
+        client.close()
+    levels = {"TASKYARD_LOGGING__LEVEL": "DEBUG", "TASKYARD_LOGGING__JOBS": jobs} if jobs else {}
+    env = base_env(workdir, backend=url, **levels)  # by default: INFO, and the end line at INFO
+    result = run_cli(workdir, ["worker", "--burst", "--no-maintenance"], env)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    lines = [r for r in records if r["logger"] == "taskyard.jobs"]
+    assert "payload-marker" not in result.stderr  # payloads (and results) never reach the log
+    if jobs == "OFF":
+        assert lines == [] and any(r["logger"] == "taskyard.worker" for r in records)
+        return
+    by_job = {(r["job_id"], r["event"]): r for r in lines}
+    if jobs is None:  # a busy worker logs one line per job: its end
+        assert sorted((r["task"], r["event"], r["level"], r["outcome"]) for r in lines) == [
+            ("boom", "job.finished", "INFO", "failed"), ("mark", "job.finished", "INFO", "completed"),
+        ]
+        return
+    assert len(lines) == len(by_job) == 4
+    for job, task, queue, outcome in ((done, "mark", "default", "completed"), (failed, "boom", "risky", "failed")):
+        start, end = by_job[(job.id, "job.started")], by_job[(job.id, "job.finished")]
+        assert start["level"] == "DEBUG" and end["level"] == "DEBUG"  # logging.jobs = "debug"
+        assert start | {"time": None, "worker_id": None} == {
+            "time": None, "level": "DEBUG", "logger": "taskyard.jobs", "worker_id": None,
+            "message": f"job {job.id} started ({task}, attempt 1, queue {queue})",
+            "event": "job.started", "job_id": job.id, "task": task, "queue": queue, "attempt": 1,
+            "outcome": "started",
+        }
+        assert (end["task"], end["queue"], end["attempt"], end["outcome"]) == (task, queue, 1, outcome)
+        assert isinstance(end["duration"], float) and 0 <= end["duration"] < 30
+        assert end["message"] == f"job {job.id} {outcome} ({task}, attempt 1, queue {queue}) in {end['duration']:.3f}s"
+        assert end["worker_id"] == start["worker_id"] and ":" in end["worker_id"]
 
 
 def run_cli(workdir: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -360,6 +499,15 @@ def test_services_list_and_a_single_service_process(workdir: Path) -> None:
     by_id = {row["id"]: row for row in listed}
     assert by_id["scheduler"]["lease"] == "scheduler" and by_id["rescuer"]["lease"] == "maintenance"
     assert by_id["worker"]["lease"] is None
+    assert (by_id["csv-import"]["restarts"], by_id["csv-import"]["max_consecutive_failures"]) == (True, 5)
+    assert (by_id["rescuer"]["restarts"], by_id["rescuer"]["max_consecutive_failures"]) == (True, 0)
+    fixed = base_env(
+        workdir, TASKYARD_MANAGER__AUTO_RESTART="false", TASKYARD_SERVICES__CSV_IMPORT__MAX_CONSECUTIVE_FAILURES="2"
+    )
+    shown = {r["id"]: r for r in json.loads(run_cli(workdir, ["services", "list", "--json"], fixed).stdout)}
+    assert (shown["csv-import"]["restarts"], shown["csv-import"]["max_consecutive_failures"]) == (False, 2)
+    table = run_cli(workdir, ["services", "list"], env | {"COLUMNS": "250"}).stdout
+    assert "5 failed runs" in table and "with backoff" in table
     worker_only = json.loads(run_cli(workdir, ["services", "list", "--json", "--only", "worker,maintenance"], env).stdout)
     assert {row["lease"] for row in worker_only} == {None, "maintenance"}  # never the scheduler's
     alone = json.loads(run_cli(workdir, ["services", "list", "--json", "--service", "csv-import"], env).stdout)

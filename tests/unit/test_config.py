@@ -73,6 +73,23 @@ def test_service_options_are_free_form(clean_env: Path) -> None:
     assert load_settings().services == {"csv-import": {"interval": "*/10 * * * *", "batchSize": 10}}
 
 
+def test_a_service_option_from_the_environment_overrides_any_spelling_in_the_file(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_toml(clean_env, '[services.csv-import]\nbatchSize = 10\nmax_concurrency = 2\ntimeout = 5\n')
+    monkeypatch.setenv("TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZE", "20")
+    monkeypatch.setenv("TASKYARD_SERVICES__CSV_IMPORT__MAXCONCURRENCY", "4")
+    settings = load_settings(services={"CSV_IMPORT": {"Timeout": 9}})
+    # Each option once, as the strongest source spelled it, with that source's value.
+    assert settings.services == {"csv-import": {"batchsize": "20", "maxconcurrency": "4", "Timeout": 9}}
+
+
+def test_one_source_spelling_an_option_twice_is_refused(clean_env: Path) -> None:
+    write_toml(clean_env, '[services.csv-import]\nbatchSize = 10\nbatch_size = 20\n')
+    with pytest.raises(ConfigError, match=r"'services\.csv-import' has option 'batchSize' twice"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("overrides", "env", "expected"),
     [

@@ -245,3 +245,69 @@ async def test_stop_all_cancels_pending_restarts() -> None:
     await manager.stop_all()
     assert service.starts == 1
     assert manager.get("slow")._restart_task.done()  # type: ignore[union-attr]
+
+
+async def test_a_critical_periodic_service_whose_runs_keep_failing_is_restarted() -> None:
+    manager = ServiceManager(restart=FAST)
+    service = Ticker(config=PeriodicServiceConfig(interval=0.001, max_consecutive_failures=2))
+    service.fail = True
+    manager.register("importer", service, critical=True)
+    await manager.start_all()
+    entry = manager.get("importer")
+    await until(lambda: entry.gave_up, timeout=10, what="the restart budget to run out")
+    assert entry.restarts == FAST.max_restarts
+    assert service.metrics_data.failures == 2 * (FAST.max_restarts + 1)  # two runs per start
+    assert "2 runs failed in a row" in (service.error or "")
+    assert manager.critical_down() == ["importer"]
+    service.fail = False
+    await manager.start("importer")
+    await until(lambda: service.metrics_data.successes > 0, what="a successful run")
+    assert service.status is ServiceStatus.RUNNING
+    await manager.stop_all()
+
+
+async def test_without_auto_restart_a_failed_critical_service_stays_in_error() -> None:
+    manager = ServiceManager(restart=FAST, auto_restart=False)
+    control = ServiceManager(restart=FAST)  # the same failure, restarted: the time it takes
+    service, restarted = Crashing(crashes=1), Crashing(crashes=1)
+    manager.register("importer", service, critical=True)
+    control.register("importer", restarted, critical=True)
+    await manager.start_all()
+    await control.start_all()
+    await until(lambda: restarted.starts == 2 and restarted.status is ServiceStatus.RUNNING)
+    assert service.status is ServiceStatus.ERROR
+    assert (service.starts, manager.get("importer").restarts) == (1, 0)
+    assert manager.critical_down() == ["importer"]
+    await manager.stop_all()
+    await control.stop_all()
+
+
+async def test_restart_stops_and_starts_with_a_fresh_budget_and_counts() -> None:
+    journal: list[str] = []
+    manager = ServiceManager(restart=FAST)
+    events: list[ServiceEvent] = []
+    manager.subscribe(events.append)
+    manager.register("a", Recorder(journal), critical=True)
+    await manager.start_all()
+    entry = manager.get("a")
+    entry.gave_up, entry.restarts_in_row = True, 3
+    await manager.restart("a")
+    assert journal == ["start:a", "stop:a", "start:a"]
+    assert (entry.restarts, entry.restarts_in_row, entry.gave_up) == (1, 0, False)
+    assert [e.kind for e in events].count("restart") == 1
+    await manager.stop_all()
+
+
+async def test_start_all_starts_what_is_down_again() -> None:
+    journal: list[str] = []
+    manager = ServiceManager(restart=FAST)
+    manager.register("a", Recorder(journal))
+    manager.register("b", Crashing(crashes=1))
+    manager.register("c", Recorder(journal), auto_start=False)
+    assert await manager.start_all() == ["a", "b"]
+    await until(lambda: manager.get("b").service.status is ServiceStatus.ERROR)
+    await manager.stop("a")
+    assert await manager.start_all() == ["a", "b"]
+    assert manager.get("b").service.status is ServiceStatus.RUNNING
+    assert journal == ["start:a", "stop:a", "start:a"]  # c is not auto-started
+    await manager.stop_all()

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from taskyard.core.retry import Retry
-from taskyard.services.base import ServiceEvent
+from taskyard.services.base import ServiceEvent, ServiceStatus, UnknownOptionError
 from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+from tests.support.waiting import wait_until as until
 
 
 class Job(PeriodicService):
@@ -24,6 +25,12 @@ class Job(PeriodicService):
             raise RuntimeError("failed run")
         if what == "hang":
             await asyncio.Event().wait()
+
+
+class Inbox(Job):
+    """A service that reads one option of its own."""
+
+    extra_options = ("inbox",)
 
 
 def test_seed_options_map_onto_the_config() -> None:
@@ -59,10 +66,61 @@ def test_bad_options_name_the_key(options: dict, named: str) -> None:
     assert str(info.value).startswith(f"{named}: ")
 
 
-def test_apply_options_keeps_unknown_keys_for_the_service() -> None:
-    service = Job([])
-    service.apply_options({"interval": 5, "inbox": "x"})
+@pytest.mark.parametrize("spelling", ["batchSize", "batch_size", "BATCHSIZE", "batchsize", "Batch-Size"])
+def test_option_names_ignore_case_and_underscores(spelling: str) -> None:
+    config, extra = PeriodicServiceConfig().with_options({spelling: "20", "MAXCONCURRENTIMPORTS": "3"})
+    assert (config.batch_size, config.max_concurrency, extra) == (20, 3, {})
+
+
+def test_declared_extra_options_reach_the_service_in_their_declared_spelling() -> None:
+    service = Inbox([])
+    service.apply_options({"INTERVAL": "5", "INBOX": "x"})
     assert service.config.interval == 5 and service.options == {"inbox": "x"}
+
+
+@pytest.mark.parametrize(
+    ("option", "suggestion"), [("batchsise", "batch_size"), ("inbx", "inbox"), ("colour", None)]
+)
+def test_an_unknown_option_is_refused_with_the_near_miss(option: str, suggestion: str | None) -> None:
+    service = Inbox([])
+    with pytest.raises(UnknownOptionError) as info:
+        service.apply_options({"interval": 5, option: 20})
+    assert (info.value.option, info.value.suggestion) == (option, suggestion)
+    assert "inbox" in info.value.known and "batch_size" in info.value.known
+    assert service.config.interval == 60.0  # nothing applied
+
+
+def test_two_spellings_of_one_option_are_refused() -> None:
+    with pytest.raises(ValueError, match="the same option as 'batchSize'"):
+        PeriodicServiceConfig().with_options({"batchSize": 5, "batch_size": 6})
+
+
+async def test_failed_runs_in_a_row_put_the_service_in_error() -> None:
+    behaviour = ["fail", "ok", "fail", "fail", "fail", "ok"]
+    service = Job(behaviour, config=PeriodicServiceConfig(interval=0.001, max_consecutive_failures=3))
+    await service.start()
+    await until(lambda: service.status is ServiceStatus.ERROR, timeout=5, what="ERROR")
+    assert behaviour == ["ok"]  # the success reset the count: it took three more failures
+    assert service.error == (
+        "3 runs failed in a row (max_consecutive_failures=3); last: RuntimeError: failed run"
+    )
+    assert service.metrics_data.consecutive_failures == 3
+    assert service.health()["healthy"] is False
+    assert service.health()["details"]["max_consecutive_failures"] == 3
+    await service.stop()
+    behaviour[:] = ["fail", "fail", "ok"]
+    await service.start()  # a fresh count after a start
+    await until(lambda: not behaviour and service.metrics_data.successes >= 2, timeout=5, what="the success")
+    assert service.status is ServiceStatus.RUNNING
+    await service.stop()
+
+
+async def test_zero_max_consecutive_failures_never_gives_up() -> None:
+    service = Job(["fail"] * 20, config=PeriodicServiceConfig(interval=0.001, max_consecutive_failures=0))
+    await service.start()
+    await until(lambda: service.metrics_data.failures >= 20, timeout=5, what="20 failed runs")
+    assert service.status is ServiceStatus.RUNNING
+    await service.stop()
 
 
 async def test_run_once_counts_successes_failures_and_timeouts() -> None:

@@ -34,6 +34,11 @@ def describe(only: str | None, service: str | None, config: Path | None) -> list
             "auto_start": entry.auto_start,
             "depends_on": list(entry.depends_on),
             "interval": interval,
+            # Restarted by the manager when it fails (live counts: /health/services, the API).
+            "restarts": entry.critical and server.manager.auto_restart,
+            "max_consecutive_failures": (
+                svc.config.max_consecutive_failures if isinstance(svc, PeriodicService) else None
+            ),
             "lease": (lease := svc.lease()) and lease["name"],
             "user": entry.id in state.app.service_specs,
         })
@@ -87,12 +92,18 @@ def register(cli: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("id", "name", "kind", "critical", "auto start", "interval", "lease", "depends on")
+        table = Table(
+            "id", "name", "kind", "critical", "auto start", "interval", "error after", "restarted",
+            "lease", "depends on",
+        )
         for row in rows:
+            limit = row["max_consecutive_failures"]
             table.add_row(
                 row["id"] + (" (app)" if row["user"] else ""), row["name"], row["kind"],
                 "yes" if row["critical"] else "no", "yes" if row["auto_start"] else "no",
-                "" if row["interval"] is None else str(row["interval"]), row["lease"] or "",
+                "" if row["interval"] is None else str(row["interval"]),
+                "" if limit is None else ("never" if limit == 0 else f"{limit} failed runs"),
+                "with backoff" if row["restarts"] else "no", row["lease"] or "",
                 ", ".join(row["depends_on"]),
             )
         console.print(table)

@@ -37,8 +37,9 @@ async def readiness(ctx: HttpContext) -> dict[str, Any]:
     degraded: list[str] = []
     if manager is not None:
         for service_id in manager.critical_down():
-            status = manager.get(service_id).service.status.value
-            reasons.append(f"critical service {service_id!r} is {status}")
+            service = manager.get(service_id).service
+            error = f": {service.error}" if service.error else ""
+            reasons.append(f"critical service {service_id!r} is {service.status.value}{error}")
         degraded = [s for s in manager.in_error() if not manager.get(s).critical]
     worker = ctx.worker
     if worker is not None and worker.is_overloaded_by_lost_threads:
@@ -55,13 +56,18 @@ def build_router(ctx: HttpContext) -> APIRouter:
 
     @router.get("/health", summary="Liveness: 200 while the process serves")
     async def health() -> dict[str, Any]:
-        # Still 200 when degraded: the worker recycles itself, a liveness restart is not needed.
+        # Still 200 when degraded: the worker recycles itself and the manager restarts
+        # critical services, so a liveness restart is not needed; /ready says what is down.
         worker = ctx.worker
         lost = len(worker.lost_threads) if worker is not None else 0
-        status = "degraded" if worker is not None and worker.is_overloaded_by_lost_threads else "ok"
+        failed = ctx.manager.in_error() if ctx.manager is not None else []
+        overloaded = worker is not None and worker.is_overloaded_by_lost_threads
+        status = "degraded" if overloaded or failed else "ok"
         body: dict[str, Any] = {"status": status, "timestamp": ctx.app.clock.now().isoformat()}
         if lost:
             body["lost_threads"] = lost
+        if failed:
+            body["services_in_error"] = failed
         return body
 
     @router.get("/ready", summary="Readiness: backend reachable and critical services running")

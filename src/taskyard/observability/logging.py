@@ -18,7 +18,9 @@ from typing import IO, Any
 __all__ = ("JsonFormatter", "RedactingFilter", "configure_logging", "redact")
 
 #: Record attributes copied into JSON lines and appended to human-readable lines.
-CONTEXT_FIELDS = ("service_id", "job_id", "worker_id", "queue", "task")
+CONTEXT_FIELDS = (
+    "service_id", "job_id", "worker_id", "queue", "task", "event", "attempt", "outcome", "duration",
+)
 
 _PATTERNS = (
     # scheme://user:password@host

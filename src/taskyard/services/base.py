@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import enum
 import logging
 import time
@@ -18,9 +19,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from taskyard.clock import Clock, SystemClock
+from taskyard.config import option_key
 from taskyard.errors import InvalidTransitionError
 
-__all__ = ("LeaseHolder", "Service", "ServiceEvent", "ServiceMetrics", "ServiceStatus")
+__all__ = (
+    "LeaseHolder",
+    "Service",
+    "ServiceError",
+    "ServiceEvent",
+    "ServiceMetrics",
+    "ServiceStatus",
+    "UnknownOptionError",
+)
 
 log = logging.getLogger("taskyard.service")
 
@@ -33,6 +43,25 @@ class ServiceStatus(enum.StrEnum):
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
     ERROR = "ERROR"
+
+
+class ServiceError(Exception):
+    """Raised by a main loop to put its service in ERROR with this message (logged without
+    a traceback: the message says it all, e.g. too many failed runs in a row)."""
+
+
+class UnknownOptionError(ValueError):
+    """A settings option the service does not read: `option` as written, the `suggestion`
+    (the near miss, if any) and every `known` option."""
+
+    def __init__(self, option: str, known: list[str]) -> None:
+        self.option = option
+        self.known = known
+        by_key = {option_key(name): name for name in known}
+        close = difflib.get_close_matches(option_key(option), list(by_key), n=1, cutoff=0.6)
+        self.suggestion = by_key[close[0]] if close else None
+        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
+        super().__init__(f"{option}: unknown option{hint} (known: {', '.join(known) or 'none'})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +84,8 @@ class ServiceMetrics:
     runs: int = 0
     successes: int = 0
     failures: int = 0
+    #: Failed runs since the last success.
+    consecutive_failures: int = 0
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
@@ -77,6 +108,7 @@ class ServiceMetrics:
             "runs": self.runs,
             "successes": self.successes,
             "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
             "success_rate": self.success_rate,
             "last_run_at": iso(self.last_run_at),
             "last_success_at": iso(self.last_success_at),
@@ -117,6 +149,9 @@ class Service:
     pausable: bool = True
     #: The elector of the lease this service competes for (leader-only duties), else None.
     leader: LeaseHolder | None = None
+    #: Options this service reads from `self.options` (beyond its config's, for a periodic
+    #: service); settings naming any other option are refused at start.
+    extra_options: tuple[str, ...] = ()
 
     def __init__(self, service_id: str | None = None, *, name: str | None = None, clock: Clock | None = None):
         self.id = service_id or self.default_id
@@ -134,8 +169,19 @@ class Service:
         self.options: dict[str, Any] = {}
 
     def apply_options(self, options: Mapping[str, Any]) -> None:
-        """Take options from settings; subclasses validate theirs (raising ValueError)."""
-        self.options.update(options)
+        """Take options from settings: each must be one of `extra_options` (compared as
+        `option_key` does, stored under the declared spelling), else `UnknownOptionError`.
+        Subclasses take theirs first and validate them (raising ValueError naming the key)."""
+        declared = {option_key(name): name for name in self.extra_options}
+        for key, value in options.items():
+            name = declared.get(option_key(key))
+            if name is None:
+                raise UnknownOptionError(key, self.option_names())
+            self.options[name] = value
+
+    def option_names(self) -> list[str]:
+        """Every option this service accepts from settings."""
+        return list(self.extra_options)
 
     # -- events ------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[ServiceEvent], None]) -> Callable[[], None]:
@@ -189,6 +235,11 @@ class Service:
             await self.run()
         except asyncio.CancelledError:
             raise
+        except ServiceError as exc:
+            log.error("service failed: %s", exc, extra={"service_id": self.id})
+            self._set_status(ServiceStatus.ERROR, str(exc))
+            with contextlib.suppress(Exception):
+                await self.on_stop()
         except Exception as exc:
             log.exception("service crashed", extra={"service_id": self.id})
             self._set_status(ServiceStatus.ERROR, f"{type(exc).__name__}: {exc}")
@@ -281,9 +332,11 @@ class Service:
         m.total_duration += duration
         if ok:
             m.successes += 1
+            m.consecutive_failures = 0
             m.last_success_at = now
         else:
             m.failures += 1
+            m.consecutive_failures += 1
             m.last_failure_at = now
             m.last_error = error
         if emit:

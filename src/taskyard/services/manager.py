@@ -53,7 +53,8 @@ class ManagedService:
     auto_start: bool = True
     depends_on: tuple[str, ...] = ()
     stop_timeout: float | None = None
-    #: Restarts the manager made (all time) and in the current series.
+    #: Restarts the manager made (all time, on failure or on request) and in the current
+    #: series of restarts after failures.
     restarts: int = 0
     restarts_in_row: int = 0
     #: True once the restart budget is spent; cleared by an explicit `start(id)`.
@@ -70,6 +71,7 @@ class ManagedService:
             "critical": self.critical,
             "auto_start": self.auto_start,
             "restarts": self.restarts,
+            "restarts_in_row": self.restarts_in_row,
             "gave_up": self.gave_up,
             "kind": "periodic" if isinstance(self.service, PeriodicService) else "service",
             "metrics": self.service.metrics(),
@@ -85,9 +87,13 @@ class ServiceManager:
         *,
         restart: RestartPolicy | None = None,
         stop_timeout: float = 10.0,
+        auto_restart: bool = True,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.restart_policy = restart or RestartPolicy()
+        #: Restart critical services that fail (`manager.auto_restart`); False leaves them in
+        #: ERROR until started or restarted by hand.
+        self.auto_restart = auto_restart
         self.stop_timeout = stop_timeout
         self._entries: dict[str, ManagedService] = {}
         self._listeners: list[Callable[[ServiceEvent], None]] = []
@@ -170,13 +176,16 @@ class ServiceManager:
         return list(done.values())
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def start_all(self) -> None:
-        """Start every auto-start service in dependency order. A service whose start fails
-        goes to ERROR (critical ones are then restarted); its dependents are not started."""
+    async def start_all(self) -> list[str]:
+        """Start every auto-start service that is not running (STOPPED, or ERROR: stopped
+        first) in dependency order, each with a fresh restart budget. A service whose start
+        fails goes to ERROR (critical ones are then restarted); its dependents are not
+        started. Returns the ids of the services it started."""
         self._stopping = False
         self.started = True
+        started: list[str] = []
         for entry in self._ordered():
-            if not entry.auto_start:
+            if not entry.auto_start or entry.service.status in _UP:
                 continue
             missing = [d for d in entry.depends_on if self._entries[d].service.status not in _UP]
             if missing:
@@ -185,7 +194,14 @@ class ServiceManager:
                     ", ".join(missing), extra={"service_id": entry.id},
                 )
                 continue
-            await self._start_entry(entry)
+            self._cancel_restart(entry)
+            entry.gave_up = False
+            entry.restarts_in_row = 0
+            if entry.service.status is ServiceStatus.ERROR:
+                await self._stop_entry(entry)
+            if await self._start_entry(entry):
+                started.append(entry.id)
+        return started
 
     async def stop_all(self) -> None:
         """Stop every service, dependents first; no restarts happen from here on."""
@@ -210,6 +226,20 @@ class ServiceManager:
             return
         if entry.service.status is ServiceStatus.ERROR:
             await self._stop_entry(entry)
+        if not await self._start_entry(entry):
+            raise InvalidTransitionError(f"service {id!r} failed to start: {entry.service.error}")
+
+    async def restart(self, id: str) -> None:
+        """Stop one service and start it again (a fresh restart budget; counted in
+        `restarts`); raises `InvalidTransitionError` when the start fails."""
+        entry = self.get(id)
+        self._cancel_restart(entry)
+        entry.gave_up = False
+        entry.restarts_in_row = 0
+        await self._stop_entry(entry)
+        entry.restarts += 1
+        self._forward(self._event(entry, "restart"))
+        log.info("restarting service %s on request", id, extra={"service_id": id})
         if not await self._start_entry(entry):
             raise InvalidTransitionError(f"service {id!r} failed to start: {entry.service.error}")
 
@@ -283,7 +313,7 @@ class ServiceManager:
                 log.exception("service event listener failed")
 
     def _maybe_restart(self, entry: ManagedService) -> None:
-        if not entry.critical or self._stopping or entry._held:
+        if not entry.critical or not self.auto_restart or self._stopping or entry._held:
             return
         if entry._restart_task is not None and not entry._restart_task.done():
             return  # a restart series is under way; it sees this failure itself

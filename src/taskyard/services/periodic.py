@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from taskyard.config import option_key
 from taskyard.core.retry import Retry
-from taskyard.services.base import LeaseHolder, Service
+from taskyard.services.base import LeaseHolder, Service, ServiceError
 
-__all__ = ("PeriodicService", "PeriodicServiceConfig")
+__all__ = ("OPTION_NAMES", "PeriodicService", "PeriodicServiceConfig")
 
 log = logging.getLogger("taskyard.service")
 
@@ -30,7 +31,9 @@ class PeriodicServiceConfig:
     `interval` is seconds (float) or a cron expression (str, 5 or 6 fields, UTC).
     `retry` retries a failed `execute()` within the same tick. `batch_size` and
     `max_concurrency` are hints for `execute()` (the seed's `batchSize` and
-    `maxConcurrentImports`); the base class does not use them.
+    `maxConcurrentImports`); the base class does not use them. After
+    `max_consecutive_failures` failed runs in a row (0: never) the service goes to ERROR,
+    where the manager restarts it if it is critical.
     """
 
     interval: float | str = 60.0
@@ -41,6 +44,7 @@ class PeriodicServiceConfig:
     leader_only: bool = False
     batch_size: int = 100
     max_concurrency: int = 1
+    max_consecutive_failures: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.interval, str):
@@ -57,46 +61,57 @@ class PeriodicServiceConfig:
             raise ValueError("jitter must be >= 0 seconds")
         if self.batch_size < 1 or self.max_concurrency < 1:
             raise ValueError("batch_size and max_concurrency must be >= 1")
+        if isinstance(self.max_consecutive_failures, bool) or not isinstance(self.max_consecutive_failures, int):
+            raise ValueError(f"max_consecutive_failures must be an integer, not {self.max_consecutive_failures!r}")
+        if self.max_consecutive_failures < 0:
+            raise ValueError("max_consecutive_failures must be >= 0 (0: never)")
 
     def with_options(self, options: Mapping[str, Any]) -> tuple[PeriodicServiceConfig, dict[str, Any]]:
         """This config updated from a settings mapping, and the keys it does not know.
 
-        Keys: `interval` (seconds or cron), `timeout` (seconds), `jitter`, `retries` (extra
-        attempts per tick), `run_on_start`, `leader_only`, `batch_size`/`batchSize`,
-        `max_concurrency`/`maxConcurrentImports`. Raises ValueError naming the key.
+        Keys (case, `_` and `-` do not count: `batchSize`, `batch_size`, `BATCHSIZE` are
+        one): `interval` (seconds or cron), `timeout` (seconds), `jitter`, `retries` (extra
+        attempts per tick), `run_on_start`, `leader_only`, `batch_size`, `max_concurrency`
+        (or the seed's `maxConcurrentImports`), `max_consecutive_failures`. Raises
+        ValueError naming the key.
         """
         changes: dict[str, Any] = {}
         extra: dict[str, Any] = {}
+        written: dict[str, str] = {}
         for key, value in options.items():
-            name = _OPTION_ALIASES.get(key, key)
-            if name == "retries":
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"retries: must be an integer >= 0, not {value!r}")
-                changes["retry"] = Retry(attempts=value + 1, backoff=self.retry.backoff)
-            elif name in _OPTION_FIELDS:
-                changes[name] = _coerce(name, value)
-            else:
+            name = _OPTIONS.get(option_key(key))
+            if name is None:
                 extra[key] = value
+                continue
+            if name in written or (name == "retries" and "retry" in changes):
+                raise ValueError(f"{key}: the same option as {written[name]!r}; keep one")
+            written[name] = key
+            if name == "retries":
+                if isinstance(value, str) and value.isdigit():
+                    value = int(value)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"{key}: must be an integer >= 0, not {value!r}")
+                changes["retry"] = Retry(attempts=value + 1, backoff=self.retry.backoff)
+            else:
+                changes[name] = _coerce(name, value)
         for name, value in changes.items():
             try:
                 dataclasses.replace(self, **{name: value})
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"{_option_name(options, name)}: {exc}") from None
+                raise ValueError(f"{written.get(name, name)}: {exc}") from None
         return dataclasses.replace(self, **changes), extra
 
 
-_OPTION_FIELDS = ("interval", "timeout", "jitter", "run_on_start", "leader_only", "batch_size", "max_concurrency")
-_OPTION_ALIASES = {
-    "batchSize": "batch_size",
-    "maxConcurrentImports": "max_concurrency",
-    "maxConcurrency": "max_concurrency",
-    "runOnStart": "run_on_start",
+#: The options `with_options` reads, as users see them.
+OPTION_NAMES = (
+    "interval", "timeout", "jitter", "retries", "run_on_start", "leader_only", "batch_size",
+    "max_concurrency", "max_consecutive_failures",
+)
+#: `option_key` of every spelling → the option (the seed's `maxConcurrentImports` too).
+_OPTIONS = {option_key(name): name for name in OPTION_NAMES} | {
+    option_key("maxConcurrentImports"): "max_concurrency",
 }
-
-
-def _option_name(options: Mapping[str, Any], name: str) -> str:
-    """The key the user wrote for `name` (an alias or the field name)."""
-    return next((k for k in options if _OPTION_ALIASES.get(k, k) == name), name)
+_INTS = ("batch_size", "max_concurrency", "max_consecutive_failures")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -108,7 +123,7 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         except ValueError:
             return value
-    if name in ("batch_size", "max_concurrency") and value.isdigit():
+    if name in _INTS and value.isdigit():
         return int(value)
     if name in ("run_on_start", "leader_only") and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
@@ -134,9 +149,15 @@ class PeriodicService(Service):
 
     def apply_options(self, options: Mapping[str, Any]) -> None:
         """Update `config` from settings (see `PeriodicServiceConfig.with_options`); the
-        keys it does not know land in `self.options` for `execute()` to read."""
-        self.config, extra = self.config.with_options(options)
+        keys it does not know must be in `extra_options` and land in `self.options` for
+        `execute()` to read (`UnknownOptionError` otherwise)."""
+        config, extra = self.config.with_options(options)
         super().apply_options(extra)
+        self.config = config
+
+    def option_names(self) -> list[str]:
+        """The config's options and the service's `extra_options`."""
+        return [*OPTION_NAMES, *super().option_names()]
 
     async def execute(self) -> None:
         """One run of the service's work."""
@@ -164,6 +185,7 @@ class PeriodicService(Service):
 
     async def run(self) -> None:
         first = True
+        failures_in_row = 0  # since this start: a restarted service gets a fresh count
         while not self.stopping.is_set():
             if not (first and self.config.run_on_start) and await self.sleep(
                 self.next_delay(self.clock.now()), wake=self._wake
@@ -175,7 +197,28 @@ class PeriodicService(Service):
                 return
             if self.config.leader_only and not self.is_leader():
                 continue
-            await self.run_once()
+            failures_in_row = 0 if await self.run_once() else failures_in_row + 1
+            limit = self.config.max_consecutive_failures
+            if limit and failures_in_row >= limit and not self.stopping.is_set():
+                raise ServiceError(
+                    f"{failures_in_row} runs failed in a row (max_consecutive_failures={limit}); "
+                    f"last: {self.metrics_data.last_error}"
+                )
+
+    def health(self) -> dict[str, Any]:
+        """The base health, with `details`: the config it runs with (never `options`, which
+        may hold secrets)."""
+        c = self.config
+        return super().health() | {
+            "details": {
+                "interval": c.interval, "timeout": c.timeout, "jitter": c.jitter,
+                "retries": c.retry.attempts - 1, "run_on_start": c.run_on_start,
+                "leader_only": c.leader_only, "batch_size": c.batch_size,
+                "max_concurrency": c.max_concurrency,
+                "max_consecutive_failures": c.max_consecutive_failures,
+                "consecutive_failures": self.metrics_data.consecutive_failures,
+            }
+        }
 
     async def run_once(self) -> bool:
         """One tick: `execute()` with timeout and retries, counted in the metrics.

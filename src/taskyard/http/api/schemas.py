@@ -352,7 +352,12 @@ class ServiceOut(BaseModel):
     error: str | None
     critical: bool
     auto_start: bool
+    #: Restarts the manager made: after failures (critical services) or on request.
     restarts: int
+    #: Restarts after failures in the current series (it gives up at `manager.max_restarts`).
+    restarts_in_row: int = 0
+    #: True once the restart budget (`manager.max_restarts`) is spent: it stays in ERROR.
+    gave_up: bool = False
     periodic: bool
     pausable: bool
     stoppable: bool

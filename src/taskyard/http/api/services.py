@@ -18,7 +18,7 @@ __all__ = ("build", "service_out", "services_out")
 
 ServiceId = Annotated[str, Path(pattern=NAME_PATTERN, description="A service id")]
 Caller = Annotated[Principal, Depends(current_principal)]
-ACTIONS = ("start", "stop", "pause", "resume", "run")
+ACTIONS = ("start", "stop", "restart", "pause", "resume", "run")
 
 
 def service_out(entry: Any) -> ServiceOut:
@@ -32,6 +32,8 @@ def service_out(entry: Any) -> ServiceOut:
         critical=entry.critical,
         auto_start=entry.auto_start,
         restarts=entry.restarts,
+        restarts_in_row=entry.restarts_in_row,
+        gave_up=entry.gave_up,
         periodic=isinstance(service, PeriodicService),
         pausable=service.pausable,
         stoppable=not isinstance(service, HttpService),
@@ -52,18 +54,21 @@ def _entry(manager: Any, service_id: str) -> Any:
 
 
 async def act(manager: Any, service_id: str, action: str) -> Any:
-    """Do `action` (start, stop, pause, resume, run) to one service; returns its entry."""
+    """Do `action` (start, stop, restart, pause, resume, run) to one service; returns its
+    entry."""
     entry = _entry(manager, service_id)
-    if action == "stop" and isinstance(entry.service, HttpService):
+    if action in ("stop", "restart") and isinstance(entry.service, HttpService):
         # It would close the connection this request came on, and nothing could start it again.
         raise InvalidTransitionError(
-            f"service {service_id!r} serves this API and cannot be stopped through it; "
-            "stop the task server instead"
+            f"service {service_id!r} serves this API and cannot be "
+            f"{'stopped' if action == 'stop' else 'restarted'} through it; {action} the task server instead"
         )
     if action == "start":
         await manager.start(service_id)
     elif action == "stop":
         await manager.stop(service_id)
+    elif action == "restart":
+        await manager.restart(service_id)
     elif action == "pause":
         manager.pause(service_id)
     elif action == "resume":
@@ -82,6 +87,17 @@ def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
     @router.get("", response_model=list[ServiceOut], summary="List services")
     async def list_services() -> list[ServiceOut]:
         """Status (STOPPED, STARTING, RUNNING, PAUSED, ERROR) and run metrics of each service."""
+        return services_out(ctx.manager)
+
+    @router.post("/start-all", response_model=list[ServiceOut], summary="Start every service")
+    async def start_all(caller: Caller) -> list[ServiceOut]:
+        """Start every auto-start service that is not running (stopped, or in ERROR), in
+        dependency order, each with a fresh restart budget; returns every service. One that
+        fails to start shows ERROR in the list (its dependents stay stopped)."""
+        if ctx.manager is None:
+            raise NotFoundError("this process runs no service manager")
+        started = await ctx.manager.start_all()
+        audit(caller, "service.start-all", "services", [f"started={','.join(started) or '-'}"])
         return services_out(ctx.manager)
 
     @router.get("/{service_id}", response_model=ServiceOut, summary="Get a service")
@@ -107,6 +123,10 @@ def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
 
     add_action("start", "Start a stopped (or failed) service.")
     add_action("stop", "Stop a service.")
+    add_action(
+        "restart",
+        "Stop a service and start it again, with a fresh restart budget (counted in `restarts`).",
+    )
     add_action("pause", "Pause a running service (a periodic one skips its ticks).")
     add_action("resume", "Resume a paused service.")
     add_action("run", "Run one tick of a periodic service now (409 for other services).")

@@ -39,7 +39,7 @@ NOTICES = {
     "pause": "Paused.", "resume": "Resumed.", "retry": "Sent back to pending.",
     "retry-failed": "Failed jobs sent back to pending.", "cancel": "Cancelled.",
     "trigger": "Triggered: a job was enqueued.", "start": "Started.", "stop": "Stopped.",
-    "run": "Ran once.",
+    "restart": "Restarted.", "run": "Ran once.",
 }
 ACTIONS = {
     "queues": ("pause", "resume", "retry-failed"),

@@ -21,7 +21,7 @@ class DepthSampler(PeriodicService):
     default_id = "depth-sampler"
 
     def __init__(self, app: Taskyard, history: DepthHistory, *, interval: float = 10.0, **kwargs: Any) -> None:
-        super().__init__(config=PeriodicServiceConfig(interval=interval, run_on_start=True), **kwargs)
+        super().__init__(config=PeriodicServiceConfig(interval=interval, run_on_start=True, max_consecutive_failures=0), **kwargs)
         self.app = app
         self.history = history
 

@@ -73,5 +73,5 @@ def build_alerter(
         return None
     return Alerter(
         backend, rules, build_notifiers(settings.notifiers), manager=manager, leader=leader, clock=clock,
-        config=PeriodicServiceConfig(interval=settings.interval, leader_only=True),
+        config=PeriodicServiceConfig(interval=settings.interval, leader_only=True, max_consecutive_failures=0),
     )

@@ -61,7 +61,10 @@ def build_maintenance(
     config = config or MaintenanceConfig()
 
     def every(seconds: float) -> PeriodicServiceConfig:
-        return PeriodicServiceConfig(interval=seconds, leader_only=True, run_on_start=True)
+        # Upkeep keeps trying through a backend outage: failed runs never put it in ERROR.
+        return PeriodicServiceConfig(
+            interval=seconds, leader_only=True, run_on_start=True, max_consecutive_failures=0
+        )
 
     return [
         Rescuer(backend, config=every(config.rescue_interval), leader=leader, clock=clock),
@@ -83,5 +86,7 @@ def build_worker_rescuer(backend: Backend, interval: float, *, clock: Clock | No
     (still running, same lease token, still expired), so any number of processes may run
     them, and a dead worker's jobs come back even while leadership is moving (or when the
     dead worker was the leader)."""
-    config = PeriodicServiceConfig(interval=interval, leader_only=False, run_on_start=True)
+    config = PeriodicServiceConfig(
+        interval=interval, leader_only=False, run_on_start=True, max_consecutive_failures=0
+    )
     return Rescuer(backend, service_id="worker-rescuer", config=config, clock=clock)

@@ -32,6 +32,8 @@ from taskyard.services.worker.threads import LostThread, ThreadSlots
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
 
 log = logging.getLogger("taskyard.worker")
+#: One line when a job starts (DEBUG) and one when it ends (`WorkerConfig.job_log_level`).
+job_log = logging.getLogger("taskyard.jobs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class WorkerConfig:
     `isolation` "task" runs each job as its task says, "process" every job in a child
     process; children serve `max_jobs_per_child` jobs, are replaced once past
     `max_memory_per_child` MB, and kill a job past `memory_limit` MB (tasks without their own).
+    `job_log_level` is the level of the line logged when a job ends (its start is logged at
+    DEBUG, or not at all when this is None); neither carries payloads or results.
     """
 
     queues: tuple[str, ...] | None = None
@@ -65,6 +69,7 @@ class WorkerConfig:
     max_jobs_per_child: int = 1000
     max_memory_per_child: float | None = None
     memory_limit: float | None = None
+    job_log_level: int | None = logging.INFO
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -385,6 +390,8 @@ class Worker(Service):
     async def _run_job(self, job: Job) -> None:
         started = self.monotonic()
         assert self._threads is not None
+        if self.config.job_log_level is not None:
+            self._log_job(logging.DEBUG, job, "started")
         try:
             try:
                 if self.children.wants(job, self.config.isolation):
@@ -539,8 +546,27 @@ class Worker(Service):
                     )
 
     # -- outcomes, stats ---------------------------------------------------------------------
+    def _log_job(self, level: int, job: Job, outcome: str, duration: float | None = None) -> None:
+        """The structured line of a job's start (`outcome="started"`) or end: ids, task,
+        queue, attempt, outcome, duration; never its payload or result."""
+        if not job_log.isEnabledFor(level):
+            return
+        took = "" if duration is None else f" in {duration:.3f}s"
+        job_log.log(
+            level, "job %s %s (%s, attempt %d, queue %s)%s", job.id, outcome, job.task, job.attempt,
+            job.queue, took,
+            extra={
+                "event": "job.started" if duration is None else "job.finished",
+                "job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
+                "outcome": outcome, "duration": None if duration is None else round(duration, 6),
+                "worker_id": self.worker_id,
+            },
+        )
+
     def _emit_job(self, job: Job, outcome: str, duration: float) -> None:
         # Job runs are too frequent to be service events; listeners use subscribe_jobs.
+        if self.config.job_log_level is not None:
+            self._log_job(self.config.job_log_level, job, outcome, duration)
         self.record_run(
             ok=outcome in ("completed", "snoozed", "released"),
             duration=duration,
