@@ -75,7 +75,33 @@ class JobNotFound(NotFoundError):
 
 
 class InvalidTransitionError(TaskyardError):
-    """The requested change is not allowed from the job's current status."""
+    """The requested change is not allowed from the job's current status. Build it with one
+    of the constructors below, so every backend says the same thing."""
+
+    @classmethod
+    def not_cancellable(cls, job_id: str, status: str) -> InvalidTransitionError:
+        """A cancel of a job that already finished (completed or failed)."""
+        return cls(f"job {job_id} is {status}; it cannot be cancelled")
+
+    @classmethod
+    def not_retryable(cls, job_id: str, status: str) -> InvalidTransitionError:
+        """A manual retry of a job that is neither failed nor cancelled."""
+        return cls(f"job {job_id} is {status}; only failed or cancelled jobs can be retried")
+
+    @classmethod
+    def unique_key_held(
+        cls, job_id: str, unique_key: str | None, holder: str | None = None
+    ) -> InvalidTransitionError:
+        """A manual retry refused because another active job (`holder`, when the backend
+        knows which) holds the job's unique key."""
+        if holder is None:
+            return cls(
+                f"job {job_id} cannot be retried: another active job holds its unique key "
+                f"{unique_key!r}"
+            )
+        return cls(
+            f"job {job_id} cannot be retried: job {holder} with unique key {unique_key!r} is active"
+        )
 
 
 class ScheduleError(TaskyardError, ValueError):
@@ -102,6 +128,11 @@ class JobTimeoutError(TaskyardError, TimeoutError):
 
 class LeaseLost(BackendError):
     """A worker's write was refused because its lease token no longer owns the job."""
+
+    @classmethod
+    def of_job(cls, job_id: str) -> LeaseLost:
+        """The refusal of a write on `job_id`, in the words every backend uses."""
+        return cls(f"lease on job {job_id!r} is no longer held")
 
 
 class MemoryLimitExceeded(TaskyardError):

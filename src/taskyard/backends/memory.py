@@ -20,6 +20,7 @@ from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
+    FINISHED_STATUSES,
     AttemptError,
     Completion,
     Job,
@@ -30,27 +31,23 @@ from taskyard.core.job import (
     LeaseReport,
     Progress,
     RescueReport,
+    cancelled_job,
+    check_prunable,
     rescue_decision,
+    retried_job,
 )
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow, rate_window_start
 from taskyard.core.schedule import Schedule
 from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
 
-__all__ = ("MemoryBackend", "new_lease_token", "rate_window_start")
+__all__ = ("MemoryBackend", "new_lease_token")
 
 S = JobStatus
-_PRUNABLE = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 
 
 def new_lease_token() -> str:
     """A fresh, unguessable lease token."""
     return os.urandom(12).hex()
-
-
-def rate_window_start(now: datetime, period: float) -> float:
-    """Start (epoch seconds) of the fixed rate-limit window that contains `now`."""
-    ts = now.timestamp()
-    return ts - (ts % period)
 
 
 class _QueueState:
@@ -130,7 +127,7 @@ class MemoryBackend:
     def _owned(self, job_id: str, token: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None or job.status is not S.RUNNING or job.lease_token != token:
-            raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+            raise LeaseLost.of_job(job_id)
         return job
 
     def _leave_running(self, job: Job) -> None:
@@ -201,43 +198,19 @@ class MemoryBackend:
         now = now or utcnow()
         with self._lock:
             job = self._get(job_id)
-            if job.status in (S.SCHEDULED, S.PENDING):
-                self._release_unique(job)
-                return self._store(job.replace(status=S.CANCELLED, finished_at=now))
-            if job.status is S.RUNNING:
-                return self._store(job.replace(cancel_requested=True))
-            if job.status is S.CANCELLED:
+            after = cancelled_job(job, now)
+            if after is job:
                 return job
-            raise InvalidTransitionError(
-                f"job {job_id} is {job.status.value}; it cannot be cancelled"
-            )
+            if after.status is S.CANCELLED:
+                self._release_unique(job)
+            return self._store(after)
 
     def _retry_one(self, job: Job, now: datetime) -> Job:
-        if job.status not in (S.FAILED, S.CANCELLED):
-            raise InvalidTransitionError(
-                f"job {job.id} is {job.status.value}; only failed or cancelled jobs can be retried"
-            )
+        after = retried_job(job, now)
         holder = self._unique.get(job.unique_key) if job.unique_key else None
         if holder is not None and holder != job.id:
-            raise InvalidTransitionError(
-                f"job {job.id} cannot be retried: job {holder} with unique key "
-                f"{job.unique_key!r} is active"
-            )
-        job = self._store(
-            job.replace(
-                status=S.PENDING,
-                attempt=0,
-                rescues=0,
-                run_at=now,
-                finished_at=None,
-                result=None,
-                progress=None,
-                cancel_requested=False,
-                worker_id=None,
-                lease_token=None,
-                lease_expires_at=None,
-            )
-        )
+            raise InvalidTransitionError.unique_key_held(job.id, job.unique_key, holder)
+        job = self._store(after)
         if job.unique_key:
             self._unique[job.unique_key] = job.id
         self._make_ready(job)
@@ -340,7 +313,7 @@ class MemoryBackend:
         if settings.concurrency is not None:
             budget = min(budget, settings.concurrency - state.running)
         if settings.rate_limit is not None:
-            window = rate_window_start(now, settings.rate_limit.period)
+            window = rate_window_start(now.timestamp(), settings.rate_limit.period)
             if window != state.window_start:
                 state.window_start, state.window_count = window, 0
             budget = min(budget, settings.rate_limit.limit - state.window_count)
@@ -392,7 +365,7 @@ class MemoryBackend:
 
     def _finish(self, job: Job, **changes: Any) -> Job:
         self._leave_running(job)
-        if changes.get("status") in _PRUNABLE:
+        if changes.get("status") in FINISHED_STATUSES:
             self._release_unique(job)
         return self._store(
             job.replace(lease_token=None, lease_expires_at=None, cancel_requested=False, **changes)
@@ -530,8 +503,7 @@ class MemoryBackend:
         queue: str | None = None,
         exclude_queues: Collection[str] = (),
     ) -> int:
-        if status not in _PRUNABLE:
-            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        check_prunable(status)
         with self._lock:
             skip = frozenset(exclude_queues)
             jobs = [

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from taskyard.errors import InvalidTransitionError
+
 __all__ = (
     "ACTIVE_STATUSES",
+    "CANCELLABLE_STATUSES",
     "DEFAULT_MAX_RESCUES",
     "FINISHED_STATUSES",
     "MESSAGE_LIMIT",
+    "RETRYABLE_STATUSES",
     "TRACEBACK_LIMIT",
     "TRANSITIONS",
     "AttemptError",
@@ -27,8 +31,11 @@ __all__ = (
     "Progress",
     "RescueDecision",
     "RescueReport",
+    "cancelled_job",
+    "check_prunable",
     "is_allowed",
     "rescue_decision",
+    "retried_job",
     "storable_text",
 )
 
@@ -63,6 +70,10 @@ TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], str] = {
 
 ACTIVE_STATUSES: frozenset[JobStatus] = frozenset({S.SCHEDULED, S.PENDING, S.RUNNING})
 FINISHED_STATUSES: frozenset[JobStatus] = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+#: Statuses a cancel moves straight to cancelled (a running job is only asked to stop).
+CANCELLABLE_STATUSES: frozenset[JobStatus] = frozenset({S.SCHEDULED, S.PENDING})
+#: Statuses a manual retry moves back to pending.
+RETRYABLE_STATUSES: frozenset[JobStatus] = frozenset({S.FAILED, S.CANCELLED})
 
 
 def is_allowed(old: JobStatus, new: JobStatus) -> bool:
@@ -352,6 +363,50 @@ def rescue_decision(job: Job, now: datetime, reason: str | None = None) -> Rescu
         message=message, traceback=None, at=now,
     )
     return RescueDecision(status=status, attempt=attempt, rescues=rescues, error=error)
+
+
+def cancelled_job(job: Job, now: datetime) -> Job:
+    """The one rule for cancelling `job` at `now`: scheduled or pending → cancelled (finished
+    at `now`); running → `cancel_requested` (its worker stops it and records the cancel); an
+    already cancelled job is returned unchanged; completed or failed raises
+    `InvalidTransitionError`. Pure: the backend writes the result (and frees a unique key)."""
+    if job.status in CANCELLABLE_STATUSES:
+        return job.replace(status=S.CANCELLED, finished_at=now)
+    if job.status is S.RUNNING:
+        return job.replace(cancel_requested=True)
+    if job.status is S.CANCELLED:
+        return job
+    raise InvalidTransitionError.not_cancellable(job.id, job.status.value)
+
+
+def retried_job(job: Job, now: datetime) -> Job:
+    """The one rule for a manual retry of `job` at `now`: a failed or cancelled job goes back
+    to pending, due at `now`, with a fresh retry and rescue budget (`attempt` and `rescues` 0)
+    and no trace of its last run (finish time, result, progress, worker, lease, cancel
+    request); its errors are kept, as history. Any other status raises
+    `InvalidTransitionError`. Pure: whether another job holds the unique key is the
+    backend's to check, in the same atomic step as its write."""
+    if job.status not in RETRYABLE_STATUSES:
+        raise InvalidTransitionError.not_retryable(job.id, job.status.value)
+    return job.replace(
+        status=S.PENDING,
+        attempt=0,
+        rescues=0,
+        run_at=now,
+        finished_at=None,
+        result=None,
+        progress=None,
+        cancel_requested=False,
+        worker_id=None,
+        lease_token=None,
+        lease_expires_at=None,
+    )
+
+
+def check_prunable(status: JobStatus) -> None:
+    """Raise `ValueError` unless jobs of `status` may be pruned: only finished jobs are."""
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
 
 
 @dataclass(frozen=True, slots=True)

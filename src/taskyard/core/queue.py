@@ -7,7 +7,7 @@ from datetime import datetime
 
 from taskyard.core.job import JobStatus
 
-__all__ = ("QueueCounts", "QueueSettings", "RateLimit", "StatsRow")
+__all__ = ("QueueCounts", "QueueSettings", "RateLimit", "StatsRow", "rate_window_start")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,12 @@ class RateLimit:
             raise ValueError("rate limit must be at least 1 job per period")
         if self.period <= 0:
             raise ValueError("rate limit period must be > 0 seconds")
+
+
+def rate_window_start(epoch_seconds: float, period: float) -> float:
+    """Start (epoch seconds) of the fixed rate-limit window of `period` seconds that contains
+    the instant `epoch_seconds`: windows start at multiples of `period` since the epoch."""
+    return epoch_seconds - (epoch_seconds % period)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,20 @@ from taskyard.backends.postgres.catalog import NOW
 from taskyard.backends.postgres.rows import J_COLUMNS as _J_COLUMNS
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
-from taskyard.core.job import Job, JobStatus, RescueDecision, RescueReport, rescue_decision
+from taskyard.core.job import (
+    FINISHED_STATUSES,
+    RETRYABLE_STATUSES,
+    Job,
+    JobStatus,
+    RescueDecision,
+    RescueReport,
+    check_prunable,
+    rescue_decision,
+)
 from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound, LeaseLost
 
 __all__ = ("JobAdminOps",)
 
-_PRUNABLE = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class JobAdminOps:
@@ -69,10 +77,8 @@ class JobAdminOps:
                 raise JobNotFound(job_id)
             if job.status is JobStatus.CANCELLED:
                 return job
-            if job.status in _PRUNABLE:
-                raise InvalidTransitionError(
-                    f"job {job_id} is {job.status.value}; it cannot be cancelled"
-                )
+            if job.status in FINISHED_STATUSES:
+                raise InvalidTransitionError.not_cancellable(job_id, job.status.value)
         raise BackendError(f"job {job_id} kept changing while being cancelled; try again")
 
     async def _retry(self, what: str, where: str, params: dict[str, Any]) -> list[Job]:
@@ -110,14 +116,23 @@ class JobAdminOps:
         job = await self.job_get(job_id=job_id)
         if job is None:
             raise JobNotFound(job_id)
-        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise InvalidTransitionError(
-                f"job {job_id} cannot be retried: another active job holds its unique key "
-                f"{job.unique_key!r}"
+        if job.status in RETRYABLE_STATUSES:
+            raise InvalidTransitionError.unique_key_held(
+                job_id, job.unique_key, await self._key_holder(job.unique_key)
             )
-        raise InvalidTransitionError(
-            f"job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
-        )
+        raise InvalidTransitionError.not_retryable(job_id, job.status.value)
+
+    async def _key_holder(self, unique_key: str | None) -> str | None:
+        """The active job holding `unique_key` now, if any (to name it in a refusal)."""
+        if unique_key is None:
+            return None
+        async with self._conn("job_retry") as conn:
+            cur = await conn.execute(
+                f"SELECT id FROM {self.schema}.jobs WHERE unique_active = %(key)s",
+                {"key": unique_key},
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
 
     async def jobs_retry_failed(
         self, *, queue: str | None = None, now: datetime | None = None
@@ -165,7 +180,7 @@ class JobAdminOps:
             )
             row = await cur.fetchone()
             if row is None:
-                raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+                raise LeaseLost.of_job(job_id)
             at = row[-1]
             job = job_from_row(row[:-1])
             decision = rescue_decision(job, at, reason)
@@ -222,8 +237,7 @@ class JobAdminOps:
         queue: str | None = None,
         exclude_queues: Collection[str] = (),
     ) -> int:
-        if status not in _PRUNABLE:
-            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        check_prunable(status)
         if keep_last is None and older_than is None:
             return 0
         s = self.schema

@@ -329,7 +329,7 @@ class PostgresBackend(JobAdminOps, CatalogOps):
             params,
         )
         if not jobs:
-            raise LeaseLost(f"lease on job {params['id']!r} is no longer held")
+            raise LeaseLost.of_job(params["id"])
         return jobs[0]
 
     async def job_set_progress(

@@ -145,11 +145,11 @@ class ClaimsMixin(RedisConnection):
     async def _owned_script(self, name: str, job_id: str, args: list[Any]) -> Any:
         queue = await self._queue_of(job_id)
         if queue is None:
-            raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+            raise LeaseLost.of_job(job_id)
         with self._guard:
             reply = await self._job_script(name, queue, args)
         if not reply:
-            raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+            raise LeaseLost.of_job(job_id)
         return queue, reply
 
     async def job_set_progress(
@@ -221,7 +221,7 @@ class ClaimsMixin(RedisConnection):
                 fields = await self.client.hgetall(self._keys.job(queue, job_id))
             job = decode_job(job_id, queue, fields) if fields else None
         if job is None or job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
-            raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+            raise LeaseLost.of_job(job_id)
         # The decision is made from the job as read; the script applies it only if the token
         # still owns the job, and while it does nobody else changes the fields it reads.
         d = rescue_decision(job, now, reason)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -183,11 +183,18 @@ class JobsMixin(RedisConnection):
         next_cursor = page[-1].id if len(jobs) > limit and page else None
         return JobPage(jobs=page, next_cursor=next_cursor)
 
-    async def _answer(self, queue: str, job_id: str, reply: list[Any], verb: str) -> Job:
+    async def _answer(
+        self,
+        queue: str,
+        job_id: str,
+        reply: list[Any],
+        refusal: Callable[[str, str], InvalidTransitionError],
+    ) -> Job:
+        """The job a cancel or retry script returned, or the error its refusal names."""
         if reply[0] == "NOTFOUND":
             raise JobNotFound(job_id)
         if reply[0] == "INVALID":
-            raise InvalidTransitionError(f"job {job_id} is {reply[1]}; {verb}")
+            raise refusal(job_id, reply[1])
         return decode_job(job_id, queue, reply[1])
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
@@ -197,7 +204,7 @@ class JobsMixin(RedisConnection):
             raise JobNotFound(job_id)
         with self._guard:
             reply = await self._job_script("cancel", queue, [to_us(now), job_id])
-        return await self._answer(queue, job_id, reply, "it cannot be cancelled")
+        return await self._answer(queue, job_id, reply, InvalidTransitionError.not_cancellable)
 
     async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
         now = now or utcnow()
@@ -209,14 +216,10 @@ class JobsMixin(RedisConnection):
         if key and status in ("failed", "cancelled"):
             holder = await self._take_unique(key, job_id)
             if holder is not None:
-                raise InvalidTransitionError(
-                    f"job {job_id} cannot be retried: job {holder} with unique key {key!r} is active"
-                )
+                raise InvalidTransitionError.unique_key_held(job_id, key, holder)
         with self._guard:
             reply = await self._job_script("retry", queue, [to_us(now), job_id])
-        return await self._answer(
-            queue, job_id, reply, "only failed or cancelled jobs can be retried"
-        )
+        return await self._answer(queue, job_id, reply, InvalidTransitionError.not_retryable)
 
     async def _take_unique(self, key: str, job_id: str) -> str | None:
         """Give `key` to `job_id` unless another active job holds it; returns that job's id.

@@ -14,6 +14,7 @@ from taskyard.backends.redis.connection import RedisConnection
 from taskyard.core.job import (
     JobStatus,
     RescueReport,
+    check_prunable,
     rescue_decision,
 )
 
@@ -83,8 +84,7 @@ class MaintenanceMixin(RedisConnection):
         queue: str | None = None,
         exclude_queues: Collection[str] = (),
     ) -> int:
-        if status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        check_prunable(status)
         skip = frozenset(exclude_queues)
         queues = [
             q for q in await self._all_queues() if (queue is None or q == queue) and q not in skip

@@ -33,6 +33,7 @@ from taskyard.core.job import (
     LeaseReport,
     Progress,
     RescueReport,
+    check_prunable,
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
@@ -45,7 +46,6 @@ from .schema import apply_migrations, schema_version
 
 __all__ = ("SqliteBackend",)
 
-_PRUNABLE = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 #: Polling of `PRAGMA data_version` while waiting: fast after activity, slower when idle.
 _POLL_MIN = 0.002
 _POLL_MAX = 0.05
@@ -275,8 +275,7 @@ class SqliteBackend:
         exclude_queues: Collection[str] = (),
     ) -> int:
         status = JobStatus(status)
-        if status not in _PRUNABLE:
-            raise ValueError(f"only finished jobs can be pruned, not {status.value!r}")
+        check_prunable(status)
         return await self._db.write(lambda c: jobs.prune(
             c, status, keep_last, older_than, queue=queue, exclude_queues=tuple(exclude_queues)
         ))

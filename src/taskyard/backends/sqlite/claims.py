@@ -12,18 +12,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from taskyard.core.job import Job
+from taskyard.core.queue import rate_window_start
 
 from .rows import JOB_COLUMNS, job_from_row, to_us
 
 __all__ = ("claim",)
 
 _UNLIMITED = 1 << 30
-
-
-def window_start(now_us: int, period: float) -> float:
-    """Start (epoch seconds) of the fixed rate-limit window containing `now_us`."""
-    ts = now_us / 1_000_000
-    return ts - (ts % period)
 
 
 def _budgets(
@@ -52,7 +47,7 @@ def _budgets(
             ).fetchone()
             budget = min(budget, concurrency - running)
         if rate is not None:
-            window = window_start(now_us, period)
+            window = rate_window_start(now_us / 1_000_000, period)
             windows[name] = window
             budget = min(budget, rate - (w_count if w_start == window else 0))
         if budget <= 0:

@@ -16,7 +16,9 @@ from taskyard.core.job import (
     JobPage,
     JobStatus,
     RescueReport,
+    cancelled_job,
     rescue_decision,
+    retried_job,
 )
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
@@ -155,13 +157,8 @@ def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
 def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
     """scheduled|pending → cancelled; running → cancel requested; cancelled unchanged."""
     job = get_existing(conn, job_id)
-    if job.status in (S.SCHEDULED, S.PENDING):
-        return save(conn, job.replace(status=S.CANCELLED, finished_at=now))
-    if job.status is S.RUNNING:
-        return save(conn, job.replace(cancel_requested=True))
-    if job.status is S.CANCELLED:
-        return job
-    raise InvalidTransitionError(f"job {job_id} is {job.status.value}; it cannot be cancelled")
+    after = cancelled_job(job, now)
+    return job if after is job else save(conn, after)
 
 
 def _key_holder(conn: sqlite3.Connection, job: Job) -> str | None:
@@ -175,39 +172,15 @@ def _key_holder(conn: sqlite3.Connection, job: Job) -> str | None:
     return row[0] if row else None
 
 
-def _retry_one(conn: sqlite3.Connection, job: Job, now: datetime) -> Job:
-    return save(
-        conn,
-        job.replace(
-            status=S.PENDING,
-            attempt=0,
-            rescues=0,
-            run_at=now,
-            finished_at=None,
-            result=None,
-            progress=None,
-            cancel_requested=False,
-            worker_id=None,
-            lease_token=None,
-            lease_expires_at=None,
-        ),
-    )
-
-
 def retry(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
-    """Manual retry of a failed or cancelled job."""
+    """Manual retry of a failed or cancelled job, as `retried_job` says, unless another
+    active job holds its unique key."""
     job = get_existing(conn, job_id)
-    if job.status not in (S.FAILED, S.CANCELLED):
-        raise InvalidTransitionError(
-            f"job {job.id} is {job.status.value}; only failed or cancelled jobs can be retried"
-        )
+    after = retried_job(job, now)
     holder = _key_holder(conn, job)
     if holder is not None:
-        raise InvalidTransitionError(
-            f"job {job.id} cannot be retried: job {holder} with unique key "
-            f"{job.unique_key!r} is active"
-        )
-    return _retry_one(conn, job, now)
+        raise InvalidTransitionError.unique_key_held(job.id, job.unique_key, holder)
+    return save(conn, after)
 
 
 def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> int:
@@ -221,7 +194,7 @@ def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> 
     for job in [job_from_row(r) for r in conn.execute(sql + " ORDER BY id", args)]:
         if _key_holder(conn, job) is not None:
             continue
-        _retry_one(conn, job, now)
+        save(conn, retried_job(job, now))
         retried += 1
     return retried
 

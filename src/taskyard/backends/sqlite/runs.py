@@ -44,7 +44,7 @@ def owned(conn: sqlite3.Connection, job_id: str, token: str) -> Job:
         (job_id, token),
     ).fetchone()
     if row is None:
-        raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+        raise LeaseLost.of_job(job_id)
     return job_from_row(row)
 
 
@@ -75,7 +75,7 @@ def set_progress(conn: sqlite3.Connection, job_id: str, token: str, progress: Pr
         (dumps({"percent": progress.percent, "message": progress.message}), job_id, token),
     )
     if cur.rowcount == 0:
-        raise LeaseLost(f"lease on job {job_id!r} is no longer held")
+        raise LeaseLost.of_job(job_id)
 
 
 def complete(
