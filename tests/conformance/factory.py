@@ -85,3 +85,26 @@ def error(attempt: int = 1, *, now: datetime = T0, message: str = "boom") -> Att
     return AttemptError(
         attempt=attempt, type="ValueError", message=message, traceback="Traceback...", at=now
     )
+
+
+async def job_in(backend: Backend, status: str) -> Job:
+    """A fresh job in `status` (any `JobStatus` value), as the backend stores it: scheduled
+    for `at(10)`, pending, running, or finished at `at(2)` from a run claimed at `T0`."""
+    if status == "scheduled":
+        return await enqueue(backend, run_at=at(10))
+    if status in ("pending", "cancelled"):
+        job = await enqueue(backend)
+        if status == "cancelled":
+            job = await backend.job_cancel(job_id=job.id, now=at(2))
+        return job
+    job = await run_one(backend)
+    assert job.lease_token is not None
+    if status == "completed":
+        await complete(backend, job, now=at(2))
+    elif status == "failed":
+        await backend.job_fail(
+            job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(2)
+        )
+    stored = await backend.job_get(job_id=job.id)
+    assert stored is not None and stored.status.value == status
+    return stored

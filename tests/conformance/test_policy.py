@@ -15,7 +15,7 @@ from taskyard.core.job import Job, JobStatus, Progress, cancelled_job, retried_j
 from taskyard.core.queue import RateLimit, rate_window_start
 from taskyard.errors import InvalidTransitionError, LeaseLost
 
-from .factory import LEASE, T0, at, claim_one, complete, draft, enqueue, error, run_one
+from .factory import LEASE, T0, at, claim_one, draft, enqueue, error, job_in, run_one
 
 S = JobStatus
 
@@ -77,31 +77,15 @@ async def test_bulk_retry_writes_what_retried_job_says(backend: Backend) -> None
 
 @pytest.mark.parametrize("status", ["scheduled", "pending", "running", "cancelled"])
 async def test_cancel_writes_what_cancelled_job_says(backend: Backend, status: str) -> None:
-    job: Job
-    if status == "scheduled":
-        job = await enqueue(backend, run_at=at(10))
-    elif status == "pending":
-        job = await enqueue(backend)
-    elif status == "running":
-        job = await run_one(backend)
-    else:
-        job = await backend.job_cancel(job_id=(await enqueue(backend)).id, now=at(1))
-    before = await _get(backend, job.id)
+    before = await job_in(backend, status)
     expected = cancelled_job(before, at(3))
-    assert await backend.job_cancel(job_id=job.id, now=at(3)) == expected
-    assert await _get(backend, job.id) == expected
+    assert await backend.job_cancel(job_id=before.id, now=at(3)) == expected
+    assert await _get(backend, before.id) == expected
 
 
 @pytest.mark.parametrize("status", ["completed", "failed"])
 async def test_cancel_refusal_says_what_errors_says(backend: Backend, status: str) -> None:
-    job = await run_one(backend)
-    assert job.lease_token is not None
-    if status == "completed":
-        await complete(backend, job, now=at(1))
-    else:
-        await backend.job_fail(
-            job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(1)
-        )
+    job = await job_in(backend, status)
     with pytest.raises(InvalidTransitionError) as info:
         await backend.job_cancel(job_id=job.id, now=at(2))
     assert str(info.value) == str(InvalidTransitionError.not_cancellable(job.id, status))

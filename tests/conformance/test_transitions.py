@@ -10,7 +10,7 @@ from taskyard.backends.protocol import Backend
 from taskyard.core.job import TRANSITIONS, Job, JobStatus, Progress
 from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
 
-from .factory import T0, at, claim_one, complete, enqueue, error, run_one
+from .factory import T0, at, claim_one, complete, enqueue, error, job_in, run_one
 
 S = JobStatus
 UNKNOWN = "01UNKNOWN00000000000000000"
@@ -252,14 +252,7 @@ async def test_manual_retry_of_cancelled_clears_result(backend: Backend) -> None
 
 @pytest.mark.parametrize("status", ["scheduled", "pending", "running", "completed"])
 async def test_manual_retry_refused_from_other_statuses(backend: Backend, status: str) -> None:
-    if status == "scheduled":
-        job = await enqueue(backend, run_at=at(10))
-    elif status == "pending":
-        job = await enqueue(backend)
-    elif status == "running":
-        job = await run_one(backend)
-    else:
-        _, job = await _running_to_completed(backend)
+    job = await job_in(backend, status)
     with pytest.raises(InvalidTransitionError):
         await backend.job_retry(job_id=job.id, now=at(3))
     assert (await _get(backend, job.id)).status is job.status

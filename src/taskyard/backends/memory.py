@@ -20,6 +20,7 @@ from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
+    ACTIVE_STATUSES,
     FINISHED_STATUSES,
     AttemptError,
     Completion,
@@ -537,7 +538,7 @@ class MemoryBackend:
         cells: dict[tuple[str, str], list[Any]] = {}
         with self._lock:
             for job in self._jobs.values():
-                if job.status not in (S.SCHEDULED, S.PENDING, S.RUNNING):
+                if job.status not in ACTIVE_STATUSES:
                     continue
                 cell = cells.setdefault((job.queue, job.task), [0, 0, 0, None])
                 cell[(S.PENDING, S.SCHEDULED, S.RUNNING).index(job.status)] += 1

@@ -389,17 +389,9 @@ def retried_job(job: Job, now: datetime) -> Job:
     if job.status not in RETRYABLE_STATUSES:
         raise InvalidTransitionError.not_retryable(job.id, job.status.value)
     return job.replace(
-        status=S.PENDING,
-        attempt=0,
-        rescues=0,
-        run_at=now,
-        finished_at=None,
-        result=None,
-        progress=None,
-        cancel_requested=False,
-        worker_id=None,
-        lease_token=None,
-        lease_expires_at=None,
+        status=S.PENDING, run_at=now, attempt=0, rescues=0,
+        finished_at=None, result=None, progress=None, cancel_requested=False,
+        worker_id=None, lease_token=None, lease_expires_at=None,
     )
 
 
