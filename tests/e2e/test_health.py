@@ -3,7 +3,6 @@ readiness, the services document, pause/resume, and /metrics parsed by Prometheu
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator
 
