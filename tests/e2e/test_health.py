@@ -3,7 +3,6 @@ readiness, the services document, pause/resume, and /metrics parsed by Prometheu
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator
 
@@ -16,6 +15,7 @@ from taskyard.config import load_settings
 from taskyard.core.job import JobStatus
 from taskyard.server import TaskServer
 from taskyard.services.base import Service, ServiceStatus
+from taskyard.services.testsignals import TestSignals
 from tests.support.waiting import wait_until as until
 
 
@@ -34,6 +34,12 @@ class Broken(Service):
         raise RuntimeError("broken on purpose")
 
 
+def counter(app: Taskyard) -> Counter:
+    service = Counter(config=PeriodicServiceConfig(interval=0.02))
+    service.signals = TestSignals()
+    return service
+
+
 def make_app() -> Taskyard:
     app = Taskyard("memory://")
 
@@ -45,9 +51,7 @@ def make_app() -> Taskyard:
     async def fail(payload: dict) -> None:
         raise RuntimeError("nope")
 
-    app.service("counter", name="Counter")(
-        lambda app: Counter(config=PeriodicServiceConfig(interval=0.02))
-    )
+    app.service("counter", name="Counter")(counter)
     app.service("broken")(Broken)
     return app
 
@@ -125,18 +129,22 @@ async def test_ready_reports_degraded_and_critical_services(server: TaskServer, 
 
 async def test_pause_and_resume_of_worker_and_periodic_service(server: TaskServer, http: httpx.AsyncClient) -> None:
     app = server.app
+    worker, counter = server.manager.get("worker").service, server.manager.get("counter").service
+    promoter = server.manager.get("promoter").service  # not paused: the time it takes
+    worker.signals, promoter.signals = TestSignals(), TestSignals()
     server.manager.pause("worker")
     server.manager.pause("counter")
     doc = (await http.get("/health/services")).json()
     assert doc["services"]["worker"]["status"] == "PAUSED"
     assert doc["services"]["counter"]["status"] == "PAUSED"
     assert doc["totals"]["paused"] == 2
-    counter = server.manager.get("counter").service
-    await until(lambda: not counter._run_lock.locked())
+    await until(lambda: worker.signals.count("held") and counter.signals.count("held"), what="both to hold")
     runs = counter.metrics_data.runs
     job = await app.aenqueue("math.add", {"a": 1, "b": 2})
-    # While paused, neither runs: the job stays pending and the counter does not tick.
-    await asyncio.sleep(0.3)
+    # While paused, neither runs: the job stays pending and the counter does not tick, for as
+    # long as the promoter (every 0.05 s) takes to tick six times.
+    ticks = promoter.signals.count("tick")
+    await until(lambda: promoter.signals.count("tick") >= ticks + 6, what="six ticks of the promoter")
     assert (await app.aget_job(job.id)).status is JobStatus.PENDING  # type: ignore[union-attr]
     assert counter.metrics_data.runs == runs
     server.manager.resume("worker")
@@ -183,7 +191,7 @@ async def test_metrics_parse_and_count_jobs_and_runs(server: TaskServer, http: h
     # Service run counters agree with the service's own metrics at the moment of a scrape.
     counter = server.manager.get("counter").service
     server.manager.pause("counter")
-    await until(lambda: not counter._run_lock.locked())
+    await until(lambda: counter.signals.count("held"), what="the paused counter to hold")  # no run under way
     values = samples((await http.get("/metrics")).text)
     m = counter.metrics_data
     assert m.runs >= 2

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.waiting import wait_until_sync
 
 APP_SOURCE = '''
 import os, time
@@ -95,17 +96,15 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    """`wait_until_sync`, where a server that does not answer yet counts as not yet."""
+
+    def check() -> Any:
         try:
-            value = predicate()
+            return predicate()
         except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+            return None
+
+    return wait_until_sync(check, timeout=timeout, what=what)
 
 
 def client_app(url: str) -> Any:

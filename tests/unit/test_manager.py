@@ -10,6 +10,7 @@ from taskyard.errors import ConfigError, InvalidTransitionError, NotFoundError
 from taskyard.services.base import Service, ServiceEvent, ServiceStatus
 from taskyard.services.manager import RestartPolicy, ServiceManager
 from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+from taskyard.services.testsignals import TestSignals
 from tests.support.waiting import wait_until as until
 
 FAST = RestartPolicy(initial_delay=0.01, max_delay=0.02, max_restarts=3)
@@ -149,13 +150,14 @@ async def test_critical_service_whose_start_fails_is_restarted() -> None:
 
 async def test_non_critical_service_stays_in_error() -> None:
     manager = ServiceManager(restart=FAST)
+    manager.signals = signals = TestSignals()
     service = Crashing(crashes=1)
     manager.register("optional", service)
     manager.register("fine", Service())
     await manager.start_all()
-    await until(lambda: service.status is ServiceStatus.ERROR)
-    # Give a (wrong) restart every chance to happen before checking it did not.
-    await asyncio.sleep(FAST.max_delay * 5)
+    await until(lambda: signals.count("restart_skipped", "optional"), what="the decision not to restart")
+    assert service.status is ServiceStatus.ERROR
+    assert signals.count("restart_scheduled") == 0
     assert service.starts == 1 and manager.get("optional").restarts == 0
     health = manager.health()
     assert health["status"] == "degraded" and health["healthy"] is False
@@ -222,13 +224,16 @@ async def test_a_service_that_cannot_pause_refuses_and_keeps_running() -> None:
 async def test_paused_periodic_service_does_not_tick() -> None:
     manager = ServiceManager()
     ticker = Ticker(config=PeriodicServiceConfig(interval=0.01))
+    control = Ticker(config=PeriodicServiceConfig(interval=0.01))  # not paused: the time it takes
+    ticker.signals, control.signals = TestSignals(), TestSignals()
     manager.register("ticker", ticker)
+    manager.register("control", control)
     await manager.start_all()
     await asyncio.wait_for(ticker.ran.wait(), 5)
     manager.pause("ticker")
-    await until(lambda: not ticker._run_lock.locked())
-    runs = ticker.metrics_data.runs
-    await asyncio.sleep(0.1)
+    await until(lambda: ticker.signals.count("held"), what="the paused loop to hold")  # a run under way is over
+    runs, ticks = ticker.metrics_data.runs, control.signals.count("tick")
+    await until(lambda: control.signals.count("tick") >= ticks + 10, what="ten ticks of the control")
     assert ticker.metrics_data.runs == runs
     ticker.ran.clear()
     manager.resume("ticker")
@@ -238,13 +243,15 @@ async def test_paused_periodic_service_does_not_tick() -> None:
 
 async def test_stop_all_cancels_pending_restarts() -> None:
     manager = ServiceManager(restart=RestartPolicy(initial_delay=3600))
+    manager.signals = signals = TestSignals()
     service = Crashing(crashes=1)
     manager.register("slow", service, critical=True)
     await manager.start_all()
-    await until(lambda: manager.get("slow")._restart_task is not None)
+    await until(lambda: signals.count("restart_scheduled", "slow"), what="the restart to be scheduled")
+    assert signals.count("restart_ended") == 0
     await manager.stop_all()
-    assert service.starts == 1
-    assert manager.get("slow")._restart_task.done()  # type: ignore[union-attr]
+    assert service.starts == 1 and manager.get("slow").restarts == 0
+    assert signals.count("restart_ended", "slow") == 1  # the pending restart is over, not waiting
 
 
 async def test_a_critical_periodic_service_whose_runs_keep_failing_is_restarted() -> None:

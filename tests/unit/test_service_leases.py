@@ -9,6 +9,7 @@ from taskyard import PeriodicService, PeriodicServiceConfig, Taskyard
 from taskyard.backends.memory import MemoryBackend
 from taskyard.config import load_settings
 from taskyard.server import TaskServer
+from tests.support.waiting import wait_until
 
 
 def make_app(backend: MemoryBackend, ran: asyncio.Event, ticks: list[str], label: str) -> Taskyard:
@@ -39,7 +40,7 @@ async def test_leader_only_service_runs_beside_another_scheduler_leader() -> Non
     await scheduler.start()
     try:
         leader = scheduler.leaders["scheduler"]
-        await asyncio.wait_for(_until(lambda: leader.is_leader), 5)
+        await wait_until(lambda: leader.is_leader, timeout=5, interval=0.01, what="the scheduler's lease")
         await lone.start()
         try:
             await asyncio.wait_for(ran.wait(), 5)
@@ -63,20 +64,9 @@ async def test_two_replicas_of_a_leader_only_service_tick_on_one() -> None:
     await b.start()
     try:
         await asyncio.wait_for(a_ran.wait(), 5)
-        while len(ticks) < 5:
-            await asyncio.wait_for(_next_tick(ticks), 5)
+        await wait_until(lambda: len(ticks) >= 5, timeout=25, interval=0.01, what="five ticks")
     finally:
         await b.stop()
         await a.stop()
     assert set(ticks) == {"a"}
 
-
-async def _until(check) -> None:
-    while not check():
-        await asyncio.sleep(0.01)
-
-
-async def _next_tick(ticks: list[str]) -> None:
-    seen = len(ticks)
-    while len(ticks) == seen:
-        await asyncio.sleep(0.01)

@@ -196,12 +196,11 @@ async def test_progress_is_recorded_while_running(app: Taskyard) -> None:
     worker = Worker(app, WorkerConfig(poll_interval=0.05))
     await worker.start()
     try:
-        for _ in range(200):
+        async def progressed() -> Job | None:
             current = await app.aget_job(job.id)
-            if current.progress is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert current.progress is not None
+            return current if current is not None and current.progress is not None else None
+
+        current = await wait_until(progressed, timeout=5, interval=0.01, what="the progress")
         assert (current.progress.percent, current.progress.message) == (40.0, "reading")
         release.set()
         await app.await_job(job.id, timeout=5)
@@ -225,7 +224,7 @@ async def test_stop_drains_in_flight_and_hands_back_unstarted(app: Taskyard) -> 
     await asyncio.wait_for(started.wait(), 5)
     others = [await app.aenqueue("long") for _ in range(3)]
     stopping = asyncio.create_task(worker.stop(timeout=10))
-    await asyncio.sleep(0)  # let stop() begin before the job may finish
+    await wait_until(worker.stopping.is_set, what="stop() to begin")  # before the job may finish
     finish.set()
     await stopping
     assert (await app.aget_job(first.id)).status is JobStatus.COMPLETED

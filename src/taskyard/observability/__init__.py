@@ -1,6 +1,7 @@
 """Observability: Prometheus metrics (one registry per server) and structured logging.
 
-Takes plain values only, so every layer above may feed it.
+Sits above `services/` (it reads their one definition of a service's statuses) and below
+`http/` and `server.py`, which feed it.
 """
 
 from taskyard.observability.logging import configure_logging, redact

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ("CONTENT_TYPE", "SERVICE_STATUSES", "ServerMetrics")
+from taskyard.services.base import ServiceStatus
+
+__all__ = ("CONTENT_TYPE", "ServerMetrics")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-SERVICE_STATUSES = ("STOPPED", "STARTING", "RUNNING", "PAUSED", "ERROR")
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -103,8 +104,8 @@ class ServerMetrics:
         self.service_status.clear()
         self.service_restarts.clear()
         for service, current in statuses.items():
-            for status in SERVICE_STATUSES:
-                self.service_status.labels(service, status).set(1 if status == current else 0)
+            for status in ServiceStatus:
+                self.service_status.labels(service, status.value).set(1 if status == current else 0)
             self.service_restarts.labels(service).set(restarts.get(service, 0))
 
     def render(self) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from taskyard.clock import Clock, SystemClock
 from taskyard.config import option_key
 from taskyard.errors import InvalidTransitionError
+from taskyard.services.testsignals import TestSignals
 
 __all__ = (
     "LeaseHolder",
@@ -167,6 +168,8 @@ class Service:
         self._listeners = _Listeners()
         #: Options from settings (`[services.<id>]`) that the service reads itself.
         self.options: dict[str, Any] = {}
+        #: Set by tests to a `TestSignals` to wait on what the service did; None otherwise.
+        self.signals: TestSignals | None = None
 
     def apply_options(self, options: Mapping[str, Any]) -> None:
         """Take options from settings: each must be one of `extra_options` (compared as
@@ -195,6 +198,10 @@ class Service:
                 callback(event)
             except Exception:  # a broken listener must not break the service
                 log.exception("service event listener failed", extra={"service_id": self.id})
+
+    def _signal(self, name: str) -> None:
+        if self.signals is not None:
+            self.signals.record(name)
 
     def _set_status(self, status: ServiceStatus, error: str | None = None) -> None:
         if status is self.status and error == self.error:
@@ -295,6 +302,7 @@ class Service:
         """Return at once unless paused; otherwise when resumed or stopping."""
         if self._resumed.is_set():
             return
+        self._signal("held")
         stop = asyncio.ensure_future(self.stopping.wait())
         resumed = asyncio.ensure_future(self._resumed.wait())
         try:

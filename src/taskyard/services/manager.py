@@ -15,6 +15,7 @@ from taskyard.clock import Clock, SystemClock
 from taskyard.errors import ConfigError, InvalidTransitionError, NotFoundError
 from taskyard.services.base import Service, ServiceEvent, ServiceStatus
 from taskyard.services.periodic import PeriodicService
+from taskyard.services.testsignals import TestSignals
 
 __all__ = ("ManagedService", "RestartPolicy", "ServiceManager")
 
@@ -100,6 +101,8 @@ class ServiceManager:
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._stopping = False
         self.started = False
+        #: Set by tests to a `TestSignals` to wait on restart decisions; None otherwise.
+        self.signals: TestSignals | None = None
 
     # -- registry ----------------------------------------------------------------------------
     def register(
@@ -314,6 +317,7 @@ class ServiceManager:
 
     def _maybe_restart(self, entry: ManagedService) -> None:
         if not entry.critical or not self.auto_restart or self._stopping or entry._held:
+            self._signal("restart_skipped", entry.id)
             return
         if entry._restart_task is not None and not entry._restart_task.done():
             return  # a restart series is under way; it sees this failure itself
@@ -326,10 +330,21 @@ class ServiceManager:
             entry._restart_task = asyncio.get_running_loop().create_task(
                 self._restart(entry), name=f"restart:{entry.id}"
             )
+            self._signal("restart_scheduled", entry.id)
         except RuntimeError:  # no running loop: nothing can be restarted from here
             log.error("cannot restart %s outside an event loop", entry.id)
 
+    def _signal(self, name: str, service_id: str) -> None:
+        if self.signals is not None:
+            self.signals.record(name, service_id)
+
     async def _restart(self, entry: ManagedService) -> None:
+        try:
+            await self._restart_series(entry)
+        finally:
+            self._signal("restart_ended", entry.id)
+
+    async def _restart_series(self, entry: ManagedService) -> None:
         policy = self.restart_policy
         while not self._stopping and not entry._held:
             if entry.restarts_in_row >= policy.max_restarts:

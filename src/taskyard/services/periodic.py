@@ -196,8 +196,10 @@ class PeriodicService(Service):
             if self.stopping.is_set():
                 return
             if self.config.leader_only and not self.is_leader():
+                self._signal("tick")
                 continue
             failures_in_row = 0 if await self.run_once() else failures_in_row + 1
+            self._signal("tick")
             limit = self.config.max_consecutive_failures
             if limit and failures_in_row >= limit and not self.stopping.is_set():
                 raise ServiceError(

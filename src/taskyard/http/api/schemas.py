@@ -26,6 +26,7 @@ from taskyard.core.names import NAME_PATTERN
 from taskyard.core.payload import bounded
 from taskyard.core.queue import QueueSettings
 from taskyard.core.schedule import MisfirePolicy, Schedule
+from taskyard.services.base import ServiceStatus
 
 __all__ = (
     "ID_PATTERN",
@@ -348,7 +349,7 @@ class ServiceOut(BaseModel):
 
     id: str
     name: str
-    status: Literal["STOPPED", "STARTING", "RUNNING", "PAUSED", "ERROR"]
+    status: ServiceStatus
     error: str | None
     critical: bool
     auto_start: bool
