@@ -28,7 +28,7 @@ from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
 
-__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleTemplate")
+__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleHost", "ScheduleTemplate")
 
 #: Seconds a declared schedule outlives its last confirmation (`scheduler.declared_grace`).
 DECLARED_GRACE = 300.0
@@ -36,8 +36,9 @@ DECLARED_GRACE = 300.0
 T = TypeVar("T")
 
 
-class _App(Protocol):
-    """What the book uses of its `Taskyard` (the two modules are siblings: no import)."""
+class ScheduleHost(Protocol):
+    """What the book uses of its `Taskyard`, all public (`app.py` sits above this module:
+    no import)."""
 
     @property
     def tasks(self) -> Mapping[str, Any]: ...
@@ -50,9 +51,10 @@ class _App(Protocol):
 
     def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]: ...
     def get_task(self, name: str) -> Any: ...
-    async def _backend(self) -> Backend: ...
-    async def _store(self, drafts: list[JobDraft], connection: Any) -> list[Job]: ...
-    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
+    async def backend_for_loop(self) -> Backend: ...
+    async def store_drafts(self, drafts: list[JobDraft], connection: Any = None) -> list[Job]: ...
+    def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
+
 
 #: Options a schedule accepts (besides its name), with their defaults.
 OPTIONS: dict[str, Any] = {
@@ -108,7 +110,7 @@ class DeclarationReport:
 class ScheduleBook:
     """The schedules of one app: `app.schedules`."""
 
-    def __init__(self, app: _App) -> None:
+    def __init__(self, app: ScheduleHost) -> None:
         self.app = app
         #: This process as the declarer of `declared` (set by the first `sync_declared`).
         self.declarer: Declarer | None = None
@@ -214,7 +216,7 @@ class ScheduleBook:
 
     # -- async API ---------------------------------------------------------------------------
     async def _backend(self) -> Backend:
-        return await self.app._backend()
+        return await self.app.backend_for_loop()
 
     def _now(self) -> datetime:
         return self.app.clock.now()
@@ -294,7 +296,7 @@ class ScheduleBook:
         backend = await self._backend()
         schedule = await self._require(backend, name)
         draft = self.drafts(schedule.replace(jitter=0.0), [self._now()])[0]
-        return (await self.app._store([draft], None))[0]
+        return (await self.app.store_drafts([draft]))[0]
 
     async def aget(self, name: str) -> Schedule | None:
         """Async twin of `get`."""
@@ -381,7 +383,7 @@ class ScheduleBook:
 
     # -- sync facade -------------------------------------------------------------------------
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return self.app._sync(make)
+        return self.app.run_sync(make)
 
     def add(self, name: str, **options: Any) -> Schedule:
         """Store a new schedule: `task`, `cron` or `every`, `tz`, `payload`, `queue`,
