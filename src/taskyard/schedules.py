@@ -24,7 +24,13 @@ from taskyard.core.declaration import DeclarationStep, Declarer, declaration_ste
 from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft
 from taskyard.core.names import check_name
 from taskyard.core.payload import check_payload
-from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
+from taskyard.core.schedule import (
+    SETTABLE_DEFAULTS,
+    SETTABLE_FIELDS,
+    TIMING_FIELDS,
+    MisfirePolicy,
+    Schedule,
+)
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
 
@@ -56,28 +62,20 @@ class ScheduleHost(Protocol):
     def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
 
 
-#: Options a schedule accepts (besides its name), with their defaults.
-OPTIONS: dict[str, Any] = {
-    "task": None,
-    "cron": None,
-    "every": None,
-    "tz": "UTC",
-    "payload": None,
-    "queue": None,
-    "priority": None,
-    "jitter": 0.0,
-    "misfire": MisfirePolicy.SKIP,
-    "misfire_cap": 100,
-    "misfire_grace": None,
-    "enabled": True,
-    "owner": None,
-}
+#: Options a schedule accepts (besides its name), with their defaults: the settable fields of
+#: `Schedule` (`core.schedule.SETTABLE_FIELDS`).
+OPTIONS: dict[str, Any] = dict(SETTABLE_DEFAULTS)
+#: Settable fields a schedule-set template has no field for: `apply_set` gives the owner,
+#: and an applied schedule starts enabled.
+TEMPLATE_OMITS = ("enabled", "owner")
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleTemplate:
     """One schedule of a set; applied to owner `O` it becomes schedule `"O:<key>"`, its
-    payload merged with the payload given to `apply_set` (the given keys win).
+    payload merged with the payload given to `apply_set` (the given keys win). Its fields
+    are `key` and the settable fields of `Schedule` but `TEMPLATE_OMITS`, with the same
+    defaults (a test holds it to that).
     """
 
     key: str
@@ -256,7 +254,7 @@ class ScheduleBook:
         """Async twin of `update`."""
         backend = await self._backend()
         existing = await self._require(backend, name)
-        current = {f.name: getattr(existing, f.name) for f in fields(Schedule) if f.name in OPTIONS}
+        current = {name: getattr(existing, name) for name in SETTABLE_FIELDS}
         schedule = self.build(name, source=existing.source, **{**current, **changes})
         schedule = self._check_task(schedule)
         return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
