@@ -19,7 +19,7 @@ import pydantic
 
 from taskyard import config
 from taskyard.backends import backend_from_url
-from taskyard.backends.protocol import Backend
+from taskyard.backends.protocol import Backend, TransactionalEnqueue
 from taskyard.clock import Clock, SystemClock
 from taskyard.core import ids
 from taskyard.core.alert import AlertRule, parse_rule
@@ -31,7 +31,7 @@ from taskyard.core.retention import Retention, parse_retention
 from taskyard.core.retry import Retry
 from taskyard.core.task import ISOLATIONS, Isolation, TaskSpec
 from taskyard.core.unique import UniqueRule, render_unique_key, validate_template
-from taskyard.errors import JobNotFound, PayloadError, UnknownTaskError
+from taskyard.errors import ConfigError, JobNotFound, PayloadError, UnknownTaskError
 from taskyard.schedules import ScheduleBook
 
 __all__ = ("MAX_PAYLOAD_BYTES", "EnqueueItem", "ServiceSpec", "Taskyard")
@@ -272,7 +272,7 @@ class Taskyard:
 
     async def aapply_queue_specs(self) -> list[QueueSettings]:
         """Store every declared queue's limits in the backend (done by the task server at start)."""
-        backend = await self._backend()
+        backend = await self.backend_for_loop()
         return [
             await backend.queue_update(
                 queue=spec.name, concurrency=spec.concurrency, rate_limit=spec.rate_limit
@@ -386,8 +386,9 @@ class Taskyard:
             await self.backend.close()
             self._opened_in = None
 
-    async def _backend(self) -> Backend:
-        """The backend for the running loop: the portal's own on the sync facade's loop."""
+    async def backend_for_loop(self) -> Backend:
+        """The backend for the running loop, opened: the portal's own on the sync facade's
+        loop (see `run_sync`), else `backend`. Services and the schedules API act through it."""
         portal = self._portal
         if portal is not None and asyncio.get_running_loop() is portal.loop:
             backend = self._portal_backend
@@ -404,18 +405,29 @@ class Taskyard:
         """Async twin of `enqueue`."""
         connection = options.pop("connection", None)
         draft = self.build_draft(task, payload, **options)
-        return (await self._store([draft], connection))[0]
+        return (await self.store_drafts([draft], connection))[0]
 
     async def aenqueue_many(self, items: Iterable[Any], *, connection: Any = None) -> list[Job]:
         """Async twin of `enqueue_many`."""
         drafts = [self._draft_of(item) for item in items]
-        return await self._store(drafts, connection) if drafts else []
+        return await self.store_drafts(drafts, connection) if drafts else []
 
-    async def _store(self, drafts: list[JobDraft], connection: Any) -> list[Job]:
-        backend = await self._backend()
+    async def store_drafts(self, drafts: list[JobDraft], connection: Any = None) -> list[Job]:
+        """Store drafts built by `build_draft` (the scheduler's fires, `trigger`) and tell the
+        enqueue listeners. `connection`: store them in that open transaction of the caller's,
+        which only a `TransactionalEnqueue` backend (PostgreSQL) can do; any other backend
+        raises `ConfigError` naming it, before anything is stored.
+        """
+        backend = await self.backend_for_loop()
         if connection is not None:
-            jobs = await backend.job_enqueue_many(  # type: ignore[call-arg]
-                drafts=drafts, now=self.clock.now(), connection=connection
+            if not isinstance(backend, TransactionalEnqueue):
+                raise ConfigError(
+                    f"enqueue with connection= (inside your own transaction) needs the PostgreSQL "
+                    f"backend; the {_backend_kind(backend)} backend cannot take a connection: "
+                    "enqueue without connection=, or use a postgresql:// backend"
+                )
+            jobs = await backend.job_enqueue_in_transaction(
+                connection=connection, drafts=drafts, now=self.clock.now()
             )
         else:
             jobs = await backend.job_enqueue_many(drafts=drafts, now=self.clock.now())
@@ -453,7 +465,7 @@ class Taskyard:
 
     async def aget_job(self, job_id: str) -> Job | None:
         """Async twin of `get_job`."""
-        return await (await self._backend()).job_get(job_id=job_id)
+        return await (await self.backend_for_loop()).job_get(job_id=job_id)
 
     async def alist_jobs(
         self,
@@ -476,23 +488,23 @@ class Taskyard:
             created_after=created_after,
             created_before=created_before,
         )
-        return await (await self._backend()).jobs_list(filter=job_filter, limit=limit, cursor=cursor)
+        return await (await self.backend_for_loop()).jobs_list(filter=job_filter, limit=limit, cursor=cursor)
 
     async def acancel_job(self, job_id: str) -> Job:
         """Async twin of `cancel_job`."""
-        return await (await self._backend()).job_cancel(job_id=job_id, now=self.clock.now())
+        return await (await self.backend_for_loop()).job_cancel(job_id=job_id, now=self.clock.now())
 
     async def aretry_job(self, job_id: str) -> Job:
         """Async twin of `retry_job`."""
-        return await (await self._backend()).job_retry(job_id=job_id, now=self.clock.now())
+        return await (await self.backend_for_loop()).job_retry(job_id=job_id, now=self.clock.now())
 
     async def aretry_failed(self, queue: str | None = None) -> int:
         """Async twin of `retry_failed`."""
-        return await (await self._backend()).jobs_retry_failed(queue=queue, now=self.clock.now())
+        return await (await self.backend_for_loop()).jobs_retry_failed(queue=queue, now=self.clock.now())
 
     async def acounts(self) -> dict[str, dict[str, int]]:
         """Async twin of `counts`."""
-        rows: list[QueueCounts] = await (await self._backend()).queue_counts()
+        rows: list[QueueCounts] = await (await self.backend_for_loop()).queue_counts()
         return {
             row.queue: {status.value: row.get(status) for status in JobStatus} for row in rows
         }
@@ -507,7 +519,7 @@ class Taskyard:
 
     async def aqueue_names(self) -> list[str]:
         """`queue_names` of every queue with jobs or stored settings."""
-        backend = await self._backend()
+        backend = await self.backend_for_loop()
         counts = await backend.queue_counts()
         settings = await backend.queues_list()
         return self.queue_names([c.queue for c in counts] + [s.name for s in settings])
@@ -515,16 +527,16 @@ class Taskyard:
     async def apause_queue(self, queue: str) -> QueueSettings:
         """Async twin of `pause_queue`."""
         check_name("queue name", queue)
-        return await (await self._backend()).queue_update(queue=queue, paused=True)
+        return await (await self.backend_for_loop()).queue_update(queue=queue, paused=True)
 
     async def aresume_queue(self, queue: str) -> QueueSettings:
         """Async twin of `resume_queue`."""
         check_name("queue name", queue)
-        return await (await self._backend()).queue_update(queue=queue, paused=False)
+        return await (await self.backend_for_loop()).queue_update(queue=queue, paused=False)
 
     async def await_job(self, job_id: str, *, timeout: float = 30.0, poll: float = 0.05) -> Job:
         """Wait until the job is finished (completed, failed or cancelled) and return it."""
-        backend = await self._backend()
+        backend = await self.backend_for_loop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -538,8 +550,9 @@ class Taskyard:
             await asyncio.sleep(poll)
 
     # -- sync facade -------------------------------------------------------------------------
-    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run the coroutine `make()` builds on the portal loop (see `_backend`)."""
+    def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the coroutine `make()` builds on the sync facade's own loop thread and return
+        its result (the facade of `app.schedules` uses it too; see `backend_for_loop`)."""
         with self._portal_guard:
             if self._portal is None:
                 self._portal = _Portal()
@@ -561,7 +574,7 @@ class Taskyard:
         payload `PayloadError` naming the field, and nothing is stored. With a unique key
         that is already held by a scheduled, pending or running job, that job is returned.
         """
-        return self._sync(lambda: self.aenqueue(task, payload, **options))
+        return self.run_sync(lambda: self.aenqueue(task, payload, **options))
 
     def enqueue_many(self, items: Iterable[Any], *, connection: Any = None) -> list[Job]:
         """Enqueue several jobs in one round-trip: items are `(task, payload)` tuples,
@@ -571,41 +584,41 @@ class Taskyard:
         job (compare the ids to tell).
         """
         items = list(items)
-        return self._sync(lambda: self.aenqueue_many(items, connection=connection))
+        return self.run_sync(lambda: self.aenqueue_many(items, connection=connection))
 
     def get_job(self, job_id: str) -> Job | None:
         """The job with that id, or None."""
-        return self._sync(lambda: self.aget_job(job_id))
+        return self.run_sync(lambda: self.aget_job(job_id))
 
     def list_jobs(self, **filters: Any) -> JobPage:
         """Jobs newest first: filters `queue`, `status`, `task`, `created_after`,
         `created_before`; `limit` (default 50) and `cursor` (the previous page's `next_cursor`).
         """
-        return self._sync(lambda: self.alist_jobs(**filters))
+        return self.run_sync(lambda: self.alist_jobs(**filters))
 
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a scheduled or pending job now, or ask a running one to stop."""
-        return self._sync(lambda: self.acancel_job(job_id))
+        return self.run_sync(lambda: self.acancel_job(job_id))
 
     def retry_job(self, job_id: str) -> Job:
         """Run a failed or cancelled job again (its attempts start over)."""
-        return self._sync(lambda: self.aretry_job(job_id))
+        return self.run_sync(lambda: self.aretry_job(job_id))
 
     def retry_failed(self, queue: str | None = None) -> int:
         """Retry every failed job (of one queue, or all); returns how many."""
-        return self._sync(lambda: self.aretry_failed(queue))
+        return self.run_sync(lambda: self.aretry_failed(queue))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """`{queue: {status: count}}` for every queue, every status present."""
-        return self._sync(lambda: self.acounts())
+        return self.run_sync(lambda: self.acounts())
 
     def pause_queue(self, queue: str) -> QueueSettings:
         """Stop every worker from claiming jobs of `queue`."""
-        return self._sync(lambda: self.apause_queue(queue))
+        return self.run_sync(lambda: self.apause_queue(queue))
 
     def resume_queue(self, queue: str) -> QueueSettings:
         """Let workers claim jobs of `queue` again."""
-        return self._sync(lambda: self.aresume_queue(queue))
+        return self.run_sync(lambda: self.aresume_queue(queue))
 
     def close(self) -> None:
         """Close the sync facade's connection and thread (the async API has `aclose`)."""
@@ -616,6 +629,12 @@ class Taskyard:
             if backend is not None and backend is not self.backend and portal.backend_open:
                 portal.call(backend.close())
             portal.stop()
+
+
+def _backend_kind(backend: Backend) -> str:
+    """The backend's URL scheme (never the URL: it may carry a password) and class."""
+    scheme = backend.url.partition("://")[0] or "?"
+    return f"{scheme} ({type(backend).__name__})"
 
 
 def _inspect_handler(fn: Callable[..., Any]) -> tuple[type[pydantic.BaseModel] | None, int]:

@@ -24,11 +24,17 @@ from taskyard.core.declaration import DeclarationStep, Declarer, declaration_ste
 from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft
 from taskyard.core.names import check_name
 from taskyard.core.payload import check_payload
-from taskyard.core.schedule import TIMING_FIELDS, MisfirePolicy, Schedule
+from taskyard.core.schedule import (
+    SETTABLE_DEFAULTS,
+    SETTABLE_FIELDS,
+    TIMING_FIELDS,
+    MisfirePolicy,
+    Schedule,
+)
 from taskyard.core.unique import schedule_fire_key
 from taskyard.errors import NotFoundError, ScheduleError
 
-__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleTemplate")
+__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleHost", "ScheduleTemplate")
 
 #: Seconds a declared schedule outlives its last confirmation (`scheduler.declared_grace`).
 DECLARED_GRACE = 300.0
@@ -36,8 +42,9 @@ DECLARED_GRACE = 300.0
 T = TypeVar("T")
 
 
-class _App(Protocol):
-    """What the book uses of its `Taskyard` (the two modules are siblings: no import)."""
+class ScheduleHost(Protocol):
+    """What the book uses of its `Taskyard`, all public (`app.py` sits above this module:
+    no import)."""
 
     @property
     def tasks(self) -> Mapping[str, Any]: ...
@@ -50,32 +57,25 @@ class _App(Protocol):
 
     def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]: ...
     def get_task(self, name: str) -> Any: ...
-    async def _backend(self) -> Backend: ...
-    async def _store(self, drafts: list[JobDraft], connection: Any) -> list[Job]: ...
-    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
+    async def backend_for_loop(self) -> Backend: ...
+    async def store_drafts(self, drafts: list[JobDraft], connection: Any = None) -> list[Job]: ...
+    def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
 
-#: Options a schedule accepts (besides its name), with their defaults.
-OPTIONS: dict[str, Any] = {
-    "task": None,
-    "cron": None,
-    "every": None,
-    "tz": "UTC",
-    "payload": None,
-    "queue": None,
-    "priority": None,
-    "jitter": 0.0,
-    "misfire": MisfirePolicy.SKIP,
-    "misfire_cap": 100,
-    "misfire_grace": None,
-    "enabled": True,
-    "owner": None,
-}
+
+#: Options a schedule accepts (besides its name), with their defaults: the settable fields of
+#: `Schedule` (`core.schedule.SETTABLE_FIELDS`).
+OPTIONS: dict[str, Any] = dict(SETTABLE_DEFAULTS)
+#: Settable fields a schedule-set template has no field for: `apply_set` gives the owner,
+#: and an applied schedule starts enabled.
+TEMPLATE_OMITS = ("enabled", "owner")
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleTemplate:
     """One schedule of a set; applied to owner `O` it becomes schedule `"O:<key>"`, its
-    payload merged with the payload given to `apply_set` (the given keys win).
+    payload merged with the payload given to `apply_set` (the given keys win). Its fields
+    are `key` and the settable fields of `Schedule` but `TEMPLATE_OMITS`, with the same
+    defaults (a test holds it to that).
     """
 
     key: str
@@ -108,7 +108,7 @@ class DeclarationReport:
 class ScheduleBook:
     """The schedules of one app: `app.schedules`."""
 
-    def __init__(self, app: _App) -> None:
+    def __init__(self, app: ScheduleHost) -> None:
         self.app = app
         #: This process as the declarer of `declared` (set by the first `sync_declared`).
         self.declarer: Declarer | None = None
@@ -214,7 +214,7 @@ class ScheduleBook:
 
     # -- async API ---------------------------------------------------------------------------
     async def _backend(self) -> Backend:
-        return await self.app._backend()
+        return await self.app.backend_for_loop()
 
     def _now(self) -> datetime:
         return self.app.clock.now()
@@ -254,7 +254,7 @@ class ScheduleBook:
         """Async twin of `update`."""
         backend = await self._backend()
         existing = await self._require(backend, name)
-        current = {f.name: getattr(existing, f.name) for f in fields(Schedule) if f.name in OPTIONS}
+        current = {name: getattr(existing, name) for name in SETTABLE_FIELDS}
         schedule = self.build(name, source=existing.source, **{**current, **changes})
         schedule = self._check_task(schedule)
         return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
@@ -294,7 +294,7 @@ class ScheduleBook:
         backend = await self._backend()
         schedule = await self._require(backend, name)
         draft = self.drafts(schedule.replace(jitter=0.0), [self._now()])[0]
-        return (await self.app._store([draft], None))[0]
+        return (await self.app.store_drafts([draft]))[0]
 
     async def aget(self, name: str) -> Schedule | None:
         """Async twin of `get`."""
@@ -381,7 +381,7 @@ class ScheduleBook:
 
     # -- sync facade -------------------------------------------------------------------------
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return self.app._sync(make)
+        return self.app.run_sync(make)
 
     def add(self, name: str, **options: Any) -> Schedule:
         """Store a new schedule: `task`, `cron` or `every`, `tz`, `payload`, `queue`,

@@ -48,3 +48,14 @@ def test_schedules_commands(tmp_path: Path) -> None:
     assert taskyard(tmp_path, "remove", "weekly").returncode == 0
     missing = taskyard(tmp_path, "remove", "weekly")
     assert missing.returncode == 1 and "no schedule named 'weekly'" in missing.stderr
+
+
+def test_schedules_add_takes_misfire_grace(tmp_path: Path) -> None:
+    added = taskyard(tmp_path, "add", "graceful", "--task", "tick", "--every", "60",
+                     "--misfire-grace", "7.5", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["misfire_grace"] == 7.5
+    listed = json.loads(taskyard(tmp_path, "list", "--json").stdout)
+    assert listed[0]["misfire_grace"] == 7.5
+    negative = taskyard(tmp_path, "add", "bad", "--task", "tick", "--every", "60", "--misfire-grace", "-1")
+    assert negative.returncode == 2 and "misfire_grace must be >= 0" in negative.stderr

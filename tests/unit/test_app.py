@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel
 
 from taskyard import EnqueueItem, JobStatus, PayloadError, Taskyard, UnknownTaskError
+from taskyard.errors import ConfigError
 
 
 class Scan(BaseModel):
@@ -118,3 +121,30 @@ async def test_max_rescues_is_a_task_option_stored_on_each_job() -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="max_rescues"):
             app.task(f"bad{bad}", max_rescues=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+async def test_connection_on_a_backend_without_transactions_is_a_config_error(
+    scheme: str, tmp_path: Path
+) -> None:
+    """`connection=` needs a `TransactionalEnqueue` backend; others say so by name (not a
+    `TypeError` from deep inside) and store nothing."""
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path / 'jobs.db'}"
+    app = Taskyard(url)
+
+    @app.task("raw")
+    def raw(payload: dict) -> None: ...
+
+    try:
+        for enqueue in (
+            lambda: app.aenqueue("raw", {"n": 1}, connection=object()),
+            lambda: app.aenqueue_many([("raw", {"n": 2})], connection=object()),
+        ):
+            with pytest.raises(ConfigError) as err:
+                await enqueue()
+            message = str(err.value)
+            assert f"the {scheme} (" in message and "connection=" in message
+            assert "postgresql://" in message
+        assert await app.acounts() == {}
+    finally:
+        await app.aclose()

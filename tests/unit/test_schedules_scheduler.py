@@ -91,7 +91,7 @@ async def test_crash_between_enqueue_and_record_replays_into_the_same_job(
     fire = stored.next_fire_at
     assert fire is not None
     # a scheduler stored the job and died before recording the fire
-    await app._store(app.schedules.drafts(stored, [fire]), None)
+    await app.store_drafts(app.schedules.drafts(stored, [fire]))
     clock.advance(1)  # the successor replays the fire (still within its 2.5 s grace)
     await Scheduler(app, None).tick()
     jobs = await all_jobs(app)

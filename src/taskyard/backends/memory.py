@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.protocol import UNSET
 from taskyard.backends.wakeup import Waker
@@ -744,3 +744,10 @@ def _matches(job: Job, f: JobFilter) -> bool:
         and (f.created_after is None or job.created_at >= f.created_after)
         and (f.created_before is None or job.created_at < f.created_before)
     )
+
+
+if TYPE_CHECKING:
+    # mypy proves the backend implements the protocol (a runtime isinstance checks names only).
+    from taskyard.backends.protocol import Backend
+
+    _backend: type[Backend] = MemoryBackend

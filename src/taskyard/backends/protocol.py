@@ -38,7 +38,7 @@ from taskyard.core.job import (
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 
-__all__ = ("UNSET", "Backend", "Unset")
+__all__ = ("UNSET", "Backend", "TransactionalEnqueue", "Unset")
 
 
 class Unset:
@@ -425,5 +425,21 @@ class Backend(Protocol):
         """Return when jobs may have become available in `queues` (an enqueue, a resume, a
         release), or after `timeout` seconds. May return early; a lost notification only adds
         latency, so callers always poll again.
+        """
+        ...
+
+
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """A backend that can also store jobs inside the application's own open transaction
+    (PostgreSQL): what `app.enqueue(..., connection=conn)` needs. Backends without it refuse
+    `connection=` with a `ConfigError` naming the backend (see `Taskyard.store_drafts`)."""
+
+    async def job_enqueue_in_transaction(
+        self, *, connection: Any, drafts: Sequence[JobDraft], now: datetime | None = None
+    ) -> list[Job]:
+        """`job_enqueue_many`, but on the caller's `connection` (a driver connection of the
+        store), in its current transaction: the jobs exist if and only if it commits, and
+        workers are woken only then. A connection of the wrong kind raises `TypeError`.
         """
         ...

@@ -72,6 +72,9 @@ def add(
     jitter: float = typer.Option(0.0, "--jitter", help="Random delay up to N seconds per fire."),
     misfire: str = typer.Option("skip", "--misfire", help="skip | once | all"),
     misfire_cap: int = typer.Option(100, "--misfire-cap", help="Most missed fires 'all' catches up."),
+    misfire_grace: float | None = typer.Option(
+        None, "--misfire-grace", help="Seconds a fire may be late and still run (default: half the period, at most 60)."
+    ),
     owner: str | None = typer.Option(None, "--owner"),
     replace: bool = typer.Option(False, "--replace", help="Overwrite a schedule of the same name."),
     as_json: bool = typer.Option(False, "--json"),
@@ -84,7 +87,7 @@ def add(
     schedule = _call(lambda app: app.schedules.aadd(
         name, task=task, cron=cron, every=every, tz=tz, payload=data, queue=queue,
         priority=priority, jitter=jitter, misfire=misfire, misfire_cap=misfire_cap,
-        owner=owner, replace=replace,
+        misfire_grace=misfire_grace, owner=owner, replace=replace,
     ))
     if as_json:
         print_json(schedule.to_json())

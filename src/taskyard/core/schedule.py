@@ -18,13 +18,27 @@ from taskyard.core.cron import Timing
 from taskyard.core.names import check_name
 from taskyard.errors import InvalidNameError, ScheduleError
 
-__all__ = ("DEFINITION_FIELDS", "FirePlan", "MisfirePolicy", "Schedule", "plan_fires")
-
-#: The fields that define a schedule (as opposed to its fire bookkeeping and timestamps).
-DEFINITION_FIELDS = (
-    "task", "cron", "every", "tz", "payload", "queue", "priority", "jitter", "misfire",
-    "misfire_cap", "misfire_grace", "enabled", "owner", "source", "task_defaults",
+__all__ = (
+    "DEFINITION_FIELDS",
+    "NULLABLE_FIELDS",
+    "SETTABLE_DEFAULTS",
+    "SETTABLE_FIELDS",
+    "FirePlan",
+    "MisfirePolicy",
+    "Schedule",
+    "plan_fires",
 )
+
+#: The `Schedule` fields a user sets — through `app.schedule`, `app.schedules.add`/`update`,
+#: the HTTP API and the CLI — the one list the others derive from (`SETTABLE_DEFAULTS`,
+#: `NULLABLE_FIELDS`, the book's `OPTIONS`; tests hold the API models and schedule-set
+#: templates to it). The other fields are the name, provenance and fire bookkeeping.
+SETTABLE_FIELDS = (
+    "task", "cron", "every", "tz", "payload", "queue", "priority", "jitter", "misfire",
+    "misfire_cap", "misfire_grace", "enabled", "owner",
+)
+#: The fields that define a schedule (as opposed to its fire bookkeeping and timestamps).
+DEFINITION_FIELDS = (*SETTABLE_FIELDS, "source", "task_defaults")
 #: The fields that decide when a schedule fires; changing one recomputes `next_fire_at`.
 TIMING_FIELDS = ("cron", "every", "tz")
 _MAX_GRACE = 60.0
@@ -178,6 +192,25 @@ class Schedule:
         if "misfire" in values:
             values["misfire"] = MisfirePolicy(values["misfire"])
         return cls(**values)
+
+
+def _settable_defaults() -> dict[str, Any]:
+    found = {f.name: f for f in dataclasses.fields(Schedule)}
+    missing = [name for name in SETTABLE_FIELDS if name not in found]
+    if missing:  # a typo in SETTABLE_FIELDS must not pass silently
+        raise AssertionError(f"SETTABLE_FIELDS names no Schedule field: {missing}")
+    return {
+        name: None if found[name].default is dataclasses.MISSING else found[name].default
+        for name in SETTABLE_FIELDS
+    }
+
+
+#: Each settable field with its default; `task` has none (it is required) and shows as None.
+SETTABLE_DEFAULTS: Mapping[str, Any] = _settable_defaults()
+#: Settable fields whose default is None, so that None (JSON null) clears them again.
+NULLABLE_FIELDS = tuple(
+    name for name in SETTABLE_FIELDS if name != "task" and SETTABLE_DEFAULTS[name] is None
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from taskyard.errors import ConfigError, TaskyardError
 from taskyard.http.throttle import FailureThrottle
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = (
     "ANONYMOUS_ADMIN",
@@ -353,7 +356,7 @@ class Authenticator:
         return Principal(role=role, key_id=f"jwt:{subject}", expires_at=expires, credential=credential)
 
 
-def shared_authenticator(ctx: Any) -> Authenticator:
+def shared_authenticator(ctx: HttpContext) -> Authenticator:
     """The one `Authenticator` of an HTTP context (`ctx.extra`), so the API and the dashboard
     count failed attempts together."""
     extra = getattr(ctx, "extra", None)

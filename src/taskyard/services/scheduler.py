@@ -192,11 +192,11 @@ class Scheduler(Service):
     async def now(self) -> datetime:
         """The time fires are judged by: the store's clock where it has one (so a scheduler
         whose machine clock is off neither fires early nor late), else this process's."""
-        return await self.store_clock.refresh(await self.app._backend())
+        return await self.store_clock.refresh(await self.app.backend_for_loop())
 
     async def tick(self) -> float:
         """One pass: fire every due schedule; returns seconds until the next fire (bounded)."""
-        backend = await self.app._backend()
+        backend = await self.app.backend_for_loop()
         now = await self.now()
         horizon = now + timedelta(seconds=self.config.tick_interval)
         upcoming = await backend.schedules_due(now=horizon)
@@ -221,7 +221,7 @@ class Scheduler(Service):
         return max((target - self.store_clock.now()).total_seconds(), 0.0)
 
     async def _tasks_of_live_workers(self, now: datetime) -> set[str]:
-        backend = await self.app._backend()
+        backend = await self.app.backend_for_loop()
         live_after = now - timedelta(seconds=WORKER_LIVE_SECONDS)
         return {t for w in await backend.workers_list() if w.last_heartbeat >= live_after for t in w.tasks}
 
@@ -249,7 +249,7 @@ class Scheduler(Service):
 
     async def fire(self, schedule: Schedule, now: datetime) -> FireRecord:
         """Enqueue the jobs `schedule`'s misfire policy plans at `now`, then record the fire."""
-        backend = await self.app._backend()
+        backend = await self.app.backend_for_loop()
         try:
             timing = schedule.timing()
             plan = plan_fires(schedule, now, timing=timing)
@@ -264,7 +264,7 @@ class Scheduler(Service):
                 name=schedule.name, fire_time=fallback, next_fire_at=next_at
             )
             return self._emit_fire(FireRecord(schedule.name, (), (), recorded, 1, now))
-        jobs = await self.app._store(drafts, None) if drafts else []
+        jobs = await self.app.store_drafts(drafts) if drafts else []
         recorded = False
         if plan.record_at is not None:
             recorded = await backend.schedule_record_fire(

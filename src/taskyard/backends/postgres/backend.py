@@ -239,6 +239,13 @@ class PostgresBackend(JobAdminOps, CatalogOps):
                 self._listener.wake(queue)
         return jobs
 
+    async def job_enqueue_in_transaction(
+        self, *, connection: Any, drafts: Sequence[JobDraft], now: datetime | None = None
+    ) -> list[Job]:
+        """Store new jobs in the current transaction of the application's own psycopg
+        connection (`TransactionalEnqueue`); see `job_enqueue_many`'s `connection`."""
+        return await self.job_enqueue_many(drafts=drafts, now=now, connection=connection)
+
     async def job_get(self, *, job_id: str) -> Job | None:
         jobs = await self._fetch_jobs(
             "job_get", f"SELECT {JOB_COLUMNS} FROM {self.schema}.jobs WHERE id = %s", (job_id,)

@@ -7,7 +7,7 @@ own routes behind the same authentication (GET needs viewer, anything else admin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
@@ -26,6 +26,9 @@ from taskyard.http.api.errors import (
     limited_route_class,
 )
 from taskyard.http.auth import Principal, check_bind, shared_authenticator
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = (
     "API_PREFIX",
@@ -70,11 +73,11 @@ def service_manager(request: Request) -> Any:
     return request.app.state.ctx.manager
 
 
-def _app_routers(ctx: Any, *, root: bool) -> list[APIRouter]:
+def _app_routers(ctx: HttpContext, *, root: bool) -> list[APIRouter]:
     return [r for r in getattr(ctx.app, "http_routers", ()) if getattr(r, "taskyard_root", False) is root]
 
 
-def build_root_router(ctx: Any, *, public_only: bool = False) -> APIRouter:
+def build_root_router(ctx: HttpContext, *, public_only: bool = False) -> APIRouter:
     """The application's routes registered with `app_router(app, root=True)`, for mounting at
     `/`: behind the same guard as the API unless `public=True` (GET only). `public_only`: just
     the public ones (a process that serves no API still answers its app's health probes)."""
@@ -128,7 +131,7 @@ def _adopt(router: APIRouter, route_class: type[APIRoute]) -> APIRouter:
     return adopted
 
 
-def build_router(ctx: Any) -> APIRouter:
+def build_router(ctx: HttpContext) -> APIRouter:
     """Every API route, for mounting at `/api/v1` (the server serves the OpenAPI document at
     `/api/v1/openapi.json`).
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from taskyard.http.api.schemas import AlertOut, AlertsOut
 from taskyard.services.alerts import Alerter
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("alerts_of", "build")
 
@@ -28,7 +31,7 @@ def alerts_of(manager: Any) -> AlertsOut | None:
     return None
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The alert routes, reading the local alerter's memory (alerts run on the leader)."""
     router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=route_class)
 

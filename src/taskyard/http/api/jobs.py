@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.routing import APIRoute
@@ -21,13 +21,16 @@ from taskyard.http.api.schemas import (
 )
 from taskyard.http.auth import Principal, audit
 
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
+
 __all__ = ("build",)
 
 JobId = Annotated[str, Path(pattern=ID_PATTERN, description="A job id")]
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The jobs routes, acting through `ctx.app`."""
     router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=route_class)
     app = ctx.app

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from taskyard.http.api.schemas import LeaderOut
 from taskyard.services.leader import holder_pid, known_leases
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("build", "leaders_out")
 
@@ -25,7 +28,7 @@ def _local_electors(manager: Any) -> dict[str, Any]:
     return found
 
 
-async def leaders_out(ctx: Any) -> list[LeaderOut]:
+async def leaders_out(ctx: HttpContext) -> list[LeaderOut]:
     """Every known lease (the built-in duties, each user service's, and any this process
     competes for) with its holder as the backend records it."""
     local = _local_electors(ctx.manager)
@@ -50,7 +53,7 @@ async def leaders_out(ctx: Any) -> list[LeaderOut]:
     return rows
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The leadership route, reading the backend's lease records."""
     router = APIRouter(prefix="/leaders", tags=["services"], route_class=route_class)
 

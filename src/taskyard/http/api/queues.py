@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.routing import APIRoute
@@ -13,6 +13,9 @@ from taskyard.errors import NotFoundError
 from taskyard.http.api.access import current_principal
 from taskyard.http.api.schemas import NAME_PATTERN, QueueOut, QueueSettingsPatch, RetriedOut
 from taskyard.http.auth import Principal, audit
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("build", "known_queue", "list_queues")
 
@@ -39,7 +42,7 @@ async def known_queue(app: Any, name: str) -> QueueOut:
     raise NotFoundError(f"no queue named {name!r}")
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The queue routes, acting through `ctx.app`."""
     router = APIRouter(prefix="/queues", tags=["queues"], route_class=route_class)
     app = ctx.app

@@ -4,7 +4,7 @@ resume, trigger now; schedule sets applied to and removed from an owner.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.routing import APIRoute
@@ -23,6 +23,11 @@ from taskyard.http.api.schemas import (
 )
 from taskyard.http.auth import Principal, audit
 
+if TYPE_CHECKING:
+    from taskyard.core.schedule import Schedule
+    from taskyard.http.context import HttpContext
+    from taskyard.schedules import ScheduleBook
+
 __all__ = ("build", "schedule_detail")
 
 ScheduleName = Annotated[str, Path(pattern=NAME_PATTERN, description="A schedule name")]
@@ -30,21 +35,21 @@ Caller = Annotated[Principal, Depends(current_principal)]
 NEXT_FIRES = 5
 
 
-async def _get(book: Any, name: str) -> Any:
+async def _get(book: ScheduleBook, name: str) -> Schedule:
     schedule = await book.aget(name)
     if schedule is None:
         raise NotFoundError(f"no schedule named {name!r}")
     return schedule
 
 
-async def schedule_detail(book: Any, name: str, n: int = NEXT_FIRES) -> ScheduleOut:
+async def schedule_detail(book: ScheduleBook, name: str, n: int = NEXT_FIRES) -> ScheduleOut:
     """One schedule with its next `n` fire times (none while paused)."""
     schedule = await _get(book, name)
     fires = await book.anext_fires(name, n) if schedule.enabled else []
     return ScheduleOut.of(schedule, list(fires))
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The schedule routes, acting through `ctx.app.schedules`."""
     router = APIRouter(prefix="/schedules", tags=["schedules"], route_class=route_class)
     book = ctx.app.schedules

@@ -25,7 +25,7 @@ from taskyard.core.job import Job, JobStatus
 from taskyard.core.names import NAME_PATTERN
 from taskyard.core.payload import bounded
 from taskyard.core.queue import QueueSettings
-from taskyard.core.schedule import MisfirePolicy, Schedule
+from taskyard.core.schedule import NULLABLE_FIELDS, SETTABLE_FIELDS, MisfirePolicy, Schedule
 from taskyard.services.base import ServiceStatus
 
 __all__ = (
@@ -67,6 +67,7 @@ TEN_YEARS = 10 * 365 * 86400
 Every = Annotated[float, Field(strict=True, gt=0, le=TEN_YEARS)]
 Jitter = Annotated[float, Field(strict=True, ge=0, le=86400)]
 MisfireCap = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+MisfireGrace = Annotated[float, Field(strict=True, ge=0, le=TEN_YEARS)]
 Cron = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Tz = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -215,8 +216,12 @@ class QueueOut(BaseModel):
 
 
 # -- schedules -----------------------------------------------------------------------------
+# The fields of these two models are the settable fields of `Schedule`
+# (`core.schedule.SETTABLE_FIELDS`) with the API's bounds; tests hold them to that list and
+# to its defaults.
 class ScheduleCreate(_In):
-    """A runtime schedule: exactly one of `cron` and `every` (seconds)."""
+    """A runtime schedule: exactly one of `cron` and `every` (seconds). `misfire_grace`:
+    seconds a fire may be late and still run (default half the period, at most 60 s)."""
 
     name: Name
     task: Name
@@ -229,13 +234,15 @@ class ScheduleCreate(_In):
     jitter: Jitter = 0.0
     misfire: MisfirePolicy = MisfirePolicy.SKIP
     misfire_cap: MisfireCap = 100
+    misfire_grace: MisfireGrace | None = None
     enabled: StrictBool = True
     owner: Name | None = None
 
 
 class SchedulePatch(_In):
     """Fields to change on a schedule; those left out stay as they are. `null` clears `cron`,
-    `every`, `payload`, `queue`, `priority` and `owner`; the other fields cannot be null.
+    `every`, `payload`, `queue`, `priority`, `misfire_grace` and `owner`; the other fields
+    cannot be null.
     """
 
     task: Name | SkipJsonSchema[None] = None
@@ -248,10 +255,11 @@ class SchedulePatch(_In):
     jitter: Jitter | SkipJsonSchema[None] = None
     misfire: MisfirePolicy | SkipJsonSchema[None] = None
     misfire_cap: MisfireCap | SkipJsonSchema[None] = None
+    misfire_grace: MisfireGrace | None = None
     enabled: StrictBool | SkipJsonSchema[None] = None
     owner: Name | None = None
 
-    @field_validator("task", "tz", "jitter", "misfire", "misfire_cap", "enabled", mode="before")
+    @field_validator(*(f for f in SETTABLE_FIELDS if f not in NULLABLE_FIELDS), mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # None here only means "left out"; an explicit null would be stored as is.

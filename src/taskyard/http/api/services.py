@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.routing import APIRoute
@@ -13,6 +13,9 @@ from taskyard.http.api.schemas import NAME_PATTERN, LeaseOut, ServiceOut
 from taskyard.http.auth import Principal, audit
 from taskyard.http.service import HttpService
 from taskyard.services.periodic import PeriodicService
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("build", "service_out", "services_out")
 
@@ -80,7 +83,7 @@ async def act(manager: Any, service_id: str, action: str) -> Any:
     return entry
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The service routes, acting through `ctx.manager`."""
     router = APIRouter(prefix="/services", tags=["services"], route_class=route_class)
 

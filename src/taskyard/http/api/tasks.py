@@ -3,13 +3,16 @@ worker can run its waiting jobs (two apps or versions sharing a store)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 from fastapi.routing import APIRoute
 
 from taskyard.core.coverage import WORKER_LIVE_SECONDS, TaskCoverage, task_coverage
 from taskyard.http.api.schemas import TaskOut
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("build", "coverage_of")
 
@@ -23,7 +26,7 @@ async def coverage_of(app: Any) -> list[TaskCoverage]:
     return task_coverage(counts, workers, now=now, worker_timeout=WORKER_LIVE_SECONDS)
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The task routes, reading job counts and the worker registry."""
     router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=route_class)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from taskyard.http.api.schemas import WorkerOut
 
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
+
 __all__ = ("build",)
 
 
-def build(ctx: Any, route_class: type[APIRoute]) -> APIRouter:
+def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The worker routes, reading the backend's worker registry."""
     router = APIRouter(prefix="/workers", tags=["workers"], route_class=route_class)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -29,6 +29,9 @@ from taskyard.http.auth import (
 from taskyard.http.dashboard import pages
 from taskyard.http.dashboard.render import STATIC, Renderer
 from taskyard.http.dashboard.session import COOKIE, Session, same_origin
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = ("build_router",)
 
@@ -58,7 +61,7 @@ def _safe_next(value: str | None, default: str = "/") -> str:
     return default
 
 
-def build_router(ctx: Any) -> APIRouter:
+def build_router(ctx: HttpContext) -> APIRouter:
     """The dashboard's routes (kept out of the OpenAPI document)."""
     http = ctx.settings.http
     check_bind(http.host, http.auth_enabled)
@@ -252,7 +255,7 @@ def build_router(ctx: Any) -> APIRouter:
     return router
 
 
-async def _perform(ctx: Any, noun: str, target: str, action: str) -> None:
+async def _perform(ctx: HttpContext, noun: str, target: str, action: str) -> None:
     """Do one dashboard action through the same operations the API uses."""
     app = ctx.app
     if noun == "queues":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskyard.core.coverage import WORKER_LIVE_SECONDS
 from taskyard.core.job import AttemptError, Job, JobStatus
@@ -18,6 +18,9 @@ from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
 from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series
 from taskyard.services.worker import Worker
+
+if TYPE_CHECKING:
+    from taskyard.http.context import HttpContext
 
 __all__ = (
     "SINCE", "attempt_restarts", "job_page", "jobs_page", "overview_page", "schedules_page",
@@ -47,7 +50,7 @@ async def unclaimable_tasks(app: Any) -> list[Any]:
     return [c for c in await coverage_of(app) if c.is_unclaimable]
 
 
-async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
+async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]:
     """Cards, the three charts and the queue table."""
     app = ctx.app
     now = app.clock.now()
@@ -83,7 +86,7 @@ async def overview_page(ctx: Any, depth: DepthHistory) -> dict[str, Any]:
     }
 
 
-async def jobs_page(ctx: Any, params: dict[str, str]) -> dict[str, Any]:
+async def jobs_page(ctx: HttpContext, params: dict[str, str]) -> dict[str, Any]:
     """Filtered job list with a link to the next page."""
     app = ctx.app
     now = app.clock.now()
@@ -148,7 +151,7 @@ def attempt_restarts(job: Job) -> list[bool]:
     return marks
 
 
-async def job_page(ctx: Any, job: Any) -> dict[str, Any]:
+async def job_page(ctx: HttpContext, job: Any) -> dict[str, Any]:
     """One job in full; each error paired with whether a manual retry followed it."""
     times = [
         ("created", job.created_at),
@@ -166,7 +169,7 @@ async def job_page(ctx: Any, job: Any) -> dict[str, Any]:
     }
 
 
-async def schedules_page(ctx: Any) -> dict[str, Any]:
+async def schedules_page(ctx: HttpContext) -> dict[str, Any]:
     """Schedules with their next three fire times, the tasks no live worker knows (their
     fires would wait), and whether any scheduler leads (without one, nothing fires)."""
     app = ctx.app
@@ -192,7 +195,7 @@ async def schedules_page(ctx: Any) -> dict[str, Any]:
     }
 
 
-async def services_page(ctx: Any) -> dict[str, Any]:
+async def services_page(ctx: HttpContext) -> dict[str, Any]:
     """Services of this process with metrics, and who leads each leader-only duty."""
     manager = ctx.manager
     return {
@@ -206,7 +209,7 @@ async def services_page(ctx: Any) -> dict[str, Any]:
     }
 
 
-async def workers_page(ctx: Any) -> dict[str, Any]:
+async def workers_page(ctx: HttpContext) -> dict[str, Any]:
     """Registered workers."""
     return {
         "page_title": "Workers",

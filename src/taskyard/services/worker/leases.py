@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
-from taskyard.core.job import Progress
+from taskyard.core.job import Job, Progress
 from taskyard.errors import LeaseLost
 
 if TYPE_CHECKING:
-    from taskyard.services.worker.worker import Worker
+    from taskyard.backends.protocol import Backend
+    from taskyard.clock import Clock
+    from taskyard.core.cluster import WorkerInfo
+    from taskyard.services.store_clock import StoreClock
+    from taskyard.services.worker.worker import WorkerConfig
 
-__all__ = ("LeaseKeeper", "raise_if_cancelling")
+__all__ = ("LeaseHolder", "LeaseKeeper", "raise_if_cancelling")
 
 log = logging.getLogger("taskyard.worker")
 
@@ -29,10 +34,51 @@ def raise_if_cancelling(exc: BaseException | None = None) -> None:
         raise asyncio.CancelledError from exc
 
 
+class LeaseHolder(Protocol):
+    """What the lease keeper reads and calls on its worker (a `Worker`)."""
+
+    @property
+    def config(self) -> WorkerConfig:
+        """The worker's settings (`lease`, `heartbeat_interval`)."""
+        ...
+
+    @property
+    def backend(self) -> Backend:
+        """The store the worker claims from."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The worker's clock (sleeps; a fake clock's `backend_now`)."""
+        ...
+
+    @property
+    def store_clock(self) -> StoreClock:
+        """The store's clock as the worker last read it; the heartbeat refreshes it."""
+        ...
+
+    @property
+    def in_flight(self) -> Mapping[str, Job]:
+        """The jobs the worker runs now, by id (their lease tokens are renewed)."""
+        ...
+
+    def interrupt(self, job_id: str, why: str) -> None:
+        """Stop a running job whose lease was lost or which was cancelled."""
+        ...
+
+    def info(self) -> WorkerInfo:
+        """What the worker registry records about this worker."""
+        ...
+
+    async def flush_stats(self) -> None:
+        """Write the per-minute counts collected since the last flush."""
+        ...
+
+
 class LeaseKeeper:
     """Owned by one `Worker`; its `run()` is one of the worker's side tasks."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: LeaseHolder) -> None:
         self.worker = worker
         self._progress: dict[str, Progress] = {}  # reported, not yet written
         self._last: dict[str, Progress] = {}  # the latest report of each running job
@@ -82,7 +128,7 @@ class LeaseKeeper:
     async def beat(self) -> None:
         """One heartbeat."""
         worker = self.worker
-        backend = worker.app.backend
+        backend = worker.backend
         leases = {job_id: job.lease_token or "" for job_id, job in worker.in_flight.items()}
         try:
             if leases:
@@ -97,13 +143,13 @@ class LeaseKeeper:
                     worker.interrupt(job_id, "cancelled")
             await worker.store_clock.refresh(backend)  # after the renewal, which cannot wait
             await backend.worker_heartbeat(info=worker.info())
-            await worker._flush_stats()
+            await worker.flush_stats()
         except Exception as exc:  # an outage must not kill the heartbeat
             raise_if_cancelling(exc)
             log.warning("heartbeat failed: %s", exc)
 
     async def _progress_loop(self) -> None:
-        backend = self.worker.app.backend
+        backend = self.worker.backend
         while True:
             await self._progress_ready.wait()
             self._progress_ready.clear()

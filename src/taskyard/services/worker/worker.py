@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskyard.app import Taskyard
+from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.cluster import WorkerInfo
@@ -150,6 +151,11 @@ class Worker(Service):
         self.store_clock = StoreClock(self.clock)
 
     # -- public ------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The app's backend, which this worker claims from and writes to."""
+        return self.app.backend
+
     def subscribe_jobs(self, callback: Callable[[JobOutcome], None]) -> Callable[[], None]:
         """Call `callback(JobOutcome)` after every run; returns an unsubscribe function."""
         self._job_listeners.append(callback)
@@ -367,7 +373,7 @@ class Worker(Service):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._side_tasks = []
-        await self._flush_stats()
+        await self.flush_stats()
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
         await self.children.close()
@@ -588,7 +594,9 @@ class Worker(Service):
         cell[0] += completed
         cell[1] += failed
 
-    async def _flush_stats(self) -> None:
+    async def flush_stats(self) -> None:
+        """Write the per-minute completed/failed counts collected since the last flush (the
+        heartbeat calls it; a failed write is logged and those counts are dropped)."""
         if not self._stats:
             return
         rows = [StatsRow(minute=m, queue=q, completed=c[0], failed=c[1]) for (m, q), c in self._stats.items()]
