@@ -49,7 +49,7 @@ chaos: $(STAMP) faketime
 
 ## Run the whole suite (lint first: style, types and the import layers are part of it).
 test: lint browser faketime
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests chaos
