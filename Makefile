@@ -48,8 +48,10 @@ chaos: $(STAMP) faketime
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 ## Run the whole suite (lint first: style, types and the import layers are part of it).
+## Three pytest-xdist workers: most tests wait on processes and leases, not on the CPU; the
+## process topologies that judge timing run one after another (tests/conftest.py SERIAL).
 test: lint browser faketime
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests chaos

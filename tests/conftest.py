@@ -10,6 +10,16 @@ import pytest
 from taskyard.backends.protocol import Backend
 from tests.support.backends import KINDS, make_backend
 
+#: Tests that start whole process topologies and judge their timing (takeovers, recoveries)
+#: run one after another on one xdist worker, so they never compete with each other.
+SERIAL = ("tests/chaos/test_scenarios.py", "tests/integration/test_scheduler_failover.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.xdist_group("topologies"))
+
 
 @pytest.fixture(params=KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:

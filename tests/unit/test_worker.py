@@ -480,3 +480,48 @@ async def test_worker_recycles_at_max_lost_threads_and_hands_back_what_it_holds(
     finally:
         release.set()
         await worker.stop(timeout=5)
+
+
+async def test_a_job_claimed_again_while_its_last_run_settles_keeps_its_new_lease(app: Taskyard) -> None:
+    """Rescued and claimed again by the same worker before its previous run has finished
+    settling (a dead child, a lost lease), the new run must keep its own bookkeeping: the old
+    run's clean-up once removed it, so the new lease was never renewed and expired again."""
+    from datetime import UTC, datetime
+
+    settling, second = asyncio.Event(), asyncio.Event()
+
+    @app.task("stubborn")
+    async def stubborn(payload: dict, ctx: Any) -> str:
+        if ctx.job.rescues == 0:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                settling.set()
+                await asyncio.sleep(0.5)  # settles slowly; meanwhile the job is claimed again
+                raise
+        second.set()
+        await asyncio.sleep(2.5)  # longer than the lease: it must be renewed
+        return "done"
+
+    job = await app.aenqueue("stubborn", {})
+    worker = Worker(app, WorkerConfig(lease=0.6, heartbeat_interval=0.05, poll_interval=0.05))
+    outcomes: list[JobOutcome] = []
+    worker.subscribe_jobs(outcomes.append)
+    await worker.start()
+    try:
+        await wait_until(lambda: job.id in worker.in_flight, timeout=5, what="the first run")
+        # The lease is taken away (as a rescuer would once it expired): the job is pending again.
+        report = await app.backend.jobs_rescue_expired(now=datetime.now(UTC) + timedelta(hours=1))
+        assert report.rescued == (job.id,)
+        await asyncio.wait_for(settling.wait(), 5)
+        await asyncio.wait_for(second.wait(), 5)
+        await asyncio.sleep(1.4)  # past the 0.6 s lease, and past the first run's 0.5 s settling
+        running = await app.aget_job(job.id)
+        assert running is not None and running.lease_expires_at is not None
+        assert running.lease_expires_at > datetime.now(UTC), "the second run's lease was not renewed"
+        done = await app.await_job(job.id, timeout=10)
+    finally:
+        await worker.stop()
+    assert done.status is JobStatus.COMPLETED and done.result == "done", done
+    assert done.rescues == 1
+    assert [o.outcome for o in outcomes] == ["lost", "completed"]

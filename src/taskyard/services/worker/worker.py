@@ -125,7 +125,9 @@ class Worker(Service):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{ids.new_id()[-8:]}"
         self.in_flight: dict[str, Job] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._interrupts: dict[str, str] = {}
+        #: Why a run's task was cancelled, by task (one job id may have two runs here at once:
+        #: rescued and claimed again by this worker while its last run is still settling).
+        self._interrupts: dict[asyncio.Task[None], str] = {}
         self._slot_freed = asyncio.Event()
         self._completions: list[tuple[Completion, Job, float]] = []
         self._completions_ready = asyncio.Event()
@@ -358,9 +360,9 @@ class Worker(Service):
             _, pending = await asyncio.wait(
                 list(self._tasks.values()), timeout=self.config.drain_timeout
             )
-            for job_id, task in list(self._tasks.items()):
+            for task in list(self._tasks.values()):
                 if task in pending:
-                    self._interrupts[job_id] = "released"
+                    self._interrupts[task] = "released"
                     task.cancel()
             if pending:
                 await asyncio.wait(pending)
@@ -383,17 +385,24 @@ class Worker(Service):
 
     # -- running jobs ------------------------------------------------------------------------
     def _start_job(self, job: Job) -> None:
+        # The job's previous run may still be settling here (its child died or its lease was
+        # lost, the job was rescued and this worker claimed it again at once): the new run
+        # waits for it, and each run removes only its own bookkeeping.
+        previous = self._tasks.get(job.id)
         self.in_flight[job.id] = job
-        self._tasks[job.id] = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
+        self._tasks[job.id] = asyncio.create_task(self._run_job(job, after=previous), name=f"job:{job.id}")
 
     def interrupt(self, job_id: str, why: str) -> None:
         """Stop a running job's handler: `why` is "cancelled" (requested) or "lost"."""
         task = self._tasks.get(job_id)
-        if task is not None and not task.done() and job_id not in self._interrupts:
-            self._interrupts[job_id] = why
+        if task is not None and not task.done() and task not in self._interrupts:
+            self._interrupts[task] = why
             task.cancel()
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, after: asyncio.Task[None] | None = None) -> None:
+        me = asyncio.current_task()
+        if after is not None and not after.done():
+            await asyncio.wait({after})
         started = self.monotonic()
         assert self._threads is not None
         if self.config.job_log_level is not None:
@@ -407,7 +416,7 @@ class Worker(Service):
                         self.app, job, report_progress=self.leases.report_progress, threads=self._threads
                     )
             except asyncio.CancelledError:
-                why = self._interrupts.get(job.id)
+                why = self._interrupts.get(me) if me is not None else None
                 if why is None:
                     raise
                 outcome = Outcome(why, reason=f"{why} while running")
@@ -415,10 +424,13 @@ class Worker(Service):
         except Exception:
             log.exception("could not record the outcome of job %s", job.id, extra={"job_id": job.id})
         finally:
-            self.in_flight.pop(job.id, None)
-            self._tasks.pop(job.id, None)
-            self._interrupts.pop(job.id, None)
-            self.leases.forget(job.id)
+            if self.in_flight.get(job.id) is job:
+                self.in_flight.pop(job.id)
+                self.leases.forget(job.id)
+            if me is not None:
+                if self._tasks.get(job.id) is me:
+                    self._tasks.pop(job.id)
+                self._interrupts.pop(me, None)
             self._slot_freed.set()
 
     async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
