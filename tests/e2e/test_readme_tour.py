@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.security.conftest import free_port
 from tests.support.processes import ROOT
+from tests.support.redis import free_port
 from tests.support.waiting import wait_until_sync
 
 README = ROOT / "README.md"

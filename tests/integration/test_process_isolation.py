@@ -5,7 +5,6 @@ through a child, payload models and contexts in a child, children replaced after
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from taskyard.core.ids import new_id
 from taskyard.core.job import JobDraft
 from tests.apps.process_app import build
 from tests.support.backends import isolated_url
-from tests.support.processes import stop_process, taskyard_process
+from tests.support.processes import is_running, stop_process, taskyard_process
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -38,14 +37,6 @@ async def _settled(app: Taskyard, jobs: list) -> list:
     return stored if all(j is not None and j.is_finished for j in stored) else []
 
 
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too (its parent has not reaped it yet).
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("kind", DURABLE)
@@ -147,11 +138,11 @@ async def test_progress_from_a_child_is_recorded_and_cancelling_stops_the_child(
             running = await wait_until(half_way, timeout=30, what="the progress report")
             assert running.status is JobStatus.RUNNING and running.progress.percent == 50
             child_pid = int(running.progress.message.rsplit(" ", 1)[1])
-            assert child_pid != worker.pid and _is_running(child_pid)
+            assert child_pid != worker.pid and is_running(child_pid)
             await app.acancel_job(job.id)
             cancelled = await app.await_job(job.id, timeout=30)
             assert cancelled.status is JobStatus.CANCELLED
-            await wait_until(lambda: not _is_running(child_pid), timeout=10, what="the child to stop")
+            await wait_until(lambda: not is_running(child_pid), timeout=10, what="the child to stop")
             assert worker.poll() is None
         finally:
             assert stop_process(worker) == 0

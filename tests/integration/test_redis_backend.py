@@ -6,7 +6,6 @@ key layout (prefix isolation, one hash slot per queue) and error conversion.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,20 +20,11 @@ from taskyard.core.ids import new_id
 from taskyard.core.job import Completion, JobDraft, JobFilter, JobStatus
 from taskyard.core.schedule import Schedule
 from taskyard.errors import BackendUnavailable, ConfigError
+from tests.support.backends import opened_backend as opened
 from tests.support.redis import free_port, isolated_url
 from tests.support.servers import REDIS_URL
 
 T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
-
-
-@contextlib.asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Backend]:
-    backend = backend_from_url(url)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 @pytest.fixture

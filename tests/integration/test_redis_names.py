@@ -5,7 +5,6 @@ open, and a schedule store that cannot be applied whole changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +12,6 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.keys import QUEUE_KEY_NAMES, Keys, queue_tag, schedule_tag
@@ -23,18 +21,9 @@ from taskyard.core.job import JobDraft, JobFilter
 from taskyard.core.schedule import Schedule
 from tests.conformance.factory import T0, at
 from tests.conformance.test_names import HOSTILE
+from tests.support.backends import opened_backend as opened
 from tests.support.redis import isolated_url
 from tests.support.servers import REDIS_URL
-
-
-@contextlib.asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Backend]:
-    backend = backend_from_url(url)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import pytest
 
 from taskyard.http.auth import issue_token
 from tests.support.processes import ROOT, stop_process
+from tests.support.redis import free_port
 from tests.support.waiting import wait_until_sync
 
 APP = "tests.apps.security_app:app"
@@ -60,12 +60,6 @@ class Server:
     def logs(self) -> str:
         """Everything the process wrote so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

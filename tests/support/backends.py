@@ -31,12 +31,18 @@ async def isolated_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
+async def opened_backend(url: str) -> AsyncIterator[Backend]:
+    """The backend of `url`, open for the block and closed after it."""
+    backend = backend_from_url(url)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@contextlib.asynccontextmanager
 async def make_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open backend of `kind`, isolated for one test."""
-    async with isolated_url(kind, tmp_path) as url:
-        backend = backend_from_url(url)
-        await backend.open()
-        try:
-            yield backend
-        finally:
-            await backend.close()
+    async with isolated_url(kind, tmp_path) as url, opened_backend(url) as backend:
+        yield backend

@@ -38,6 +38,16 @@ def skewed_env(offset: str) -> dict[str, str]:
     return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
 
 
+def is_running(pid: int) -> bool:
+    """True while process `pid` exists and is not a zombie (dead, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
     """Send `sig` and wait for the exit code (kill after `timeout`)."""
     if proc.poll() is None:

@@ -13,16 +13,8 @@ from taskyard.config import load_settings
 from taskyard.services.worker import Worker, WorkerConfig
 from taskyard.testing import drain
 from tests.apps.process_app import build
+from tests.support.processes import is_running
 from tests.support.waiting import wait_until
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_a_programmatic_app_is_found_from_its_handlers_module() -> None:
@@ -70,9 +62,9 @@ async def test_stopping_the_worker_stops_its_children() -> None:
     await worker.start()
     await worker.wait_finished()
     pids = worker.children.pids
-    assert pids and all(_alive(p) for p in pids)  # idle children wait for the next job
+    assert pids and all(is_running(p) for p in pids)  # idle children wait for the next job
     await worker.stop()
-    assert worker.children.pids == [] and not any(_alive(p) for p in pids)
+    assert worker.children.pids == [] and not any(is_running(p) for p in pids)
     results = {(await app.aget_job(j.id)).result for j in jobs}
     assert results <= set(pids)
 
@@ -112,7 +104,7 @@ async def test_an_idle_child_that_died_is_replaced_without_blaming_the_next_job(
     try:
         first = await app.await_job((await app.aenqueue("whoami", {})).id, timeout=30)
         os.kill(first.result, signal.SIGKILL)  # e.g. the OOM killer, between two jobs
-        await wait_until(lambda: not _alive(first.result), timeout=10, what="the child to die")
+        await wait_until(lambda: not is_running(first.result), timeout=10, what="the child to die")
         second = await app.await_job((await app.aenqueue("whoami", {})).id, timeout=30)
     finally:
         await worker.stop()
