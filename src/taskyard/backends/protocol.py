@@ -37,6 +37,7 @@ from taskyard.core.job import (
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
+from taskyard.core.settle import Settle, Settled
 
 __all__ = ("UNSET", "Backend", "TransactionalEnqueue", "Unset")
 
@@ -193,6 +194,16 @@ class Backend(Protocol):
         self, *, job_id: str, lease_token: str, progress: Progress, now: datetime | None = None
     ) -> None:
         """Record progress of a running job; raises `LeaseLost` if the token does not own it."""
+        ...
+
+    async def jobs_settle(self, *, outcomes: Sequence[Settle], now: datetime | None = None) -> list[Settled]:
+        """The one owned write: for each outcome (`core.settle.Settle`), if its lease token
+        still owns its job (running, same token), move the job to the state the outcome's kind
+        says, atomically; otherwise write nothing and answer `owned=False`. One `Settled` per
+        outcome, in order; outcomes are independent (one refused leaves the others written).
+        Never raises `LeaseLost`; raises `BackendUnavailable` when the store is unreachable
+        (the caller retries the batch: a write already applied is then refused, not repeated).
+        """
         ...
 
     async def jobs_complete(
