@@ -525,7 +525,14 @@ CHILD_LOST = "WorkerLost"
 def with_worker_stops(data: CheckInput) -> CheckInput:
     """`data` with what the worker saw of its child processes: a run without an end whose
     attempt has a stored `KILLED_BY_WORKER` error ends at that error (not ok); one whose
-    attempt has a `CHILD_LOST` error had its process die then (an `exit` fault on its pid)."""
+    attempt has a `CHILD_LOST` error had its process die then (an `exit` fault on its pid).
+
+    An error's time is the worker's estimate of the store's clock, off by up to half a round
+    trip (tens of ms on a loaded machine), while the histories use this machine's clock. It
+    is placed within what causality allows: after the run started, and before the job's next
+    run started (the write that ended the run, fenced by its lease token, came before the
+    claim that began the next one). Without that, a crash rescued and claimed again within
+    40 ms looked like an unexplained second start of the attempt."""
     stored = {job.id: job for job in data.jobs}
     events = list(data.events)
     faults = list(data.faults)
@@ -534,13 +541,15 @@ def with_worker_stops(data: CheckInput) -> CheckInput:
         if job is None or not job.errors:
             continue
         used: set[int] = set()
-        for run in job_runs:
+        for k, run in enumerate(job_runs):
             if run.end is not None:
                 continue
-            for i, (attempt, kind, at) in enumerate(job.errors):
-                if i in used or attempt != run.attempt or at < run.start.true_time - 1.0:
+            following = job_runs[k + 1].start.true_time if k + 1 < len(job_runs) else math.inf
+            for i, (attempt, kind, when) in enumerate(job.errors):
+                if i in used or attempt != run.attempt or when < run.start.true_time - 1.0:
                     continue
                 used.add(i)
+                at = min(max(when, run.start.true_time), following)
                 if kind in KILLED_BY_WORKER:
                     start = run.start
                     events.append(Event(kind="end", t=at + start.skew, pid=start.pid, process=start.process,

@@ -237,3 +237,17 @@ def test_a_child_that_died_is_a_crash_that_explains_the_rerun() -> None:
     assert [(d.job, d.cause) for d in report.duplicates] == [("a", "holder crashed")]
     # Unexplained without it.
     assert "unexplained-duplicate" in invariants(CheckInput(events, [job("a", attempt=1)], policies=POLICIES))
+
+
+def test_a_crash_rerun_sooner_than_the_store_clock_is_precise_is_still_explained() -> None:
+    # Rescued and claimed again within 40 ms; the stored error's time (the worker's estimate
+    # of the store's clock) lands 30 ms after the rerun began: the rescue write still came
+    # first (the rerun's claim needed it), so the crash explains the rerun. Seen on CI.
+    events = [*ack(0, "a"), *run("a", 1, 1, pid=20, end=None), *run("a", 1, 1.04, pid=21)]
+    stored = _stored_errors(job("a", attempt=1), (1, "WorkerLost", 1.07))
+    report = check(CheckInput(events, [stored], policies=POLICIES))
+    assert report.ok, report.violations
+    assert [(d.job, d.cause) for d in report.duplicates] == [("a", "holder crashed")]
+    # An error from before the run began (a clock estimate early) is placed at its start.
+    early = _stored_errors(job("a", attempt=1), (1, "WorkerLost", 0.98))
+    assert check(CheckInput(events, [early], policies=POLICIES)).ok
