@@ -9,6 +9,7 @@ import asyncio
 import collections
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,15 +39,17 @@ def _draft(i: int) -> JobDraft:
 
 async def _eventually(coro_fn, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     """Call `coro_fn()` until it stops raising `BackendUnavailable` (the outage is over)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    answer: list[Any] = []
+
+    async def answered() -> bool:
         try:
-            return await coro_fn()
+            answer.append(await coro_fn())
         except BackendUnavailable:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+            return False
+        return True
+
+    await wait_until(answered, timeout=timeout, interval=0.1, what="the backend to answer after the restart")
+    return answer[0]
 
 
 async def test_backend_recovers_after_restart(server: OwnedServer) -> None:

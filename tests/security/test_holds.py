@@ -18,6 +18,7 @@ import jwt
 import pytest
 
 from tests.security.conftest import Server
+from tests.support.waiting import wait_until_sync
 
 XSS = ['<script>alert("xss")</script>', '"><img src=x onerror=alert(1)>', "'><svg onload=alert(2)>"]
 
@@ -39,13 +40,12 @@ def dashboard_login(server: Server, token: str) -> httpx.Client:
 
 
 def wait_for_status(http: httpx.Client, headers: dict[str, str], job_id: str, status: str) -> dict:
-    deadline = time.monotonic() + 20
-    while True:
-        job = http.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
-        if job["status"] == status:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
+    def reached() -> dict | None:
+        job: dict = http.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        return job if job["status"] == status else None
+
+    found: dict = wait_until_sync(reached, timeout=20, what=f"job {job_id} to be {status}")
+    return found
 
 
 # -- forged tokens -----------------------------------------------------------------------------
