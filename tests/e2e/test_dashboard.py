@@ -66,9 +66,7 @@ async def live() -> AsyncIterator[Live]:
     server = uvicorn.Server(uvicorn.Config(
         build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
     serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started, timeout=20, interval=0.02, what="the dashboard server to start")
     await manager.start_all()
     try:
         yield Live(url=f"http://127.0.0.1:{port}", app=app, creds=creds)
@@ -142,9 +140,10 @@ async def test_admin_flow(live: Live, browser) -> None:
     await _shot(page, "job-failed")
     await page.click("button[data-action='retry']")
     await page.wait_for_selector("p.notice", timeout=WAIT)
-    async with asyncio.timeout(20):
-        while len((await live.app.aget_job(failing.id)).errors) < 2:
-            await asyncio.sleep(0.05)
+    async def retried() -> bool:
+        return len((await live.app.aget_job(failing.id)).errors) >= 2
+
+    await wait_until(retried, timeout=20, what="the retried job to fail a second time")
 
     # Pause and resume a schedule.
     await live.app.schedules.aadd("hourly-sum", task="math.add", cron="0 * * * *", payload={"a": 1, "b": 1})
