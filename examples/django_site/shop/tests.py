@@ -113,6 +113,16 @@ class MappingTests(TransactionTestCase):
         self.assertEqual((read.id, read.args), (result.id, [4]))
 
 
+class PublicApiTests(TransactionTestCase):
+    """What taskyard.contrib.django exports."""
+
+    def test_the_public_names(self) -> None:
+        import taskyard.contrib.django as contrib
+
+        self.assertEqual(contrib.__all__, ("TaskyardBackend",))
+        self.assertIs(contrib.TaskyardBackend, TaskyardBackend)
+
+
 class CheckTests(TransactionTestCase):
     """A bad configuration is reported by Django's system checks."""
 

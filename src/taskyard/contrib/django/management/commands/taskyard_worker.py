@@ -51,6 +51,9 @@ class Command(BaseCommand):
             roles, overrides = "worker,maintenance", {"http": {"enabled": False}}
         if options["concurrency"] is not None:
             overrides["worker"] = {"concurrency": options["concurrency"]}
+        # The store is the one the backend enqueues to, whatever TASKYARD_BACKEND or a
+        # taskyard.toml `backend` would choose for a plain `taskyard run`.
+        overrides["backend"] = backend.app.backend.url
         try:
             settings = load_settings(options["config"], **overrides)
             setup_logging(settings)
