@@ -45,10 +45,10 @@ class Command(BaseCommand):
             raise CommandError(f"TASKS[{options['backend']!r}] is not a TaskyardBackend ({type(backend).__name__})")
         names = backend.discover()
         queues = options["queues"].split(",") if options["queues"] else sorted(backend.queues) or None
-        if options["server"] or options["only"]:
-            roles, overrides = options["only"], {}
-        else:
-            roles, overrides = "worker,maintenance", {"http": {"enabled": False}}
+        overrides: dict[str, Any] = {}
+        roles = options["only"]
+        if not (options["server"] or roles):  # `taskyard worker`: no HTTP to bind on a worker host
+            roles, overrides["http"] = "worker,maintenance", {"enabled": False}
         if options["concurrency"] is not None:
             overrides["worker"] = {"concurrency": options["concurrency"]}
         # The store is the one the backend enqueues to, whatever TASKYARD_BACKEND or a
