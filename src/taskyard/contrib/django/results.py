@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from taskyard.contrib.django.compat import TaskError, TaskResult, TaskResultStatus
+from taskyard.contrib.django.compat import InvalidTask, TaskError, TaskResult, TaskResultStatus
 from taskyard.core.job import AttemptError, Job, JobStatus
 
 __all__ = ("STATUSES", "exception_class_path", "payload_of", "task_result")
@@ -63,8 +63,12 @@ def task_result(task: Any, job: Job, *, backend_alias: str) -> Any:
     """
     payload = job.payload if isinstance(job.payload, dict) else {}
     worker = job.worker_id or ""
+    try:
+        as_run = task.using(queue_name=job.queue, priority=job.priority)
+    except InvalidTask:  # a queue no longer in QUEUES: the result still reads
+        as_run = task
     result = TaskResult(
-        task=task.using(queue_name=job.queue, priority=job.priority),
+        task=as_run,
         id=job.id,
         status=TaskResultStatus(STATUSES[job.status]),
         enqueued_at=job.created_at,
