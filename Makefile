@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 APP ?= examples.demo:app
 
-.PHONY: run test bench bench-peers lint venv dev clean browser faketime chaos audit
+.PHONY: django6 run test bench bench-peers lint venv dev clean browser faketime chaos audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,django]'
 	touch $(VENV)/.installed $@
 
 venv: $(VENV)/.installed
@@ -47,10 +47,29 @@ faketime:
 chaos: $(STAMP) faketime
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
+## Django 6 (django.tasks) needs Python >= 3.12, in a venv of its own beside the 3.11 one (which
+## has Django 5.2 and the django-tasks backport): tests/integration/test_django.py runs the
+## example project's tests under both. Python: a python3.12/python3.13 that runs, else pyenv's.
+DJANGO6_VENV := .venv-django6
+PYTHON_DJANGO6 ?= $(shell for p in python3.12 python3.13; do $$p -c '' 2>/dev/null && command -v $$p && exit; done; \
+  v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]' | head -1); \
+  [ -n "$$v" ] && echo "$$(pyenv prefix $$v)/bin/python3")
+
+$(DJANGO6_VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON_DJANGO6)" ]; then \
+	  if [ -n "$$CI" ]; then echo "error: no Python >= 3.12 for the Django 6 tests (CI needs it)"; exit 1; fi; \
+	  echo "no Python >= 3.12 found (python3.12, python3.13, pyenv): the Django 6 tests will be skipped"; \
+	else \
+	  $(PYTHON_DJANGO6) -m venv $(DJANGO6_VENV) && $(DJANGO6_VENV)/bin/pip install -q --upgrade pip \
+	  && $(DJANGO6_VENV)/bin/pip install -q -e '.[django]' && touch $@; \
+	fi
+
+django6: $(DJANGO6_VENV)/.installed
+
 ## Run the whole suite (lint first: style, types and the import layers are part of it).
 ## Three pytest-xdist workers: most tests wait on processes and leases, not on the CPU; the
 ## process topologies that judge timing run one after another (tests/conftest.py SERIAL).
-test: lint browser faketime
+test: lint browser faketime django6
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadgroup --durations=15
 
 lint: $(STAMP)
@@ -83,4 +102,4 @@ bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 	$(BIN)/python -m bench.peers
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DJANGO6_VENV) .pytest_cache .mypy_cache .ruff_cache
