@@ -1,5 +1,5 @@
-"""The `Worker` service: claims jobs in batches up to its free slots, runs them, records the
-outcomes (completions in batches), renews leases, and drains cleanly on stop.
+"""The `Worker` service: claims jobs in batches up to its free slots, runs them, hands their
+outcomes to its `Completer` (written in batches), renews leases, and drains cleanly on stop.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.cluster import WorkerInfo
-from taskyard.core.job import Completion, Job, JobStatus
+from taskyard.core.job import Job, JobStatus
 from taskyard.core.names import check_name
-from taskyard.core.queue import StatsRow
-from taskyard.errors import BackendUnavailable, LeaseLost
+from taskyard.core.settle import Settle, Settled, SettleKind
+from taskyard.errors import BackendUnavailable
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.children import ChildPool
-from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
-from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
+from taskyard.services.worker.completer import Completer
+from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, OutcomeKind, execute
+from taskyard.services.worker.leases import LeaseKeeper
+from taskyard.services.worker.stats import RunStats
 from taskyard.services.worker.threads import LostThread, ThreadSlots
 
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
@@ -129,11 +131,7 @@ class Worker(Service):
         #: rescued and claimed again by this worker while its last run is still settling).
         self._interrupts: dict[asyncio.Task[None], str] = {}
         self._slot_freed = asyncio.Event()
-        self._completions: list[tuple[Completion, Job, float]] = []
-        self._completions_ready = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self._retry_watch: dict[str, datetime] = {}
-        self._stats: dict[tuple[datetime, str], list[int]] = {}
         self._job_listeners: list[Callable[[JobOutcome], None]] = []
         self._threads: ThreadSlots | None = None
         #: Why this worker recycles itself (stops claiming, drains, hands back), once it does.
@@ -151,6 +149,13 @@ class Worker(Service):
         #: Times this worker writes for others to compare (retry times, heartbeats, stats
         #: minutes) follow the store's clock; refreshed with every heartbeat.
         self.store_clock = StoreClock(self.clock)
+        #: Per-minute counts of completed and failed runs; the heartbeat writes them.
+        self.stats = RunStats(self.store_clock)
+        #: Writes every run's outcome (`jobs_settle`), in batches.
+        self.completer = Completer(
+            lambda: self.app.backend, now=self.store_clock.now, patience=self.config.lease,
+            monotonic=self.monotonic,
+        )
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -242,10 +247,8 @@ class Worker(Service):
             self.config.concurrency, name=f"taskyard-{self.id}", grace=self.config.stop_grace,
             on_lost=self._on_lost_thread,
         )
-        self._side_tasks = [
-            asyncio.create_task(self._flush_completions_loop(), name="worker:completer"),
-            asyncio.create_task(self.leases.run(), name="worker:leases"),
-        ]
+        self.completer.start()
+        self._side_tasks = [asyncio.create_task(self.leases.run(), name="worker:leases")]
 
     async def run(self) -> None:
         backend = self.app.backend
@@ -333,7 +336,7 @@ class Worker(Service):
 
     async def _burst_has_more(self) -> bool:
         """In burst mode: wait for retries this worker scheduled; False when none is left."""
-        await self._flush_completions_now()
+        await self.completer.flush()
         if not self.config.burst_wait_retries:
             return False
         while self._retry_watch and not self.stopping.is_set():
@@ -368,14 +371,14 @@ class Worker(Service):
                 await asyncio.wait(pending)
 
     async def on_stop(self) -> None:
-        await self._flush_completions_now()
+        await self.completer.stop()  # every outcome recorded before the worker is gone
         for task in self._side_tasks:
             task.cancel()
         for task in self._side_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._side_tasks = []
-        await self.flush_stats()
+        await self.stats.flush(self.app.backend)
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
         await self.children.close()
@@ -419,7 +422,7 @@ class Worker(Service):
                 why = self._interrupts.get(me) if me is not None else None
                 if why is None:
                     raise
-                outcome = Outcome(why, reason=f"{why} while running")
+                outcome = Outcome(OutcomeKind(why), reason=f"{why} while running")
             await self._record(job, outcome, self.monotonic() - started)
         except Exception:
             log.exception("could not record the outcome of job %s", job.id, extra={"job_id": job.id})
@@ -434,17 +437,32 @@ class Worker(Service):
             self._slot_freed.set()
 
     async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
+        if outcome.kind is OutcomeKind.LOST:
+            self._lost(job, duration)
+            return
+        if outcome.kind is OutcomeKind.RELEASED and outcome.reason == UNKNOWN_TASK:
+            log.warning(
+                "job %s has task %r, which this worker does not know; handed back untouched",
+                job.id, job.task, extra={"job_id": job.id},
+            )
+        settle = self._settle_of(job, outcome)
+        answer = self.completer.submit(settle)
+        if settle.kind is SettleKind.COMPLETED:
+            # Not waited for: the slot frees at once, the completer writes completions in batches.
+            answer.add_done_callback(lambda done: self._completed(job, settle, duration, done))
+            return
+        self._settled(job, settle, await answer, duration)
+
+    def _settle_of(self, job: Job, outcome: Outcome) -> Settle:
+        """The write that ends this run; retry and snooze times are decided here, on the
+        store's clock (every claimer compares them)."""
         token = job.lease_token or ""
-        backend = self.app.backend
-        now = self.store_clock.now()  # retry and snooze times are compared by every claimer
-        kind = outcome.kind
-        try:
-            if kind == "completed":
-                final = self.leases.last_progress(job.id)  # its last report, maybe not yet written
-                self._completions.append((Completion(job.id, token, outcome.result, final), job, duration))
-                self._completions_ready.set()
-                return
-            if kind == "failed":
+        now = self.store_clock.now()
+        match outcome.kind:
+            case OutcomeKind.COMPLETED:
+                # Its last progress report, maybe not yet written.
+                return Settle.completed(job.id, token, outcome.result, self.leases.last_progress(job.id))
+            case OutcomeKind.FAILED:
                 assert outcome.error is not None
                 delay = (
                     self.app.get_task(job.task).retry.delay_after(job.attempt)
@@ -452,118 +470,70 @@ class Worker(Service):
                     else None
                 )
                 retry_at = now + timedelta(seconds=delay) if delay is not None else None
-                updated = await self._write(
-                    lambda: backend.job_fail(
-                        job_id=job.id, lease_token=token, error=outcome.error, retry_at=retry_at, now=now  # type: ignore[arg-type]
-                    )
-                )
+                return Settle.failed(job.id, token, outcome.error, retry_at)
+            case OutcomeKind.RETRY_LATER:
+                return Settle.snoozed(job.id, token, now + timedelta(seconds=outcome.delay))
+            case OutcomeKind.CANCELLED:
+                return Settle.cancelled(job.id, token, outcome.reason)
+            case OutcomeKind.RELEASED:
+                return Settle.released(job.id, token)
+            case OutcomeKind.CRASHED:
+                return Settle.rescued(job.id, token, outcome.reason)
+        raise AssertionError(f"no write for outcome {outcome.kind}")
+
+    def _lost(self, job: Job, duration: float) -> None:
+        log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
+        self._emit_job(job, "lost", duration)
+
+    def _completed(self, job: Job, settle: Settle, duration: float, answer: asyncio.Future[Settled]) -> None:
+        if answer.cancelled() or answer.exception() is not None or not answer.result().owned:
+            self._emit_job(job, "lost", duration)  # a failed batch was logged by the completer
+            return
+        self.stats.count(job.queue, completed=1)
+        self._emit_job(job.replace(status=JobStatus.COMPLETED, result=settle.result), "completed", duration)
+
+    def _settled(self, job: Job, settle: Settle, settled: Settled, duration: float) -> None:
+        if settle.kind is SettleKind.RELEASED:
+            self._emit_job(job, "released", duration)  # a lost lease: someone else has it anyway
+            return
+        if not settled.owned:
+            self._lost(job, duration)
+            return
+        updated = settled.job or job
+        match settle.kind:
+            case SettleKind.FAILED:
+                assert settle.error is not None
+                retry_at = settle.retry_at
                 if retry_at is not None:
                     self._retry_watch[job.id] = retry_at
                     self._emit_job(updated, "retrying", duration)
                 else:
-                    self._count(job.queue, failed=1)
+                    self.stats.count(job.queue, failed=1)
                     self._emit_job(updated, "failed", duration)
                 log.warning(
                     "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
-                    outcome.error.message,
+                    settle.error.message,
                     f"; retry at {retry_at.isoformat()}" if retry_at else "; no attempts left",
                     extra={"job_id": job.id},
                 )
-            elif kind == "retry_later":
-                run_at = now + timedelta(seconds=outcome.delay)
-                updated = await self._write(
-                    lambda: backend.job_snooze(job_id=job.id, lease_token=token, run_at=run_at, now=now)
-                )
-                self._retry_watch[job.id] = run_at
+            case SettleKind.SNOOZED:
+                assert settle.run_at is not None
+                self._retry_watch[job.id] = settle.run_at
                 self._emit_job(updated, "snoozed", duration)
-            elif kind == "cancelled":
-                updated = await self._write(
-                    lambda: backend.job_finish_cancelled(
-                        job_id=job.id, lease_token=token, reason=outcome.reason, now=now
-                    )
-                )
+            case SettleKind.CANCELLED:
                 self._emit_job(updated, "cancelled", duration)
-            elif kind == "released":
-                if outcome.reason == UNKNOWN_TASK:
-                    log.warning(
-                        "job %s has task %r, which this worker does not know; handed back untouched",
-                        job.id, job.task, extra={"job_id": job.id},
-                    )
-                await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
-                self._emit_job(job, "released", duration)
-            elif kind == "crashed":
-                updated = await self._write(
-                    lambda: backend.job_rescue(job_id=job.id, lease_token=token, reason=outcome.reason, now=now)
-                )
+            case SettleKind.RESCUED:
                 failed = updated.status is JobStatus.FAILED
                 if failed:
-                    self._count(job.queue, failed=1)
+                    self.stats.count(job.queue, failed=1)
                 self._emit_job(updated, "failed" if failed else "rescued", duration)
                 log.warning(
-                    "job %s (%s): %s; %s", job.id, job.task, outcome.reason,
+                    "job %s (%s): %s; %s", job.id, job.task, settle.reason,
                     "failed (max_rescues)" if failed else "it will run again",
                     extra={"job_id": job.id},
                 )
-            elif kind == "lost":
-                log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
-                self._emit_job(job, "lost", duration)
-        except LeaseLost:
-            log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
-            self._emit_job(job, "lost", duration)
 
-    async def _write(self, op: Callable[[], Any]) -> Any:
-        """Run a backend write, retrying through an outage for up to one lease."""
-        deadline = self.monotonic() + self.config.lease
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except BackendUnavailable as exc:
-                if self.monotonic() > deadline:
-                    raise
-                log.warning("backend unavailable while recording a job, retrying: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    # -- completions, batched ----------------------------------------------------------------
-    async def _flush_completions_loop(self) -> None:
-        while True:
-            await self._completions_ready.wait()
-            await self._flush_completions_now()
-            raise_if_cancelling()
-
-    async def _flush_completions_now(self) -> None:
-        # One flush at a time: stop() must wait for a batch already being written rather
-        # than cancel it (the completions in it would be lost).
-        async with self._flush_lock:
-            await self._flush_completions_locked()
-
-    async def _flush_completions_locked(self) -> None:
-        while self._completions:
-            batch, self._completions = self._completions, []
-            self._completions_ready.clear()
-            try:
-                lost = set(
-                    await self._write(
-                        lambda b=batch: self.app.backend.jobs_complete(  # type: ignore[misc]
-                            completions=[c for c, _, _ in b], now=self.store_clock.now()
-                        )
-                    )
-                )
-            except Exception as exc:
-                raise_if_cancelling(exc)
-                log.exception("could not record %d completion(s)", len(batch))
-                lost = {c.job_id for c, _, _ in batch}
-            for completion, job, duration in batch:
-                if completion.job_id in lost:
-                    self._emit_job(job, "lost", duration)
-                else:
-                    self._count(job.queue, completed=1)
-                    self._emit_job(
-                        job.replace(status=JobStatus.COMPLETED, result=completion.result), "completed", duration
-                    )
-
-    # -- outcomes, stats ---------------------------------------------------------------------
+    # -- outcomes ---------------------------------------------------------------------
     def _log_job(self, level: int, job: Job, outcome: str, duration: float | None = None) -> None:
         """The structured line of a job's start (`outcome="started"`) or end: ids, task,
         queue, attempt, outcome, duration; never its payload or result."""
@@ -598,22 +568,3 @@ class Worker(Service):
                     listener(event)
                 except Exception:
                     log.exception("job outcome listener failed")
-
-    def _count(self, queue: str, *, completed: int = 0, failed: int = 0) -> None:
-        now = self.store_clock.now()
-        minute = now.replace(second=0, microsecond=0)
-        cell = self._stats.setdefault((minute, queue), [0, 0])
-        cell[0] += completed
-        cell[1] += failed
-
-    async def flush_stats(self) -> None:
-        """Write the per-minute completed/failed counts collected since the last flush (the
-        heartbeat calls it; a failed write is logged and those counts are dropped)."""
-        if not self._stats:
-            return
-        rows = [StatsRow(minute=m, queue=q, completed=c[0], failed=c[1]) for (m, q), c in self._stats.items()]
-        self._stats = {}
-        try:
-            await self.app.backend.stats_record(rows=rows)
-        except Exception as exc:
-            log.warning("could not record statistics: %s", exc)
