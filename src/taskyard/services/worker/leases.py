@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from taskyard.clock import Clock
     from taskyard.core.cluster import WorkerInfo
     from taskyard.services.store_clock import StoreClock
+    from taskyard.services.worker.config import WorkerConfig
     from taskyard.services.worker.stats import RunStats
-    from taskyard.services.worker.worker import WorkerConfig
 
 __all__ = ("LeaseHolder", "LeaseKeeper", "raise_if_cancelling")
 

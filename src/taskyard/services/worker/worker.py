@@ -10,8 +10,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from taskyard.app import Taskyard
@@ -20,15 +18,15 @@ from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.cluster import WorkerInfo
 from taskyard.core.job import Job, JobStatus
-from taskyard.core.names import check_name
-from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import BackendUnavailable
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.children import ChildPool
 from taskyard.services.worker.completer import Completer
-from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, OutcomeKind, execute
+from taskyard.services.worker.config import WorkerConfig
+from taskyard.services.worker.executor import Outcome, OutcomeKind, execute
 from taskyard.services.worker.leases import LeaseKeeper
+from taskyard.services.worker.recorder import JobOutcome, Recorder
 from taskyard.services.worker.stats import RunStats
 from taskyard.services.worker.threads import LostThread, ThreadSlots
 
@@ -37,75 +35,6 @@ __all__ = ("JobOutcome", "Worker", "WorkerConfig")
 log = logging.getLogger("taskyard.worker")
 #: One line when a job starts (DEBUG) and one when it ends (`WorkerConfig.job_log_level`).
 job_log = logging.getLogger("taskyard.jobs")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """How a worker claims and runs jobs.
-
-    `queues` None means every queue. `lease` is how long a claim holds a job without a
-    heartbeat; heartbeats come every `min(lease / 3, heartbeat_interval)` seconds.
-    `drain_timeout` is how long `stop()` lets in-flight jobs finish before handing them back.
-    `burst` makes the worker stop by itself once nothing is due and nothing runs; with
-    `burst_wait_retries` it first waits for the retries it scheduled itself to come due.
-    `stop_grace` is how long a stopped sync handler's thread gets to end (an exception is
-    raised in it meanwhile) before it counts as lost; at `max_lost_threads` lost threads the
-    worker recycles itself (0: never).
-    `isolation` "task" runs each job as its task says, "process" every job in a child
-    process; children serve `max_jobs_per_child` jobs, are replaced once past
-    `max_memory_per_child` MB, and kill a job past `memory_limit` MB (tasks without their own).
-    `job_log_level` is the level of the line logged when a job ends (its start is logged at
-    DEBUG, or not at all when this is None); neither carries payloads or results.
-    """
-
-    queues: tuple[str, ...] | None = None
-    concurrency: int = 10
-    lease: float = 60.0
-    heartbeat_interval: float = 5.0
-    poll_interval: float = 1.0
-    drain_timeout: float = 30.0
-    burst: bool = False
-    burst_wait_retries: bool = True
-    stop_grace: float = 5.0
-    max_lost_threads: int = 3
-    isolation: str = "task"
-    max_jobs_per_child: int = 1000
-    max_memory_per_child: float | None = None
-    memory_limit: float | None = None
-    job_log_level: int | None = logging.INFO
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("worker concurrency must be at least 1")
-        if self.lease <= 0 or self.poll_interval <= 0 or self.heartbeat_interval <= 0:
-            raise ValueError("worker lease, poll_interval and heartbeat_interval must be > 0")
-        if self.drain_timeout < 0:
-            raise ValueError("worker drain_timeout must be >= 0")
-        if self.stop_grace < 0 or self.max_lost_threads < 0:
-            raise ValueError("worker stop_grace and max_lost_threads must be >= 0")
-        for queue in self.queues or ():
-            check_name("worker queue name", queue)
-        if self.isolation not in ("task", "process"):
-            raise ValueError(f"worker isolation must be 'task' or 'process', not {self.isolation!r}")
-        if self.max_jobs_per_child < 1:
-            raise ValueError("worker max_jobs_per_child must be at least 1")
-        for name in ("max_memory_per_child", "memory_limit"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"worker {name} must be > 0 MB (or None for no limit)")
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """Told to `subscribe_jobs` listeners after each run.
-
-    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released |
-    rescued (its child process died; it runs again).
-    """
-
-    job: Job
-    outcome: str
-    duration: float
 
 
 class Worker(Service):
@@ -131,7 +60,6 @@ class Worker(Service):
         #: rescued and claimed again by this worker while its last run is still settling).
         self._interrupts: dict[asyncio.Task[None], str] = {}
         self._slot_freed = asyncio.Event()
-        self._retry_watch: dict[str, datetime] = {}
         self._job_listeners: list[Callable[[JobOutcome], None]] = []
         self._threads: ThreadSlots | None = None
         #: Why this worker recycles itself (stops claiming, drains, hands back), once it does.
@@ -155,6 +83,11 @@ class Worker(Service):
         self.completer = Completer(
             lambda: self.app.backend, now=self.store_clock.now, patience=self.config.lease,
             monotonic=self.monotonic,
+        )
+        #: Turns each run's outcome into its write and reports it once written.
+        self.recorder = Recorder(
+            app, completer=self.completer, stats=self.stats, store_clock=self.store_clock,
+            last_progress=self.leases.last_progress, emit=self._emit_job,
         )
 
     # -- public ------------------------------------------------------------------------------
@@ -339,20 +272,20 @@ class Worker(Service):
         await self.completer.flush()
         if not self.config.burst_wait_retries:
             return False
-        while self._retry_watch and not self.stopping.is_set():
+        while self.recorder.retry_watch and not self.stopping.is_set():
             backend = self.app.backend
-            for job_id in list(self._retry_watch):
+            for job_id in list(self.recorder.retry_watch):
                 job = await backend.job_get(job_id=job_id)
                 if job is None or job.status is not JobStatus.SCHEDULED:
-                    self._retry_watch.pop(job_id, None)
-            if not self._retry_watch:
+                    self.recorder.retry_watch.pop(job_id, None)
+            if not self.recorder.retry_watch:
                 return True  # they became pending or ran elsewhere: claim again
-            wait = (min(self._retry_watch.values()) - self.store_clock.now()).total_seconds()
+            wait = (min(self.recorder.retry_watch.values()) - self.store_clock.now()).total_seconds()
             if wait <= 0:
                 return True
             if await self.sleep(min(wait, self.config.poll_interval)):
                 return False
-        return bool(self._retry_watch)
+        return bool(self.recorder.retry_watch)
 
     async def _drain(self) -> None:
         """Stop claiming; let in-flight jobs finish within the drain timeout; hand back the rest."""
@@ -423,7 +356,7 @@ class Worker(Service):
                 if why is None:
                     raise
                 outcome = Outcome(OutcomeKind(why), reason=f"{why} while running")
-            await self._record(job, outcome, self.monotonic() - started)
+            await self.recorder.record(job, outcome, self.monotonic() - started)
         except Exception:
             log.exception("could not record the outcome of job %s", job.id, extra={"job_id": job.id})
         finally:
@@ -435,103 +368,6 @@ class Worker(Service):
                     self._tasks.pop(job.id)
                 self._interrupts.pop(me, None)
             self._slot_freed.set()
-
-    async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
-        if outcome.kind is OutcomeKind.LOST:
-            self._lost(job, duration)
-            return
-        if outcome.kind is OutcomeKind.RELEASED and outcome.reason == UNKNOWN_TASK:
-            log.warning(
-                "job %s has task %r, which this worker does not know; handed back untouched",
-                job.id, job.task, extra={"job_id": job.id},
-            )
-        settle = self._settle_of(job, outcome)
-        answer = self.completer.submit(settle)
-        if settle.kind is SettleKind.COMPLETED:
-            # Not waited for: the slot frees at once, the completer writes completions in batches.
-            answer.add_done_callback(lambda done: self._completed(job, settle, duration, done))
-            return
-        self._settled(job, settle, await answer, duration)
-
-    def _settle_of(self, job: Job, outcome: Outcome) -> Settle:
-        """The write that ends this run; retry and snooze times are decided here, on the
-        store's clock (every claimer compares them)."""
-        token = job.lease_token or ""
-        now = self.store_clock.now()
-        match outcome.kind:
-            case OutcomeKind.COMPLETED:
-                # Its last progress report, maybe not yet written.
-                return Settle.completed(job.id, token, outcome.result, self.leases.last_progress(job.id))
-            case OutcomeKind.FAILED:
-                assert outcome.error is not None
-                delay = (
-                    self.app.get_task(job.task).retry.delay_after(job.attempt)
-                    if outcome.retryable and job.task in self.app.tasks
-                    else None
-                )
-                retry_at = now + timedelta(seconds=delay) if delay is not None else None
-                return Settle.failed(job.id, token, outcome.error, retry_at)
-            case OutcomeKind.RETRY_LATER:
-                return Settle.snoozed(job.id, token, now + timedelta(seconds=outcome.delay))
-            case OutcomeKind.CANCELLED:
-                return Settle.cancelled(job.id, token, outcome.reason)
-            case OutcomeKind.RELEASED:
-                return Settle.released(job.id, token)
-            case OutcomeKind.CRASHED:
-                return Settle.rescued(job.id, token, outcome.reason)
-        raise AssertionError(f"no write for outcome {outcome.kind}")
-
-    def _lost(self, job: Job, duration: float) -> None:
-        log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
-        self._emit_job(job, "lost", duration)
-
-    def _completed(self, job: Job, settle: Settle, duration: float, answer: asyncio.Future[Settled]) -> None:
-        if answer.cancelled() or answer.exception() is not None or not answer.result().owned:
-            self._emit_job(job, "lost", duration)  # a failed batch was logged by the completer
-            return
-        self.stats.count(job.queue, completed=1)
-        self._emit_job(job.replace(status=JobStatus.COMPLETED, result=settle.result), "completed", duration)
-
-    def _settled(self, job: Job, settle: Settle, settled: Settled, duration: float) -> None:
-        if settle.kind is SettleKind.RELEASED:
-            self._emit_job(job, "released", duration)  # a lost lease: someone else has it anyway
-            return
-        if not settled.owned:
-            self._lost(job, duration)
-            return
-        updated = settled.job or job
-        match settle.kind:
-            case SettleKind.FAILED:
-                assert settle.error is not None
-                retry_at = settle.retry_at
-                if retry_at is not None:
-                    self._retry_watch[job.id] = retry_at
-                    self._emit_job(updated, "retrying", duration)
-                else:
-                    self.stats.count(job.queue, failed=1)
-                    self._emit_job(updated, "failed", duration)
-                log.warning(
-                    "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
-                    settle.error.message,
-                    f"; retry at {retry_at.isoformat()}" if retry_at else "; no attempts left",
-                    extra={"job_id": job.id},
-                )
-            case SettleKind.SNOOZED:
-                assert settle.run_at is not None
-                self._retry_watch[job.id] = settle.run_at
-                self._emit_job(updated, "snoozed", duration)
-            case SettleKind.CANCELLED:
-                self._emit_job(updated, "cancelled", duration)
-            case SettleKind.RESCUED:
-                failed = updated.status is JobStatus.FAILED
-                if failed:
-                    self.stats.count(job.queue, failed=1)
-                self._emit_job(updated, "failed" if failed else "rescued", duration)
-                log.warning(
-                    "job %s (%s): %s; %s", job.id, job.task, settle.reason,
-                    "failed (max_rescues)" if failed else "it will run again",
-                    extra={"job_id": job.id},
-                )
 
     # -- outcomes ---------------------------------------------------------------------
     def _log_job(self, level: int, job: Job, outcome: str, duration: float | None = None) -> None:
