@@ -9,7 +9,8 @@ passes the same conformance suite (`tests/conformance/`). Rules that hold for ev
 * Status changes follow `taskyard.core.job.TRANSITIONS` and nothing else.
 * Writes made by a worker after a claim carry the claim's `lease_token`; when the token no
   longer matches (the job was rescued, cancelled or handed to someone else), the write is
-  refused (`LeaseLost`, or the id is reported as lost for batch operations).
+  refused (`LeaseLost`, or reported per job by batch operations: `jobs_settle` answers
+  `owned=False`, `jobs_extend_leases` lists it as lost).
 * Driver errors are converted at the boundary: connection failures raise `BackendUnavailable`.
 
 Ordering of claims: higher `priority` first, then earlier `run_at`, then lower id.
