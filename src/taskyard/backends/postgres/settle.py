@@ -158,7 +158,7 @@ class SettleOps:
         cur = await conn.execute(
             f"SELECT {JOB_COLUMNS}, {NOW} FROM {self.schema}.jobs WHERE status = 'running' "
             "AND (id, lease_token) IN (SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[])) "
-            "FOR UPDATE",
+            "ORDER BY id FOR UPDATE",
             {"ids": [o.job_id for _, o in batch], "tokens": [o.lease_token for _, o in batch], "now": now},
         )
         rows = await cur.fetchall()
