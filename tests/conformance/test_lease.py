@@ -120,7 +120,7 @@ async def test_stale_token_cannot_fail_snooze_cancel_or_progress(backend: Backen
     assert not (await settle(backend, Settle.failed(old.id, token, error(), None), now=at(13))).owned
     assert not (await settle(backend, Settle.failed(old.id, token, error(), at(99)), now=at(13))).owned
     assert not (await settle(backend, Settle.snoozed(old.id, token, at(99)), now=at(13))).owned
-    assert not (await settle(backend, Settle.cancelled(old.id, token, 'x'), now=at(13))).owned
+    assert not (await settle(backend, Settle.cancelled(old.id, token, "x"), now=at(13))).owned
     with pytest.raises(LeaseLost):
         await backend.job_set_progress(
             job_id=old.id, lease_token=token, progress=Progress(5.0), now=at(13)

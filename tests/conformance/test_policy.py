@@ -49,7 +49,7 @@ async def _cancelled_while_running(backend: Backend) -> Job:
     job = await run_one(backend)
     assert job.lease_token is not None
     await backend.job_cancel(job_id=job.id, now=at(1))
-    await settled_job(backend, Settle.cancelled(job.id, job.lease_token, 'stop'), now=at(2))
+    await settled_job(backend, Settle.cancelled(job.id, job.lease_token, "stop"), now=at(2))
     cancelled = await _get(backend, job.id)
     assert cancelled.status is S.CANCELLED and cancelled.result is not None
     return cancelled

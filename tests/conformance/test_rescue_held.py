@@ -1,5 +1,6 @@
-"""`jobs_settle` with `Settle.rescued`: the worker holding a job saw it lost (its child process died) and rescues it
-at once, fenced by its lease token — the rescue rule of expired leases, with a reason."""
+"""`jobs_settle` with `Settle.rescued`: the worker holding a job saw it lost (its child
+process died) and rescues it at once, fenced by its lease token — the rescue rule of
+expired leases, with a reason."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ async def test_past_max_rescues_the_job_fails_with_the_reason(backend: Backend) 
 
 async def test_another_token_is_refused_and_changes_nothing(backend: Backend) -> None:
     job = await run_one(backend)
-    assert not (await settle(backend, Settle.rescued(job.id, 'not-mine', REASON), now=at(1))).owned
+    assert not (await settle(backend, Settle.rescued(job.id, "not-mine", REASON), now=at(1))).owned
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None
     assert stored.status is JobStatus.RUNNING and stored.rescues == 0 and stored.errors == ()
@@ -73,6 +74,6 @@ async def test_a_finished_or_unknown_job_is_refused(backend: Backend) -> None:
     assert job.lease_token is not None
     await settled_job(backend, Settle.completed(job.id, job.lease_token, 1), now=at(1))
     assert not (await settle(backend, Settle.rescued(job.id, job.lease_token, REASON), now=at(2))).owned
-    assert not (await settle(backend, Settle.rescued('nope', 'x', REASON), now=at(2))).owned
+    assert not (await settle(backend, Settle.rescued("nope", "x", REASON), now=at(2))).owned
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.COMPLETED

@@ -66,7 +66,7 @@ async def _running_to_pending(b: Backend) -> tuple[Job, Job]:
 
 async def _running_to_cancelled(b: Backend) -> tuple[Job, Job]:
     job = await run_one(b)
-    after = await settled_job(b, Settle.cancelled(job.id, job.lease_token, 'stop'), now=at(1))
+    after = await settled_job(b, Settle.cancelled(job.id, job.lease_token, "stop"), now=at(1))
     return job, after
 
 
@@ -143,7 +143,9 @@ async def test_fail_with_retry_schedules_and_keeps_errors(backend: Backend) -> N
     # It runs again when due, as attempt 2, and the errors accumulate.
     again = await claim_one(backend, now=at(60))
     assert again.attempt == 2
-    final = await settled_job(backend, Settle.failed(again.id, again.lease_token, error(2, message='again'), None), now=at(61))
+    final = await settled_job(
+        backend, Settle.failed(again.id, again.lease_token, error(2, message="again"), None), now=at(61)
+    )
     assert final.status is S.FAILED and final.finished_at == at(61)
     assert [e.message for e in final.errors] == ["boom", "again"]
     assert [e.attempt for e in (await _get(backend, final.id)).errors] == [1, 2]
@@ -194,7 +196,7 @@ async def test_cancel_running_only_requests(backend: Backend) -> None:
     assert after.status is S.RUNNING and after.cancel_requested is True
     assert after.lease_token == job.lease_token
     # The worker finishes it as cancelled once the handler stopped.
-    done = await settled_job(backend, Settle.cancelled(job.id, job.lease_token, 'asked'), now=at(2))
+    done = await settled_job(backend, Settle.cancelled(job.id, job.lease_token, "asked"), now=at(2))
     assert done.status is S.CANCELLED and done.cancel_requested is False
 
 
@@ -284,7 +286,7 @@ async def test_release_with_lost_lease_is_ignored(backend: Backend) -> None:
     job = await run_one(backend)
     await complete(backend, job)
     await settle(backend, Settle.released(job.id, job.lease_token), now=at(1))
-    await settle(backend, Settle.released(UNKNOWN, 'x'), now=at(1))
+    await settle(backend, Settle.released(UNKNOWN, "x"), now=at(1))
     assert (await _get(backend, job.id)).status is S.COMPLETED
 
 

@@ -98,7 +98,9 @@ async def test_racing_claimers_never_share_a_job_and_respect_queue_concurrency(u
                 claimed.extend(j.id for j in jobs)
                 # Complete everything except the capped queue, which stays at its limit.
                 await b.jobs_settle(
-                    outcomes=[Settle.completed(j.id, j.lease_token or '') for j in jobs if j.queue == 'default'],
+                    outcomes=[
+                        Settle.completed(j.id, j.lease_token or "") for j in jobs if j.queue == "default"
+                    ],
                 )
 
         await asyncio.gather(*(claim_all(b, f"w{i}") for i, b in enumerate(replicas)))

@@ -83,7 +83,7 @@ async def test_concurrent_claimers_never_share_a_job(url: str) -> None:
             while jobs := await b.job_claim(queues=None, limit=7, worker_id=name, lease=60):
                 claimed.extend(j.id for j in jobs)
                 answers = await b.jobs_settle(
-                    outcomes=[Settle.completed(j.id, j.lease_token or '') for j in jobs],
+                    outcomes=[Settle.completed(j.id, j.lease_token or "") for j in jobs],
                 )
                 refused = [x.job_id for x in answers if not x.owned]
                 assert refused == []
@@ -148,7 +148,7 @@ async def test_keys_stay_under_the_prefix_and_one_slot_per_queue(url: str) -> No
         jobs = await b.job_enqueue_many(drafts=drafts(3) + drafts(2, queue="r", unique_key="u"))
         claimed = await b.job_claim(queues=None, limit=5, worker_id="w", lease=60)
         await b.jobs_settle(
-            outcomes=[Settle.completed(j.id, j.lease_token or '') for j in claimed],
+            outcomes=[Settle.completed(j.id, j.lease_token or "") for j in claimed],
         )
         await b.queue_update(queue="q", paused=True)
         prefix = b.prefix  # type: ignore[attr-defined]

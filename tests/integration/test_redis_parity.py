@@ -155,7 +155,10 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
         b.job_set_progress(job_id=first.id, lease_token="nope", progress=Progress(1), now=at(4)),
     )
     answers = await b.jobs_settle(
-        outcomes=[Settle.completed(first.id, life.tokens[first.id], {'ok': True}), Settle.completed(a.id, 'bogus')],
+        outcomes=[
+            Settle.completed(first.id, life.tokens[first.id], {"ok": True}),
+            Settle.completed(a.id, "bogus"),
+        ],
         now=at(5),
     )
     lost = [x.job_id for x in answers if not x.owned]
@@ -202,7 +205,7 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
             life.note("cancel seen", sorted(report.cancel_requested))
             await life.attempt(
                 "finish cancelled",
-                _settle(b, Settle.cancelled(job.id, token, 'asked'), at(13)),
+                _settle(b, Settle.cancelled(job.id, token, "asked"), at(13)),
             )
         else:
             await life.attempt(

@@ -48,7 +48,7 @@ async def test_enqueue_and_a_batch_completion_are_one_command_each() -> None:
                 # Warm up: the first calls load the scripts.
                 await backend.job_enqueue_many(drafts=[draft()])
                 claimed = await backend.job_claim(queues=["q"], limit=1, worker_id="w", lease=60)
-                await backend.jobs_settle(outcomes=[Settle.completed(claimed[0].id, 'x')])
+                await backend.jobs_settle(outcomes=[Settle.completed(claimed[0].id, "x")])
 
                 await admin.config_resetstat()
                 await backend.job_enqueue_many(drafts=[draft()])
@@ -59,7 +59,7 @@ async def test_enqueue_and_a_batch_completion_are_one_command_each() -> None:
                 claimed = await backend.job_claim(queues=["q"], limit=1, worker_id="w", lease=60)
                 await admin.config_resetstat()
                 answers = await backend.jobs_settle(
-                    outcomes=[Settle.completed(claimed[0].id, claimed[0].lease_token or '')],
+                    outcomes=[Settle.completed(claimed[0].id, claimed[0].lease_token or "")],
                 )
                 lost = [x.job_id for x in answers if not x.owned]
                 assert lost == []
@@ -123,7 +123,7 @@ async def test_pipelines_reload_scripts_the_server_forgot() -> None:
                 assert {j.id for j in claimed} == {j.id for j in jobs}
                 await admin.script_flush()
                 answers = await backend.jobs_settle(
-                    outcomes=[Settle.completed(j.id, j.lease_token or '') for j in claimed],
+                    outcomes=[Settle.completed(j.id, j.lease_token or "") for j in claimed],
                 )
                 lost = [x.job_id for x in answers if not x.owned]
                 assert lost == []
