@@ -11,7 +11,8 @@ from typing import Any
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
-from taskyard.core.job import AttemptError, Completion, Job, JobDraft
+from taskyard.core.job import AttemptError, Job, JobDraft
+from taskyard.core.settle import Settle, Settled
 
 #: A minute boundary well after every id's own timestamp would matter; rate windows align to it.
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -70,14 +71,31 @@ async def run_one(backend: Backend, *, now: datetime = T0, **fields: Any) -> Job
     return claimed
 
 
+async def settle(backend: Backend, outcome: Settle, *, now: datetime = T0) -> Settled:
+    """Settle one outcome (`jobs_settle` with a batch of one); returns its answer."""
+    (answer,) = await backend.jobs_settle(outcomes=[outcome], now=now)
+    assert answer.job_id == outcome.job_id
+    return answer
+
+
+async def settled_job(backend: Backend, outcome: Settle, *, now: datetime = T0) -> Job:
+    """Settle one outcome that must be owned; returns the job after the write."""
+    answer = await settle(backend, outcome, now=now)
+    assert answer.owned, f"{outcome.kind} of {outcome.job_id} was refused"
+    if answer.job is not None:
+        return answer.job
+    stored = await backend.job_get(job_id=outcome.job_id)
+    assert stored is not None
+    return stored
+
+
 async def complete(
     backend: Backend, job: Job, *, result: Any = None, now: datetime = T0
 ) -> list[str]:
-    """Complete a running job with its own lease token."""
+    """Complete a running job with its own lease token; returns the refused ids."""
     assert job.lease_token is not None
-    return await backend.jobs_complete(
-        completions=[Completion(job_id=job.id, lease_token=job.lease_token, result=result)], now=now
-    )
+    answer = await settle(backend, Settle.completed(job.id, job.lease_token, result), now=now)
+    return [] if answer.owned else [job.id]
 
 
 def error(attempt: int = 1, *, now: datetime = T0, message: str = "boom") -> AttemptError:
@@ -102,9 +120,7 @@ async def job_in(backend: Backend, status: str) -> Job:
     if status == "completed":
         await complete(backend, job, now=at(2))
     elif status == "failed":
-        await backend.job_fail(
-            job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(2)
-        )
+        await settled_job(backend, Settle.failed(job.id, job.lease_token, error(), None), now=at(2))
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status.value == status
     return stored

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobStatus
+from taskyard.core.settle import Settle
 
-from .factory import T0, at, complete, draft, enqueue, error, run_one
+from .factory import T0, at, complete, draft, enqueue, error, run_one, settled_job
 
 S = JobStatus
 
@@ -14,9 +15,7 @@ async def test_counts_per_queue_and_status(backend: Backend) -> None:
     done = await run_one(backend, seq=0, queue="a")
     await complete(backend, done, now=at(1))
     bad = await run_one(backend, seq=1, queue="a")
-    await backend.job_fail(
-        job_id=bad.id, lease_token=bad.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    await settled_job(backend, Settle.failed(bad.id, bad.lease_token, error(), None), now=at(1))
     await run_one(backend, seq=2, queue="b")
     await backend.job_enqueue_many(
         drafts=[

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from taskyard.backends.protocol import Backend
-from taskyard.core.job import Completion, JobStatus, Progress
+from taskyard.core.job import JobStatus, Progress
+from taskyard.core.settle import Settle, Settled
 from taskyard.errors import LeaseLost
 
-from .factory import T0, at, claim_one, complete, enqueue, error, run_one
+from .factory import T0, at, claim_one, complete, enqueue, error, run_one, settle
 
 
 async def test_extend_pushes_the_lease(backend: Backend) -> None:
@@ -104,11 +105,9 @@ async def _rescued_and_reclaimed(backend: Backend):  # type: ignore[no-untyped-d
 
 async def test_stale_token_cannot_complete(backend: Backend) -> None:
     old, _new = await _rescued_and_reclaimed(backend)
-    lost = await backend.jobs_complete(
-        completions=[Completion(job_id=old.id, lease_token=old.lease_token, result="stale")],
-        now=at(13),
-    )
-    assert lost == [old.id]
+    assert old.lease_token is not None
+    answer = await settle(backend, Settle.completed(old.id, old.lease_token, "stale"), now=at(13))
+    assert answer == Settled(old.id, owned=False)
     stored = await backend.job_get(job_id=old.id)
     assert stored is not None
     assert stored.status is JobStatus.RUNNING and stored.worker_id == "new-owner"
@@ -118,18 +117,10 @@ async def test_stale_token_cannot_complete(backend: Backend) -> None:
 async def test_stale_token_cannot_fail_snooze_cancel_or_progress(backend: Backend) -> None:
     old, new = await _rescued_and_reclaimed(backend)
     token = old.lease_token
-    with pytest.raises(LeaseLost):
-        await backend.job_fail(
-            job_id=old.id, lease_token=token, error=error(), retry_at=None, now=at(13)
-        )
-    with pytest.raises(LeaseLost):
-        await backend.job_fail(
-            job_id=old.id, lease_token=token, error=error(), retry_at=at(99), now=at(13)
-        )
-    with pytest.raises(LeaseLost):
-        await backend.job_snooze(job_id=old.id, lease_token=token, run_at=at(99), now=at(13))
-    with pytest.raises(LeaseLost):
-        await backend.job_finish_cancelled(job_id=old.id, lease_token=token, reason="x", now=at(13))
+    assert not (await settle(backend, Settle.failed(old.id, token, error(), None), now=at(13))).owned
+    assert not (await settle(backend, Settle.failed(old.id, token, error(), at(99)), now=at(13))).owned
+    assert not (await settle(backend, Settle.snoozed(old.id, token, at(99)), now=at(13))).owned
+    assert not (await settle(backend, Settle.cancelled(old.id, token, "x"), now=at(13))).owned
     with pytest.raises(LeaseLost):
         await backend.job_set_progress(
             job_id=old.id, lease_token=token, progress=Progress(5.0), now=at(13)
@@ -137,7 +128,7 @@ async def test_stale_token_cannot_fail_snooze_cancel_or_progress(backend: Backen
     report = await backend.jobs_extend_leases(leases={old.id: token}, lease=10, now=at(13))
     assert report.lost == {old.id}
     # A stale release is ignored, not an error, and changes nothing.
-    await backend.job_release(job_id=old.id, lease_token=token, now=at(13))
+    await settle(backend, Settle.released(old.id, token), now=at(13))
     stored = await backend.job_get(job_id=old.id)
     assert stored is not None
     assert stored.status is JobStatus.RUNNING
@@ -154,15 +145,16 @@ async def test_batch_complete_reports_only_the_refused_ids(backend: Backend) -> 
     a = await run_one(backend, seq=0)
     b = await run_one(backend, seq=1)
     c = await run_one(backend, seq=2)
-    lost = await backend.jobs_complete(
-        completions=[
-            Completion(a.id, a.lease_token, {"r": "a"}),
-            Completion(b.id, "wrong", "b"),
-            Completion(c.id, c.lease_token, ["c"]),
+    assert a.lease_token is not None and c.lease_token is not None
+    answers = await backend.jobs_settle(
+        outcomes=[
+            Settle.completed(a.id, a.lease_token, {"r": "a"}),
+            Settle.completed(b.id, "wrong", "b"),
+            Settle.completed(c.id, c.lease_token, ["c"]),
         ],
         now=at(1),
     )
-    assert lost == [b.id]
+    assert [(x.job_id, x.owned) for x in answers] == [(a.id, True), (b.id, False), (c.id, True)]
     sa, sb, sc = [await backend.job_get(job_id=j.id) for j in (a, b, c)]
     assert sa is not None and sa.status is JobStatus.COMPLETED and sa.result == {"r": "a"}
     assert sb is not None and sb.status is JobStatus.RUNNING
@@ -184,10 +176,7 @@ async def test_completion_stores_the_last_progress_it_carries(backend: Backend) 
         job_id=job.id, lease_token=job.lease_token, progress=Progress(66.7, "two of three"), now=at(1)
     )
     final = Progress(100.0, "done")
-    assert await backend.jobs_complete(
-        completions=[Completion(job_id=job.id, lease_token=job.lease_token, result=3, progress=final)],
-        now=at(2),
-    ) == []
+    assert (await settle(backend, Settle.completed(job.id, job.lease_token, 3, final), now=at(2))).owned
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.COMPLETED
     assert (stored.progress, stored.result) == (final, 3)

@@ -13,9 +13,10 @@ import pytest
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import Job, JobStatus, Progress, cancelled_job, retried_job
 from taskyard.core.queue import RateLimit, rate_window_start
+from taskyard.core.settle import Settle
 from taskyard.errors import InvalidTransitionError, LeaseLost
 
-from .factory import LEASE, T0, at, claim_one, draft, enqueue, error, job_in, run_one
+from .factory import LEASE, T0, at, claim_one, draft, enqueue, error, job_in, run_one, settled_job
 
 S = JobStatus
 
@@ -37,10 +38,7 @@ async def _failed_after_a_rescue(backend: Backend) -> Job:
         job_id=job.id, lease_token=again.lease_token, progress=Progress(40.0, "part"),
         now=at(LEASE + 3),
     )
-    await backend.job_fail(
-        job_id=job.id, lease_token=again.lease_token, error=error(), retry_at=None,
-        now=at(LEASE + 4),
-    )
+    await settled_job(backend, Settle.failed(job.id, again.lease_token, error(), None), now=at(LEASE + 4))
     failed = await _get(backend, job.id)
     assert failed.status is S.FAILED and failed.rescues == 1 and len(failed.errors) == 2
     return failed
@@ -51,9 +49,7 @@ async def _cancelled_while_running(backend: Backend) -> Job:
     job = await run_one(backend)
     assert job.lease_token is not None
     await backend.job_cancel(job_id=job.id, now=at(1))
-    await backend.job_finish_cancelled(
-        job_id=job.id, lease_token=job.lease_token, reason="stop", now=at(2)
-    )
+    await settled_job(backend, Settle.cancelled(job.id, job.lease_token, "stop"), now=at(2))
     cancelled = await _get(backend, job.id)
     assert cancelled.status is S.CANCELLED and cancelled.result is not None
     return cancelled
@@ -101,9 +97,7 @@ async def test_retry_refusal_says_what_errors_says(backend: Backend) -> None:
 async def test_unique_key_refusal_names_the_holder(backend: Backend) -> None:
     first = await run_one(backend, seq=0, unique_key="k")
     assert first.lease_token is not None
-    await backend.job_fail(
-        job_id=first.id, lease_token=first.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    await settled_job(backend, Settle.failed(first.id, first.lease_token, error(), None), now=at(1))
     holder = await enqueue(backend, seq=1, unique_key="k", now=at(2))
     with pytest.raises(InvalidTransitionError) as info:
         await backend.job_retry(job_id=first.id, now=at(3))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobStatus
+from taskyard.core.settle import Settle
 
-from .factory import T0, at, enqueue
+from .factory import T0, at, enqueue, settled_job
 
 
 async def test_promote_moves_only_due_jobs(backend: Backend) -> None:
@@ -41,9 +42,7 @@ async def test_promoted_retry_keeps_its_attempt(backend: Backend) -> None:
     from .factory import error, run_one
 
     job = await run_one(backend, max_attempts=3)
-    await backend.job_fail(
-        job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=at(30), now=at(1)
-    )
+    await settled_job(backend, Settle.failed(job.id, job.lease_token, error(), at(30)), now=at(1))
     assert await backend.jobs_promote_due(now=at(30)) == 1
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.PENDING and stored.attempt == 1

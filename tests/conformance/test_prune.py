@@ -6,8 +6,9 @@ import pytest
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import Job, JobFilter, JobStatus
+from taskyard.core.settle import Settle
 
-from .factory import at, complete, enqueue, error, run_one
+from .factory import at, complete, enqueue, error, run_one, settled_job
 
 
 async def _completed(
@@ -58,9 +59,7 @@ async def test_either_rule_selects(backend: Backend) -> None:
 async def test_prune_only_touches_the_given_status(backend: Backend) -> None:
     done = await _completed(backend, 2)
     failed = await run_one(backend, seq=50)
-    await backend.job_fail(
-        job_id=failed.id, lease_token=failed.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    await settled_job(backend, Settle.failed(failed.id, failed.lease_token, error(), None), now=at(1))
     cancelled = await enqueue(backend, seq=51)
     await backend.job_cancel(job_id=cancelled.id, now=at(1))
     running = await run_one(backend, seq=53)

@@ -7,8 +7,9 @@ import asyncio
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueSettings, RateLimit
+from taskyard.core.settle import Settle
 
-from .factory import LEASE, T0, at, complete, draft, error
+from .factory import LEASE, T0, at, complete, draft, error, settled_job
 
 
 async def _claim(backend: Backend, n: int = 100, *, queues=None, now=T0, worker="w"):  # type: ignore[no-untyped-def]
@@ -59,13 +60,7 @@ async def test_concurrency_limit(backend: Backend) -> None:
     second = await _claim(backend, now=at(1))
     assert len(second) == 1
     # A failure with a retry frees the slot, too.
-    await backend.job_fail(
-        job_id=second[0].id,
-        lease_token=second[0].lease_token,
-        error=error(),
-        retry_at=at(100),
-        now=at(2),
-    )
+    await settled_job(backend, Settle.failed(second[0].id, second[0].lease_token, error(), at(100)), now=at(2))
     assert len(await _claim(backend, now=at(2))) == 1
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
-from taskyard.core.job import DEFAULT_MAX_RESCUES, Completion, JobStatus
-from taskyard.errors import LeaseLost
+from taskyard.core.job import DEFAULT_MAX_RESCUES, JobStatus
+from taskyard.core.settle import Settle
 
-from .factory import T0, at, claim_one, enqueue, error, run_one
+from .factory import T0, at, claim_one, enqueue, error, run_one, settle, settled_job
 
 
 async def test_unexpired_lease_is_left_alone(backend: Backend) -> None:
@@ -49,9 +47,7 @@ async def test_a_rescue_leaves_the_retry_budget_alone(backend: Backend) -> None:
     again = await claim_one(backend, now=at(32))
     assert again.attempt == 1
     assert again.lease_token is not None
-    failed = await backend.job_fail(
-        job_id=job.id, lease_token=again.lease_token, error=error(1), retry_at=at(40), now=at(33)
-    )
+    failed = await settled_job(backend, Settle.failed(job.id, again.lease_token, error(1), at(40)), now=at(33))
     assert failed.status is JobStatus.SCHEDULED  # attempt 1 of 2 failed: one retry left
 
 
@@ -103,15 +99,8 @@ async def test_a_write_with_the_rescued_lease_token_is_refused(backend: Backend)
     old = await run_one(backend)
     assert old.lease_token is not None
     await backend.jobs_rescue_expired(now=at(31))
-    lost = await backend.jobs_complete(
-        completions=[Completion(job_id=old.id, lease_token=old.lease_token, result="late")],
-        now=at(32),
-    )
-    assert lost == [old.id]
-    with pytest.raises(LeaseLost):
-        await backend.job_fail(
-            job_id=old.id, lease_token=old.lease_token, error=error(1), retry_at=None, now=at(32)
-        )
+    assert not (await settle(backend, Settle.completed(old.id, old.lease_token, "late"), now=at(32))).owned
+    assert not (await settle(backend, Settle.failed(old.id, old.lease_token, error(1), None), now=at(32))).owned
     report = await backend.jobs_extend_leases(leases={old.id: old.lease_token}, lease=30, now=at(32))
     assert report.lost == {old.id}
     stored = await backend.job_get(job_id=old.id)

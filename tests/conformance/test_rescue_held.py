@@ -1,15 +1,14 @@
-"""`job_rescue`: the worker holding a job saw it lost (its child process died) and rescues it
-at once, fenced by its lease token — the rescue rule of expired leases, with a reason."""
+"""`jobs_settle` with `Settle.rescued`: the worker holding a job saw it lost (its child
+process died) and rescues it at once, fenced by its lease token — the rescue rule of
+expired leases, with a reason."""
 
 from __future__ import annotations
 
-import pytest
-
 from taskyard.backends.protocol import Backend
-from taskyard.core.job import Completion, JobStatus
-from taskyard.errors import LeaseLost
+from taskyard.core.job import JobStatus
+from taskyard.core.settle import Settle
 
-from .factory import at, claim_one, complete, enqueue, run_one
+from .factory import at, claim_one, complete, enqueue, run_one, settle, settled_job
 
 REASON = "the child process running it died (signal 11, SIGSEGV)"
 
@@ -17,9 +16,7 @@ REASON = "the child process running it died (signal 11, SIGSEGV)"
 async def test_a_held_job_goes_back_to_pending_before_its_lease_expires(backend: Backend) -> None:
     job = await run_one(backend, max_attempts=2)  # lease until at(30)
     assert job.lease_token is not None
-    rescued = await backend.job_rescue(
-        job_id=job.id, lease_token=job.lease_token, reason=REASON, now=at(5)
-    )
+    rescued = await settled_job(backend, Settle.rescued(job.id, job.lease_token, REASON), now=at(5))
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None
     for seen in (rescued, stored):
@@ -39,9 +36,7 @@ async def test_past_max_rescues_the_job_fails_with_the_reason(backend: Backend) 
     for round_, t in enumerate((0, 10), start=1):
         claimed = await claim_one(backend, now=at(t))
         assert claimed.lease_token is not None
-        after = await backend.job_rescue(
-            job_id=job.id, lease_token=claimed.lease_token, reason=REASON, now=at(t + 1)
-        )
+        after = await settled_job(backend, Settle.rescued(job.id, claimed.lease_token, REASON), now=at(t + 1))
         assert after.status is (JobStatus.PENDING if round_ == 1 else JobStatus.FAILED)
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None
@@ -57,8 +52,7 @@ async def test_past_max_rescues_the_job_fails_with_the_reason(backend: Backend) 
 
 async def test_another_token_is_refused_and_changes_nothing(backend: Backend) -> None:
     job = await run_one(backend)
-    with pytest.raises(LeaseLost):
-        await backend.job_rescue(job_id=job.id, lease_token="not-mine", reason=REASON, now=at(1))
+    assert not (await settle(backend, Settle.rescued(job.id, "not-mine", REASON), now=at(1))).owned
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None
     assert stored.status is JobStatus.RUNNING and stored.rescues == 0 and stored.errors == ()
@@ -68,9 +62,8 @@ async def test_another_token_is_refused_and_changes_nothing(backend: Backend) ->
 async def test_the_rescued_token_writes_nothing_more(backend: Backend) -> None:
     job = await run_one(backend)
     assert job.lease_token is not None
-    await backend.job_rescue(job_id=job.id, lease_token=job.lease_token, reason=REASON, now=at(1))
-    with pytest.raises(LeaseLost):
-        await backend.job_rescue(job_id=job.id, lease_token=job.lease_token, reason=REASON, now=at(2))
+    await settled_job(backend, Settle.rescued(job.id, job.lease_token, REASON), now=at(1))
+    assert not (await settle(backend, Settle.rescued(job.id, job.lease_token, REASON), now=at(2))).owned
     assert await complete(backend, job, now=at(2)) == [job.id]
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.PENDING and stored.rescues == 1
@@ -79,12 +72,8 @@ async def test_the_rescued_token_writes_nothing_more(backend: Backend) -> None:
 async def test_a_finished_or_unknown_job_is_refused(backend: Backend) -> None:
     job = await run_one(backend)
     assert job.lease_token is not None
-    await backend.jobs_complete(
-        completions=[Completion(job_id=job.id, lease_token=job.lease_token, result=1)], now=at(1)
-    )
-    with pytest.raises(LeaseLost):
-        await backend.job_rescue(job_id=job.id, lease_token=job.lease_token, reason=REASON, now=at(2))
-    with pytest.raises(LeaseLost):
-        await backend.job_rescue(job_id="nope", lease_token="x", reason=REASON, now=at(2))
+    await settled_job(backend, Settle.completed(job.id, job.lease_token, 1), now=at(1))
+    assert not (await settle(backend, Settle.rescued(job.id, job.lease_token, REASON), now=at(2))).owned
+    assert not (await settle(backend, Settle.rescued("nope", "x", REASON), now=at(2))).owned
     stored = await backend.job_get(job_id=job.id)
     assert stored is not None and stored.status is JobStatus.COMPLETED

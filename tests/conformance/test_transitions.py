@@ -8,9 +8,21 @@ import pytest
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import TRANSITIONS, Job, JobStatus, Progress
-from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
+from taskyard.core.settle import Settle
+from taskyard.errors import InvalidTransitionError, JobNotFound
 
-from .factory import T0, at, claim_one, complete, enqueue, error, job_in, run_one
+from .factory import (
+    T0,
+    at,
+    claim_one,
+    complete,
+    enqueue,
+    error,
+    job_in,
+    run_one,
+    settle,
+    settled_job,
+)
 
 S = JobStatus
 UNKNOWN = "01UNKNOWN00000000000000000"
@@ -36,17 +48,13 @@ async def _running_to_completed(b: Backend) -> tuple[Job, Job]:
 
 async def _running_to_scheduled(b: Backend) -> tuple[Job, Job]:
     job = await run_one(b, max_attempts=2)
-    after = await b.job_fail(
-        job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=at(60), now=at(1)
-    )
+    after = await settled_job(b, Settle.failed(job.id, job.lease_token, error(), at(60)), now=at(1))
     return job, after
 
 
 async def _running_to_failed(b: Backend) -> tuple[Job, Job]:
     job = await run_one(b)
-    after = await b.job_fail(
-        job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    after = await settled_job(b, Settle.failed(job.id, job.lease_token, error(), None), now=at(1))
     return job, after
 
 
@@ -58,9 +66,7 @@ async def _running_to_pending(b: Backend) -> tuple[Job, Job]:
 
 async def _running_to_cancelled(b: Backend) -> tuple[Job, Job]:
     job = await run_one(b)
-    after = await b.job_finish_cancelled(
-        job_id=job.id, lease_token=job.lease_token, reason="stop", now=at(1)
-    )
+    after = await settled_job(b, Settle.cancelled(job.id, job.lease_token, "stop"), now=at(1))
     return job, after
 
 
@@ -137,12 +143,8 @@ async def test_fail_with_retry_schedules_and_keeps_errors(backend: Backend) -> N
     # It runs again when due, as attempt 2, and the errors accumulate.
     again = await claim_one(backend, now=at(60))
     assert again.attempt == 2
-    final = await backend.job_fail(
-        job_id=again.id,
-        lease_token=again.lease_token,
-        error=error(2, message="again"),
-        retry_at=None,
-        now=at(61),
+    final = await settled_job(
+        backend, Settle.failed(again.id, again.lease_token, error(2, message="again"), None), now=at(61)
     )
     assert final.status is S.FAILED and final.finished_at == at(61)
     assert [e.message for e in final.errors] == ["boom", "again"]
@@ -151,9 +153,7 @@ async def test_fail_with_retry_schedules_and_keeps_errors(backend: Backend) -> N
 
 async def test_fail_with_retry_due_now_is_claimable_at_once(backend: Backend) -> None:
     job = await run_one(backend, max_attempts=2)
-    await backend.job_fail(
-        job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=at(1), now=at(1)
-    )
+    await settled_job(backend, Settle.failed(job.id, job.lease_token, error(), at(1)), now=at(1))
     again = await claim_one(backend, now=at(1))
     assert again.id == job.id and again.attempt == 2
 
@@ -166,9 +166,7 @@ async def test_fail_for_good_sets_finished_at(backend: Backend) -> None:
 
 async def test_snooze_grows_max_attempts(backend: Backend) -> None:
     job = await run_one(backend, max_attempts=3)
-    after = await backend.job_snooze(
-        job_id=job.id, lease_token=job.lease_token, run_at=at(30), now=at(1)
-    )
+    after = await settled_job(backend, Settle.snoozed(job.id, job.lease_token, at(30)), now=at(1))
     assert after.status is S.SCHEDULED
     assert after.run_at == at(30)
     assert after.max_attempts == 4
@@ -198,9 +196,7 @@ async def test_cancel_running_only_requests(backend: Backend) -> None:
     assert after.status is S.RUNNING and after.cancel_requested is True
     assert after.lease_token == job.lease_token
     # The worker finishes it as cancelled once the handler stopped.
-    done = await backend.job_finish_cancelled(
-        job_id=job.id, lease_token=job.lease_token, reason="asked", now=at(2)
-    )
+    done = await settled_job(backend, Settle.cancelled(job.id, job.lease_token, "asked"), now=at(2))
     assert done.status is S.CANCELLED and done.cancel_requested is False
 
 
@@ -230,9 +226,7 @@ async def test_manual_retry_resets_attempts_keeps_errors(backend: Backend) -> No
     await backend.job_set_progress(
         job_id=job.id, lease_token=job.lease_token, progress=Progress(50.0, "half"), now=at(1)
     )
-    failed = await backend.job_fail(
-        job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(2)
-    )
+    failed = await settled_job(backend, Settle.failed(job.id, job.lease_token, error(), None), now=at(2))
     retried = await backend.job_retry(job_id=failed.id, now=at(5))
     assert retried.status is S.PENDING
     assert retried.attempt == 0
@@ -266,9 +260,7 @@ async def test_manual_retry_unknown_raises(backend: Backend) -> None:
 async def test_retry_failed_of_one_queue_or_all(backend: Backend) -> None:
     for seq, queue in enumerate(["a", "a", "b"]):
         job = await run_one(backend, seq=seq, queue=queue)
-        await backend.job_fail(
-            job_id=job.id, lease_token=job.lease_token, error=error(), retry_at=None, now=at(1)
-        )
+        await settled_job(backend, Settle.failed(job.id, job.lease_token, error(), None), now=at(1))
     _, cancelled = await _pending_to_cancelled(backend)  # not failed: untouched
     assert await backend.jobs_retry_failed(queue="a", now=at(2)) == 2
     counts = {c.queue: c.counts for c in await backend.queue_counts()}
@@ -280,7 +272,7 @@ async def test_retry_failed_of_one_queue_or_all(backend: Backend) -> None:
 
 async def test_release_hands_back_without_counting(backend: Backend) -> None:
     job = await run_one(backend, max_attempts=2)
-    await backend.job_release(job_id=job.id, lease_token=job.lease_token, now=at(1))
+    await settle(backend, Settle.released(job.id, job.lease_token), now=at(1))
     after = await _get(backend, job.id)
     assert after.status is S.PENDING
     assert after.attempt == 0
@@ -293,18 +285,23 @@ async def test_release_hands_back_without_counting(backend: Backend) -> None:
 async def test_release_with_lost_lease_is_ignored(backend: Backend) -> None:
     job = await run_one(backend)
     await complete(backend, job)
-    await backend.job_release(job_id=job.id, lease_token=job.lease_token, now=at(1))
-    await backend.job_release(job_id=UNKNOWN, lease_token="x", now=at(1))
+    await settle(backend, Settle.released(job.id, job.lease_token), now=at(1))
+    await settle(backend, Settle.released(UNKNOWN, "x"), now=at(1))
     assert (await _get(backend, job.id)).status is S.COMPLETED
 
 
 async def test_worker_writes_on_non_running_jobs_are_refused(backend: Backend) -> None:
     pending = await enqueue(backend)
-    for call in (
-        backend.job_fail(job_id=pending.id, lease_token="x", error=error(), retry_at=None, now=T0),
-        backend.job_snooze(job_id=pending.id, lease_token="x", run_at=at(5), now=T0),
-        backend.job_finish_cancelled(job_id=pending.id, lease_token="x", reason="r", now=T0),
-    ):
-        with pytest.raises(LeaseLost):
-            await call
+    answers = await backend.jobs_settle(
+        outcomes=[
+            Settle.failed(pending.id, "x", error(), None),
+            Settle.snoozed(pending.id, "x", at(5)),
+            Settle.cancelled(pending.id, "x", "r"),
+            Settle.completed(pending.id, "x"),
+            Settle.released(pending.id, "x"),
+            Settle.rescued(pending.id, "x", "r"),
+        ],
+        now=T0,
+    )
+    assert [a.owned for a in answers] == [False] * 6
     assert (await _get(backend, pending.id)).status is S.PENDING

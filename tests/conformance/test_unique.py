@@ -6,9 +6,21 @@ import pytest
 
 from taskyard.backends.protocol import Backend
 from taskyard.core.job import JobStatus
+from taskyard.core.settle import Settle
 from taskyard.errors import InvalidTransitionError
 
-from .factory import T0, at, claim_one, complete, draft, enqueue, error, run_one
+from .factory import (
+    T0,
+    at,
+    claim_one,
+    complete,
+    draft,
+    enqueue,
+    error,
+    run_one,
+    settle,
+    settled_job,
+)
 
 
 @pytest.mark.parametrize("state", ["scheduled", "pending", "running"])
@@ -37,13 +49,7 @@ async def test_finished_job_frees_the_key(backend: Backend, end: str) -> None:
         if end == "completed":
             await complete(backend, first, now=at(1))
         else:
-            await backend.job_fail(
-                job_id=first.id,
-                lease_token=first.lease_token,
-                error=error(),
-                retry_at=None,
-                now=at(1),
-            )
+            await settled_job(backend, Settle.failed(first.id, first.lease_token, error(), None), now=at(1))
     second = await enqueue(backend, seq=1, unique_key="k", now=at(2))
     assert second.id != first.id
     assert second.status is JobStatus.PENDING
@@ -51,9 +57,7 @@ async def test_finished_job_frees_the_key(backend: Backend, end: str) -> None:
 
 async def test_retrying_job_keeps_the_key(backend: Backend) -> None:
     first = await run_one(backend, seq=0, unique_key="k", max_attempts=3)
-    await backend.job_fail(
-        job_id=first.id, lease_token=first.lease_token, error=error(), retry_at=at(60), now=at(1)
-    )
+    await settled_job(backend, Settle.failed(first.id, first.lease_token, error(), at(60)), now=at(1))
     second = await enqueue(backend, seq=1, unique_key="k", now=at(2))
     assert second.id == first.id and second.status is JobStatus.SCHEDULED
 
@@ -63,7 +67,7 @@ async def test_rescued_and_released_jobs_keep_the_key(backend: Backend) -> None:
     await backend.jobs_rescue_expired(now=at(100))
     assert (await enqueue(backend, seq=1, unique_key="k", now=at(101))).id == first.id
     again = await claim_one(backend, now=at(102))
-    await backend.job_release(job_id=again.id, lease_token=again.lease_token, now=at(103))
+    await settle(backend, Settle.released(again.id, again.lease_token), now=at(103))
     assert (await enqueue(backend, seq=2, unique_key="k", now=at(104))).id == first.id
 
 
@@ -97,9 +101,7 @@ async def test_distinct_keys_and_no_key_are_independent(backend: Backend) -> Non
 
 async def test_manual_retry_reclaims_a_free_key(backend: Backend) -> None:
     first = await run_one(backend, seq=0, unique_key="k")
-    await backend.job_fail(
-        job_id=first.id, lease_token=first.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    await settled_job(backend, Settle.failed(first.id, first.lease_token, error(), None), now=at(1))
     retried = await backend.job_retry(job_id=first.id, now=at(2))
     assert retried.status is JobStatus.PENDING
     assert (await enqueue(backend, seq=1, unique_key="k", now=at(3))).id == first.id
@@ -107,9 +109,7 @@ async def test_manual_retry_reclaims_a_free_key(backend: Backend) -> None:
 
 async def test_manual_retry_refused_while_another_job_holds_the_key(backend: Backend) -> None:
     first = await run_one(backend, seq=0, unique_key="k")
-    await backend.job_fail(
-        job_id=first.id, lease_token=first.lease_token, error=error(), retry_at=None, now=at(1)
-    )
+    await settled_job(backend, Settle.failed(first.id, first.lease_token, error(), None), now=at(1))
     holder = await enqueue(backend, seq=1, unique_key="k", now=at(2))
     assert holder.id != first.id
     with pytest.raises(InvalidTransitionError):

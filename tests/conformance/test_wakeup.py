@@ -7,8 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from taskyard.backends.protocol import Backend
+from taskyard.core.settle import Settle
 
-from .factory import T0, draft, enqueue, run_one
+from .factory import T0, draft, enqueue, run_one, settle
 
 DEADLINE = 10.0
 POKE_EVERY = 0.2
@@ -68,7 +69,7 @@ async def test_resume_wakes(backend: Backend) -> None:
 async def test_release_wakes(backend: Backend) -> None:
     async def poke(i: int) -> None:
         job = await run_one(backend, seq=i)
-        await backend.job_release(job_id=job.id, lease_token=job.lease_token, now=T0)
+        await settle(backend, Settle.released(job.id, job.lease_token), now=T0)
         await backend.job_cancel(job_id=job.id, now=T0)
 
     await _wakes(backend, poke)

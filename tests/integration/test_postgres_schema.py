@@ -16,8 +16,9 @@ from taskyard.backends import backend_from_url
 from taskyard.backends.postgres import PostgresBackend
 from taskyard.backends.postgres.schema import SCHEMA_VERSION
 from taskyard.core.ids import new_id
-from taskyard.core.job import Completion, JobDraft, JobStatus
+from taskyard.core.job import JobDraft, JobStatus
 from taskyard.core.schedule import Schedule
+from taskyard.core.settle import Settle
 from taskyard.errors import ConfigError, SchemaVersionError
 from tests.support.postgres import isolated_url
 
@@ -96,10 +97,10 @@ async def test_racing_claimers_never_share_a_job_and_respect_queue_concurrency(u
                     return
                 claimed.extend(j.id for j in jobs)
                 # Complete everything except the capped queue, which stays at its limit.
-                await b.jobs_complete(
-                    completions=[
-                        Completion(j.id, j.lease_token or "") for j in jobs if j.queue == "default"
-                    ]
+                await b.jobs_settle(
+                    outcomes=[
+                        Settle.completed(j.id, j.lease_token or "") for j in jobs if j.queue == "default"
+                    ],
                 )
 
         await asyncio.gather(*(claim_all(b, f"w{i}") for i, b in enumerate(replicas)))

@@ -17,8 +17,9 @@ from redis.crc import key_slot
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
-from taskyard.core.job import Completion, JobDraft, JobFilter, JobStatus
+from taskyard.core.job import JobDraft, JobFilter, JobStatus
 from taskyard.core.schedule import Schedule
+from taskyard.core.settle import Settle
 from taskyard.errors import BackendUnavailable, ConfigError
 from tests.support.backends import opened_backend as opened
 from tests.support.redis import free_port, isolated_url
@@ -81,9 +82,10 @@ async def test_concurrent_claimers_never_share_a_job(url: str) -> None:
         async def drain(b: Backend, name: str) -> None:
             while jobs := await b.job_claim(queues=None, limit=7, worker_id=name, lease=60):
                 claimed.extend(j.id for j in jobs)
-                refused = await b.jobs_complete(
-                    completions=[Completion(j.id, j.lease_token or "") for j in jobs]
+                answers = await b.jobs_settle(
+                    outcomes=[Settle.completed(j.id, j.lease_token or "") for j in jobs],
                 )
+                refused = [x.job_id for x in answers if not x.owned]
                 assert refused == []
 
         await asyncio.gather(*(drain(b, f"w{i}") for i, b in enumerate(instances)))
@@ -145,7 +147,9 @@ async def test_keys_stay_under_the_prefix_and_one_slot_per_queue(url: str) -> No
     async with opened(url) as b:
         jobs = await b.job_enqueue_many(drafts=drafts(3) + drafts(2, queue="r", unique_key="u"))
         claimed = await b.job_claim(queues=None, limit=5, worker_id="w", lease=60)
-        await b.jobs_complete(completions=[Completion(j.id, j.lease_token or "") for j in claimed])
+        await b.jobs_settle(
+            outcomes=[Settle.completed(j.id, j.lease_token or "") for j in claimed],
+        )
         await b.queue_update(queue="q", paused=True)
         prefix = b.prefix  # type: ignore[attr-defined]
         client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)

@@ -17,7 +17,6 @@ from taskyard.core.cluster import WorkerInfo
 from taskyard.core.ids import new_id
 from taskyard.core.job import (
     AttemptError,
-    Completion,
     Job,
     JobDraft,
     JobFilter,
@@ -26,6 +25,7 @@ from taskyard.core.job import (
 )
 from taskyard.core.queue import RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
+from taskyard.core.settle import Settle
 from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
 from tests.support.redis import isolated_url
 
@@ -154,17 +154,20 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
         "progress lost",
         b.job_set_progress(job_id=first.id, lease_token="nope", progress=Progress(1), now=at(4)),
     )
-    lost = await b.jobs_complete(
-        completions=[
-            Completion(first.id, life.tokens[first.id], {"ok": True}),
-            Completion(a.id, "bogus"),
+    answers = await b.jobs_settle(
+        outcomes=[
+            Settle.completed(first.id, life.tokens[first.id], {"ok": True}),
+            Settle.completed(a.id, "bogus"),
         ],
         now=at(5),
     )
+    lost = [x.job_id for x in answers if not x.owned]
     life.note("complete", lost)
-    lost = await b.jobs_complete(
-        completions=[Completion(first.id, life.tokens[first.id], 1)], now=at(5)
+    answers = await b.jobs_settle(
+        outcomes=[Settle.completed(first.id, life.tokens[first.id], 1)],
+        now=at(5),
     )
+    lost = [x.job_id for x in answers if not x.owned]
     life.note("complete twice", lost)
 
     # fail with retry, then final failure; snooze; cancel running; release
@@ -176,15 +179,15 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
         if job.id == hi.id:
             await life.attempt(
                 "fail final",
-                b.job_fail(job_id=job.id, lease_token=token, error=err, retry_at=None, now=at(6)),
+                _settle(b, Settle.failed(job.id, token, err, None), at(6)),
             )
         else:
             await life.attempt(
                 "fail retry",
-                b.job_fail(job_id=job.id, lease_token=token, error=err, retry_at=at(10), now=at(6)),
+                _settle(b, Settle.failed(job.id, token, err, at(10)), at(6)),
             )
     await life.attempt(
-        "fail lost", b.job_fail(job_id=hi.id, lease_token="x", error=err, retry_at=None, now=at(6))
+        "fail lost", _settle(b, Settle.failed(hi.id, 'x', err, None), at(6))
     )
     await life.state("after fails")
     await life.attempt("promote early", b.jobs_promote_due(now=at(9)))
@@ -194,7 +197,7 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
         token = life.tokens[job.id]
         if job.queue == "r":
             await life.attempt(
-                "snooze", b.job_snooze(job_id=job.id, lease_token=token, run_at=at(20), now=at(12))
+                "snooze", _settle(b, Settle.snoozed(job.id, token, at(20)), at(12))
             )
         elif job.unique_key:
             await life.attempt("cancel running", b.job_cancel(job_id=job.id, now=at(12)))
@@ -202,13 +205,11 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
             life.note("cancel seen", sorted(report.cancel_requested))
             await life.attempt(
                 "finish cancelled",
-                b.job_finish_cancelled(
-                    job_id=job.id, lease_token=token, reason="asked", now=at(13)
-                ),
+                _settle(b, Settle.cancelled(job.id, token, "asked"), at(13)),
             )
         else:
             await life.attempt(
-                "release", b.job_release(job_id=job.id, lease_token=token, now=at(12))
+                "release", _settle(b, Settle.released(job.id, token), at(12))
             )
     await life.state("after settle")
     # unique key is free again once its holder finished
@@ -266,8 +267,9 @@ async def scenario(b: Backend, ids: list[str]) -> list[Any]:
         life.note(f"filter {f}", [j.id for j in (await b.jobs_list(filter=f, limit=3)).jobs])
 
     # prune
-    await b.jobs_complete(
-        completions=[Completion(j, t) for j, t in life.tokens.items()], now=at(60)
+    await b.jobs_settle(
+        outcomes=[Settle.completed(j, t) for j, t in life.tokens.items()],
+        now=at(60),
     )
     await life.state("before prune")
     life.note("prune keep", await b.jobs_prune(status=S.COMPLETED, keep_last=2))
@@ -346,3 +348,9 @@ async def test_redis_matches_memory_backend(redis_backend: Backend) -> None:
     observed = await scenario(redis_backend, ids)
     for want, got in zip(expected, observed, strict=True):
         assert got == want, want[0]
+
+
+async def _settle(b: Backend, outcome: Settle, now: datetime) -> Job | str | None:
+    """One outcome settled: the job after the write, or "refused"."""
+    (answer,) = await b.jobs_settle(outcomes=[outcome], now=now)
+    return answer.job if answer.owned else "refused"

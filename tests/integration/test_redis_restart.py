@@ -14,7 +14,8 @@ from taskyard import JobStatus
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
-from taskyard.core.job import Completion, Job, JobDraft
+from taskyard.core.job import Job, JobDraft
+from taskyard.core.settle import Settle
 from taskyard.errors import BackendUnavailable
 from tests.apps.worker_app import build
 from tests.support.processes import read_runlog, stop_process, taskyard_process
@@ -52,7 +53,8 @@ async def test_backend_reconnects_after_a_restart_and_loses_nothing(tmp_path: Pa
             assert counts["q"][JobStatus.PENDING] == 45
             assert counts["q"][JobStatus.RUNNING] == 5
             # Fenced writes of the claims made before the restart still land.
-            refused = await backend.jobs_complete(completions=[_completion(j) for j in claimed])
+            answers = await backend.jobs_settle(outcomes=[_completion(j) for j in claimed])
+            refused = [x.job_id for x in answers if not x.owned]
             assert refused == []
             # The wake-up subscription came back too: an enqueue releases a waiter again.
             waiter = asyncio.create_task(backend.wait_for_jobs(queues=["q"], timeout=60))
@@ -66,8 +68,8 @@ async def test_backend_reconnects_after_a_restart_and_loses_nothing(tmp_path: Pa
             await backend.close()
 
 
-def _completion(job: Job) -> Completion:
-    return Completion(job.id, job.lease_token or "")
+def _completion(job: Job) -> Settle:
+    return Settle.completed(job.id, job.lease_token or "")
 
 
 async def _pings(backend: Backend) -> bool:

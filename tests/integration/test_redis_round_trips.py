@@ -15,7 +15,8 @@ import redis.asyncio as aioredis
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
-from taskyard.core.job import Completion, JobDraft, JobFilter, JobStatus
+from taskyard.core.job import JobDraft, JobFilter, JobStatus
+from taskyard.core.settle import Settle
 from tests.support.redis import isolated_url, owned_server, with_prefix
 
 
@@ -47,7 +48,7 @@ async def test_enqueue_and_a_batch_completion_are_one_command_each() -> None:
                 # Warm up: the first calls load the scripts.
                 await backend.job_enqueue_many(drafts=[draft()])
                 claimed = await backend.job_claim(queues=["q"], limit=1, worker_id="w", lease=60)
-                await backend.jobs_complete(completions=[Completion(claimed[0].id, "x")])
+                await backend.jobs_settle(outcomes=[Settle.completed(claimed[0].id, "x")])
 
                 await admin.config_resetstat()
                 await backend.job_enqueue_many(drafts=[draft()])
@@ -57,9 +58,10 @@ async def test_enqueue_and_a_batch_completion_are_one_command_each() -> None:
 
                 claimed = await backend.job_claim(queues=["q"], limit=1, worker_id="w", lease=60)
                 await admin.config_resetstat()
-                lost = await backend.jobs_complete(
-                    completions=[Completion(claimed[0].id, claimed[0].lease_token or "")]
+                answers = await backend.jobs_settle(
+                    outcomes=[Settle.completed(claimed[0].id, claimed[0].lease_token or "")],
                 )
+                lost = [x.job_id for x in answers if not x.owned]
                 assert lost == []
                 calls = await _calls(admin)
                 assert calls.get("evalsha") == 1
@@ -120,9 +122,10 @@ async def test_pipelines_reload_scripts_the_server_forgot() -> None:
                 )
                 assert {j.id for j in claimed} == {j.id for j in jobs}
                 await admin.script_flush()
-                lost = await backend.jobs_complete(
-                    completions=[Completion(j.id, j.lease_token or "") for j in claimed]
+                answers = await backend.jobs_settle(
+                    outcomes=[Settle.completed(j.id, j.lease_token or "") for j in claimed],
                 )
+                lost = [x.job_id for x in answers if not x.owned]
                 assert lost == []
                 await admin.script_flush()
                 page = await backend.jobs_list(filter=JobFilter(status=JobStatus.COMPLETED))

@@ -133,7 +133,7 @@ _CLAIMER = textwrap.dedent(
     """
     import asyncio, json, os, sys, time
     from taskyard.backends.sqlite import SqliteBackend
-    from taskyard.core.job import Completion
+    from taskyard.core.settle import Settle
 
     async def main(url, complete):
         backend = SqliteBackend(url)
@@ -155,8 +155,8 @@ _CLAIMER = textwrap.dedent(
             idle = 0
             got.extend(j.id for j in jobs)
             if complete:
-                await backend.jobs_complete(
-                    completions=[Completion(j.id, j.lease_token) for j in jobs]
+                await backend.jobs_settle(
+                    outcomes=[Settle.completed(j.id, j.lease_token) for j in jobs],
                 )
         await backend.close()
         print(json.dumps(got))

@@ -8,7 +8,7 @@ import pytest
 
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
 from taskyard.services.worker import messages
-from taskyard.services.worker.executor import Outcome
+from taskyard.services.worker.executor import Outcome, OutcomeKind
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -51,10 +51,10 @@ def test_a_fresh_job_with_empty_fields_round_trips() -> None:
 @pytest.mark.parametrize(
     "outcome",
     [
-        Outcome("completed", result={"n": [1, 2.5, "x"]}),
-        Outcome("failed", error=AttemptError(1, "TimeoutError", "late", None, NOW), retryable=False),
-        Outcome("retry_later", delay=7.5, reason="busy"),
-        Outcome("cancelled", reason="stop"),
+        Outcome(OutcomeKind.COMPLETED, result={"n": [1, 2.5, "x"]}),
+        Outcome(OutcomeKind.FAILED, error=AttemptError(1, "TimeoutError", "late", None, NOW), retryable=False),
+        Outcome(OutcomeKind.RETRY_LATER, delay=7.5, reason="busy"),
+        Outcome(OutcomeKind.CANCELLED, reason="stop"),
     ],
 )
 def test_outcomes_round_trip(outcome: Outcome) -> None:

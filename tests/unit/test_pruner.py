@@ -9,8 +9,9 @@ import pytest
 from taskyard import Taskyard
 from taskyard.backends.memory import MemoryBackend
 from taskyard.config import load_settings
-from taskyard.core.job import AttemptError, Completion, JobFilter, JobStatus
+from taskyard.core.job import AttemptError, JobFilter, JobStatus
 from taskyard.core.retention import PruneStep, Retention, parse_retention, prune_steps
+from taskyard.core.settle import Settle
 from taskyard.errors import ConfigError
 from taskyard.server import TaskServer
 from taskyard.services.maintenance import Pruner
@@ -24,14 +25,12 @@ async def _finish(app: Taskyard, backend: MemoryBackend, queue: str, status: Job
         (claimed,) = await backend.job_claim(queues=[queue], limit=1, worker_id="w", lease=30)
         assert claimed.id == job.id and claimed.lease_token is not None
         if status is S.COMPLETED:
-            await backend.jobs_complete(
-                completions=[Completion(job_id=job.id, lease_token=claimed.lease_token)]
-            )
+            outcome = Settle.completed(job.id, claimed.lease_token)
         else:
             error = AttemptError(attempt=1, type="E", message="x", traceback="", at=claimed.created_at)
-            await backend.job_fail(
-                job_id=job.id, lease_token=claimed.lease_token, error=error, retry_at=None
-            )
+            outcome = Settle.failed(job.id, claimed.lease_token, error, None)
+        (answer,) = await backend.jobs_settle(outcomes=[outcome])
+        assert answer.owned
 
 
 async def _count(backend: MemoryBackend, queue: str, status: JobStatus) -> int:

@@ -9,7 +9,8 @@ passes the same conformance suite (`tests/conformance/`). Rules that hold for ev
 * Status changes follow `taskyard.core.job.TRANSITIONS` and nothing else.
 * Writes made by a worker after a claim carry the claim's `lease_token`; when the token no
   longer matches (the job was rescued, cancelled or handed to someone else), the write is
-  refused (`LeaseLost`, or the id is reported as lost for batch operations).
+  refused (`LeaseLost`, or reported per job by batch operations: `jobs_settle` answers
+  `owned=False`, `jobs_extend_leases` lists it as lost).
 * Driver errors are converted at the boundary: connection failures raise `BackendUnavailable`.
 
 Ordering of claims: higher `priority` first, then earlier `run_at`, then lower id.
@@ -24,8 +25,6 @@ from typing import Any, Protocol, runtime_checkable
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
-    AttemptError,
-    Completion,
     Job,
     JobDraft,
     JobFilter,
@@ -203,63 +202,6 @@ class Backend(Protocol):
         outcome, in order; outcomes are independent (one refused leaves the others written).
         Never raises `LeaseLost`; raises `BackendUnavailable` when the store is unreachable
         (the caller retries the batch: a write already applied is then refused, not repeated).
-        """
-        ...
-
-    async def jobs_complete(
-        self, *, completions: Sequence[Completion], now: datetime | None = None
-    ) -> list[str]:
-        """running → completed for each completion whose token still owns its job, storing
-        `result` and `finished_at`, clearing the lease. Returns the ids refused (lease lost).
-        """
-        ...
-
-    async def job_fail(
-        self,
-        *,
-        job_id: str,
-        lease_token: str,
-        error: AttemptError,
-        retry_at: datetime | None,
-        now: datetime | None = None,
-    ) -> Job:
-        """Record a failed attempt (append `error`). `retry_at` set → scheduled at that time;
-        None → failed with `finished_at`. Raises `LeaseLost`.
-        """
-        ...
-
-    async def job_snooze(
-        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
-    ) -> Job:
-        """`RetryLater`: running → scheduled at `run_at`; `max_attempts` grows by one so the
-        snoozed run does not use up the retry budget. Raises `LeaseLost`.
-        """
-        ...
-
-    async def job_finish_cancelled(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        """running → cancelled once the handler has stopped (requested, or `Cancel` raised).
-        Raises `LeaseLost`.
-        """
-        ...
-
-    async def job_release(self, *, job_id: str, lease_token: str, now: datetime | None = None) -> None:
-        """Hand a running job back at shutdown: → pending, `attempt - 1` (the interrupted run
-        is not counted), lease cleared. A lost lease is ignored.
-        """
-        ...
-
-    async def job_rescue(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        """The worker holding a running job saw it lost without the handler failing (the
-        child process running it died): carry out `core.job.rescue_decision(job, now,
-        reason)` — pending with `attempt - 1` and `rescues + 1`, or failed past
-        `max_rescues`, a `WorkerLost` error with `reason` recorded either way — the same write
-        as `jobs_rescue_expired` but without waiting for the lease to expire. Fenced by
-        `lease_token` (still running, same token), atomic; returns the job after the write.
-        Raises `LeaseLost` when the token no longer owns the job.
         """
         ...
 

@@ -21,7 +21,6 @@ __all__ = (
     "TRACEBACK_LIMIT",
     "TRANSITIONS",
     "AttemptError",
-    "Completion",
     "Job",
     "JobDraft",
     "JobFilter",
@@ -285,18 +284,6 @@ class JobDraft:
             timeout=None if self.timeout is None else float(self.timeout),
             max_rescues=self.max_rescues,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A finished run to record: the claim's lease token fences the write. `progress`, when
-    given, is the handler's last report, stored with the completion (it may not have been
-    written yet: progress writes are coalesced), so a completed job shows its final progress."""
-
-    job_id: str
-    lease_token: str
-    result: Any = None
-    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)

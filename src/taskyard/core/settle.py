@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from taskyard.core.job import AttemptError, Job, Progress
+from taskyard.core.job import AttemptError, Job, JobStatus, Progress, rescue_decision
 
 __all__ = ("Settle", "SettleKind", "Settled")
 
@@ -83,6 +83,32 @@ class Settle:
         `core.job.rescue_decision(job, now, reason)` — pending with `attempt - 1` and
         `rescues + 1`, or failed past `max_rescues`; a `WorkerLost` error either way."""
         return cls(SettleKind.RESCUED, job_id, lease_token, reason=reason)
+
+    def applied_to(self, job: Job, now: datetime) -> Job:
+        """`job` (running, owned by this outcome's token) after the write this outcome's kind
+        says, at `now`: out of running, the lease cleared. The stores that keep whole jobs
+        (memory, SQLite) write this; SQL and Lua write the same fields."""
+        S = JobStatus
+        off = job.replace(lease_token=None, lease_expires_at=None, cancel_requested=False)
+        match self.kind:
+            case SettleKind.COMPLETED:
+                progress = job.progress if self.progress is None else self.progress
+                return off.replace(status=S.COMPLETED, result=self.result, finished_at=now, progress=progress)
+            case SettleKind.FAILED:
+                assert self.error is not None
+                errors = (*job.errors, self.error)
+                if self.retry_at is None:
+                    return off.replace(status=S.FAILED, errors=errors, finished_at=now)
+                return off.replace(status=S.SCHEDULED, errors=errors, run_at=self.retry_at)
+            case SettleKind.SNOOZED:
+                assert self.run_at is not None
+                return off.replace(status=S.SCHEDULED, run_at=self.run_at, max_attempts=job.max_attempts + 1)
+            case SettleKind.CANCELLED:
+                return off.replace(status=S.CANCELLED, finished_at=now, result={"cancelled": self.reason})
+            case SettleKind.RELEASED:
+                return off.replace(status=S.PENDING, attempt=max(job.attempt - 1, 0), worker_id=None)
+            case SettleKind.RESCUED:
+                return rescue_decision(job, now, self.reason).apply(job, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from taskyard.core.job import (
     check_prunable,
     rescue_decision,
 )
-from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound, LeaseLost
+from taskyard.errors import BackendError, InvalidTransitionError, JobNotFound
 
 __all__ = ("JobAdminOps",)
 
@@ -167,25 +167,6 @@ class JobAdminOps:
             rescued=tuple(j.id for j, f in zip(expired, failed, strict=True) if not f),
             failed=tuple(j.id for j, f in zip(expired, failed, strict=True) if f),
         )
-
-    async def job_rescue(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        s = self.schema
-        async with self._conn("job_rescue") as conn, conn.transaction():
-            cur = await conn.execute(
-                f"SELECT {JOB_COLUMNS}, {NOW} FROM {s}.jobs WHERE id = %(id)s "
-                "AND status = 'running' AND lease_token = %(token)s FOR UPDATE",
-                {"id": job_id, "token": lease_token, "now": now},
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise LeaseLost.of_job(job_id)
-            at = row[-1]
-            job = job_from_row(row[:-1])
-            decision = rescue_decision(job, at, reason)
-            await self._rescue_write(conn, [job], [decision], at)
-        return decision.apply(job, at)
 
     async def _rescue_write(
         self,

@@ -26,12 +26,10 @@ from taskyard.backends.postgres.connection import PostgresUrl, converted_errors,
 from taskyard.backends.postgres.enqueue import EnqueueSql, enqueue_async, enqueue_sync
 from taskyard.backends.postgres.listener import Listener
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, progress_json
-from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
 from taskyard.backends.postgres.schema import SCHEMA_VERSION, apply_migrations, read_version
+from taskyard.backends.postgres.settle import SettleOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
-    AttemptError,
-    Completion,
     Job,
     JobDraft,
     JobFilter,
@@ -52,7 +50,7 @@ __all__ = ("PostgresBackend",)
 log = logging.getLogger("taskyard.backends.postgres")
 
 
-class PostgresBackend(JobAdminOps, CatalogOps):
+class PostgresBackend(JobAdminOps, SettleOps, CatalogOps):
     """PostgreSQL backend (`postgresql://...?schema=taskyard`); see `docs/postgres.md`.
 
     `open()` creates the schema when it does not exist at all, and refuses (with
@@ -347,91 +345,6 @@ class PostgresBackend(JobAdminOps, CatalogOps):
             "progress = %(progress)s::jsonb",
             {"id": job_id, "token": lease_token, "progress": json.dumps(progress_json(progress))},
         )
-
-    async def jobs_complete(
-        self, *, completions: Sequence[Completion], now: datetime | None = None
-    ) -> list[str]:
-        if not completions:
-            return []
-        async with self._conn("jobs_complete") as conn:
-            cur = await conn.execute(
-                f"UPDATE {self.schema}.jobs j SET status = 'completed', result = c.result::jsonb, "
-                "progress = coalesce(c.progress::jsonb, j.progress), "
-                f"finished_at = {NOW}, unique_active = NULL, {_UNLEASE} "
-                "FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[], "
-                "%(progress)s::text[]) c(id, token, result, progress) "
-                "WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token RETURNING j.id",
-                {
-                    "ids": [c.job_id for c in completions],
-                    "tokens": [c.lease_token for c in completions],
-                    "results": [json.dumps(c.result, separators=(",", ":")) for c in completions],
-                    "progress": [
-                        None if c.progress is None else json.dumps(progress_json(c.progress))
-                        for c in completions
-                    ],
-                    "now": now,
-                },
-            )
-            done = {r[0] for r in await cur.fetchall()}
-        return [c.job_id for c in completions if c.job_id not in done]
-
-    async def job_fail(
-        self,
-        *,
-        job_id: str,
-        lease_token: str,
-        error: AttemptError,
-        retry_at: datetime | None,
-        now: datetime | None = None,
-    ) -> Job:
-        params = {
-            "id": job_id,
-            "token": lease_token,
-            "now": now,
-            "retry_at": retry_at,
-            "error": json.dumps([error.to_json()]),
-        }
-        if retry_at is None:
-            sets = f"status = 'failed', finished_at = {NOW}, unique_active = NULL"
-        else:
-            sets = "status = 'scheduled', run_at = %(retry_at)s"
-        return await self._owned_update(
-            "job_fail", f"{sets}, errors = errors || %(error)s::jsonb, {_UNLEASE}", params
-        )
-
-    async def job_snooze(
-        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
-    ) -> Job:
-        return await self._owned_update(
-            "job_snooze",
-            f"status = 'scheduled', run_at = %(run_at)s, max_attempts = max_attempts + 1, {_UNLEASE}",
-            {"id": job_id, "token": lease_token, "run_at": run_at},
-        )
-
-    async def job_finish_cancelled(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        return await self._owned_update(
-            "job_finish_cancelled",
-            f"status = 'cancelled', finished_at = {NOW}, result = %(result)s::jsonb, "
-            f"unique_active = NULL, {_UNLEASE}",
-            {
-                "id": job_id,
-                "token": lease_token,
-                "now": now,
-                "result": json.dumps({"cancelled": reason}),
-            },
-        )
-
-    async def job_release(
-        self, *, job_id: str, lease_token: str, now: datetime | None = None
-    ) -> None:
-        with contextlib.suppress(LeaseLost):
-            await self._owned_update(
-                "job_release",
-                f"status = 'pending', attempt = greatest(attempt - 1, 0), worker_id = NULL, {_UNLEASE}",
-                {"id": job_id, "token": lease_token},
-            )
 
     # -- wake-ups ----------------------------------------------------------------------------
     async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:

@@ -1,9 +1,10 @@
 """The worker's side of the Redis backend: batch claims (merged across queues by priority),
-heartbeats, progress and the fenced outcome writes (complete, fail, snooze, cancel, release).
+heartbeats, progress and the one owned write, `jobs_settle` (`scripts/settle.lua`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import os
 from collections import defaultdict
@@ -14,15 +15,8 @@ from typing import Any
 from taskyard.backends.redis.codec import decode_job, dumps, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
-from taskyard.core.job import (
-    AttemptError,
-    Completion,
-    Job,
-    JobStatus,
-    LeaseReport,
-    Progress,
-    rescue_decision,
-)
+from taskyard.core.job import Job, JobStatus, LeaseReport, Progress, RescueDecision, rescue_decision
+from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import LeaseLost
 
 __all__ = ("ClaimsMixin",)
@@ -142,98 +136,101 @@ class ClaimsMixin(RedisConnection):
                     cancel.update(queue_cancel)
         return LeaseReport(lost=frozenset(lost), cancel_requested=frozenset(cancel))
 
-    async def _owned_script(self, name: str, job_id: str, args: list[Any]) -> Any:
-        queue = await self._queue_of(job_id)
-        if queue is None:
-            raise LeaseLost.of_job(job_id)
-        with self._guard:
-            reply = await self._job_script(name, queue, args)
-        if not reply:
-            raise LeaseLost.of_job(job_id)
-        return queue, reply
-
     async def job_set_progress(
         self, *, job_id: str, lease_token: str, progress: Progress, now: datetime | None = None
     ) -> None:
-        doc = dumps({"percent": progress.percent, "message": progress.message})
-        await self._owned_script("progress", job_id, ["", job_id, lease_token, doc])
-
-    async def jobs_complete(
-        self, *, completions: Sequence[Completion], now: datetime | None = None
-    ) -> list[str]:
-        now = now or utcnow()
-        queues = await self._queues_of(c.job_id for c in completions)
-        lost = [c.job_id for c in completions if queues[c.job_id] is None]
-        groups: dict[str, list[Any]] = defaultdict(list)
-        for c in completions:
-            queue = queues[c.job_id]
-            if queue is not None:
-                result = "" if c.result is None else dumps(c.result)
-                progress = "" if c.progress is None else dumps(c.progress.to_json())
-                groups[queue] += (c.job_id, c.lease_token, result, progress)
-        if groups:
-            with self._guard:
-                pipe = self.client.pipeline(transaction=False)
-                for queue, rows in groups.items():
-                    await self._job_script("complete", queue, [to_us(now), *rows], client=pipe)
-                for refused in await self._execute(pipe):
-                    lost.extend(refused)
-        return lost
-
-    async def job_fail(
-        self,
-        *,
-        job_id: str,
-        lease_token: str,
-        error: AttemptError,
-        retry_at: datetime | None,
-        now: datetime | None = None,
-    ) -> Job:
-        now = now or utcnow()
-        retry = "" if retry_at is None else to_us(retry_at)
-        args = [to_us(now), job_id, lease_token, dumps(error.to_json()), retry]
-        queue, fields = await self._owned_script("fail", job_id, args)
-        return decode_job(job_id, queue, fields)
-
-    async def job_snooze(
-        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
-    ) -> Job:
-        args = ["", job_id, lease_token, to_us(run_at)]
-        queue, fields = await self._owned_script("snooze", job_id, args)
-        return decode_job(job_id, queue, fields)
-
-    async def job_finish_cancelled(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        now = now or utcnow()
-        args = [to_us(now), job_id, lease_token, dumps({"cancelled": reason})]
-        queue, fields = await self._owned_script("finish_cancelled", job_id, args)
-        return decode_job(job_id, queue, fields)
-
-    async def job_rescue(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        now = now or utcnow()
         queue = await self._queue_of(job_id)
-        job = None
+        reply = None
         if queue is not None:
+            doc = dumps({"percent": progress.percent, "message": progress.message})
             with self._guard:
-                fields = await self.client.hgetall(self._keys.job(queue, job_id))
-            job = decode_job(job_id, queue, fields) if fields else None
-        if job is None or job.status is not JobStatus.RUNNING or job.lease_token != lease_token:
+                reply = await self._job_script("progress", queue, ["", job_id, lease_token, doc])
+        if not reply:
             raise LeaseLost.of_job(job_id)
-        # The decision is made from the job as read; the script applies it only if the token
-        # still owns the job, and while it does nobody else changes the fields it reads.
-        d = rescue_decision(job, now, reason)
-        args = [to_us(now), job_id, lease_token, d.status.value, d.attempt, d.rescues,
-                dumps(d.error.to_json())]
-        queue, fields = await self._owned_script("rescue_held", job_id, args)
-        return decode_job(job_id, queue, fields)
 
-    async def job_release(
-        self, *, job_id: str, lease_token: str, now: datetime | None = None
-    ) -> None:
-        queue = await self._queue_of(job_id)
-        if queue is not None:
-            with self._guard:
-                await self._job_script("release", queue, ["", job_id, lease_token])
+    async def jobs_settle(
+        self, *, outcomes: Sequence[Settle], now: datetime | None = None
+    ) -> list[Settled]:
+        now = now or utcnow()
+        queues = await self._queues_of(o.job_id for o in outcomes)
+        decisions = await self._rescue_decisions(
+            [(i, o) for i, o in enumerate(outcomes) if o.kind is SettleKind.RESCUED and queues[o.job_id]],
+            queues,
+            now,
+        )
+        # One script per queue (a queue's keys share a hash slot), the queues side by side.
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, o in enumerate(outcomes):
+            queue = queues[o.job_id]
+            if queue is not None and (o.kind is not SettleKind.RESCUED or i in decisions):
+                groups[queue].append(i)
+        names = list(groups)
+        replies = await asyncio.gather(*(
+            self._settle_queue(name, [_record(outcomes[i], decisions.get(i)) for i in groups[name]], now)
+            for name in names
+        ))
+        answers = [Settled(o.job_id, owned=False) for o in outcomes]
+        for name, reply in zip(names, replies, strict=True):
+            for i, fields in zip(groups[name], reply, strict=True):
+                job_id = outcomes[i].job_id
+                if fields == 1:
+                    answers[i] = Settled(job_id, owned=True)
+                elif fields:
+                    answers[i] = Settled(job_id, owned=True, job=decode_job(job_id, name, fields))
+        return answers
+
+    async def _settle_queue(self, queue: str, records: list[list[Any]], now: datetime) -> list[Any]:
+        args: list[Any] = [to_us(now)]
+        for record in records:
+            args += record
+        with self._guard:
+            reply: list[Any] = await self._job_script("settle", queue, args)
+        return reply
+
+    async def _rescue_decisions(
+        self, outcomes: list[tuple[int, Settle]], queues: Mapping[str, str | None], now: datetime
+    ) -> dict[int, RescueDecision]:
+        """`rescue_decision` for each rescued outcome whose job, as read, its token owns (by
+        index among all outcomes). The script applies a decision only if the token still owns
+        the job, and while it does nobody else changes the fields the decision reads."""
+        if not outcomes:
+            return {}
+        with self._guard:
+            pipe = self.client.pipeline(transaction=False)
+            for _, o in outcomes:
+                pipe.hgetall(self._keys.job(queues[o.job_id] or "", o.job_id))
+            replies = await self._execute(pipe)
+        decisions: dict[int, RescueDecision] = {}
+        for (i, o), fields in zip(outcomes, replies, strict=True):
+            if not fields:
+                continue
+            job = decode_job(o.job_id, queues[o.job_id] or "", fields)
+            if job.status is JobStatus.RUNNING and job.lease_token == o.lease_token:
+                decisions[i] = rescue_decision(job, now, o.reason)
+        return decisions
+
+
+def _record(o: Settle, decision: RescueDecision | None) -> list[Any]:
+    """The 7 fields of one outcome for `settle.lua`."""
+    extra: list[Any]
+    match o.kind:
+        case SettleKind.COMPLETED:
+            extra = [
+                "" if o.result is None else dumps(o.result),
+                "" if o.progress is None else dumps(o.progress.to_json()),
+            ]
+        case SettleKind.FAILED:
+            assert o.error is not None
+            extra = [dumps(o.error.to_json()), "" if o.retry_at is None else to_us(o.retry_at)]
+        case SettleKind.SNOOZED:
+            assert o.run_at is not None
+            extra = [to_us(o.run_at)]
+        case SettleKind.CANCELLED:
+            extra = [dumps({"cancelled": o.reason})]
+        case SettleKind.RELEASED:
+            extra = []
+        case SettleKind.RESCUED:
+            assert decision is not None
+            d = decision
+            extra = [d.status.value, d.attempt, d.rescues, dumps(d.error.to_json())]
+    return [o.kind.value, o.job_id, o.lease_token, *extra, *[""] * (4 - len(extra))]

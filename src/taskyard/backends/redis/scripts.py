@@ -16,11 +16,7 @@ __all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts", "script_
 JOB_SCRIPTS = (
     "enqueue",
     "claim",
-    "complete",
-    "fail",
-    "snooze",
-    "finish_cancelled",
-    "release",
+    "settle",
     "extend",
     "progress",
     "cancel",
@@ -28,7 +24,6 @@ JOB_SCRIPTS = (
     "promote",
     "rescue_scan",
     "rescue",
-    "rescue_held",
     "prune",
     "list",
 )

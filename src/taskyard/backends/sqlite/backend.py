@@ -23,8 +23,6 @@ from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
-    AttemptError,
-    Completion,
     Job,
     JobDraft,
     JobFilter,
@@ -37,6 +35,7 @@ from taskyard.core.job import (
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
+from taskyard.core.settle import Settle, Settled
 from taskyard.errors import BackendError
 
 from . import claims, cluster, jobs, queues, runs
@@ -191,55 +190,16 @@ class SqliteBackend:
     ) -> None:
         await self._db.write(lambda c: runs.set_progress(c, job_id, lease_token, progress))
 
-    async def jobs_complete(
-        self, *, completions: Sequence[Completion], now: datetime | None = None
-    ) -> list[str]:
-        if not completions:
+    async def jobs_settle(
+        self, *, outcomes: Sequence[Settle], now: datetime | None = None
+    ) -> list[Settled]:
+        if not outcomes:
             return []
         at = now or utcnow()
-        return await self._db.write(lambda c: runs.complete(c, completions, at))
-
-    async def job_fail(
-        self,
-        *,
-        job_id: str,
-        lease_token: str,
-        error: AttemptError,
-        retry_at: datetime | None,
-        now: datetime | None = None,
-    ) -> Job:
-        at = now or utcnow()
-        return await self._db.write(
-            lambda c: runs.fail(c, job_id, lease_token, error, retry_at, at)
-        )
-
-    async def job_snooze(
-        self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None
-    ) -> Job:
-        return await self._db.write(lambda c: runs.snooze(c, job_id, lease_token, run_at))
-
-    async def job_finish_cancelled(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        at = now or utcnow()
-        return await self._db.write(
-            lambda c: runs.finish_cancelled(c, job_id, lease_token, reason, at)
-        )
-
-    async def job_release(
-        self, *, job_id: str, lease_token: str, now: datetime | None = None
-    ) -> None:
-        if await self._db.write(lambda c: runs.release(c, job_id, lease_token)):
+        answers = await self._db.write(lambda c: runs.settle(c, outcomes, at))
+        if any(a.job is not None and a.job.status is JobStatus.PENDING for a in answers):
             self._notify()
-
-    async def job_rescue(
-        self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None
-    ) -> Job:
-        at = now or utcnow()
-        job = await self._db.write(lambda c: runs.rescue(c, job_id, lease_token, reason, at))
-        if job.status is JobStatus.PENDING:
-            self._notify()
-        return job
+        return answers
 
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:

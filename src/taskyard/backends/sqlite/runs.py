@@ -1,5 +1,5 @@
 """Worker-side writes after a claim, each fenced by the claim's lease token: heartbeat,
-progress, complete, fail, snooze, finish cancelled, release.
+progress, and the one owned write that settles a run (`settle`).
 """
 
 from __future__ import annotations
@@ -8,44 +8,23 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from taskyard.core.job import (
-    AttemptError,
-    Completion,
-    Job,
-    JobStatus,
-    LeaseReport,
-    Progress,
-    rescue_decision,
-)
+from taskyard.core.job import Job, LeaseReport, Progress
+from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import LeaseLost
 
 from .jobs import save
 from .rows import JOB_COLUMNS, dumps, job_from_row, to_us
 
-__all__ = (
-    "complete",
-    "extend_leases",
-    "fail",
-    "finish_cancelled",
-    "owned",
-    "release",
-    "rescue",
-    "set_progress",
-    "snooze",
-)
-
-S = JobStatus
+__all__ = ("extend_leases", "owned", "set_progress", "settle")
 
 
-def owned(conn: sqlite3.Connection, job_id: str, token: str) -> Job:
-    """The running job `token` owns, or `LeaseLost`."""
+def owned(conn: sqlite3.Connection, job_id: str, token: str) -> Job | None:
+    """The running job `token` owns, or None."""
     row = conn.execute(
         f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND status = 'running' AND lease_token = ?",
         (job_id, token),
     ).fetchone()
-    if row is None:
-        raise LeaseLost.of_job(job_id)
-    return job_from_row(row)
+    return None if row is None else job_from_row(row)
 
 
 def extend_leases(
@@ -78,80 +57,29 @@ def set_progress(conn: sqlite3.Connection, job_id: str, token: str, progress: Pr
         raise LeaseLost.of_job(job_id)
 
 
-def complete(
-    conn: sqlite3.Connection, completions: Sequence[Completion], now: datetime
-) -> list[str]:
-    """running → completed for owned jobs; returns the refused ids."""
+def settle(conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime) -> list[Settled]:
+    """The owned write of each outcome whose token still owns its job (one transaction: the
+    caller's); a completion is one UPDATE, the other kinds read the job and write it back."""
     now_us = to_us(now)
-    lost: list[str] = []
-    for c in completions:
-        cur = conn.execute(
-            "UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, "
-            "progress = coalesce(?, progress), "
-            "lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0 "
-            "WHERE id = ? AND status = 'running' AND lease_token = ?",
-            (
-                None if c.result is None else dumps(c.result), now_us,
-                None if c.progress is None else dumps(c.progress.to_json()),
-                c.job_id, c.lease_token,
-            ),
-        )
-        if cur.rowcount == 0:
-            lost.append(c.job_id)
-    return lost
-
-
-def _off_lease(job: Job, **changes: object) -> Job:
-    return job.replace(lease_token=None, lease_expires_at=None, cancel_requested=False, **changes)
-
-
-def fail(
-    conn: sqlite3.Connection,
-    job_id: str,
-    token: str,
-    error: AttemptError,
-    retry_at: datetime | None,
-    now: datetime,
-) -> Job:
-    """Record a failed attempt: scheduled again at `retry_at`, or failed for good."""
-    job = owned(conn, job_id, token)
-    errors = (*job.errors, error)
-    if retry_at is None:
-        return save(conn, _off_lease(job, status=S.FAILED, errors=errors, finished_at=now))
-    return save(conn, _off_lease(job, status=S.SCHEDULED, errors=errors, run_at=retry_at))
-
-
-def snooze(conn: sqlite3.Connection, job_id: str, token: str, run_at: datetime) -> Job:
-    """`RetryLater`: scheduled at `run_at` with one more attempt allowed."""
-    job = owned(conn, job_id, token)
-    return save(
-        conn, _off_lease(job, status=S.SCHEDULED, run_at=run_at, max_attempts=job.max_attempts + 1)
-    )
-
-
-def finish_cancelled(
-    conn: sqlite3.Connection, job_id: str, token: str, reason: str, now: datetime
-) -> Job:
-    """running → cancelled once the handler stopped."""
-    job = owned(conn, job_id, token)
-    return save(
-        conn, _off_lease(job, status=S.CANCELLED, finished_at=now, result={"cancelled": reason})
-    )
-
-
-def release(conn: sqlite3.Connection, job_id: str, token: str) -> bool:
-    """Hand an owned job back (→ pending, the run not counted); False when not owned."""
-    cur = conn.execute(
-        "UPDATE jobs SET status = 'pending', attempt = MAX(attempt - 1, 0), worker_id = NULL, "
-        "lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0 "
-        "WHERE id = ? AND status = 'running' AND lease_token = ?",
-        (job_id, token),
-    )
-    return cur.rowcount > 0
-
-
-def rescue(conn: sqlite3.Connection, job_id: str, token: str, reason: str, now: datetime) -> Job:
-    """The holder saw its job lost (its child process died): `rescue_decision` with `reason`,
-    the same write as a rescue of an expired lease."""
-    job = owned(conn, job_id, token)
-    return save(conn, rescue_decision(job, now, reason).apply(job, now))
+    answers: list[Settled] = []
+    for o in outcomes:
+        if o.kind is SettleKind.COMPLETED:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, "
+                "progress = coalesce(?, progress), "
+                "lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0 "
+                "WHERE id = ? AND status = 'running' AND lease_token = ?",
+                (
+                    None if o.result is None else dumps(o.result), now_us,
+                    None if o.progress is None else dumps(o.progress.to_json()),
+                    o.job_id, o.lease_token,
+                ),
+            )
+            answers.append(Settled(o.job_id, owned=cur.rowcount > 0))
+            continue
+        job = owned(conn, o.job_id, o.lease_token)
+        if job is None:
+            answers.append(Settled(o.job_id, owned=False))
+        else:
+            answers.append(Settled(o.job_id, owned=True, job=save(conn, o.applied_to(job, now))))
+    return answers

@@ -22,7 +22,7 @@ from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.task import TaskSpec
 from taskyard.errors import MemoryLimitExceeded
 from taskyard.services.worker import messages
-from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome
+from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, OutcomeKind
 
 __all__ = ("Child", "ChildPool", "ChildStartError", "import_path_of", "rss_mb")
 
@@ -263,17 +263,17 @@ class ChildPool:
         child died under it. Cancelling this kills the child."""
         spec = self.app.tasks.get(job.task)
         if spec is None:
-            return Outcome("released", reason=UNKNOWN_TASK)
+            return Outcome(OutcomeKind.RELEASED, reason=UNKNOWN_TASK)
         for _ in range(3):
             try:
                 child = await self._acquire(import_path_of(self.app, spec))
             except ChildStartError as exc:
-                return Outcome("failed", error=_error(job, exc), retryable=False)
+                return Outcome(OutcomeKind.FAILED, error=_error(job, exc), retryable=False)
             outcome = await self._run_in(child, job, spec, report_progress)
             if outcome is not None:
                 return outcome
             # The child was dead before it took the job (killed while idle): try a fresh one.
-        return Outcome("crashed", reason="child processes kept dying before they could take the job")
+        return Outcome(OutcomeKind.CRASHED, reason="child processes kept dying before they could take the job")
 
     async def _run_in(
         self, child: Child, job: Job, spec: TaskSpec, report_progress: Callable[[str, Progress], None]
@@ -318,12 +318,12 @@ class ChildPool:
                         f"the child process running the job used {rss:.0f} MB, past the job's "
                         f"memory limit of {limit:g} MB, and was killed"
                     )
-                    return Outcome("failed", error=_error(job, exc), retryable=spec.retry.is_retryable(exc)), False
+                    return Outcome(OutcomeKind.FAILED, error=_error(job, exc), retryable=spec.retry.is_retryable(exc)), False
                 if deadline is not None and loop.time() >= deadline:
                     await child.kill()
                     timed_out = TimeoutError(f"job timed out after {timeout}s; its child process was killed")
                     return Outcome(
-                        "failed", error=_error(job, timed_out), retryable=spec.retry.is_retryable(timed_out)
+                        OutcomeKind.FAILED, error=_error(job, timed_out), retryable=spec.retry.is_retryable(timed_out)
                     ), False
         finally:
             reading.cancel()
@@ -338,15 +338,15 @@ class ChildPool:
                 log.warning("child %d had ended (%s) before it took job %s", child.pid,
                             _exit_reason(status), job.id, extra={"job_id": job.id})
                 return None, False
-            return Outcome("crashed", reason=_exit_reason(status)), False
+            return Outcome(OutcomeKind.CRASHED, reason=_exit_reason(status)), False
         outcome = messages.outcome_from_json(msg["outcome"])
-        if outcome.kind == "released" and outcome.reason == UNKNOWN_TASK:
+        if outcome.kind is OutcomeKind.RELEASED and outcome.reason == UNKNOWN_TASK:
             # Not registered in the app the child imported: another claim would end the same.
             missing = ChildStartError(
                 f"task {job.task!r} is not registered in the app {child.path!r} that the child "
                 "process imported; register it there or start the worker with the right --app"
             )
-            return Outcome("failed", error=_error(job, missing), retryable=False), False
+            return Outcome(OutcomeKind.FAILED, error=_error(job, missing), retryable=False), False
         return outcome, bool(msg["clean"])
 
     async def _outcome(

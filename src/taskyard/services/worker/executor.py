@@ -5,6 +5,7 @@ and turns what happened into an `Outcome` for the worker to record.
 from __future__ import annotations
 
 import asyncio
+import enum
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,19 +22,34 @@ from taskyard.core.task import TaskSpec
 from taskyard.errors import Cancel, JobTimeoutError, RetryLater
 from taskyard.services.worker.threads import ThreadSlots
 
-__all__ = ("UNKNOWN_TASK", "Outcome", "execute")
+__all__ = ("UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
 
 #: The `reason` of the outcome of a job whose task this worker does not know.
 UNKNOWN_TASK = "task not registered in this worker"
 
 
+class OutcomeKind(enum.StrEnum):
+    """How one run ended, as the worker saw it."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    #: The handler raised `RetryLater`.
+    RETRY_LATER = "retry_later"
+    #: Stopped because its job was cancelled (requested, or `Cancel` raised).
+    CANCELLED = "cancelled"
+    #: Handed back untouched: the task is not registered here, or the worker stopped.
+    RELEASED = "released"
+    #: The child process running it died (`reason` says how): a lost worker, not a failed attempt.
+    CRASHED = "crashed"
+    #: Stopped because its lease was lost: nothing is written.
+    LOST = "lost"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one run produced. `kind`: completed | failed | retry_later | cancelled |
-    released (handed back untouched: the task is not registered here) | crashed (the child
-    process running it died, `reason` says how: a lost worker, not a failed attempt)."""
+    """What one run produced (see `OutcomeKind`)."""
 
-    kind: str
+    kind: OutcomeKind
     result: Any = None
     error: AttemptError | None = None
     retryable: bool = True
@@ -76,12 +92,12 @@ async def execute(
         # Claims are filtered by the app's tasks, so this is a safety net (a task unregistered
         # after the claim, a backend ignoring the filter): another worker may know the task,
         # so hand the job back as it was rather than spend an attempt on it.
-        return Outcome("released", reason=UNKNOWN_TASK)
+        return Outcome(OutcomeKind.RELEASED, reason=UNKNOWN_TASK)
     ctx = JobContext(job=job, report=report_progress)
     try:
         args = _arguments(spec, job, ctx)
     except pydantic.ValidationError as exc:
-        return Outcome("failed", error=_error(job, exc, app.clock.now()), retryable=False)
+        return Outcome(OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=False)
     timeout = job.timeout if job.timeout is not None else spec.timeout
     try:
         async with asyncio.timeout(timeout) as deadline:
@@ -93,21 +109,21 @@ async def execute(
                     stop_with=lambda: JobTimeoutError if deadline.expired() else Cancel,
                 )
     except RetryLater as exc:
-        return Outcome("retry_later", delay=exc.delay, reason=str(exc))
+        return Outcome(OutcomeKind.RETRY_LATER, delay=exc.delay, reason=str(exc))
     except Cancel as exc:
-        return Outcome("cancelled", reason=exc.reason)
+        return Outcome(OutcomeKind.CANCELLED, reason=exc.reason)
     except asyncio.CancelledError:
         raise
     except TimeoutError as exc:
         timed_out = TimeoutError(f"job timed out after {timeout}s") if deadline.expired() else exc
         return Outcome(
-            "failed",
+            OutcomeKind.FAILED,
             error=_error(job, timed_out, app.clock.now()),
             retryable=spec.retry.is_retryable(timed_out),
         )
     except Exception as exc:
         return Outcome(
-            "failed", error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
+            OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
         )
     try:
         # Results share the payload limits (core/payload.py): a runaway handler must neither
@@ -116,5 +132,5 @@ async def execute(
         encode_value(result, what="the handler's result")
     except ValueError as exc:
         bad = ValueError(f"handler returned a result that cannot be stored: {exc}")
-        return Outcome("failed", error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
-    return Outcome("completed", result=result)
+        return Outcome(OutcomeKind.FAILED, error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
+    return Outcome(OutcomeKind.COMPLETED, result=result)

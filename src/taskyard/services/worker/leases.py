@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from taskyard.clock import Clock
     from taskyard.core.cluster import WorkerInfo
     from taskyard.services.store_clock import StoreClock
-    from taskyard.services.worker.worker import WorkerConfig
+    from taskyard.services.worker.config import WorkerConfig
+    from taskyard.services.worker.stats import RunStats
 
 __all__ = ("LeaseHolder", "LeaseKeeper", "raise_if_cancelling")
 
@@ -70,8 +71,9 @@ class LeaseHolder(Protocol):
         """What the worker registry records about this worker."""
         ...
 
-    async def flush_stats(self) -> None:
-        """Write the per-minute counts collected since the last flush."""
+    @property
+    def stats(self) -> RunStats:
+        """The worker's per-minute run counts; each heartbeat writes them."""
         ...
 
 
@@ -143,7 +145,7 @@ class LeaseKeeper:
                     worker.interrupt(job_id, "cancelled")
             await worker.store_clock.refresh(backend)  # after the renewal, which cannot wait
             await backend.worker_heartbeat(info=worker.info())
-            await worker.flush_stats()
+            await worker.stats.flush(backend)
         except Exception as exc:  # an outage must not kill the heartbeat
             raise_if_cancelling(exc)
             log.warning("heartbeat failed: %s", exc)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
-from taskyard.services.worker.executor import Outcome
+from taskyard.services.worker.executor import Outcome, OutcomeKind
 
 __all__ = (
     "KINDS",
@@ -122,7 +122,7 @@ def outcome_from_json(data: dict[str, Any]) -> Outcome:
     """The `Outcome` a child reported."""
     error = data.get("error")
     return Outcome(
-        kind=str(data["kind"]),
+        kind=OutcomeKind(data["kind"]),
         result=data.get("result"),
         error=None if error is None else AttemptError.from_json(error),
         retryable=bool(data.get("retryable", True)),

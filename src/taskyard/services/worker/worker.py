@@ -1,5 +1,5 @@
-"""The `Worker` service: claims jobs in batches up to its free slots, runs them, records the
-outcomes (completions in batches), renews leases, and drains cleanly on stop.
+"""The `Worker` service: claims jobs in batches up to its free slots, runs them, hands their
+outcomes to its `Completer` (written in batches), renews leases, and drains cleanly on stop.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from taskyard.app import Taskyard
@@ -19,15 +17,17 @@ from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
 from taskyard.core import ids
 from taskyard.core.cluster import WorkerInfo
-from taskyard.core.job import Completion, Job, JobStatus
-from taskyard.core.names import check_name
-from taskyard.core.queue import StatsRow
-from taskyard.errors import BackendUnavailable, LeaseLost
+from taskyard.core.job import Job, JobStatus
+from taskyard.errors import BackendUnavailable
 from taskyard.services.base import Service
 from taskyard.services.store_clock import StoreClock
 from taskyard.services.worker.children import ChildPool
-from taskyard.services.worker.executor import UNKNOWN_TASK, Outcome, execute
-from taskyard.services.worker.leases import LeaseKeeper, raise_if_cancelling
+from taskyard.services.worker.completer import Completer
+from taskyard.services.worker.config import WorkerConfig
+from taskyard.services.worker.executor import Outcome, OutcomeKind, execute
+from taskyard.services.worker.leases import LeaseKeeper
+from taskyard.services.worker.recorder import JobOutcome, Recorder
+from taskyard.services.worker.stats import RunStats
 from taskyard.services.worker.threads import LostThread, ThreadSlots
 
 __all__ = ("JobOutcome", "Worker", "WorkerConfig")
@@ -35,75 +35,6 @@ __all__ = ("JobOutcome", "Worker", "WorkerConfig")
 log = logging.getLogger("taskyard.worker")
 #: One line when a job starts (DEBUG) and one when it ends (`WorkerConfig.job_log_level`).
 job_log = logging.getLogger("taskyard.jobs")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """How a worker claims and runs jobs.
-
-    `queues` None means every queue. `lease` is how long a claim holds a job without a
-    heartbeat; heartbeats come every `min(lease / 3, heartbeat_interval)` seconds.
-    `drain_timeout` is how long `stop()` lets in-flight jobs finish before handing them back.
-    `burst` makes the worker stop by itself once nothing is due and nothing runs; with
-    `burst_wait_retries` it first waits for the retries it scheduled itself to come due.
-    `stop_grace` is how long a stopped sync handler's thread gets to end (an exception is
-    raised in it meanwhile) before it counts as lost; at `max_lost_threads` lost threads the
-    worker recycles itself (0: never).
-    `isolation` "task" runs each job as its task says, "process" every job in a child
-    process; children serve `max_jobs_per_child` jobs, are replaced once past
-    `max_memory_per_child` MB, and kill a job past `memory_limit` MB (tasks without their own).
-    `job_log_level` is the level of the line logged when a job ends (its start is logged at
-    DEBUG, or not at all when this is None); neither carries payloads or results.
-    """
-
-    queues: tuple[str, ...] | None = None
-    concurrency: int = 10
-    lease: float = 60.0
-    heartbeat_interval: float = 5.0
-    poll_interval: float = 1.0
-    drain_timeout: float = 30.0
-    burst: bool = False
-    burst_wait_retries: bool = True
-    stop_grace: float = 5.0
-    max_lost_threads: int = 3
-    isolation: str = "task"
-    max_jobs_per_child: int = 1000
-    max_memory_per_child: float | None = None
-    memory_limit: float | None = None
-    job_log_level: int | None = logging.INFO
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("worker concurrency must be at least 1")
-        if self.lease <= 0 or self.poll_interval <= 0 or self.heartbeat_interval <= 0:
-            raise ValueError("worker lease, poll_interval and heartbeat_interval must be > 0")
-        if self.drain_timeout < 0:
-            raise ValueError("worker drain_timeout must be >= 0")
-        if self.stop_grace < 0 or self.max_lost_threads < 0:
-            raise ValueError("worker stop_grace and max_lost_threads must be >= 0")
-        for queue in self.queues or ():
-            check_name("worker queue name", queue)
-        if self.isolation not in ("task", "process"):
-            raise ValueError(f"worker isolation must be 'task' or 'process', not {self.isolation!r}")
-        if self.max_jobs_per_child < 1:
-            raise ValueError("worker max_jobs_per_child must be at least 1")
-        for name in ("max_memory_per_child", "memory_limit"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"worker {name} must be > 0 MB (or None for no limit)")
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """Told to `subscribe_jobs` listeners after each run.
-
-    `outcome`: completed | failed | retrying | snoozed | cancelled | lost | released |
-    rescued (its child process died; it runs again).
-    """
-
-    job: Job
-    outcome: str
-    duration: float
 
 
 class Worker(Service):
@@ -129,11 +60,6 @@ class Worker(Service):
         #: rescued and claimed again by this worker while its last run is still settling).
         self._interrupts: dict[asyncio.Task[None], str] = {}
         self._slot_freed = asyncio.Event()
-        self._completions: list[tuple[Completion, Job, float]] = []
-        self._completions_ready = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
-        self._retry_watch: dict[str, datetime] = {}
-        self._stats: dict[tuple[datetime, str], list[int]] = {}
         self._job_listeners: list[Callable[[JobOutcome], None]] = []
         self._threads: ThreadSlots | None = None
         #: Why this worker recycles itself (stops claiming, drains, hands back), once it does.
@@ -151,6 +77,18 @@ class Worker(Service):
         #: Times this worker writes for others to compare (retry times, heartbeats, stats
         #: minutes) follow the store's clock; refreshed with every heartbeat.
         self.store_clock = StoreClock(self.clock)
+        #: Per-minute counts of completed and failed runs; the heartbeat writes them.
+        self.stats = RunStats(self.store_clock)
+        #: Writes every run's outcome (`jobs_settle`), in batches.
+        self.completer = Completer(
+            lambda: self.app.backend, now=self.store_clock.now, patience=self.config.lease,
+            monotonic=self.monotonic,
+        )
+        #: Turns each run's outcome into its write and reports it once written.
+        self.recorder = Recorder(
+            app, completer=self.completer, stats=self.stats, store_clock=self.store_clock,
+            last_progress=self.leases.last_progress, emit=self._emit_job,
+        )
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -242,10 +180,8 @@ class Worker(Service):
             self.config.concurrency, name=f"taskyard-{self.id}", grace=self.config.stop_grace,
             on_lost=self._on_lost_thread,
         )
-        self._side_tasks = [
-            asyncio.create_task(self._flush_completions_loop(), name="worker:completer"),
-            asyncio.create_task(self.leases.run(), name="worker:leases"),
-        ]
+        self.completer.start()
+        self._side_tasks = [asyncio.create_task(self.leases.run(), name="worker:leases")]
 
     async def run(self) -> None:
         backend = self.app.backend
@@ -333,23 +269,23 @@ class Worker(Service):
 
     async def _burst_has_more(self) -> bool:
         """In burst mode: wait for retries this worker scheduled; False when none is left."""
-        await self._flush_completions_now()
+        await self.completer.flush()
         if not self.config.burst_wait_retries:
             return False
-        while self._retry_watch and not self.stopping.is_set():
+        while self.recorder.retry_watch and not self.stopping.is_set():
             backend = self.app.backend
-            for job_id in list(self._retry_watch):
+            for job_id in list(self.recorder.retry_watch):
                 job = await backend.job_get(job_id=job_id)
                 if job is None or job.status is not JobStatus.SCHEDULED:
-                    self._retry_watch.pop(job_id, None)
-            if not self._retry_watch:
+                    self.recorder.retry_watch.pop(job_id, None)
+            if not self.recorder.retry_watch:
                 return True  # they became pending or ran elsewhere: claim again
-            wait = (min(self._retry_watch.values()) - self.store_clock.now()).total_seconds()
+            wait = (min(self.recorder.retry_watch.values()) - self.store_clock.now()).total_seconds()
             if wait <= 0:
                 return True
             if await self.sleep(min(wait, self.config.poll_interval)):
                 return False
-        return bool(self._retry_watch)
+        return bool(self.recorder.retry_watch)
 
     async def _drain(self) -> None:
         """Stop claiming; let in-flight jobs finish within the drain timeout; hand back the rest."""
@@ -368,14 +304,14 @@ class Worker(Service):
                 await asyncio.wait(pending)
 
     async def on_stop(self) -> None:
-        await self._flush_completions_now()
+        await self.completer.stop()  # every outcome recorded before the worker is gone
         for task in self._side_tasks:
             task.cancel()
         for task in self._side_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._side_tasks = []
-        await self.flush_stats()
+        await self.stats.flush(self.app.backend)
         with contextlib.suppress(Exception):
             await self.app.backend.worker_remove(worker_id=self.worker_id)
         await self.children.close()
@@ -419,8 +355,8 @@ class Worker(Service):
                 why = self._interrupts.get(me) if me is not None else None
                 if why is None:
                     raise
-                outcome = Outcome(why, reason=f"{why} while running")
-            await self._record(job, outcome, self.monotonic() - started)
+                outcome = Outcome(OutcomeKind(why), reason=f"{why} while running")
+            await self.recorder.record(job, outcome, self.monotonic() - started)
         except Exception:
             log.exception("could not record the outcome of job %s", job.id, extra={"job_id": job.id})
         finally:
@@ -433,137 +369,7 @@ class Worker(Service):
                 self._interrupts.pop(me, None)
             self._slot_freed.set()
 
-    async def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
-        token = job.lease_token or ""
-        backend = self.app.backend
-        now = self.store_clock.now()  # retry and snooze times are compared by every claimer
-        kind = outcome.kind
-        try:
-            if kind == "completed":
-                final = self.leases.last_progress(job.id)  # its last report, maybe not yet written
-                self._completions.append((Completion(job.id, token, outcome.result, final), job, duration))
-                self._completions_ready.set()
-                return
-            if kind == "failed":
-                assert outcome.error is not None
-                delay = (
-                    self.app.get_task(job.task).retry.delay_after(job.attempt)
-                    if outcome.retryable and job.task in self.app.tasks
-                    else None
-                )
-                retry_at = now + timedelta(seconds=delay) if delay is not None else None
-                updated = await self._write(
-                    lambda: backend.job_fail(
-                        job_id=job.id, lease_token=token, error=outcome.error, retry_at=retry_at, now=now  # type: ignore[arg-type]
-                    )
-                )
-                if retry_at is not None:
-                    self._retry_watch[job.id] = retry_at
-                    self._emit_job(updated, "retrying", duration)
-                else:
-                    self._count(job.queue, failed=1)
-                    self._emit_job(updated, "failed", duration)
-                log.warning(
-                    "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
-                    outcome.error.message,
-                    f"; retry at {retry_at.isoformat()}" if retry_at else "; no attempts left",
-                    extra={"job_id": job.id},
-                )
-            elif kind == "retry_later":
-                run_at = now + timedelta(seconds=outcome.delay)
-                updated = await self._write(
-                    lambda: backend.job_snooze(job_id=job.id, lease_token=token, run_at=run_at, now=now)
-                )
-                self._retry_watch[job.id] = run_at
-                self._emit_job(updated, "snoozed", duration)
-            elif kind == "cancelled":
-                updated = await self._write(
-                    lambda: backend.job_finish_cancelled(
-                        job_id=job.id, lease_token=token, reason=outcome.reason, now=now
-                    )
-                )
-                self._emit_job(updated, "cancelled", duration)
-            elif kind == "released":
-                if outcome.reason == UNKNOWN_TASK:
-                    log.warning(
-                        "job %s has task %r, which this worker does not know; handed back untouched",
-                        job.id, job.task, extra={"job_id": job.id},
-                    )
-                await self._write(lambda: backend.job_release(job_id=job.id, lease_token=token, now=now))
-                self._emit_job(job, "released", duration)
-            elif kind == "crashed":
-                updated = await self._write(
-                    lambda: backend.job_rescue(job_id=job.id, lease_token=token, reason=outcome.reason, now=now)
-                )
-                failed = updated.status is JobStatus.FAILED
-                if failed:
-                    self._count(job.queue, failed=1)
-                self._emit_job(updated, "failed" if failed else "rescued", duration)
-                log.warning(
-                    "job %s (%s): %s; %s", job.id, job.task, outcome.reason,
-                    "failed (max_rescues)" if failed else "it will run again",
-                    extra={"job_id": job.id},
-                )
-            elif kind == "lost":
-                log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
-                self._emit_job(job, "lost", duration)
-        except LeaseLost:
-            log.warning("job %s lost its lease; its outcome is discarded", job.id, extra={"job_id": job.id})
-            self._emit_job(job, "lost", duration)
-
-    async def _write(self, op: Callable[[], Any]) -> Any:
-        """Run a backend write, retrying through an outage for up to one lease."""
-        deadline = self.monotonic() + self.config.lease
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except BackendUnavailable as exc:
-                if self.monotonic() > deadline:
-                    raise
-                log.warning("backend unavailable while recording a job, retrying: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    # -- completions, batched ----------------------------------------------------------------
-    async def _flush_completions_loop(self) -> None:
-        while True:
-            await self._completions_ready.wait()
-            await self._flush_completions_now()
-            raise_if_cancelling()
-
-    async def _flush_completions_now(self) -> None:
-        # One flush at a time: stop() must wait for a batch already being written rather
-        # than cancel it (the completions in it would be lost).
-        async with self._flush_lock:
-            await self._flush_completions_locked()
-
-    async def _flush_completions_locked(self) -> None:
-        while self._completions:
-            batch, self._completions = self._completions, []
-            self._completions_ready.clear()
-            try:
-                lost = set(
-                    await self._write(
-                        lambda b=batch: self.app.backend.jobs_complete(  # type: ignore[misc]
-                            completions=[c for c, _, _ in b], now=self.store_clock.now()
-                        )
-                    )
-                )
-            except Exception as exc:
-                raise_if_cancelling(exc)
-                log.exception("could not record %d completion(s)", len(batch))
-                lost = {c.job_id for c, _, _ in batch}
-            for completion, job, duration in batch:
-                if completion.job_id in lost:
-                    self._emit_job(job, "lost", duration)
-                else:
-                    self._count(job.queue, completed=1)
-                    self._emit_job(
-                        job.replace(status=JobStatus.COMPLETED, result=completion.result), "completed", duration
-                    )
-
-    # -- outcomes, stats ---------------------------------------------------------------------
+    # -- outcomes ---------------------------------------------------------------------
     def _log_job(self, level: int, job: Job, outcome: str, duration: float | None = None) -> None:
         """The structured line of a job's start (`outcome="started"`) or end: ids, task,
         queue, attempt, outcome, duration; never its payload or result."""
@@ -598,22 +404,3 @@ class Worker(Service):
                     listener(event)
                 except Exception:
                     log.exception("job outcome listener failed")
-
-    def _count(self, queue: str, *, completed: int = 0, failed: int = 0) -> None:
-        now = self.store_clock.now()
-        minute = now.replace(second=0, microsecond=0)
-        cell = self._stats.setdefault((minute, queue), [0, 0])
-        cell[0] += completed
-        cell[1] += failed
-
-    async def flush_stats(self) -> None:
-        """Write the per-minute completed/failed counts collected since the last flush (the
-        heartbeat calls it; a failed write is logged and those counts are dropped)."""
-        if not self._stats:
-            return
-        rows = [StatsRow(minute=m, queue=q, completed=c[0], failed=c[1]) for (m, q), c in self._stats.items()]
-        self._stats = {}
-        try:
-            await self.app.backend.stats_record(rows=rows)
-        except Exception as exc:
-            log.warning("could not record statistics: %s", exc)
