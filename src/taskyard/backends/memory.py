@@ -65,6 +65,8 @@ class _QueueState:
 class MemoryBackend:
     """In-process, non-durable backend (`memory://`)."""
 
+    shared_across_loops = True  # one process-wide store behind a lock
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = threading.Lock()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import typer
 
@@ -47,9 +46,8 @@ def root(
 ) -> None:
     """taskyard: jobs, workers, schedules and services."""
     state.app_spec = app
-    if backend:
-        # The app reads its backend URL when it is constructed, at import.
-        os.environ["TASKYARD_BACKEND"] = backend
+    # Handed to the app when it is loaded (`use_backend`) and to the server's settings.
+    state.backend_url = backend or None
 
 
 for _name in COMMAND_MODULES:

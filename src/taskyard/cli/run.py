@@ -43,6 +43,8 @@ def serve(
     from taskyard.server import TaskServer, setup_logging  # heavy: only for serving commands
 
     try:
+        if state.backend_url is not None:
+            overrides = {**overrides, "backend": state.backend_url}
         settings = load_settings(config, **overrides)
         setup_logging(settings)
         server = TaskServer(state.app, settings, only=only, service=service, burst=burst)
