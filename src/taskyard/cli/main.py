@@ -41,7 +41,7 @@ def root(
         None, "--app", envvar="TASKYARD_APP", help="The app to load, as MODULE:ATTRIBUTE."
     ),
     backend: str | None = typer.Option(
-        None, "--backend", help="Backend URL (overrides TASKYARD_BACKEND)."
+        None, "--backend", help="Backend URL (overrides the app's own, TASKYARD_BACKEND and taskyard.toml)."
     ),
 ) -> None:
     """taskyard: jobs, workers, schedules and services."""
