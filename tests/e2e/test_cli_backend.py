@@ -60,6 +60,8 @@ def test_worker_runs_against_the_backend_flag_without_touching_the_environment(
     seeder.task("double")(lambda payload: payload["n"] * 2)
     job = seeder.enqueue("double", {"n": 21})
     seeder.close()
+    # The flag wins over taskyard.toml too, as it always did through the environment.
+    (tmp_path / "taskyard.toml").write_text(f'backend = "sqlite:///{tmp_path / "toml.db"}"\n')
     before = dict(os.environ)
 
     result = CliRunner().invoke(
@@ -75,4 +77,5 @@ def test_worker_runs_against_the_backend_flag_without_touching_the_environment(
     finally:
         reader.close()
     assert done is not None and done.status is JobStatus.COMPLETED and done.result == 42
-    assert not (tmp_path / "taskyard.db").exists()  # the app's own default was never opened
+    # Neither the app's own default nor taskyard.toml's backend was opened.
+    assert not (tmp_path / "taskyard.db").exists() and not (tmp_path / "toml.db").exists()

@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 
 from taskyard.app import Taskyard
+from taskyard.config import Settings, load_settings
 
-__all__ = ("CliState", "console", "die", "load_app", "print_json", "run_app", "state")
+__all__ = ("CliState", "console", "die", "load_app", "print_json", "run_app", "server_settings", "state")
 
 T = TypeVar("T")
 
@@ -83,3 +84,11 @@ class CliState:
 
 
 state = CliState()
+
+
+def server_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """The settings of a task server this command builds: `load_settings` with the command's
+    `overrides`, and the root command's `--backend` over every other source."""
+    if state.backend_url is not None:
+        overrides["backend"] = state.backend_url
+    return load_settings(config, **overrides)
