@@ -24,9 +24,9 @@ MANAGER_RECORD = "ManagedService is the manager's own record, defined and used o
 #: (module path relative to src/taskyard, attribute) -> why the access is needed.
 ALLOWED: dict[tuple[str, str], str] = {
     ("backends/redis/connection.py", "_replace"): NAMEDTUPLE,
-    ("config.py", "_replace"): NAMEDTUPLE,
-    ("config.py", "_set_current_state"): SETTINGS_SOURCE,
-    ("config.py", "_set_settings_sources_data"): SETTINGS_SOURCE,
+    ("config/__init__.py", "_replace"): NAMEDTUPLE,
+    ("config/sources.py", "_set_current_state"): SETTINGS_SOURCE,
+    ("config/sources.py", "_set_settings_sources_data"): SETTINGS_SOURCE,
     ("http/api/errors.py", "_body"): (
         "Starlette's request-body cache: the body read here under the size limit is the one "
         "the handler reads (Starlette has no public setter)"

@@ -63,6 +63,9 @@ class Backend(Protocol):
     """Durable storage of jobs, queues, schedules, leadership and workers."""
 
     url: str
+    #: Whether one instance may be used from several threads and event loops at once (the
+    #: memory backend); False: each loop builds its own instance from `url`.
+    shared_across_loops: bool
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:

@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 
 from taskyard.app import Taskyard
+from taskyard.config import Settings, load_settings
 
-__all__ = ("CliState", "console", "die", "load_app", "print_json", "run_app", "state")
+__all__ = ("CliState", "console", "die", "load_app", "print_json", "run_app", "server_settings", "state")
 
 T = TypeVar("T")
 
@@ -34,8 +35,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def load_app(spec: str | None) -> Taskyard:
-    """Import `module:attribute` (from the current directory too) and return the app."""
+def load_app(spec: str | None, backend_url: str | None = None) -> Taskyard:
+    """Import `module:attribute` (from the current directory too) and return the app, on the
+    backend at `backend_url` when given (the root command's `--backend`)."""
     if not spec:
         raise die("no app given: pass --app MODULE:APP or set TASKYARD_APP")
     module_name, _, attr = spec.partition(":")
@@ -52,6 +54,8 @@ def load_app(spec: str | None) -> Taskyard:
     if app.name is None:
         app.name = f"{module_name}:{attr}"
     app.import_path = f"{module_name}:{attr}"
+    if backend_url is not None:
+        app.use_backend(backend_url)
     return app
 
 
@@ -68,13 +72,23 @@ class CliState:
     """Options of the root command, available to every subcommand."""
 
     app_spec: str | None = None
+    #: The root command's `--backend`: the app runs on it instead of its own choice.
+    backend_url: str | None = None
     _app: Taskyard | None = None
 
     @property
     def app(self) -> Taskyard:
         if self._app is None:
-            self._app = load_app(self.app_spec)
+            self._app = load_app(self.app_spec, self.backend_url)
         return self._app
 
 
 state = CliState()
+
+
+def server_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """The settings of a task server this command builds: `load_settings` with the command's
+    `overrides`, and the root command's `--backend` over every other source."""
+    if state.backend_url is not None:
+        overrides["backend"] = state.backend_url
+    return load_settings(config, **overrides)

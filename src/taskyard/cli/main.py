@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import typer
 
@@ -42,14 +41,13 @@ def root(
         None, "--app", envvar="TASKYARD_APP", help="The app to load, as MODULE:ATTRIBUTE."
     ),
     backend: str | None = typer.Option(
-        None, "--backend", help="Backend URL (overrides TASKYARD_BACKEND)."
+        None, "--backend", help="Backend URL (overrides the app's own, TASKYARD_BACKEND and taskyard.toml)."
     ),
 ) -> None:
     """taskyard: jobs, workers, schedules and services."""
     state.app_spec = app
-    if backend:
-        # The app reads its backend URL when it is constructed, at import.
-        os.environ["TASKYARD_BACKEND"] = backend
+    # Handed to the app when it is loaded (`use_backend`) and to the server's settings.
+    state.backend_url = backend or None
 
 
 for _name in COMMAND_MODULES:

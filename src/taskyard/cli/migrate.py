@@ -37,7 +37,7 @@ def register(cli: typer.Typer) -> None:
     @cli.command()
     def migrate() -> None:
         """Create or upgrade the schema (SQLite does this by itself at start)."""
-        url = state.app.backend.url if state.app_spec else default_backend_url()
+        url = state.app.backend_url if state.app_spec else state.backend_url or default_backend_url()
         try:
             before, after = asyncio.run(_migrate(url))
         except TaskyardError as exc:

@@ -10,8 +10,7 @@ from typing import Any
 
 import typer
 
-from taskyard.cli.loading import state
-from taskyard.config import load_settings
+from taskyard.cli.loading import server_settings, state
 from taskyard.errors import ConfigError
 
 
@@ -43,7 +42,7 @@ def serve(
     from taskyard.server import TaskServer, setup_logging  # heavy: only for serving commands
 
     try:
-        settings = load_settings(config, **overrides)
+        settings = server_settings(config, **overrides)
         setup_logging(settings)
         server = TaskServer(state.app, settings, only=only, service=service, burst=burst)
         server.build()

@@ -8,8 +8,7 @@ from typing import Any
 
 import typer
 
-from taskyard.cli.loading import console, print_json, run_app, state
-from taskyard.config import load_settings
+from taskyard.cli.loading import console, print_json, run_app, server_settings, state
 from taskyard.errors import ConfigError
 
 
@@ -18,7 +17,7 @@ def describe(only: str | None, service: str | None, config: Path | None) -> list
     from taskyard.server import TaskServer
     from taskyard.services.periodic import PeriodicService
 
-    settings = load_settings(config)
+    settings = server_settings(config)
     server = TaskServer(state.app, settings, only=only, service=service)
     server.build()
     rows = []

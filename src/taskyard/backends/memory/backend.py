@@ -22,6 +22,8 @@ __all__ = ("MemoryBackend",)
 class MemoryBackend(JobsMixin, ClaimsMixin, QueuesMixin, SchedulesMixin, ClusterMixin):
     """In-process, non-durable backend (`memory://`)."""
 
+    shared_across_loops = True  # one process-wide store behind a lock
+
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         return None

@@ -57,6 +57,8 @@ class PostgresBackend(JobAdminOps, SettleOps, CatalogOps):
     `SchemaVersionError`) a schema at another version: upgrades go through `taskyard migrate`.
     """
 
+    shared_across_loops = False
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.config = PostgresUrl.parse(url)

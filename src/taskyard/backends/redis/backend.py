@@ -32,6 +32,8 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
     one server. All other query parameters are redis-py's connection options.
     """
 
+    shared_across_loops = False
+
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._listener: WakeListener | None = None

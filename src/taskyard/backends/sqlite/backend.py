@@ -53,6 +53,8 @@ _POLL_MAX = 0.05
 class SqliteBackend:
     """Durable backend on one SQLite file in WAL mode; see `SqliteOptions` for URL options."""
 
+    shared_across_loops = False
+
     def __init__(self, url: str = "sqlite:///taskyard.db") -> None:
         self.url = url
         self.options = parse_url(url)

@@ -4,6 +4,7 @@ Schedules declared in code (`app.schedule(...)`) are stored and kept confirmed b
 scheduler process (`sync_declared`, rule in `core/declaration.py`); runtime ones are stored at
 once. Schedule sets stamp templates onto an owner (`apply_set`).
 Every method validates everything (cron, time zone, task, payload) before it stores anything.
+Beside the book: `sets` (schedule-set templates) and `fires` (the jobs a fire makes).
 """
 
 from __future__ import annotations
@@ -13,28 +14,35 @@ import random
 import secrets
 import socket
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from taskyard.backends.protocol import Backend
 from taskyard.clock import Clock
-from taskyard.core import ids
 from taskyard.core.declaration import DeclarationStep, Declarer, declaration_step
-from taskyard.core.job import DEFAULT_MAX_RESCUES, Job, JobDraft
-from taskyard.core.names import check_name
+from taskyard.core.job import Job, JobDraft
 from taskyard.core.payload import check_payload
-from taskyard.core.schedule import (
-    SETTABLE_DEFAULTS,
-    SETTABLE_FIELDS,
-    TIMING_FIELDS,
-    MisfirePolicy,
-    Schedule,
-)
-from taskyard.core.unique import schedule_fire_key
+from taskyard.core.schedule import SETTABLE_DEFAULTS, SETTABLE_FIELDS, Schedule
 from taskyard.errors import NotFoundError, ScheduleError
+from taskyard.schedules.fires import fire_drafts, prepared
+from taskyard.schedules.sets import (
+    TEMPLATE_OMITS,
+    ScheduleTemplate,
+    check_names,
+    merge_payload,
+    template_options,
+)
 
-__all__ = ("DECLARED_GRACE", "DeclarationReport", "ScheduleBook", "ScheduleHost", "ScheduleTemplate")
+__all__ = (
+    "DECLARED_GRACE",
+    "OPTIONS",
+    "TEMPLATE_OMITS",
+    "DeclarationReport",
+    "ScheduleBook",
+    "ScheduleHost",
+    "ScheduleTemplate",
+)
 
 #: Seconds a declared schedule outlives its last confirmation (`scheduler.declared_grace`).
 DECLARED_GRACE = 300.0
@@ -65,33 +73,6 @@ class ScheduleHost(Protocol):
 #: Options a schedule accepts (besides its name), with their defaults: the settable fields of
 #: `Schedule` (`core.schedule.SETTABLE_FIELDS`).
 OPTIONS: dict[str, Any] = dict(SETTABLE_DEFAULTS)
-#: Settable fields a schedule-set template has no field for: `apply_set` gives the owner,
-#: and an applied schedule starts enabled.
-TEMPLATE_OMITS = ("enabled", "owner")
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleTemplate:
-    """One schedule of a set; applied to owner `O` it becomes schedule `"O:<key>"`, its
-    payload merged with the payload given to `apply_set` (the given keys win). Its fields
-    are `key` and the settable fields of `Schedule` but `TEMPLATE_OMITS`, with the same
-    defaults (a test holds it to that).
-    """
-
-    key: str
-    task: str
-    cron: str | None = None
-    every: float | None = None
-    tz: str = "UTC"
-    payload: Any = None
-    queue: str | None = None
-    priority: int | None = None
-    jitter: float = 0.0
-    misfire: MisfirePolicy | str = MisfirePolicy.SKIP
-    misfire_cap: int = 100
-    misfire_grace: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class DeclarationReport:
     """What one `sync_declared` pass did: names stored (new or replaced), how many were only
@@ -167,13 +148,13 @@ class ScheduleBook:
     def define_set(self, name: str, templates: Iterable[ScheduleTemplate | Mapping[str, Any]]) -> None:
         """Define schedule set `name` from templates (or mappings of template fields).
         The set name and template keys follow the name rule (`core/names.py`)."""
-        _check_names("schedule set name", name)
+        check_names("schedule set name", name)
         built: list[ScheduleTemplate] = []
         for item in templates:
             template = item if isinstance(item, ScheduleTemplate) else ScheduleTemplate(**item)
-            _check_names(f"schedule set {name!r}: template key", template.key)
+            check_names(f"schedule set {name!r}: template key", template.key)
             # Validate the timing and options now, the task and payload when applied.
-            self.build(f"set:{name}:{template.key}", check_task=False, **_template_options(template))
+            self.build(f"set:{name}:{template.key}", check_task=False, **template_options(template))
             built.append(template)
         keys = [t.key for t in built]
         if len(set(keys)) != len(keys):
@@ -184,33 +165,8 @@ class ScheduleBook:
 
     # -- fire drafts (used by the scheduler and `trigger`) -------------------------------------
     def drafts(self, schedule: Schedule, fire_times: Iterable[datetime], *, rng: random.Random | None = None) -> list[JobDraft]:
-        """One job draft per fire: unique key `schedule:<name>:<fire time>`, an id derived from
-        it, and `run_at` = fire time + a random jitter in [0, jitter].
-        """
-        rng = rng or random.Random()  # noqa: S311 - jitter spreads load; no secret
-        drafts = []
-        for fire in fire_times:
-            key = schedule_fire_key(schedule.name, fire)
-            delay = rng.uniform(0, schedule.jitter) if schedule.jitter else 0.0
-            run_at = fire + timedelta(seconds=delay)
-            job_id = ids.deterministic_id(fire, key)
-            if schedule.task not in self.app.tasks and schedule.task_defaults is not None:
-                # Another app (version) declared it: fire with the task settings it stored; a
-                # worker that knows the task runs the job (workers claim only tasks they know).
-                drafts.append(_foreign_draft(schedule, run_at=run_at, unique_key=key, job_id=job_id))
-                continue
-            drafts.append(
-                self.app.build_draft(
-                    schedule.task,
-                    schedule.payload,
-                    run_at=run_at,
-                    queue=schedule.queue,
-                    priority=schedule.priority,
-                    unique_key=key,
-                    job_id=job_id,
-                )
-            )
-        return drafts
+        """One job draft per fire (see `schedules.fires.fire_drafts`)."""
+        return fire_drafts(schedule, fire_times, build_draft=self.app.build_draft, known_tasks=self.app.tasks, rng=rng)
 
     # -- async API ---------------------------------------------------------------------------
     async def _backend(self) -> Backend:
@@ -218,27 +174,6 @@ class ScheduleBook:
 
     def _now(self) -> datetime:
         return self.app.clock.now()
-
-    def _prepare(self, schedule: Schedule, existing: Schedule | None, now: datetime) -> Schedule:
-        """Carry fire bookkeeping over from the stored version; recompute `next_fire_at`
-        when the timing changed, the schedule was resumed, or it is new.
-        """
-        if existing is None:
-            next_at = schedule.timing().next_after(now) if schedule.enabled else None
-            return schedule.replace(created_at=now, updated_at=now, last_fire_at=None, next_fire_at=next_at)
-        same_timing = all(getattr(existing, f) == getattr(schedule, f) for f in TIMING_FIELDS)
-        if not schedule.enabled:
-            next_at = None
-        elif same_timing and existing.enabled and existing.next_fire_at is not None:
-            next_at = existing.next_fire_at
-        else:
-            next_at = schedule.timing().next_after(now)
-        return schedule.replace(
-            created_at=existing.created_at or now,
-            updated_at=now,
-            last_fire_at=existing.last_fire_at,
-            next_fire_at=next_at,
-        )
 
     async def aadd(self, name: str, *, replace: bool = False, **options: Any) -> Schedule:
         """Async twin of `add`."""
@@ -248,7 +183,7 @@ class ScheduleBook:
         existing = await backend.schedule_get(name=name)
         if existing is not None and not replace:
             raise ScheduleError(f"schedule {name!r} already exists (use update, or replace=True)")
-        return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
+        return await backend.schedule_upsert(schedule=prepared(schedule, existing, self._now()))
 
     async def aupdate(self, name: str, **changes: Any) -> Schedule:
         """Async twin of `update`."""
@@ -257,7 +192,7 @@ class ScheduleBook:
         current = {name: getattr(existing, name) for name in SETTABLE_FIELDS}
         schedule = self.build(name, source=existing.source, **{**current, **changes})
         schedule = self._check_task(schedule)
-        return await backend.schedule_upsert(schedule=self._prepare(schedule, existing, self._now()))
+        return await backend.schedule_upsert(schedule=prepared(schedule, existing, self._now()))
 
     async def _require(self, backend: Backend, name: str) -> Schedule:
         existing = await backend.schedule_get(name=name)
@@ -320,17 +255,17 @@ class ScheduleBook:
         templates = self.sets.get(set_name)
         if templates is None:
             raise NotFoundError(f"no schedule set named {set_name!r} (known: {', '.join(sorted(self.sets)) or 'none'})")
-        _check_names("owner", owner)
+        check_names("owner", owner)
         built = []
         for template in templates:
-            options = _template_options(template)
-            options["payload"] = _merge(template.payload, payload)
+            options = template_options(template)
+            options["payload"] = merge_payload(template.payload, payload)
             schedule = self.build(f"{owner}:{template.key}", source=f"set:{set_name}", owner=owner, **options)
             built.append(self._check_task(schedule))
         backend = await self._backend()
         previous = {s.name: s for s in await backend.schedules_list(owner=owner)}
         now = self._now()
-        stored = [self._prepare(s, previous.get(s.name), now) for s in built]
+        stored = [prepared(s, previous.get(s.name), now) for s in built]
         await backend.schedules_replace_owner(owner=owner, schedules=stored)
         return stored
 
@@ -368,7 +303,7 @@ class ScheduleBook:
                 mine = mine.replace(enabled=existing.enabled)
             step = declaration_step(existing, mine, now=now, grace=grace)
             if step in (DeclarationStep.CREATE, DeclarationStep.REPLACE):
-                await backend.schedule_upsert(schedule=self._prepare(mine, existing, now))
+                await backend.schedule_upsert(schedule=prepared(mine, existing, now))
                 written.append(schedule.name)
             elif step is DeclarationStep.CONFIRM:
                 confirm.append(schedule.name)
@@ -432,44 +367,6 @@ class ScheduleBook:
         return self._sync(lambda: self.alist(owner=owner))
 
 
-def _check_names(kind: str, value: Any) -> None:
-    """`check_name`, as the `ScheduleError` the schedules API raises for every bad input."""
-    try:
-        check_name(kind, value)
-    except ValueError as exc:
-        raise ScheduleError(str(exc)) from None
-
-
 def _process_label() -> str:
     # Unique among live processes even for two apps in one process or a reused pid.
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
-
-
-def _template_options(template: ScheduleTemplate) -> dict[str, Any]:
-    return {f.name: getattr(template, f.name) for f in fields(ScheduleTemplate) if f.name != "key"}
-
-
-def _merge(base: Any, extra: Any) -> Any:
-    if extra is None:
-        return base
-    if isinstance(base, Mapping) and isinstance(extra, Mapping):
-        return {**base, **extra}
-    return extra
-
-
-def _foreign_draft(schedule: Schedule, *, run_at: datetime, unique_key: str, job_id: str) -> JobDraft:
-    """The job of a fire of a schedule whose task this app does not know, from the task
-    settings the declaring app stored with it (`Schedule.task_defaults`)."""
-    defaults = schedule.task_defaults or {}
-    return JobDraft(
-        id=job_id,
-        task=schedule.task,
-        queue=schedule.queue or str(defaults.get("queue") or "default"),
-        payload=schedule.payload,
-        priority=int(schedule.priority if schedule.priority is not None else defaults.get("priority") or 0),
-        run_at=run_at.astimezone(UTC),
-        max_attempts=int(defaults.get("max_attempts") or 1),
-        max_rescues=int(defaults.get("max_rescues", DEFAULT_MAX_RESCUES)),
-        unique_key=unique_key,
-        timeout=defaults.get("timeout"),
-    )

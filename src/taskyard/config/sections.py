@@ -1,42 +1,17 @@
-"""Settings: defaults < taskyard.toml < TASKYARD_* environment < CLI flags.
-
-The only module that reads the environment and taskyard.toml. `load_settings()` validates
-everything once and turns any problem into a one-line `ConfigError` naming the setting.
-"""
+"""The settings sections (`[worker]`, `[http]`, `[alerts]`, ...): frozen pydantic models,
+each validated once where the settings are loaded (`taskyard.config.load_settings`)."""
 
 from __future__ import annotations
 
-import difflib
-import os
-import tomllib
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
-from pydantic_settings.exceptions import SettingsError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from taskyard.core.alert import AlertRule, parse_rule
 from taskyard.core.names import check_name
-from taskyard.errors import ConfigError
 
 __all__ = (
-    "DEFAULT_BACKEND_URL",
-    "DEFAULT_CONFIG_FILE",
     "AlertNotifiersSettings",
     "AlertsSettings",
     "ApiKey",
@@ -45,49 +20,13 @@ __all__ = (
     "LoggingSettings",
     "MaintenanceSettings",
     "ManagerSettings",
+    "QueueRetentionSettings",
+    "RetentionSection",
     "RetentionSettings",
     "SchedulerSettings",
-    "Settings",
     "WebhookSettings",
     "WorkerSettings",
-    "default_backend_url",
-    "load_settings",
-    "option_key",
-    "service_key",
 )
-
-DEFAULT_BACKEND_URL = "sqlite:///taskyard.db"
-DEFAULT_CONFIG_FILE = "taskyard.toml"
-_BACKEND_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss")
-
-
-def default_backend_url() -> str:
-    """The backend URL when none is given: `TASKYARD_BACKEND`, else `backend` in
-    ./taskyard.toml, else `sqlite:///taskyard.db`."""
-    url = os.environ.get("TASKYARD_BACKEND")
-    if url:
-        return url
-    path = Path(DEFAULT_CONFIG_FILE)
-    if path.is_file():
-        try:
-            value = tomllib.loads(path.read_text()).get("backend")
-        except (OSError, tomllib.TOMLDecodeError):
-            value = None  # reported properly by load_settings() when the server starts
-        if isinstance(value, str) and value:
-            return value
-    return DEFAULT_BACKEND_URL
-
-
-def option_key(name: str) -> str:
-    """How service option names compare: case and `_`/`-` do not count, so `batchSize`,
-    `batch_size`, `BATCHSIZE` (an environment variable) and `batchsize` are one option."""
-    return name.lower().replace("_", "").replace("-", "")
-
-
-def service_key(service_id: str) -> str:
-    """How service ids in settings compare: `CSV_IMPORT` (an environment variable cannot
-    spell a dash) is `csv-import`."""
-    return service_id.lower().replace("_", "-")
 
 
 class _Section(BaseModel):
@@ -381,195 +320,3 @@ class AlertsSettings(_Section):
     def alert_rules(self) -> list[AlertRule]:
         """The rules as `AlertRule`s (validated already)."""
         return [parse_rule(table) for table in self.rules]
-
-
-class Settings(BaseSettings):
-    """Everything a taskyard process is configured with."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="TASKYARD_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-        toml_file=DEFAULT_CONFIG_FILE,
-    )
-
-    backend: str = Field(default=DEFAULT_BACKEND_URL, description="Backend URL.")
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
-    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
-    manager: ManagerSettings = Field(default_factory=ManagerSettings)
-    http: HttpSettings = Field(default_factory=HttpSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
-    #: Options of user services by service id (e.g. `[services.csv-import] interval = ...`).
-    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("backend")
-    @classmethod
-    def _backend_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme.lower() if "://" in value else ""
-        if scheme not in _BACKEND_SCHEMES:
-            raise ValueError(
-                f"{redact_url(value)!r} is not a backend URL; expected memory://, "
-                "sqlite:///PATH, postgresql://... or redis://..."
-            )
-        return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: CLI flags (init) > environment > taskyard.toml > defaults.
-        return (
-            _ServiceOptionsSource(settings_cls, init_settings),
-            _ServiceOptionsSource(settings_cls, env_settings),
-            _TomlSource(settings_cls),
-        )
-
-
-class _ServiceOptionsSource(PydanticBaseSettingsSource):
-    """A settings source whose `[services.*]` tables compare ids and option names as
-    `service_key` / `option_key` do: `TASKYARD_SERVICES__CSV_IMPORT__BATCHSIZE=20` overrides
-    `batchSize = 10` under `[services.csv-import]` instead of sitting beside it."""
-
-    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
-        super().__init__(settings_cls)
-        self.inner = inner
-
-    def _set_current_state(self, state: dict[str, Any]) -> None:
-        super()._set_current_state(state)
-        self.inner._set_current_state(state)
-
-    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
-        super()._set_settings_sources_data(states)
-        self.inner._set_settings_sources_data(states)
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.inner.get_field_value(field, field_name)
-
-    def __call__(self) -> dict[str, Any]:
-        return _with_service_keys(self.inner(), self.current_state)
-
-
-class _TomlSource(TomlConfigSettingsSource):
-    """taskyard.toml, its `[services.*]` tables compared as `_ServiceOptionsSource` does."""
-
-    def __call__(self) -> dict[str, Any]:
-        return _with_service_keys(super().__call__(), self.current_state)
-
-
-def _with_service_keys(data: dict[str, Any], higher: dict[str, Any]) -> dict[str, Any]:
-    services = data.get("services")
-    if not isinstance(services, dict):
-        return data
-    above = higher.get("services")
-    return {**data, "services": _normalise_services(services, above if isinstance(above, dict) else {})}
-
-
-def _normalise_services(services: dict[str, Any], higher: dict[str, Any]) -> dict[str, Any]:
-    """`services` with ids as `service_key` and each option spelled as a source of higher
-    priority (already merged into `higher`) spelled it, so the higher one wins the merge.
-    One source spelling an option twice is an error: which would win is not obvious."""
-    merged: dict[str, Any] = {}
-    for raw_id, options in services.items():
-        sid = service_key(str(raw_id))
-        if not isinstance(options, dict):
-            merged[sid] = options  # validation names what is wrong with it
-            continue
-        above = higher.get(sid)
-        spelled = {option_key(k): k for k in (above if isinstance(above, dict) else {})}
-        table = merged.setdefault(sid, {})
-        if not isinstance(table, dict):
-            continue
-        seen = {option_key(k): k for k in table}
-        for name, value in options.items():
-            key = option_key(str(name))
-            if key in seen:
-                raise ConfigError(
-                    f"setting 'services.{sid}' has option {seen[key]!r} twice (also as {name!r}); "
-                    "option names ignore case, '_' and '-': keep one"
-                )
-            seen[key] = str(name)
-            table[spelled.get(key, str(name))] = value
-    return merged
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
-
-
-def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Validated settings; `overrides` (CLI flags, nested as dicts) win over everything.
-
-    `config_file` defaults to ./taskyard.toml (optional); a given file must exist. Any
-    problem raises `ConfigError` with a one-line message naming the setting.
-    """
-    if config_file is not None and not Path(config_file).is_file():
-        raise ConfigError(f"config file {os.fspath(config_file)!r} does not exist")
-    path = os.fspath(config_file) if config_file is not None else DEFAULT_CONFIG_FILE
-
-    class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=path)
-
-    try:
-        return FileSettings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(describe_error(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
-    except SettingsError as exc:
-        # A TASKYARD_* variable holding a list or table that is not JSON; the value may be a
-        # secret (API keys), so only the variable's section is named.
-        field = str(exc).split('"')[1] if '"' in str(exc) else "settings"
-        raise ConfigError(
-            f"invalid setting {field!r}: a TASKYARD_{field.upper()}__* environment variable "
-            "holds a list or table that is not valid JSON"
-        ) from None
-
-
-def describe_error(exc: ValidationError) -> str:
-    """One line naming the first bad setting (and the near miss for an unknown key)."""
-    errors = exc.errors(include_url=False)
-    err = errors[0]
-    loc = [str(part) for part in err.get("loc", ()) if part != "[key]"]
-    name = ".".join(loc) or "settings"
-    env = "TASKYARD_" + "__".join(part.upper().replace("-", "_") for part in loc)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    if err.get("type") == "extra_forbidden":
-        hint = ""
-        known = _known_keys(loc[:-1])
-        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if loc else []
-        if close:
-            hint = f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
-        return f"unknown setting {name!r}{hint}{more}"
-    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    value = err.get("input")
-    secret = any(word in name for word in ("secret", "key", "backend", "password", "headers"))
-    shown = "" if isinstance(value, dict | list) or secret else f" (got {value!r})"
-    return f"invalid setting {name!r} [{env}]: {message}{shown}{more}"
-
-
-def _known_keys(path: list[str]) -> list[str]:
-    """Field names of the section at `path` (empty when it is not a fixed section)."""
-    model: Any = Settings
-    for part in path:
-        field = getattr(model, "model_fields", {}).get(part)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(getattr(model, "model_fields", {}))

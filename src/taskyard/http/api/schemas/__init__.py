@@ -1,0 +1,60 @@
+"""Request and response bodies of the API (pydantic), and their conversions from the core model.
+
+By subject: `fields` (shared field types), `jobs` (jobs and queues), `schedules`, `cluster`
+(services, leaders, alerts, workers, tasks); everything is importable from here.
+"""
+
+from __future__ import annotations
+
+from taskyard.http.api.schemas.cluster import (
+    AlertOut,
+    AlertsOut,
+    LeaderOut,
+    LeaseOut,
+    ServiceOut,
+    TaskOut,
+    WorkerOut,
+)
+from taskyard.http.api.schemas.fields import ID_PATTERN, NAME_PATTERN, Name, UtcDatetime
+from taskyard.http.api.schemas.jobs import (
+    EnqueueRequest,
+    JobOut,
+    JobPageOut,
+    QueueOut,
+    QueueSettingsPatch,
+    RateLimitIn,
+    RetriedOut,
+)
+from taskyard.http.api.schemas.schedules import (
+    ApplySetRequest,
+    RemovedOut,
+    ScheduleCreate,
+    ScheduleOut,
+    SchedulePatch,
+)
+
+__all__ = (
+    "ID_PATTERN",
+    "NAME_PATTERN",
+    "AlertOut",
+    "AlertsOut",
+    "ApplySetRequest",
+    "EnqueueRequest",
+    "JobOut",
+    "JobPageOut",
+    "LeaderOut",
+    "LeaseOut",
+    "Name",
+    "QueueOut",
+    "QueueSettingsPatch",
+    "RateLimitIn",
+    "RemovedOut",
+    "RetriedOut",
+    "ScheduleCreate",
+    "ScheduleOut",
+    "SchedulePatch",
+    "ServiceOut",
+    "TaskOut",
+    "UtcDatetime",
+    "WorkerOut",
+)

@@ -1,0 +1,152 @@
+"""API bodies of jobs and queues, and their conversions from the core model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+)
+
+from taskyard.core.job import Job, JobStatus
+from taskyard.core.payload import bounded
+from taskyard.core.queue import QueueSettings
+from taskyard.http.api.schemas.fields import (
+    TEN_YEARS,
+    InModel,
+    Name,
+    Priority,
+    UtcDatetime,
+)
+
+__all__ = (
+    "AttemptErrorOut",
+    "EnqueueRequest",
+    "JobOut",
+    "JobPageOut",
+    "ProgressOut",
+    "QueueOut",
+    "QueueSettingsPatch",
+    "RateLimitIn",
+    "RetriedOut",
+)
+
+
+class EnqueueRequest(InModel):
+    """Run a task: now, after `delay` seconds, or at `run_at`."""
+
+    task: Name
+    payload: Any = None
+    delay: float | None = Field(default=None, strict=True, ge=0, le=TEN_YEARS)
+    run_at: UtcDatetime | None = None
+    priority: Priority | None = None
+    queue: Name | None = None
+    unique_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class AttemptErrorOut(BaseModel):
+    """One failed attempt."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None
+    at: datetime
+
+
+class ProgressOut(BaseModel):
+    """A handler's report of how far it got (0-100)."""
+
+    percent: float
+    message: str | None = None
+
+
+class JobOut(BaseModel):
+    """A job (the lease token is never shown)."""
+
+    id: str
+    task: str
+    queue: str
+    payload: Any
+    status: JobStatus
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: Any
+    errors: list[AttemptErrorOut]
+    progress: ProgressOut | None
+    unique_key: str | None
+    tags: list[str]
+    timeout: float | None
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    rescues: int = Field(description="times the job went back to pending after losing its worker")
+    max_rescues: int = Field(description="losses of its worker after which the job fails")
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """From the core record; parts of the payload or result nested past the stored
+        limit (rows written before it) are shown as `core.payload.TOO_DEEP`."""
+        data = job.to_json()
+        data["payload"], data["result"] = bounded(data["payload"]), bounded(data["result"])
+        return cls.model_validate(data)
+
+
+class JobPageOut(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next one."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class RetriedOut(BaseModel):
+    """How many failed jobs were sent back to pending."""
+
+    retried: int
+
+
+
+
+# -- queues --------------------------------------------------------------------------------
+class RateLimitIn(InModel):
+    """At most `limit` jobs start per `period` seconds."""
+
+    limit: int = Field(strict=True, ge=1, le=1_000_000)
+    period: float = Field(strict=True, ge=0.001, le=86400)
+
+
+class QueueSettingsPatch(InModel):
+    """Settings to change; a field left out is left as it is, `null` removes the limit."""
+
+    concurrency: int | None = Field(default=None, strict=True, ge=1, le=100_000)
+    rate_limit: RateLimitIn | None = None
+
+
+class QueueOut(BaseModel):
+    """A queue: its settings and how many jobs it has in each status."""
+
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: RateLimitIn | None
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, settings: QueueSettings, counts: dict[str, int]) -> QueueOut:
+        """From stored settings and counts."""
+        rate = settings.rate_limit
+        return cls(
+            name=settings.name,
+            paused=settings.paused,
+            concurrency=settings.concurrency,
+            rate_limit=RateLimitIn(limit=rate.limit, period=rate.period) if rate else None,
+            counts={status.value: counts.get(status.value, 0) for status in JobStatus},
+        )

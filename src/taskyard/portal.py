@@ -1,0 +1,33 @@
+"""`Portal`: an event loop on a thread of its own, where the sync facade runs the async API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ("Portal",)
+
+T = TypeVar("T")
+
+
+class Portal:
+    """An event loop on a thread of its own, for running coroutines from sync code. Whoever
+    creates one owns the thread and ends it with `stop()`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="taskyard-sync", daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the portal's loop and return its result (blocks the caller)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        """Stop the loop and its thread (the loop is closed once the thread has ended)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
