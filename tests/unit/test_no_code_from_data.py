@@ -20,6 +20,12 @@ IMPORTLIB_ALLOWED = {
     # A worker's child process imports the app the worker names on the child's command line:
     # the operator's --app, or the module of a handler registered in the worker's own app.
     "services/worker/child.py",
+    # Django: the framework's own modules (a fixed list), OPTIONS["APP"] from the project's
+    # settings, and the tasks modules of INSTALLED_APPS / OPTIONS["TASK_MODULES"]. A handler
+    # imports the module path it was registered under at start, never a job's task name.
+    "contrib/django/compat.py",
+    "contrib/django/backend.py",
+    "contrib/django/handlers.py",
 }
 
 
