@@ -1,4 +1,5 @@
-"""`RedisBackend`: the `Backend` protocol over Redis (`redis://` and `rediss://` URLs).
+"""`RedisBackend`: the `Backend` protocol over Redis (`redis://` and `rediss://` URLs; a
+Redis Cluster with `redis+cluster://` and `rediss+cluster://`).
 
 Every job transition is one Lua script over one queue's keys, so it is atomic and, with
 keys hash-tagged per queue, Cluster-friendly; see `keys.py` for the key schema and
@@ -15,7 +16,7 @@ from taskyard.backends.redis.claims import ClaimsMixin
 from taskyard.backends.redis.cluster import ClusterMixin
 from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.jobs import JobsMixin
-from taskyard.backends.redis.keys import QUEUE_KEY_NAMES
+from taskyard.backends.redis.keys import QUEUE_KEY_NAMES, queue_tag
 from taskyard.backends.redis.maintenance import MaintenanceMixin
 from taskyard.backends.redis.signals import WakeListener
 from taskyard.backends.skew import clock_skew_warning
@@ -111,12 +112,26 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         leading `~`) move to their escaped keys, and the due zset and owner sets are rebuilt
         from the schedules. Then record the schema version."""
         k = self._keys
+        if self.is_cluster:
+            await self._check_cluster_migration()
         with self._guard:
             await self.scripts.migrate(
                 keys=[k.scheds, k.sched_due, k.queues, k.schema],
                 args=[k.global_base, self.prefix, SCHEMA_VERSION, *QUEUE_KEY_NAMES],
             )
         return SCHEMA_VERSION
+
+    async def _check_cluster_migration(self) -> None:
+        """On a cluster the migration script runs in the `{g}` slot: it can move schedules
+        (all there) but not a queue whose keys change slot; refuse before touching anything."""
+        moving = [q for q in await self._all_queues() if queue_tag(q) != q]
+        if moving:
+            raise SchemaVersionError(
+                f"redis keys under {self.prefix!r} use schema 1 and queue(s) "
+                f"{', '.join(map(repr, moving[:5]))} must move to another hash slot, which a "
+                "Redis Cluster cannot do in one script: copy the keys to a single Redis server, "
+                "run `taskyard migrate` there, then copy them back (see docs/redis.md)"
+            )
 
     # -- wake-ups ----------------------------------------------------------------------------
     async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:

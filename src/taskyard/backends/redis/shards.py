@@ -1,0 +1,176 @@
+"""Running on a Redis Cluster: the cluster client, batches that stand in for pipelines (a
+cluster pipeline refuses scripts), and writes confirmed by replicas (`WAIT`).
+
+Every script names keys of one hash slot (see keys.py), so redis-py routes it to the primary
+of that slot; a batch sends its plain commands through one cluster pipeline (grouped per
+node) and its scripts concurrently, each to its own slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from taskyard.backends.redis.url import RedisUrl
+from taskyard.errors import BackendError
+
+__all__ = ("ClusterBatch", "ClusterClient", "cluster_client", "durable_call")
+
+#: Scripts one batch runs at once (each holds a connection to its node while it runs).
+SCRIPT_CONCURRENCY = 32
+
+
+class ClusterClient(RedisCluster):
+    """`RedisCluster` whose non-transactional `pipeline()` is a `ClusterBatch`, so the
+    backend's pipelined code runs unchanged: scripts one by one, plain commands pipelined.
+    A transaction (`pipeline(transaction=True)`) stays redis-py's: its keys share one slot."""
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """A `ClusterBatch`, or redis-py's cluster pipeline for a transaction."""
+        if transaction:
+            return super().pipeline(transaction, shard_hint)
+        return ClusterBatch(self)
+
+    def command_pipeline(self) -> Any:
+        """redis-py's non-transactional cluster pipeline (plain commands only)."""
+        return super().pipeline()
+
+
+def cluster_client(url: RedisUrl) -> ClusterClient:
+    """The cluster client of `url` (not connected yet)."""
+    options = dict(url.cluster_options)
+    options.setdefault("socket_connect_timeout", 5.0)
+    options.setdefault("socket_timeout", 30.0)
+    return ClusterClient(
+        startup_nodes=[ClusterNode(host, port) for host, port in url.nodes],
+        decode_responses=True,
+        # A failover takes a few node timeouts: retries with a backoff ride it out (MOVED
+        # and the refreshed slot table then lead to the promoted replica).
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+        **options,
+    )
+
+
+class ClusterBatch:
+    """Commands and scripts queued as on a pipeline (`batch.hgetall(key)`,
+    `add_script(...)`), sent by `execute()`; results come back in queue order.
+
+    Not atomic across slots, as the pipelines it replaces were not: each script is."""
+
+    def __init__(self, client: ClusterClient) -> None:
+        self._client = client
+        self._calls: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def queue(*args: Any, **kwargs: Any) -> ClusterBatch:
+            self._calls.append(("command", name, args, kwargs))
+            return self
+
+        return queue
+
+    def add_script(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue one registered script."""
+        self._calls.append(("script", script, keys, args))
+
+    async def reset(self) -> None:
+        """Forget what was queued."""
+        self._calls = []
+
+    async def execute(self) -> list[Any]:
+        """Run everything queued; raise the first error after every call has finished."""
+        calls, self._calls = self._calls, []
+        results: list[Any] = [None] * len(calls)
+        plain = [i for i, call in enumerate(calls) if call[0] == "command"]
+        gate = asyncio.Semaphore(SCRIPT_CONCURRENCY)
+
+        async def commands() -> None:
+            pipe = self._client.command_pipeline()
+            for i in plain:
+                _, name, args, kwargs = calls[i]
+                getattr(pipe, name)(*args, **kwargs)
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            finally:
+                await pipe.reset()
+            for i, reply in zip(plain, replies, strict=True):
+                results[i] = reply
+
+        async def script(i: int) -> None:
+            _, registered, keys, args = calls[i]
+            async with gate:
+                results[i] = await registered(keys=keys, args=args, client=self._client)
+
+        jobs = [script(i) for i, call in enumerate(calls) if call[0] == "script"]
+        if plain:
+            jobs.append(commands())
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        for outcome in [*outcomes, *results]:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return results
+
+
+async def durable_call(
+    connection: Any, script: Any, keys: list[str], args: list[Any], replicas: int, timeout: float
+) -> Any:
+    """Run `script` on `connection`, then `WAIT` until `replicas` replicas acknowledged it.
+
+    WAIT counts the writes of its own connection, so both go on the same one. Raises
+    `BackendError` when fewer replicas answered within `timeout`: the write is on the
+    primary, but a failover now could lose it.
+    """
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    await connection.send_command(*command)
+    try:
+        reply = await connection.read_response()
+    except NoScriptError:
+        await connection.send_command("SCRIPT", "LOAD", script.script)
+        await connection.read_response()
+        await connection.send_command(*command)
+        reply = await connection.read_response()
+    await connection.send_command("WAIT", replicas, max(1, round(timeout * 1000)))
+    acked = int(await connection.read_response())
+    if acked < replicas:
+        raise BackendError(
+            f"redis: only {acked} of {replicas} replicas acknowledged an enqueue within "
+            f"{timeout:g} s; it is stored on the primary but a failover now could lose it"
+        )
+    return reply
+
+
+async def durable_cluster_call(
+    client: ClusterClient,
+    script: Any,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    timeout: float,
+) -> Any:
+    """`durable_call` on the primary of `keys`' slot, following one topology change."""
+    for attempt in range(3):
+        node = client.get_node_from_key(keys[0])
+        if node is None:  # no primary known for the slot (mid-failover)
+            await client.nodes_manager.initialize()
+            continue
+        connection = node.acquire_connection()
+        try:
+            return await durable_call(connection, script, keys, args, replicas, timeout)
+        except (MovedError, AskError, TryAgainError, RedisConnectionError, OSError):
+            # Nothing ran (a redirection) or the node is gone: learn the new topology.
+            await connection.disconnect()
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+            await client.nodes_manager.initialize()
+        finally:
+            node.release(connection)
+    raise BackendError(f"redis cluster: no primary serves the slot of {keys[0]!r}")
