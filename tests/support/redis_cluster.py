@@ -88,12 +88,14 @@ class LocalCluster:
         await self.wait_healthy()
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Until every live node reports `cluster_state:ok` and knows every replica."""
+        """Until every live node reports `cluster_state:ok` and every replica's link to its
+        primary is up (a replica still syncing would refuse to acknowledge a WAIT)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             states = [await _cluster_state(p) for p in self.live_ports()]
-            if all(state == "ok" for state in states):
+            links = [await _replica_link(p) for p in self.live_ports()]
+            if all(state == "ok" for state in states) and all(links):
                 return
             if loop.time() > deadline:
                 raise TimeoutError(f"redis cluster not healthy: {states}")
@@ -169,6 +171,18 @@ async def _cluster_state(port: int) -> str | None:
         return "unknown"
     except (OSError, aioredis.RedisError):
         return None
+    finally:
+        await client.aclose()
+
+
+async def _replica_link(port: int) -> bool:
+    """False for a replica whose link to its primary is not up; True otherwise."""
+    client = aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, decode_responses=True)
+    try:
+        info = await client.info("replication")
+        return info.get("role") != "slave" or info.get("master_link_status") == "up"
+    except (OSError, aioredis.RedisError):
+        return False
     finally:
         await client.aclose()
 

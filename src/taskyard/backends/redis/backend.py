@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from taskyard.backends.redis.claims import ClaimsMixin
 from taskyard.backends.redis.cluster import ClusterMixin
@@ -69,31 +70,46 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
     async def server_check(self) -> list[str]:
         """Refuse an evicting `maxmemory-policy` (Redis would drop job keys under memory
         pressure, leaving jobs half-stored) unless the URL says `allow_eviction=true`; warn
-        when AOF is off (a Redis restart loses every job since the last snapshot)."""
+        when AOF is off (a Redis restart loses every job since the last snapshot). On a
+        cluster every primary is checked."""
         with self._guard:
-            memory = await self.client.info("memory")
-            persistence = await self.client.info("persistence")
+            servers = await self._server_infos()
             before = time.time()
             seconds, micros = await self.client.time()
             after = time.time()
-        policy = str(memory.get("maxmemory_policy", "noeviction"))
-        if policy != "noeviction" and not self.allow_eviction:
-            raise ConfigError(
-                f"invalid setting 'backend': redis at {self._guard.where} has "
-                f"maxmemory-policy {policy}, under which it may evict job keys; set it to "
-                "noeviction (or add allow_eviction=true to the URL to accept the risk)"
-            )
         warnings = []
-        if policy != "noeviction":
-            warnings.append(f"redis maxmemory-policy is {policy}: jobs may be evicted (allowed by the URL)")
-        if not int(persistence.get("aof_enabled", 0)):
-            warnings.append(
-                f"redis at {self._guard.where} has appendonly no: jobs enqueued since the last "
-                "snapshot are lost if the Redis server restarts (see docs/redis.md)"
-            )
+        for where, memory, persistence in servers:
+            policy = str(memory.get("maxmemory_policy", "noeviction"))
+            if policy != "noeviction" and not self.allow_eviction:
+                raise ConfigError(
+                    f"invalid setting 'backend': redis at {where} has "
+                    f"maxmemory-policy {policy}, under which it may evict job keys; set it to "
+                    "noeviction (or add allow_eviction=true to the URL to accept the risk)"
+                )
+            if policy != "noeviction":
+                warnings.append(
+                    f"redis at {where} has maxmemory-policy {policy}: jobs may be evicted "
+                    "(allowed by the URL)"
+                )
+            if not int(persistence.get("aof_enabled", 0)):
+                warnings.append(
+                    f"redis at {where} has appendonly no: jobs enqueued since the last "
+                    "snapshot are lost if the Redis server restarts (see docs/redis.md)"
+                )
         if (skew := clock_skew_warning("redis", seconds + micros / 1e6, before, after)) is not None:
             warnings.append(skew)
         return warnings
+
+    async def _server_infos(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(where, INFO memory, INFO persistence) of the server, or of every primary."""
+        if not self.is_cluster:
+            memory = await self.client.info("memory")
+            persistence = await self.client.info("persistence")
+            return [(self._guard.where, memory, persistence)]
+        primaries = self.client.PRIMARIES
+        memory = await self.client.info("memory", target_nodes=primaries)
+        persistence = await self.client.info("persistence", target_nodes=primaries)
+        return [(node, memory[node], persistence[node]) for node in sorted(memory)]
 
     async def ping(self) -> None:
         """One round-trip; raises `BackendUnavailable` when Redis cannot be reached."""
