@@ -16,7 +16,7 @@ from taskyard import JobStatus
 from taskyard.backends import backend_from_url
 from taskyard.backends.redis.keys import Keys
 from taskyard.backends.redis.url import parse_url
-from taskyard.errors import BackendError, BackendUnavailable, ConfigError
+from taskyard.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
 from tests.apps.worker_app import build
 from tests.support.processes import read_runlog, stop_process, taskyard_process
 from tests.support.redis import with_prefix
@@ -188,3 +188,26 @@ async def test_a_primary_killed_mid_drain_loses_only_the_last_instant(tmp_path: 
         assert all(killed_at - LOSS_WINDOW <= acked[j] <= killed_at for j in lost)
         # The slots of the killed primary are served by its promoted replica.
         assert await cluster.primary_of(Keys("ty:failover:").queue_key("default", "pending")) != victim
+
+
+async def test_schema_1_keys_migrate_on_a_cluster_or_say_what_to_do() -> None:
+    async with isolated_url() as url:
+        prefix = parse_url(url).prefix
+        keys = Keys(prefix)
+        backend = backend_from_url(url)
+        await backend.open()
+        try:
+            client = backend.client  # type: ignore[attr-defined]
+            # Schema 1 with plain names: the migration runs (all of it in the `{g}` slot).
+            await client.set(keys.schema, 1)
+            await client.sadd(keys.queues, "plain")
+            assert await backend.migrate() == 2
+            assert await backend.schema_version() == 2
+            # A queue whose keys would change slot: refused before anything is written.
+            await client.set(keys.schema, 1)
+            await client.sadd(keys.queues, "a{b}")
+            with pytest.raises(SchemaVersionError, match="copy the keys to a single Redis server"):
+                await backend.migrate()
+            assert await backend.schema_version() == 1
+        finally:
+            await backend.close()

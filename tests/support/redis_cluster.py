@@ -23,7 +23,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from tests.support.redis import _glob_escape, with_prefix
+from tests.support.redis import glob_escape, with_prefix
 from tests.support.servers import unavailable
 
 #: Milliseconds before a silent primary counts as failed (small: a failover takes ~2-3 s).
@@ -237,7 +237,7 @@ async def delete_prefix(cluster: LocalCluster, prefix: str) -> None:
         for node in client.get_primaries():
             one = aioredis.Redis(host=node.host, port=node.port)
             try:
-                keys = [k async for k in one.scan_iter(match=_glob_escape(prefix) + "*", count=1000)]
+                keys = [k async for k in one.scan_iter(match=glob_escape(prefix) + "*", count=1000)]
                 pipe = one.pipeline(transaction=False)
                 for key in keys:  # keys of many slots: one DEL each
                     pipe.delete(key)
