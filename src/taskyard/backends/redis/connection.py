@@ -21,6 +21,7 @@ from taskyard.backends.redis.keys import Keys
 from taskyard.backends.redis.scripts import Scripts
 from taskyard.backends.redis.shards import (
     ClusterBatch,
+    cluster_call,
     cluster_client,
     durable_call,
     durable_cluster_call,
@@ -174,10 +175,10 @@ class RedisConnection:
         A lone call (one enqueue, one claim) runs on the lane: a connection of this backend's
         own, so it skips the pool's checkout and per-command bookkeeping, which cost as much
         as the round-trip itself. Calls that overlap it go through the pool as usual. On a
-        cluster the client routes the script to the primary of its slot.
+        cluster the script goes straight to a pooled connection of its slot's primary.
         """
         if self.is_cluster:
-            return await script(keys=keys, args=args, client=self.client)
+            return await cluster_call(self.client, script, keys, args)
         if self._lane_busy:
             return await script(keys=keys, args=args, client=self.client)
         self._lane_busy = True

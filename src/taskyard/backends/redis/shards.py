@@ -14,13 +14,26 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MaxConnectionsError,
+    MovedError,
+    NoScriptError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from taskyard.backends.redis.url import RedisUrl
 from taskyard.errors import BackendError
 
-__all__ = ("ClusterBatch", "ClusterClient", "cluster_client", "durable_call")
+__all__ = (
+    "ClusterBatch",
+    "ClusterClient",
+    "cluster_call",
+    "cluster_client",
+    "durable_call",
+    "durable_cluster_call",
+)
 
 #: Scripts one batch runs at once (each holds a connection to its node while it runs).
 SCRIPT_CONCURRENCY = 32
@@ -36,6 +49,11 @@ class ClusterClient(RedisCluster):
         if transaction:
             return super().pipeline(transaction, shard_hint)
         return ClusterBatch(self)
+
+    @property
+    def is_ready(self) -> bool:
+        """True once the client knows the cluster's slots (after its first command)."""
+        return not self._initialize
 
     def command_pipeline(self) -> Any:
         """redis-py's non-transactional cluster pipeline (plain commands only)."""
@@ -117,6 +135,33 @@ class ClusterBatch:
             if isinstance(outcome, BaseException):
                 raise outcome
         return results
+
+
+async def cluster_call(client: ClusterClient, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run one script on the primary of `keys`' slot, on a connection of that node's pool.
+
+    redis-py's cluster command path (routing, retries, per-command bookkeeping) costs more
+    than the round-trip itself for a lone call; this skips it while the topology holds. A
+    redirection (nothing ran) or a broken connection goes through the cluster client, which
+    follows the new topology (a lost reply can then run the script twice, as its retry would).
+    """
+    node = client.get_node_from_key(keys[0]) if client.is_ready else None
+    if node is None:
+        return await script(keys=keys, args=args, client=client)
+    try:
+        connection = node.acquire_connection()
+    except MaxConnectionsError:
+        return await script(keys=keys, args=args, client=client)
+    try:
+        await connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await connection.read_response()
+    except (NoScriptError, MovedError, AskError, TryAgainError):
+        pass
+    except (RedisConnectionError, OSError):
+        await connection.disconnect()
+    finally:
+        node.release(connection)
+    return await script(keys=keys, args=args, client=client)
 
 
 async def durable_call(
