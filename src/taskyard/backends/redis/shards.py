@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -29,6 +30,7 @@ from taskyard.errors import BackendError
 __all__ = (
     "ClusterBatch",
     "ClusterClient",
+    "ClusterTransaction",
     "cluster_call",
     "cluster_client",
     "durable_call",
@@ -44,11 +46,32 @@ class ClusterClient(RedisCluster):
     backend's pipelined code runs unchanged: scripts one by one, plain commands pipelined.
     A transaction (`pipeline(transaction=True)`) stays redis-py's: its keys share one slot."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._node_clients: dict[str, aioredis.Redis] = {}
+
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
-        """A `ClusterBatch`, or redis-py's cluster pipeline for a transaction."""
+        """A `ClusterBatch`, or a `ClusterTransaction` for a transaction."""
         if transaction:
-            return super().pipeline(transaction, shard_hint)
+            return ClusterTransaction(self)
         return ClusterBatch(self)
+
+    def node_client(self, node: ClusterNode) -> aioredis.Redis:
+        """A plain client of one node (for a transaction over keys that node serves)."""
+        client = self._node_clients.get(node.name)
+        if client is None:
+            pool = aioredis.ConnectionPool(
+                connection_class=node.connection_class, **node.connection_kwargs
+            )
+            client = self._node_clients[node.name] = aioredis.Redis(connection_pool=pool)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the node clients too."""
+        clients, self._node_clients = list(self._node_clients.values()), {}
+        for client in clients:
+            await client.aclose(close_connection_pool=True)
+        await super().aclose()
 
     @property
     def is_ready(self) -> bool:
@@ -135,6 +158,42 @@ class ClusterBatch:
             if isinstance(outcome, BaseException):
                 raise outcome
         return results
+
+
+class ClusterTransaction(ClusterBatch):
+    """`MULTI`/`EXEC` over keys of one slot, on a plain client of that slot's primary.
+
+    redis-py's own async cluster transaction runs every queued command through `asyncio.run`
+    in a thread of its own (redis-py 8.1), which binds the cluster client's locks to foreign
+    event loops ("bound to a different event loop" after a failover) and costs a thread per
+    command. A redirection aborts the transaction whole (EXECABORT): it is sent again to the
+    slot's new primary.
+    """
+
+    async def execute(self) -> list[Any]:
+        """Run the queued commands atomically; their replies in order."""
+        calls, self._calls = self._calls, []
+        key = calls[0][2][0]
+        for attempt in range(3):
+            if not self._client.is_ready:
+                await self._client.initialize()
+            node = self._client.get_node_from_key(key)
+            if node is None:
+                raise BackendError(f"redis cluster: no primary serves the slot of {key!r}")
+            pipe = self._client.node_client(node).pipeline(transaction=True)
+            for _, name, args, kwargs in calls:
+                getattr(pipe, name)(*args, **kwargs)
+            try:
+                replies: list[Any] = await pipe.execute()
+                return replies
+            except (MovedError, AskError, TryAgainError, RedisConnectionError, OSError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+                await self._client.nodes_manager.initialize()
+            finally:
+                await pipe.reset()
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def cluster_call(client: ClusterClient, script: Any, keys: list[str], args: list[Any]) -> Any:
