@@ -19,7 +19,7 @@ from taskyard.backends.redis.connection import SCHEMA_VERSION
 from taskyard.backends.redis.jobs import JobsMixin
 from taskyard.backends.redis.keys import QUEUE_KEY_NAMES, queue_tag
 from taskyard.backends.redis.maintenance import MaintenanceMixin
-from taskyard.backends.redis.signals import WakeListener
+from taskyard.backends.redis.signals import ShardWakeListener, WakeListener
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.errors import ConfigError, SchemaVersionError
 
@@ -152,6 +152,10 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
     # -- wake-ups ----------------------------------------------------------------------------
     async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
         """Block on the pub/sub wake-up channel until one of `queues` gets work, or `timeout`."""
-        if self._listener is None:
+        if self._listener is None and self.is_cluster:
+            self._listener = ShardWakeListener(
+                self.client, self._keys.queue_channel, self._all_queues, self._saw_queue
+            )
+        elif self._listener is None:
             self._listener = WakeListener(self.client, self._keys.channel, self._saw_queue)
         await self._listener.wait(queues, timeout)

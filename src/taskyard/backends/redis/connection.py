@@ -13,8 +13,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskyard.backends.redis.keys import Keys
@@ -42,7 +42,15 @@ SCHEMA_VERSION = 2
 _CACHE_MAX = 200_000
 #: Seconds a claim over every queue (`queues=None`) trusts its list of queue names.
 QUEUES_TTL = 1.0
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+#: ClusterDownError / TryAgainError: a Redis Cluster in the middle of a failover.
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    OSError,
+)
 
 
 class _Guard:
@@ -124,6 +132,12 @@ class RedisConnection:
         #: enqueue is then one script. On a Redis Cluster it is False: enqueue then reserves
         #: in the `{g}` slot, then writes each queue.
         self.single_node = not self.options.is_cluster
+
+    @property
+    def _wake_channel(self) -> str:
+        """The channel job scripts publish wake-ups on: one for the installation, or '' on a
+        cluster, where each queue has a shard channel of its own (`Keys.queue_channel`)."""
+        return "" if self.is_cluster else self._keys.channel
 
     @property
     def is_cluster(self) -> bool:
@@ -270,7 +284,7 @@ class RedisConnection:
         """Run the per-queue script `name` on `queue` (or queue it on a pipeline `client`)."""
         keys, job_prefix = self._keys.queue(queue)
         script = getattr(self.scripts, name)
-        args = [job_prefix, self._keys.channel, queue, *args]
+        args = [job_prefix, self._wake_channel, queue, *args]
         if isinstance(client, ClusterBatch):
             client.add_script(script, keys, args)
             return None
@@ -282,7 +296,7 @@ class RedisConnection:
         """`_job_script` confirmed by the URL's `durable` replicas."""
         keys, job_prefix = self._keys.queue(queue)
         script = getattr(self.scripts, name)
-        return await self._durable(script, keys, [job_prefix, self._keys.channel, queue, *args])
+        return await self._durable(script, keys, [job_prefix, self._wake_channel, queue, *args])
 
     async def _durable(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run `script`, then wait until the URL's `durable` replicas acknowledged it."""

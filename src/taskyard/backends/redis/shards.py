@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     AskError,
+    ClusterDownError,
     MaxConnectionsError,
     MovedError,
     NoScriptError,
@@ -186,7 +187,8 @@ class ClusterTransaction(ClusterBatch):
             try:
                 replies: list[Any] = await pipe.execute()
                 return replies
-            except (MovedError, AskError, TryAgainError, RedisConnectionError, OSError):
+            except (MovedError, AskError, TryAgainError, ClusterDownError, RedisConnectionError,
+                    OSError):
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
