@@ -16,8 +16,11 @@ from taskyard import JobStatus
 from taskyard.backends import backend_from_url
 from taskyard.backends.redis.keys import Keys
 from taskyard.backends.redis.url import parse_url
+from taskyard.core.ids import new_id
+from taskyard.core.job import JobDraft
 from taskyard.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
 from tests.apps.worker_app import build
+from tests.support.backends import opened_backend
 from tests.support.processes import read_runlog, stop_process, taskyard_process
 from tests.support.redis import with_prefix
 from tests.support.redis_cluster import isolated_url, local_cluster
@@ -214,3 +217,26 @@ async def test_schema_1_keys_migrate_on_a_cluster_or_say_what_to_do() -> None:
             assert await backend.schema_version() == 1
         finally:
             await backend.close()
+
+
+@pytest.mark.parametrize("sharded", [True, False], ids=["sharded", "classic"])
+async def test_wake_ups_reach_a_waiter_on_a_cluster(sharded: bool) -> None:
+    """Redis 7 clusters use sharded pub/sub; `sharded=False` is what a cluster with an older
+    primary gets (the classic channel, broadcast by the cluster)."""
+    loop = asyncio.get_running_loop()
+    async with isolated_url() as url, opened_backend(url) as waiter, opened_backend(url) as producer:
+        assert waiter.sharded_wakeups  # type: ignore[attr-defined]
+        waiter.sharded_wakeups = producer.sharded_wakeups = sharded  # type: ignore[attr-defined]
+        await producer.job_enqueue_many(drafts=[_draft("q1")])  # q1 is a known queue now
+        for queues in (["q1"], None):
+            await waiter.wait_for_jobs(queues=queues, timeout=10)  # returns once subscribed
+            woken = asyncio.create_task(waiter.wait_for_jobs(queues=queues, timeout=60))
+            deadline = loop.time() + 10
+            while not woken.done():  # a wake-up sent before the waiter waits is lost
+                assert loop.time() < deadline, f"no wake-up for {queues} within 10 s"
+                await producer.job_enqueue_many(drafts=[_draft("q1")])
+                await asyncio.wait((woken,), timeout=0.2)
+
+
+def _draft(queue: str) -> JobDraft:
+    return JobDraft(id=new_id(), task="t", queue=queue, payload={})

@@ -87,7 +87,7 @@ class LocalCluster:
             raise RuntimeError(f"redis-cli --cluster create failed: {out.decode()[-2000:]}")
         await self.wait_healthy()
 
-    async def wait_healthy(self, timeout: float = 60.0) -> None:
+    async def wait_healthy(self, timeout: float = 120.0) -> None:
         """Until every live node reports `cluster_state:ok` and every replica's link to its
         primary is up (a replica still syncing would refuse to acknowledge a WAIT)."""
         loop = asyncio.get_running_loop()
@@ -151,7 +151,7 @@ def _node_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-async def _wait_answers(port: int, timeout: float = 20.0) -> None:
+async def _wait_answers(port: int, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while await _cluster_state(port) is None:

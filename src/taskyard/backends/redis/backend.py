@@ -44,6 +44,8 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
         migrating older keys: see `migrate`)."""
         self._connect()
         with self._guard:
+            if self.is_cluster:
+                await self._check_sharded_pubsub()
             stored = await self.client.get(self._keys.schema)
             if stored is None:
                 await self.client.setnx(self._keys.schema, SCHEMA_VERSION)
@@ -152,7 +154,7 @@ class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
     # -- wake-ups ----------------------------------------------------------------------------
     async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
         """Block on the pub/sub wake-up channel until one of `queues` gets work, or `timeout`."""
-        if self._listener is None and self.is_cluster:
+        if self._listener is None and self.sharded_wakeups:
             self._listener = ShardWakeListener(
                 self.client, self._keys.queue_channel, self._all_queues, self._saw_queue
             )

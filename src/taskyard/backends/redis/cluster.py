@@ -208,7 +208,7 @@ class ClusterMixin(RedisConnection):
                     )
             pipe.hgetall(key)
             replies = await self._execute(pipe)
-            if self.is_cluster:
+            if self.sharded_wakeups:
                 await self.client.spublish(self._keys.queue_channel(queue), queue)
             else:
                 await self.client.publish(self._keys.channel, queue)

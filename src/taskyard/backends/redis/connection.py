@@ -132,12 +132,21 @@ class RedisConnection:
         #: enqueue is then one script. On a Redis Cluster it is False: enqueue then reserves
         #: in the `{g}` slot, then writes each queue.
         self.single_node = not self.options.is_cluster
+        #: Wake-ups over sharded pub/sub (a cluster of Redis >= 7, learnt by `open`).
+        self.sharded_wakeups = False
 
     @property
     def _wake_channel(self) -> str:
         """The channel job scripts publish wake-ups on: one for the installation, or '' on a
-        cluster, where each queue has a shard channel of its own (`Keys.queue_channel`)."""
-        return "" if self.is_cluster else self._keys.channel
+        cluster of Redis >= 7, where each queue has a shard channel (`Keys.queue_channel`)."""
+        return "" if self.sharded_wakeups else self._keys.channel
+
+    async def _check_sharded_pubsub(self) -> None:
+        """Use sharded pub/sub when every primary of the cluster runs Redis 7 or later (an
+        older one has no SPUBLISH: the classic channel, broadcast by the cluster, serves)."""
+        info = await self.client.info("server", target_nodes=self.client.PRIMARIES)
+        majors = [int(str(node["redis_version"]).split(".")[0]) for node in info.values()]
+        self.sharded_wakeups = bool(majors) and min(majors) >= 7
 
     @property
     def is_cluster(self) -> bool:
