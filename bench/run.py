@@ -17,7 +17,9 @@ from bench import report
 from bench.peers import harness
 from bench.system import TaskyardSystem, reachable
 
-KINDS = ("memory", "sqlite", "postgres", "redis")
+KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster", "redis-cluster-durable")
+#: What `make bench` measures (durable enqueue on demand: --backends, or bench.durable).
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "redis-cluster-durable")
 
 
 def run_rounds(kinds: list[str], sizes: harness.RoundSizes, runs: int, console: Console,
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: `python -m bench.run [--runs N] [--backends memory,sqlite] [--quick]`."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="rounds per backend (median)")
-    parser.add_argument("--backends", default=",".join(KINDS), help="comma-separated kinds")
+    parser.add_argument("--backends", default=",".join(DEFAULT_KINDS),
+                        help=f"comma-separated kinds of {', '.join(KINDS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
     parser.add_argument("--output", default="latest", help="results/<name>.json and .md")
     args = parser.parse_args(argv)

@@ -32,6 +32,10 @@ POSTGRES_URL = os.environ.get("TASKYARD_BENCH_POSTGRES",
                                              "postgresql://postgres@127.0.0.1:5432/test"))
 REDIS_URL = os.environ.get("TASKYARD_BENCH_REDIS",
                            os.environ.get("TASKYARD_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+#: A Redis Cluster to measure; unset: the bench starts a local 6-node one (redis-server).
+REDIS_CLUSTER_URL = os.environ.get("TASKYARD_BENCH_REDIS_CLUSTER")
+#: Kinds on a Redis Cluster, with the extra URL parameters of each.
+CLUSTER_KINDS = {"redis-cluster": {}, "redis-cluster-durable": {"durable": "1"}}
 #: Jobs each worker runs at once; no-op async jobs gain from large claim batches.
 CONCURRENCY = 50
 BULK_CHUNK = 1000
@@ -45,9 +49,38 @@ def with_param(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+_cluster: Any = None
+
+
+def cluster_url() -> str:
+    """The Redis Cluster's URL, starting a local one (stopped at exit) on first use."""
+    global _cluster
+    if REDIS_CLUSTER_URL:
+        return REDIS_CLUSTER_URL
+    if _cluster is None:
+        import atexit
+
+        from tests.support.redis_cluster import LocalCluster
+
+        directory = tempfile.TemporaryDirectory(prefix="taskyard-bench-cluster-")
+        cluster = LocalCluster(Path(directory.name))
+        try:
+            asyncio.run(cluster.start())
+        except BaseException:
+            cluster.stop()
+            directory.cleanup()
+            raise
+        _cluster = cluster
+        atexit.register(directory.cleanup)
+        atexit.register(cluster.stop)
+    return str(_cluster.url)
+
+
 def reachable(kind: str) -> str | None:
     """None when `kind`'s server answers, else why not."""
     try:
+        if kind in CLUSTER_KINDS:
+            cluster_url()
         if kind == "postgres":
             import psycopg
 
@@ -89,6 +122,9 @@ class Storage:
             return f"sqlite:///{Path(self._tmp.name) / f'bench-{generation}.db'}"
         if self.kind == "postgres":
             return with_param(POSTGRES_URL, schema=f"{self._tag}_{generation}")
+        if self.kind in CLUSTER_KINDS:
+            return with_param(cluster_url(), prefix=f"{self._tag}:{generation}:",
+                              **CLUSTER_KINDS[self.kind])
         return with_param(REDIS_URL, prefix=f"{self._tag}:{generation}:")
 
     def remove(self, generation: int) -> None:
@@ -111,6 +147,26 @@ class Storage:
                     client.delete(*keys[start:start + 1000])
             finally:
                 client.close()
+        elif self.kind in CLUSTER_KINDS:
+            import redis
+            from redis.cluster import ClusterNode, RedisCluster
+
+            from taskyard.backends.redis.url import parse_url
+
+            nodes = [ClusterNode(host, port) for host, port in parse_url(cluster_url()).nodes]
+            cluster = RedisCluster(startup_nodes=nodes)
+            try:
+                for node in cluster.get_primaries():
+                    one = redis.Redis(host=node.host, port=node.port)
+                    try:
+                        pipe = one.pipeline(transaction=False)
+                        for key in one.scan_iter(match=f"*{self._tag}:{generation}:*", count=1000):
+                            pipe.delete(key)  # keys of many slots: one DEL each
+                        pipe.execute()
+                    finally:
+                        one.close()
+            finally:
+                cluster.close()
 
     def close(self) -> None:
         """Remove the temporary directory."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 
-KINDS = ("memory", "sqlite", "postgres", "redis")
+KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster")
 
 
 @contextlib.asynccontextmanager
@@ -25,7 +25,7 @@ async def isolated_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'taskyard.db'}"
     else:
-        support = importlib.import_module(f"tests.support.{kind}")
+        support = importlib.import_module(f"tests.support.{kind.replace('-', '_')}")
         async with support.isolated_url() as url:
             yield url
 

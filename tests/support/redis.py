@@ -37,7 +37,7 @@ async def delete_prefix(url: str, prefix: str) -> int:
     deleted = 0
     try:
         batch: list[bytes] = []
-        async for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+        async for key in client.scan_iter(match=glob_escape(prefix) + "*", count=1000):
             batch.append(key)
             if len(batch) >= 1000:
                 deleted += await client.delete(*batch)
@@ -49,7 +49,8 @@ async def delete_prefix(url: str, prefix: str) -> int:
     return deleted
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
+    """`text` as a literal in a SCAN MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 

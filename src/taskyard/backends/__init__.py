@@ -20,6 +20,8 @@ SCHEMES: dict[str, str] = {
     "postgres": "taskyard.backends.postgres:PostgresBackend",
     "redis": "taskyard.backends.redis:RedisBackend",
     "rediss": "taskyard.backends.redis:RedisBackend",
+    "redis+cluster": "taskyard.backends.redis:RedisBackend",
+    "rediss+cluster": "taskyard.backends.redis:RedisBackend",
 }
 
 

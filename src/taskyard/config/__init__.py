@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from taskyard.backends import SCHEMES
 from taskyard.config.sections import (
     AlertNotifiersSettings,
     AlertsSettings,
@@ -66,7 +67,8 @@ __all__ = (
     "service_key",
 )
 
-_BACKEND_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss")
+#: Backend URL schemes: the URL table of `taskyard.backends` (one list).
+_BACKEND_SCHEMES = tuple(SCHEMES)
 
 
 class Settings(BaseSettings):

@@ -1,5 +1,6 @@
-"""The Redis backend (`redis://` / `rediss://`): Lua-scripted atomic transitions, keys
-hash-tagged per queue, pub/sub wake-ups.
+"""The Redis backend (`redis://`, `rediss://`; a Redis Cluster with `redis+cluster://`,
+`rediss+cluster://`): Lua-scripted atomic transitions, keys hash-tagged per queue, pub/sub
+wake-ups.
 """
 
 from typing import TYPE_CHECKING

@@ -208,7 +208,10 @@ class ClusterMixin(RedisConnection):
                     )
             pipe.hgetall(key)
             replies = await self._execute(pipe)
-            await self.client.publish(self._keys.channel, queue)
+            if self.sharded_wakeups:
+                await self.client.spublish(self._keys.queue_channel(queue), queue)
+            else:
+                await self.client.publish(self._keys.channel, queue)
         return _settings(queue, replies[-1])
 
     # -- statistics --------------------------------------------------------------------------

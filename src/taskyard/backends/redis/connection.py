@@ -9,18 +9,25 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskyard.backends.redis.keys import Keys
 from taskyard.backends.redis.scripts import Scripts
-from taskyard.errors import BackendUnavailable, ConfigError
+from taskyard.backends.redis.shards import (
+    ClusterBatch,
+    cluster_call,
+    cluster_client,
+    durable_call,
+    durable_cluster_call,
+)
+from taskyard.backends.redis.url import DEFAULT_PREFIX, RedisUrl, parse_url
+from taskyard.errors import BackendUnavailable
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -30,41 +37,20 @@ except ImportError:  # pragma: no cover - hiredis < 2.2 has no packer: redis-py'
 
 __all__ = ("DEFAULT_PREFIX", "RedisConnection", "parse_url")
 
-DEFAULT_PREFIX = "taskyard:"
 #: 2: names that could reach another key are escaped in keys (see keys.py).
 SCHEMA_VERSION = 2
 _CACHE_MAX = 200_000
 #: Seconds a claim over every queue (`queues=None`) trusts its list of queue names.
 QUEUES_TTL = 1.0
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
-
-
-def parse_url(url: str) -> tuple[str, str, bool]:
-    """(the URL redis-py understands, the key prefix, allow_eviction) of a `redis://` /
-    `rediss://` URL.
-
-    taskyard's own query parameters, `prefix` and `allow_eviction`, are removed; every other
-    parameter is redis-py's.
-    """
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = DEFAULT_PREFIX
-    allow_eviction = False
-    rest = []
-    for key, value in query:
-        if key == "prefix":
-            prefix = value
-        elif key == "allow_eviction":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ConfigError(f"redis URL option allow_eviction={value!r}: expected true or false")
-            allow_eviction = value.lower() in ("true", "1")
-        else:
-            rest.append((key, value))
-    if "{" in prefix or "}" in prefix:
-        raise ConfigError(
-            f"redis key prefix {prefix!r} must not contain braces (used for hash tags)"
-        )
-    return urlunsplit(parts._replace(query=urlencode(rest))), prefix, allow_eviction
+#: ClusterDownError / TryAgainError: a Redis Cluster in the middle of a failover.
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    OSError,
+)
 
 
 class _Guard:
@@ -131,9 +117,10 @@ class RedisConnection:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._redis_url, self.prefix, self.allow_eviction = parse_url(url)
-        parts = urlsplit(self._redis_url)
-        self._guard = _Guard(f"{parts.hostname}:{parts.port or 6379}")
+        self.options: RedisUrl = parse_url(url)
+        self.prefix = self.options.prefix
+        self.allow_eviction = self.options.allow_eviction
+        self._guard = _Guard(self.options.where)
         self._keys = Keys(self.prefix)
         self._client: Any = None
         self._scripts: Any = None
@@ -141,17 +128,40 @@ class RedisConnection:
         self._lane_busy = False
         self._queue_cache: dict[str, str] = {}
         self._queue_list: tuple[float, list[str]] | None = None
-        #: True while one script may touch keys of several hash slots (a single server, which
-        #: is what `_connect` builds): an enqueue is then one script. A Redis Cluster client
-        #: must set it False: enqueue then reserves in the `{g}` slot, then writes each queue.
-        self.single_node = True
+        #: True while one script may touch keys of several hash slots (a single server): an
+        #: enqueue is then one script. On a Redis Cluster it is False: enqueue then reserves
+        #: in the `{g}` slot, then writes each queue.
+        self.single_node = not self.options.is_cluster
+        #: Wake-ups over sharded pub/sub (a cluster of Redis >= 7, learnt by `open`).
+        self.sharded_wakeups = False
+
+    @property
+    def _wake_channel(self) -> str:
+        """The channel job scripts publish wake-ups on: one for the installation, or '' on a
+        cluster of Redis >= 7, where each queue has a shard channel (`Keys.queue_channel`)."""
+        return "" if self.sharded_wakeups else self._keys.channel
+
+    async def _check_sharded_pubsub(self) -> None:
+        """Use sharded pub/sub when every primary of the cluster runs Redis 7 or later (an
+        older one has no SPUBLISH: the classic channel, broadcast by the cluster, serves)."""
+        info = await self.client.info("server", target_nodes=self.client.PRIMARIES)
+        majors = [int(str(node["redis_version"]).split(".")[0]) for node in info.values()]
+        self.sharded_wakeups = bool(majors) and min(majors) >= 7
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when the URL names a Redis Cluster."""
+        return self.options.is_cluster
 
     def _connect(self) -> None:
-        if self._client is None:
+        if self._client is None and self.is_cluster:
+            self._client = cluster_client(self.options)
+            self._scripts = Scripts(self._client)
+        elif self._client is None:
             # One transparent retry replaces a pooled connection that a server restart broke;
             # a real outage then surfaces quickly as BackendUnavailable.
             self._client = aioredis.Redis.from_url(
-                self._redis_url,
+                self.options.server_url,
                 decode_responses=True,
                 socket_connect_timeout=5.0,
                 socket_timeout=30.0,
@@ -187,8 +197,11 @@ class RedisConnection:
 
         A lone call (one enqueue, one claim) runs on the lane: a connection of this backend's
         own, so it skips the pool's checkout and per-command bookkeeping, which cost as much
-        as the round-trip itself. Calls that overlap it go through the pool as usual.
+        as the round-trip itself. Calls that overlap it go through the pool as usual. On a
+        cluster the script goes straight to a pooled connection of its slot's primary.
         """
+        if self.is_cluster:
+            return await cluster_call(self.client, script, keys, args)
         if self._lane_busy:
             return await script(keys=keys, args=args, client=self.client)
         self._lane_busy = True
@@ -230,7 +243,16 @@ class RedisConnection:
         own on every call: its scripts run by hash, and only the ones the server answers
         NOSCRIPT (it restarted or was flushed) are loaded and run again. A NOSCRIPT command
         did not run, so running it again is safe; each script is atomic on its own.
+
+        On a cluster a non-transactional "pipeline" is a `ClusterBatch`, and a transaction's
+        keys share one slot.
         """
+        if self.is_cluster:
+            try:
+                replies: list[Any] = await pipe.execute()
+            finally:
+                await pipe.reset()
+            return replies
         scripts: list[Any] = []
         if pipe.scripts and not pipe.is_transaction:
             scripts, pipe.scripts = list(pipe.scripts), set()
@@ -271,10 +293,34 @@ class RedisConnection:
         """Run the per-queue script `name` on `queue` (or queue it on a pipeline `client`)."""
         keys, job_prefix = self._keys.queue(queue)
         script = getattr(self.scripts, name)
-        args = [job_prefix, self._keys.channel, queue, *args]
+        args = [job_prefix, self._wake_channel, queue, *args]
+        if isinstance(client, ClusterBatch):
+            client.add_script(script, keys, args)
+            return None
         if client is None:
             return await self._run(script, keys, args)
         return await script(keys=keys, args=args, client=client)
+
+    async def _durable_job_script(self, name: str, queue: str, args: list[Any]) -> Any:
+        """`_job_script` confirmed by the URL's `durable` replicas."""
+        keys, job_prefix = self._keys.queue(queue)
+        script = getattr(self.scripts, name)
+        return await self._durable(script, keys, [job_prefix, self._wake_channel, queue, *args])
+
+    async def _durable(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run `script`, then wait until the URL's `durable` replicas acknowledged it."""
+        replicas, timeout = self.options.durable_replicas, self.options.durable_timeout
+        if self.is_cluster:
+            return await durable_cluster_call(self.client, script, keys, args, replicas, timeout)
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            return await durable_call(connection, script, keys, args, replicas, timeout)
+        except (RedisConnectionError, RedisTimeoutError):
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
 
     # -- the directory ---------------------------------------------------------------------
     def _remember(self, job_id: str, queue: str) -> None:
@@ -288,8 +334,9 @@ class RedisConnection:
         flat: list[str] = []
         for entry in entries:
             flat += entry
+        run = self._durable if self.options.durable_replicas else self._run
         with self._guard:
-            replies: list[list[Any]] = await self._run(
+            replies: list[list[Any]] = await run(
                 self.scripts.reserve,
                 [self._keys.ids, self._keys.queues, self._keys.unique],
                 [json.dumps(flat)],
@@ -301,8 +348,9 @@ class RedisConnection:
     async def _submit(self, rows: list[list[str]]) -> list[list[Any]]:
         """Reserve and create jobs in one script, for `[id, queue, unique key or '', status,
         score, field, value...]` rows; see `scripts/submit.lua` for the reply."""
+        run = self._durable if self.options.durable_replicas else self._run
         with self._guard:
-            replies: list[list[Any]] = await self._run(
+            replies: list[list[Any]] = await run(
                 self.scripts.submit,
                 [self._keys.ids, self._keys.queues, self._keys.unique],
                 # One draft (the common `enqueue`) travels as plain arguments: no JSON to

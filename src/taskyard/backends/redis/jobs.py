@@ -72,18 +72,25 @@ class JobsMixin(RedisConnection):
         for i in create:
             groups[stored[i]].append(i)
         if groups:
+            order = []
             with self._guard:
                 pipe = self.client.pipeline(transaction=False)
-                order = []
                 for queue, indexes in groups.items():
                     batch = []
                     for i in indexes:
                         status, _, score, fields = encoded[i]
                         batch.append([drafts[i].id, status.value, str(score), *fields])
-                    await self._job_script("enqueue", queue, [dumps(batch)], client=pipe)
-                    order.append((queue, indexes))
-                replies = await self._execute(pipe)
-            for (queue, indexes), reply in zip(order, replies, strict=True):
+                    order.append((queue, indexes, [dumps(batch)]))
+                if self.options.durable_replicas:
+                    # Each queue's write waits for its own replicas (WAIT is per connection).
+                    replies = await asyncio.gather(
+                        *(self._durable_job_script("enqueue", q, args) for q, _, args in order)
+                    )
+                else:
+                    for queue, _, args in order:
+                        await self._job_script("enqueue", queue, args, client=pipe)
+                    replies = await self._execute(pipe)
+            for (queue, indexes, _), reply in zip(order, replies, strict=True):
                 for i, entry in zip(indexes, reply, strict=True):
                     if len(entry) == 1:
                         answers[i] = new_job(drafts[i], now)

@@ -57,7 +57,8 @@ Cluster-wide (hash tag `{g}`):
 `P{g}:stats:index`            zset    the minutes above, by minute
 ============================  ======  =========================================================
 
-Wake-ups: `PUBLISH P + "wake" <queue>` whenever jobs may have become claimable.
+Wake-ups: `PUBLISH P + "wake" <queue>` whenever jobs may have become claimable; on a Redis
+Cluster `SPUBLISH P{q:Q}:wake <queue>`, the queue's shard channel.
 
 Names in keys (schema 2). A user-named thing gets its own key space: `Q` and `<name>` above are
 the name itself, except that a name which could reach another key is escaped as `~` followed
@@ -152,6 +153,10 @@ class Keys:
     def queue_key(self, queue: str, name: str) -> str:
         """One per-queue key, e.g. `queue_key("emails", "pending")`."""
         return self.queue_base(queue) + name
+
+    def queue_channel(self, queue: str) -> str:
+        """The shard channel of `queue`'s wake-ups on a Redis Cluster (its slot's)."""
+        return self.queue_base(queue) + "wake"
 
     def job(self, queue: str, job_id: str) -> str:
         """The hash of one job."""

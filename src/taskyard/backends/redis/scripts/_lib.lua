@@ -1,6 +1,7 @@
 -- Shared prelude of every per-queue job script (prepended when the scripts are loaded).
 -- KEYS are the queue's keys in keys.QUEUE_KEY_NAMES order; ARGV[1] is the job-hash key
--- prefix, ARGV[2] the wake-up channel, ARGV[3] the queue name; script arguments follow.
+-- prefix, ARGV[2] the wake-up channel ('' on a cluster: see `wake`), ARGV[3] the queue name;
+-- script arguments follow.
 local K_PENDING, K_SCHEDULED, K_RUNNING, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE = {completed = KEYS[5], failed = KEYS[6], cancelled = KEYS[7]}
 local K_SETTINGS, K_RATE = KEYS[8], KEYS[9]
@@ -73,8 +74,13 @@ local function finish(id, jk, status, now)
   redis.call('ZADD', K_DONE[status], now, id)
 end
 
+-- CHANNEL '' (a Redis Cluster): the queue's own shard channel `P{q:Q}:wake` (P ends in `job:`).
 local function wake()
-  redis.call('PUBLISH', CHANNEL, QUEUE)
+  if CHANNEL == '' then
+    redis.call('SPUBLISH', string.sub(P, 1, -5) .. 'wake', QUEUE)
+  else
+    redis.call('PUBLISH', CHANNEL, QUEUE)
+  end
 end
 
 -- Move up to `cap` due scheduled jobs to pending; returns how many moved.
