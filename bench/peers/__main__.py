@@ -74,7 +74,8 @@ def ratio_rows(entries: dict[str, report.Entry]) -> tuple[list[list[str]], dict[
         if entry is None or entry.skipped or not against:
             continue
         summary = entry.summary()
-        cells, figures = [f"{mine} ÷ {label}"], {}
+        cells = [f"{mine} ÷ {label}"]
+        figures: dict[str, float | None] = {}
         for key, _, _unit in report.METRICS:
             theirs = [e.summary()[key] for e in against]
             real = [v for v in theirs if v]
