@@ -89,16 +89,24 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.cpu
 
 PEERS_VENV := bench/peers/.venv
+SAQ_VENV := bench/peers/.venv-saq
 
-## The peers (celery, rq, dramatiq, arq, procrastinate) in their own venv, pinned.
+## The peers (celery, rq, dramatiq, arq, procrastinate, huey, taskiq, streaq) in their own venv, pinned.
 $(PEERS_VENV)/.installed: bench/peers/requirements.txt
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/pip install -q --upgrade pip
 	$(PEERS_VENV)/bin/pip install -q -r bench/peers/requirements.txt
 	touch $@
 
-## Same workloads on taskyard and its peers, side by side (15-30 minutes, by machine load).
-bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+## saq pins redis-py < 8, which the other peers' venv cannot have: a venv of its own.
+$(SAQ_VENV)/.installed: bench/peers/requirements-saq.txt
+	$(PYTHON) -m venv $(SAQ_VENV)
+	$(SAQ_VENV)/bin/pip install -q --upgrade pip
+	$(SAQ_VENV)/bin/pip install -q -r bench/peers/requirements-saq.txt
+	touch $@
+
+## Same workloads on taskyard and its peers, side by side (30-60 minutes, by machine load).
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed $(SAQ_VENV)/.installed
 	$(BIN)/python -m bench.peers
 
 clean:

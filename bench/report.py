@@ -24,8 +24,14 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("p50", "p50", "ms"),
     ("p95", "p95", "ms"),
     ("p99", "p99", "ms"),
+    ("worker_ready", "worker ready", "s"),
+    ("drain_startup", "drain incl. start-up", "jobs/s"),
+    ("rss_idle", "idle worker RSS", "MiB"),
+    ("store_per_10k", "store per 10k jobs", "MiB"),
 )
-LOWER_IS_BETTER = {"p50", "p95", "p99"}
+LOWER_IS_BETTER = {"p50", "p95", "p99", "worker_ready", "rss_idle", "store_per_10k"}
+#: Rounds record bytes; the tables show MiB.
+SCALE = {"rss_idle": 1 / 2**20, "store_per_10k": 1 / 2**20}
 
 
 @dataclass
@@ -39,14 +45,24 @@ class Entry:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | None]:
-        """Median over rounds of each metric. `drain_best` is the best drain config measured."""
+        """Median over rounds of each metric, in the unit of its column.
+
+        `drain_best` and `drain_startup` are the best drain config measured in each round.
+        """
+        def best(r: dict[str, Any], prefix: str) -> float | None:
+            return max((v for k, v in r.items() if k.startswith(prefix) and v
+                        and (prefix != "drain_" or not k.startswith("drain_startup_"))),
+                       default=None)
+
         def values(key: str) -> list[float | None]:
             if key in ("p50", "p95", "p99"):
                 return [(r.get("latency") or {}).get(key) for r in self.rounds]
             if key == "drain_best":
-                return [max((v for k, v in r.items() if k.startswith("drain_") and v), default=None)
-                        for r in self.rounds]
-            return [r.get(key) for r in self.rounds]
+                return [best(r, "drain_") for r in self.rounds]
+            if key == "drain_startup":
+                return [best(r, "drain_startup_") for r in self.rounds]
+            scale = SCALE.get(key, 1.0)
+            return [None if r.get(key) is None else r[key] * scale for r in self.rounds]
 
         return {key: median(values(key)) for key, _, _ in METRICS}
 
@@ -59,8 +75,10 @@ def fmt(value: float | None, unit: str) -> str:
     """A figure for a table cell."""
     if value is None:
         return "-"
-    if unit == "ms":
+    if unit in ("ms", "s"):
         return f"{value:.2f}"
+    if unit == "MiB":
+        return f"{value:.1f}"
     return f"{value:,.0f}"
 
 

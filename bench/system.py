@@ -168,6 +168,25 @@ class Storage:
             finally:
                 cluster.close()
 
+    def size(self, generation: int) -> int | None:
+        """Bytes store number `generation` takes (None for the memory store)."""
+        if self.kind == "sqlite":
+            return sum(path.stat().st_size
+                       for path in Path(self._tmp.name).glob(f"bench-{generation}.db*"))
+        if self.kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(POSTGRES_URL) as conn:
+                row = conn.execute(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relkind = 'r'",
+                    (f"{self._tag}_{generation}",)).fetchone()
+            return int(row[0]) if row else None
+        if self.kind == "redis":
+            return harness.redis_store_bytes(REDIS_URL, f"*{self._tag}:{generation}:*")
+        return None
+
     def close(self) -> None:
         """Remove the temporary directory."""
         self._tmp.cleanup()
@@ -236,6 +255,9 @@ class TaskyardSystem(harness.System):
             return time.perf_counter() - start
 
         return self._call(go())
+
+    def store_bytes(self) -> int | None:
+        return self.storage.size(self.generation)
 
     def send(self, sent_at: float | None) -> None:
         app = self._app()

@@ -1,8 +1,10 @@
-"""`make bench-peers`: the same three workloads on Celery, RQ, Dramatiq, arq, Procrastinate and
-taskyard, in one run on the same servers, with taskyard's ratio to the best peer.
+"""`make bench-peers`: the same workloads on Celery, RQ, Dramatiq, arq, Procrastinate, huey,
+taskiq, saq, streaq and taskyard, in one run on the same servers, with taskyard's ratio to the
+best peer.
 
-Each peer round runs in a subprocess with the peers' own venv (`bench/peers/.venv`); rounds
-are interleaved (every system once, then again) so machine noise spreads evenly.
+Each peer round runs in a subprocess with the peers' own venv (`bench/peers/.venv`, or the
+one `VENVS` names for a peer whose pins conflict); rounds are interleaved (every system once,
+then again) so machine noise spreads evenly.
 Writes `bench/results/peers.json` and `peers.md`.
 """
 
@@ -23,16 +25,23 @@ from bench.peers import harness
 from bench.system import TaskyardSystem, reachable
 
 HERE = Path(__file__).resolve().parent
-PEERS_PYTHON = HERE / ".venv" / "bin" / "python"
 #: peer -> the server it needs.
 PEERS = {"celery": "redis", "rq": "redis", "dramatiq": "redis", "arq": "redis",
-         "procrastinate": "postgres"}
+         "procrastinate": "postgres", "huey": "redis", "taskiq": "redis", "saq": "redis",
+         "streaq": "redis"}
+#: peer -> its venv directory under bench/peers, when not `.venv` (its pins conflict there).
+VENVS = {"saq": ".venv-saq"}
+
+
+def peer_python(name: str) -> Path:
+    """The interpreter of peer `name`'s venv."""
+    return HERE / VENVS.get(name, ".venv") / "bin" / "python"
 TASKYARD_KINDS = ("redis", "postgres", "sqlite", "memory")
 
 
 def run_peer(name: str, sizes: harness.RoundSizes, log: Path) -> dict[str, object]:
     """One round of peer `name` in the peers' venv; its JSON line, or the failure."""
-    cmd = [str(PEERS_PYTHON), str(HERE / f"peer_{name}.py"), "--single", str(sizes.single),
+    cmd = [str(peer_python(name)), str(HERE / f"peer_{name}.py"), "--single", str(sizes.single),
            "--drain", str(sizes.drain), "--latency", str(sizes.latency), "--log", str(log)]
     try:
         proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=900)
@@ -65,7 +74,8 @@ def ratio_rows(entries: dict[str, report.Entry]) -> tuple[list[list[str]], dict[
         if entry is None or entry.skipped or not against:
             continue
         summary = entry.summary()
-        cells, figures = [f"{mine} ÷ {label}"], {}
+        cells = [f"{mine} ÷ {label}"]
+        figures: dict[str, float | None] = {}
         for key, _, _unit in report.METRICS:
             theirs = [e.summary()[key] for e in against]
             real = [v for v in theirs if v]
@@ -105,10 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     console.width = max(console.width, 130)
-    if not PEERS_PYTHON.exists():
-        console.print("[red]the peers' venv is missing: run `make bench-peers` "
-                      "(it installs bench/peers/requirements.txt into bench/peers/.venv)[/]")
-        return 2
     sizes, runs = harness.RoundSizes(), args.runs
     if args.quick:
         sizes, runs = harness.RoundSizes(single=200, drain=1000, latency=50), 1
@@ -121,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     servers = {kind: reachable(kind) for kind in ("redis", "postgres", "sqlite")}
     for name, entry in entries.items():
         need = PEERS.get(name) or name.strip(")").split("(")[-1]
-        if servers.get(need):
+        if name in PEERS and not peer_python(name).exists():
+            entry.skipped = (f"no venv {peer_python(name).parent.parent.name}: run `make "
+                             "bench-peers` (it installs bench/peers/requirements*.txt)")
+            console.print(f"[yellow]skipping {name}: {entry.skipped}[/]")
+        elif servers.get(need):
             entry.skipped = f"{need}: {servers[need]}"
             console.print(f"[yellow]skipping {name}: {entry.skipped}[/]")
     log = Path(tempfile.gettempdir()) / "taskyard-bench-peers-workers.log"

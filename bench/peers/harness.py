@@ -226,6 +226,76 @@ def paced(count: int, interval: float) -> Iterator[int]:
         yield i
 
 
+def redis_store_bytes(url: str, match: str = "*") -> int:
+    """Sum of `MEMORY USAGE` over the keys of `url`'s db that match `match`.
+
+    Per key, so other tenants of a shared server do not count (its `used_memory` moves with
+    everyone's writes). Needs redis-py, which every venv running a Redis system has.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        total = 0
+        keys = list(client.scan_iter(match=match, count=1000))
+        for start in range(0, len(keys), 1000):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[start:start + 1000]:
+                pipe.memory_usage(key, samples=0)
+            total += sum(v or 0 for v in pipe.execute())
+        return total
+    finally:
+        client.close()
+
+
+def redis_delete(url: str, match: str) -> None:
+    """Delete the keys of `url`'s db that match `match` (a system's prefix on a shared db)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=match, count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+    finally:
+        client.close()
+
+
+def tree_rss(pid: int) -> int | None:
+    """Resident bytes of process `pid` and all its descendants, from /proc (None if gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after it.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, seen, todo = 0, False, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+                seen = True
+        todo.extend(children.get(current, []))
+    return total if seen else None
+
+
+def store_per_10k(before: int | None, after: int | None, jobs: int) -> float | None:
+    """Bytes per 10,000 queued jobs from the store's size before and after `jobs` enqueues."""
+    if before is None or after is None or jobs <= 0:
+        return None
+    return (after - before) * 10_000 / jobs
+
+
 class System:
     """What the round driver needs from one benchmarked system (a peer or taskyard)."""
 
@@ -260,6 +330,10 @@ class System:
         return workers(self.worker_commands(config, drain=drain), probe=probe, cwd=cwd,
                        env=env, log=log)
 
+    def store_bytes(self) -> int | None:
+        """Bytes this system's jobs take in its store now (None: not measurable)."""
+        return None
+
     def close(self) -> None:
         """Release client connections."""
 
@@ -277,7 +351,15 @@ class RoundSizes:
 
 def run_round(system: System, sizes: RoundSizes, *, cwd: str | Path | None = None,
               env: dict[str, str] | None = None, log: str | Path | None = None) -> dict[str, object]:
-    """Run the three workloads once against `system`; figures in jobs/s and milliseconds."""
+    """Run the workloads once against `system`; figures in jobs/s, seconds, bytes and ms.
+
+    Besides the steady figures (enqueue, drain from the first handler start, idle latency):
+    `drain_startup_<config>` counts the drain from the spawn of the workers to the last
+    handler start; `worker_ready` is the time from spawning one idle-mode worker, with one
+    job already queued, to that job's handler start; `rss_idle` sums the resident memory of
+    that worker's process tree once it has gone idle after the latency workload;
+    `store_per_10k` is what 10,000 queued jobs add to the store.
+    """
     out: dict[str, object] = {}
     errors: list[str] = []
     system.reset()
@@ -285,25 +367,39 @@ def run_round(system: System, sizes: RoundSizes, *, cwd: str | Path | None = Non
         out["enqueue_single"] = sizes.single / system.enqueue_single(sizes.single)
         system.reset()
         bulk: list[float] = []
-        for config in system.configs:
+        for index, config in enumerate(system.configs):
+            before = system.store_bytes() if index == 0 else None
             bulk.append(sizes.drain / system.enqueue_bulk(sizes.drain))
+            if index == 0:
+                out["store_per_10k"] = store_per_10k(before, system.store_bytes(), sizes.drain)
             try:
-                with probe_dir() as d, system.start_workers(config, drain=True, probe=d,
-                                                            cwd=cwd, env=env, log=log) as procs:
-                    out[f"drain_{config}"] = wait_for(d, sizes.drain, timeout=sizes.timeout,
-                                                      procs=procs).rate()
+                with probe_dir() as d:
+                    spawned = time.time()
+                    with system.start_workers(config, drain=True, probe=d, cwd=cwd, env=env,
+                                              log=log) as procs:
+                        tally = wait_for(d, sizes.drain, timeout=sizes.timeout, procs=procs)
+                out[f"drain_{config}"] = tally.rate()
+                if tally.last is not None and tally.last > spawned:
+                    out[f"drain_startup_{config}"] = sizes.drain / (tally.last - spawned)
             except BenchTimeout as exc:
                 errors.append(f"drain_{config}: {exc}")
             system.reset()
         out["enqueue_bulk"] = median(bulk)
         try:
-            with probe_dir() as d, system.start_workers("one", drain=False, probe=d, cwd=cwd,
-                                                        env=env, log=log) as procs:
-                system.send(None)  # wait until the worker is up and idle
-                wait_for(d, 1, timeout=60, procs=procs)
-                for _ in paced(sizes.latency, sizes.interval):
-                    system.send(time.time())
-                tally = wait_for(d, sizes.latency + 1, timeout=60, procs=procs)
+            with probe_dir() as d:
+                system.send(None)  # queued before the spawn: its start is the worker's "ready"
+                spawned = time.time()
+                with system.start_workers("one", drain=False, probe=d, cwd=cwd, env=env,
+                                          log=log) as procs:
+                    first = wait_for(d, 1, timeout=60, procs=procs)
+                    if first.first is not None:
+                        out["worker_ready"] = first.first - spawned
+                    for _ in paced(sizes.latency, sizes.interval):
+                        system.send(time.time())
+                    tally = wait_for(d, sizes.latency + 1, timeout=60, procs=procs)
+                    rss = [tree_rss(p.pid) for p in procs]
+                    if procs and all(r is not None for r in rss):
+                        out["rss_idle"] = sum(r for r in rss if r is not None)
             out["latency"] = latency_summary(tally.latencies)
         except BenchTimeout as exc:
             errors.append(f"latency: {exc}")

@@ -11,6 +11,7 @@ import harness
 from arq import create_pool
 from arq.connections import RedisSettings
 
+URL = "redis://127.0.0.1:6379/13"
 SETTINGS = RedisSettings(host="127.0.0.1", port=6379, database=13)
 QUEUE = "bench"
 
@@ -70,6 +71,9 @@ class ArqSystem(harness.System):
 
     def send(self, sent_at: float | None) -> None:
         self.loop.run_until_complete(self.pool.enqueue_job("noop", sent_at))
+
+    def store_bytes(self) -> int | None:
+        return harness.redis_store_bytes(URL)
 
     def worker_commands(self, config: str, *, drain: bool) -> list[list[str]]:
         count = 1 if config == "one" else 2

@@ -59,6 +59,9 @@ class CelerySystem(harness.System):
     def send(self, sent_at: float | None) -> None:
         noop.apply_async(kwargs={"sent_at": sent_at})
 
+    def store_bytes(self) -> int | None:
+        return harness.redis_store_bytes(BROKER)
+
     def worker_commands(self, config: str, *, drain: bool) -> list[list[str]]:
         base = [sys.executable, "-m", "celery", "-A", "peer_celery", "worker", "-Q", "bench",
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]

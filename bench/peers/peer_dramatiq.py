@@ -50,6 +50,9 @@ class DramatiqSystem(harness.System):
     def send(self, sent_at: float | None) -> None:
         noop.send(sent_at)
 
+    def store_bytes(self) -> int | None:
+        return harness.redis_store_bytes(URL)
+
     def worker_commands(self, config: str, *, drain: bool) -> list[list[str]]:
         processes = "1" if config == "one" else "2"
         return [[sys.executable, "-m", "dramatiq", "peer_dramatiq", "--processes", processes,

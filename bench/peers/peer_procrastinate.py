@@ -70,6 +70,15 @@ class ProcrastinateSystem(harness.System):
     def send(self, sent_at: float | None) -> None:
         self.loop.run_until_complete(noop.defer_async(sent_at=sent_at))
 
+    def store_bytes(self) -> int | None:
+        # Tables with their indexes and TOAST, in the database this benchmark owns.
+        with psycopg.connect(URL) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchone()
+        return int(row[0]) if row else None
+
     def worker_commands(self, config: str, *, drain: bool) -> list[list[str]]:
         count = 1 if config == "one" else 2
         return [[sys.executable, "-m", "procrastinate", "--app=peer_procrastinate.app", "--log-level", "warning", "worker",

@@ -52,6 +52,9 @@ class RqSystem(harness.System):
     def send(self, sent_at: float | None) -> None:
         self.queue.enqueue("peer_rq.noop", kwargs={"sent_at": sent_at}, result_ttl=0)
 
+    def store_bytes(self) -> int | None:
+        return harness.redis_store_bytes(URL)
+
     def worker_commands(self, config: str, *, drain: bool) -> list[list[str]]:
         cmd = [sys.executable, "-m", "rq.cli", "worker", "-w", "rq.worker.SimpleWorker",
                "-u", URL, "-q", "bench"]
