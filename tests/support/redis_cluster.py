@@ -235,7 +235,7 @@ async def delete_prefix(cluster: LocalCluster, prefix: str) -> None:
     try:
         await client.initialize()
         for node in client.get_primaries():
-            one = aioredis.Redis(host=node.host, port=node.port)
+            one = aioredis.Redis(host=node.host, port=int(node.port))
             try:
                 keys = [k async for k in one.scan_iter(match=glob_escape(prefix) + "*", count=1000)]
                 pipe = one.pipeline(transaction=False)
