@@ -20,6 +20,7 @@ SCHEMES: dict[str, str] = {
     "postgres": "taskyard.backends.postgres:PostgresBackend",
     "redis": "taskyard.backends.redis:RedisBackend",
     "rediss": "taskyard.backends.redis:RedisBackend",
+    "mysql": "taskyard.backends.mysql:MysqlBackend",
 }
 
 
