@@ -58,7 +58,7 @@ __all__ = (
 
 DEFAULT_BACKEND_URL = "sqlite:///taskyard.db"
 DEFAULT_CONFIG_FILE = "taskyard.toml"
-_BACKEND_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss")
+_BACKEND_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss", "mysql")
 
 
 def default_backend_url() -> str:
