@@ -17,7 +17,7 @@ from bench import report
 from bench.peers import harness
 from bench.system import TaskyardSystem, reachable
 
-KINDS = ("memory", "sqlite", "postgres", "redis")
+KINDS = ("memory", "sqlite", "postgres", "redis", "mysql")
 
 
 def run_rounds(kinds: list[str], sizes: harness.RoundSizes, runs: int, console: Console,
