@@ -218,7 +218,10 @@ class Pool:
         if pool is None:
             raise BackendUnavailable(f"MySQL backend is closed (during {what})")
         try:
-            conn = await asyncio.wait_for(pool.acquire(), timeout=self.config.connect_timeout)
+            # Not asyncio.wait_for: its inner task can finish as the caller is cancelled, and
+            # the connection it acquired would then never be released.
+            async with asyncio.timeout(self.config.connect_timeout):
+                conn = await pool.acquire()
         except Exception as exc:
             if is_connection_error(exc):
                 raise BackendUnavailable(f"MySQL unavailable during {what}: {exc}") from exc

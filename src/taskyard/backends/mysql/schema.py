@@ -161,8 +161,10 @@ async def apply_migrations(cur: Cursor, database: str) -> int:
         raise SchemaVersionError(f"could not take the migration lock {lock!r} within 60 s")
     try:
         d = quoted(database)
-        await cur.execute(_MIGRATIONS_TABLE.replace("{d}", d))
-        version = await read_version(cur, database) or 0
+        version = await read_version(cur, database)
+        if version is None:
+            await cur.execute(_MIGRATIONS_TABLE.replace("{d}", d))
+            version = 0
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"MySQL database {database!r} has taskyard schema version {version}, newer than "
