@@ -143,3 +143,19 @@ async def test_enqueue_in_the_callers_transaction_exists_only_if_it_commits() ->
             conn.close()
         with pytest.raises(TypeError, match="asyncmy Connection"):
             await backend.job_enqueue_in_transaction(connection=object(), drafts=[draft])
+
+
+async def test_a_unique_key_longer_than_the_index_still_holds() -> None:
+    async with isolated_url() as url, opened_backend(url) as backend:
+        key = "report:" + "x" * 5000
+        first, second = await backend.job_enqueue_many(drafts=[
+            JobDraft(id=new_id(), task="t", queue="q", payload={}, unique_key=key),
+            JobDraft(id=new_id(), task="t", queue="q", payload={}, unique_key=key),
+        ])
+        assert second.id == first.id and first.unique_key == key
+        (again,) = await backend.job_enqueue_many(
+            drafts=[JobDraft(id=new_id(), task="t", queue="q", payload={}, unique_key=key)]
+        )
+        assert again.id == first.id
+        stored = await backend.job_get(job_id=first.id)
+        assert stored is not None and stored.unique_key == key

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from taskyard.core.job import (
 )
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
-from taskyard.core.settle import Settle, SettleKind, Settled
+from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import BackendError, ConfigError, LeaseLost, SchemaVersionError
 
 from . import catalog, claims, jobs
@@ -219,9 +220,9 @@ class MysqlBackend:
         t = self.tables
         for attempt in range(_ENQUEUE_TRIES):
             try:
-                out, woken = await self._run(
-                    "enqueue", lambda cur: jobs.enqueue(cur, t, drafts, now, locking=attempt > 0)
-                )
+                out, woken = await self._run("enqueue", functools.partial(
+                    jobs.enqueue, t=t, drafts=drafts, now=now, locking=attempt > 0
+                ))
             except Exception as exc:
                 # A concurrent enqueue took an id or unique key first: look again.
                 if is_duplicate_key(exc) and attempt + 1 < _ENQUEUE_TRIES:
@@ -371,9 +372,9 @@ class MysqlBackend:
         woken: set[str] = set()
         for indexes in groups.values():
             group = [outcomes[i] for i in indexes]
-            settled, queues = await self._run(
-                "jobs_settle", lambda cur, g=group: settle_group(cur, self.tables, g, now)
-            )
+            settled, queues = await self._run("jobs_settle", functools.partial(
+                settle_group, t=self.tables, outcomes=group, now=now
+            ))
             for position, answer in settled.items():
                 answers[indexes[position]] = answer
             woken |= queues
@@ -381,22 +382,22 @@ class MysqlBackend:
         return [a for a in answers if a is not None]
 
     # -- old owned writes: removed when jobs_settle lands --
-    async def jobs_complete(self, *, completions: Sequence[Completion], now: datetime | None = None) -> list[str]:  # noqa: E501
-        return [s.job_id for s in await self.jobs_settle(outcomes=[Settle.completed(c.job_id, c.lease_token, c.result, c.progress) for c in completions], now=now) if not s.owned]  # noqa: E501
+    async def jobs_complete(self, *, completions: Sequence[Completion], now: datetime | None = None) -> list[str]:
+        return [s.job_id for s in await self.jobs_settle(outcomes=[Settle.completed(c.job_id, c.lease_token, c.result, c.progress) for c in completions], now=now) if not s.owned]
 
-    async def job_fail(self, *, job_id: str, lease_token: str, error: AttemptError, retry_at: datetime | None, now: datetime | None = None) -> Job:  # noqa: E501
+    async def job_fail(self, *, job_id: str, lease_token: str, error: AttemptError, retry_at: datetime | None, now: datetime | None = None) -> Job:
         return await self._settle_one(Settle.failed(job_id, lease_token, error, retry_at), now)
 
-    async def job_snooze(self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None) -> Job:  # noqa: E501
+    async def job_snooze(self, *, job_id: str, lease_token: str, run_at: datetime, now: datetime | None = None) -> Job:
         return await self._settle_one(Settle.snoozed(job_id, lease_token, run_at), now)
 
-    async def job_finish_cancelled(self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None) -> Job:  # noqa: E501
+    async def job_finish_cancelled(self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None) -> Job:
         return await self._settle_one(Settle.cancelled(job_id, lease_token, reason), now)
 
-    async def job_release(self, *, job_id: str, lease_token: str, now: datetime | None = None) -> None:  # noqa: E501
+    async def job_release(self, *, job_id: str, lease_token: str, now: datetime | None = None) -> None:
         await self.jobs_settle(outcomes=[Settle.released(job_id, lease_token)], now=now)
 
-    async def job_rescue(self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None) -> Job:  # noqa: E501
+    async def job_rescue(self, *, job_id: str, lease_token: str, reason: str, now: datetime | None = None) -> Job:
         return await self._settle_one(Settle.rescued(job_id, lease_token, reason), now)
 
     async def _settle_one(self, outcome: Settle, now: datetime | None) -> Job:

@@ -25,7 +25,7 @@ from taskyard.core.job import (
 )
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
-from .rows import JOB_COLUMNS, db_time, job_from_row, job_values
+from .rows import JOB_COLUMNS, db_time, held_key, job_from_row, job_values
 from .schema import Tables
 
 __all__ = (
@@ -130,7 +130,9 @@ async def enqueue(
         ):
             found[job.id] = job
     holders: dict[str, Job] = {}
-    keys = list(dict.fromkeys(d.unique_key for d in drafts if d.unique_key and d.id not in found))
+    keys = list(dict.fromkeys(
+        held_key(d.unique_key) for d in drafts if d.unique_key and d.id not in found
+    ))
     for chunk in _chunks(keys):
         for job in await fetch_jobs(
             cur,
@@ -207,7 +209,7 @@ async def _key_holder(cur: Cursor, t: Tables, job: Job) -> str | None:
         return None
     await cur.execute(
         f"SELECT id FROM {t.jobs} WHERE unique_active = %s AND id <> %s LOCK IN SHARE MODE",
-        (job.unique_key, job.id),
+        (held_key(job.unique_key), job.id),
     )
     row: Any = await cur.fetchone()
     return None if row is None else str(row[0])
@@ -236,7 +238,7 @@ async def retry_failed(cur: Cursor, t: Tables, queue: str | None, now: datetime 
         sql += " AND queue = %s"
         args = (queue,)
     failed = await fetch_jobs(cur, sql + " ORDER BY id FOR UPDATE", args)
-    keys = list({j.unique_key for j in failed if j.unique_key})
+    keys = list({held_key(j.unique_key) for j in failed if j.unique_key})
     held: set[str] = set()
     for chunk in _chunks(keys):
         await cur.execute(
@@ -248,9 +250,9 @@ async def retry_failed(cur: Cursor, t: Tables, queue: str | None, now: datetime 
     retried: list[Job] = []
     for job in failed:
         if job.unique_key:
-            if job.unique_key in held:
+            if held_key(job.unique_key) in held:
                 continue
-            held.add(job.unique_key)
+            held.add(held_key(job.unique_key))
         retried.append(retried_job(job, at))
     await save_many(cur, t, retried)
     return retried

@@ -4,6 +4,7 @@ JSON text columns (written as JSON text, read with `decode_stored`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ __all__ = (
     "WORKER_COLUMNS",
     "db_time",
     "dumps",
+    "held_key",
     "job_from_row",
     "job_values",
     "leader_from_row",
@@ -40,6 +42,18 @@ WORKER_COLUMNS = (
 )
 
 _STATUS = {s.value: s for s in JobStatus}
+
+
+#: The longest unique key stored as it is in the indexed `unique_active` column.
+_KEY_INDEXED = 600
+
+
+def held_key(key: str) -> str:
+    """What `unique_active` holds for `key`: the key itself, or for a key too long for the
+    index a digest of it (a unique key has no length limit; the full key is in `unique_key`)."""
+    if len(key) <= _KEY_INDEXED:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def db_time(value: datetime | None) -> datetime | None:
@@ -134,7 +148,7 @@ def job_values(job: Job) -> tuple[Any, ...]:
         int(job.cancel_requested),
         job.rescues,
         job.max_rescues,
-        job.unique_key if job.status in ACTIVE_STATUSES else None,
+        held_key(job.unique_key) if job.unique_key and job.status in ACTIVE_STATUSES else None,
     )
 
 

@@ -38,9 +38,10 @@ _V1: tuple[str, ...] = (
         result LONGTEXT NULL,
         errors LONGTEXT NOT NULL,
         progress TEXT NULL,
-        unique_key VARCHAR(700) NULL,
-        -- equals unique_key while the job holds it (scheduled, pending or running); NULLs do
-        -- not collide in a UNIQUE index, so this is MySQL's partial unique index
+        unique_key TEXT NULL,
+        -- the key (a digest of a long one: rows.held_key) while the job holds it (scheduled,
+        -- pending or running); NULLs do not collide in a UNIQUE index, so this is MySQL's
+        -- partial unique index
         unique_active VARCHAR(700) NULL,
         tags TEXT NOT NULL,
         timeout DOUBLE NULL,

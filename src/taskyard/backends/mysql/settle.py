@@ -12,7 +12,7 @@ from datetime import datetime
 from asyncmy.cursors import Cursor
 
 from taskyard.core.job import Job, JobStatus, rescue_decision
-from taskyard.core.settle import Settle, SettleKind, Settled
+from taskyard.core.settle import Settle, Settled, SettleKind
 
 from .jobs import fetch_jobs, marks, save_many, server_now
 from .rows import JOB_COLUMNS
