@@ -159,3 +159,17 @@ async def test_a_unique_key_longer_than_the_index_still_holds() -> None:
         assert again.id == first.id
         stored = await backend.job_get(job_id=first.id)
         assert stored is not None and stored.unique_key == key
+
+
+async def test_transactions_run_at_read_committed() -> None:
+    async def isolation(cur) -> str:  # type: ignore[no-untyped-def]
+        await cur.execute("SELECT VERSION()")
+        (version,) = await cur.fetchone()
+        # MariaDB before 11.1 names it tx_isolation; MySQL 8 only transaction_isolation.
+        name = "tx_isolation" if "mariadb" in version.lower() else "transaction_isolation"
+        await cur.execute(f"SELECT @@session.{name}")
+        return str((await cur.fetchone())[0])
+
+    async with isolated_url() as url, opened_backend(url) as backend:
+        assert isinstance(backend, MysqlBackend)
+        assert await backend._run("isolation", isolation) == "READ-COMMITTED"

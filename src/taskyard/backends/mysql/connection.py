@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import asyncmy
 from asyncmy.constants.CLIENT import FOUND_ROWS
 from asyncmy.cursors import Cursor
-from asyncmy.errors import IntegrityError, InterfaceError, MySQLError, OperationalError
+from asyncmy.errors import IntegrityError, InterfaceError, OperationalError
 
 from taskyard.errors import BackendUnavailable, ConfigError
 
@@ -189,7 +189,9 @@ class Pool:
     def __init__(self, config: MysqlUrl) -> None:
         self.config = config
         self._pool: Any = None
-        self._configured: set[int] = set()
+        # Connections given the session settings. Held (not their ids, which a new connection
+        # may reuse) until they are closed.
+        self._configured: set[Any] = set()
 
     @property
     def is_open(self) -> bool:
@@ -227,14 +229,18 @@ class Pool:
                 raise BackendUnavailable(f"MySQL unavailable during {what}: {exc}") from exc
             raise
         try:
-            if id(conn) not in self._configured:
+            if conn not in self._configured:
                 async with conn.cursor() as cur:
                     await cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                self._configured.add(id(conn))
+                if len(self._configured) >= 2 * self.config.pool_max:
+                    self._configured = {c for c in self._configured if c.connected}
+                self._configured.add(conn)
             yield conn
         except BaseException as exc:
-            if not isinstance(exc, MySQLError) or is_connection_error(exc):
-                self._configured.discard(id(conn))
+            # A cancelled statement leaves the protocol mid-reply, a failed one may mean a dead
+            # socket: drop the connection. After other errors it was rolled back and is fine.
+            if not isinstance(exc, Exception) or is_connection_error(exc):
+                self._configured.discard(conn)
                 conn.close()
             if isinstance(exc, Exception) and is_connection_error(exc):
                 raise BackendUnavailable(f"MySQL unavailable during {what}: {exc}") from exc
