@@ -17,7 +17,7 @@ from bench import report
 from bench.peers import harness
 from bench.system import TaskyardSystem, reachable
 
-KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster", "redis-cluster-durable")
+KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster", "redis-cluster-durable", "mysql")
 #: What `make bench` measures (durable enqueue on demand: --backends, or bench.durable).
 DEFAULT_KINDS = tuple(k for k in KINDS if k != "redis-cluster-durable")
 

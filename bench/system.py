@@ -36,6 +36,8 @@ REDIS_URL = os.environ.get("TASKYARD_BENCH_REDIS",
 REDIS_CLUSTER_URL = os.environ.get("TASKYARD_BENCH_REDIS_CLUSTER")
 #: Kinds on a Redis Cluster, with the extra URL parameters of each.
 CLUSTER_KINDS = {"redis-cluster": {}, "redis-cluster-durable": {"durable": "1"}}
+MYSQL_URL = os.environ.get("TASKYARD_BENCH_MYSQL",
+                           os.environ.get("TASKYARD_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"))
 #: Jobs each worker runs at once; no-op async jobs gain from large claim batches.
 CONCURRENCY = 50
 BULK_CHUNK = 1000
@@ -86,6 +88,8 @@ def reachable(kind: str) -> str | None:
 
             with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
+        elif kind == "mysql":
+            asyncio.run(_mysql_admin("SELECT 1"))
         elif kind == "redis":
             import redis
 
@@ -104,6 +108,21 @@ def reachable(kind: str) -> str | None:
                 return None
         return "the sqlite backend is not available in this checkout"
     return None
+
+
+async def _mysql_admin(statement: str) -> None:
+    """Run one statement on the benchmark's MySQL server (no database selected)."""
+    import asyncmy
+
+    parts = urlsplit(MYSQL_URL)
+    conn = await asyncmy.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+                                 user=parts.username or "root", password=parts.password or "",
+                                 connect_timeout=3, autocommit=True)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(statement)
+    finally:
+        conn.close()
 
 
 class Storage:
@@ -125,6 +144,8 @@ class Storage:
         if self.kind in CLUSTER_KINDS:
             return with_param(cluster_url(), prefix=f"{self._tag}:{generation}:",
                               **CLUSTER_KINDS[self.kind])
+        if self.kind == "mysql":
+            return urlunsplit(urlsplit(MYSQL_URL)._replace(path=f"/{self._tag}_{generation}"))
         return with_param(REDIS_URL, prefix=f"{self._tag}:{generation}:")
 
     def remove(self, generation: int) -> None:
@@ -137,6 +158,8 @@ class Storage:
 
             with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self._tag}_{generation}" CASCADE')
+        elif self.kind == "mysql":
+            asyncio.run(_mysql_admin(f"DROP DATABASE IF EXISTS `{self._tag}_{generation}`"))
         elif self.kind == "redis":
             import redis
 

@@ -24,9 +24,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ("KINDS", "Store", "StoreUnavailable", "open_store", "with_address")
 
-KINDS = ("sqlite", "postgres", "redis")
+KINDS = ("sqlite", "postgres", "redis", "mysql")
 POSTGRES_URL = os.environ.get("TASKYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TASKYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+MYSQL_URL = os.environ.get("TASKYARD_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+
+
+_DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "mysql": 3306}
 
 
 class StoreUnavailable(RuntimeError):
@@ -69,7 +73,7 @@ class Store:
         if self.kind == "sqlite":
             return None
         parts = urlsplit(self.url)
-        return parts.hostname or "127.0.0.1", int(parts.port or (5432 if self.kind == "postgres" else 6379))
+        return parts.hostname or "127.0.0.1", int(parts.port or _DEFAULT_PORTS[self.kind])
 
     async def restart(self, down: float) -> None:
         """Stop the server abruptly, keep it down `down` seconds, start it again."""
@@ -211,6 +215,28 @@ async def _shared_redis() -> AsyncIterator[Store]:
 
 
 @contextlib.asynccontextmanager
+async def _shared_mysql() -> AsyncIterator[Store]:
+    import asyncmy
+
+    database = "chaos_" + os.urandom(5).hex()
+    parts = urlsplit(MYSQL_URL)
+    try:
+        admin = await asyncmy.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=parts.username or "root",
+            password=parts.password or "", connect_timeout=3, autocommit=True,
+        )
+    except (OSError, asyncmy.errors.OperationalError) as exc:
+        raise StoreUnavailable(f"MySQL at {MYSQL_URL}: {exc}") from exc
+    try:
+        yield Store("mysql", urlunsplit(parts._replace(path="/" + database)))
+    finally:
+        with contextlib.suppress(Exception):
+            async with admin.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+
+
+@contextlib.asynccontextmanager
 async def open_store(kind: str, workdir: Path, *, owned: bool = False) -> AsyncIterator[Store]:
     """An isolated store of `kind` for one run (`owned`: a server of its own that may restart)."""
     if kind == "sqlite":
@@ -218,6 +244,12 @@ async def open_store(kind: str, workdir: Path, *, owned: bool = False) -> AsyncI
         return
     if kind not in KINDS:
         raise ValueError(f"unknown backend {kind!r}; choose from {', '.join(KINDS)}")
+    if kind == "mysql":
+        if owned:
+            raise StoreUnavailable("a MySQL server of the run's own is not supported yet (shared only)")
+        async with _shared_mysql() as store:
+            yield store
+        return
     if owned:
         factory = _owned_postgres if kind == "postgres" else _owned_redis
         async with factory(workdir) as store:

@@ -13,7 +13,9 @@ Routes (under /api/v1, taskyard's auth; POST needs the admin role): `POST /sync/
 The seed's `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` (optional) make Redis the backend,
 as `redis://:PASSWORD@HOST:PORT/0`, when `TASKYARD_BACKEND` is not set (it wins when it is), so
 a team's existing `.env` keeps working. `SYNC_CRON=*/5 * * * *` is the seed's development timetable; `SERVICE_SYNC_DB` the database
-(default `service_sync.db`, filled with three demo services on first use). The seed's cleanup
+(default `service_sync.db`, filled with three demo services on first use; a `mysql://` URL keeps
+the services and their logs in MySQL, as the seed does, and so does a `mysql://` `TASKYARD_BACKEND`
+when `SERVICE_SYNC_DB` is not set: the sync records then live beside taskyard's tables). The seed's cleanup
 (keep 10 completed, 5 failed) is the sync queue's own retention, declared with the queue
 (`RETENTION`; `[maintenance.retention.queues.sync.completed] keep_last = ...` in `taskyard.toml`
 overrides it); other queues keep `[maintenance.retention]`'s rules.
@@ -143,6 +145,82 @@ class SyncDatabase:
             return int(db.execute("SELECT count(*) FROM service_logs WHERE service_id = ?", (service_id,)).fetchone()[0])
 
 
+class MysqlSyncDatabase:
+    """The seed's own MySQL (`mysql://user:pass@host:port/database`): the same tables and
+    methods as `SyncDatabase`, each method blocking (call it with `asyncio.to_thread`)."""
+
+    def __init__(self, url: str) -> None:
+        from taskyard.backends.mysql.connection import MysqlUrl
+
+        self.config = MysqlUrl.parse(url)
+        self._ready = False
+
+    def _run(self, sql: str, args: Any = (), *, many: bool = False) -> tuple[int, list[Any]]:
+        """One statement on a connection of its own (in the calling thread's own loop)."""
+        import asyncmy
+
+        async def run() -> tuple[int, list[Any]]:
+            conn = await asyncmy.connect(**self.config.connect_kwargs())
+            try:
+                async with conn.cursor() as cur:
+                    if not self._ready:
+                        await cur.execute(
+                            "CREATE TABLE IF NOT EXISTS services (id INT AUTO_INCREMENT PRIMARY KEY, "
+                            "name VARCHAR(255) NOT NULL, active BOOLEAN NOT NULL DEFAULT TRUE)")
+                        await cur.execute(
+                            "CREATE TABLE IF NOT EXISTS service_logs (service_id INT NOT NULL, "
+                            "record_id VARCHAR(255) NOT NULL, at VARCHAR(64), status VARCHAR(32), "
+                            "PRIMARY KEY (service_id, record_id))")
+                        self._ready = True
+                    count = await (cur.executemany(sql, args) if many else cur.execute(sql, args))
+                    return int(count or 0) if not many else int(cur.rowcount), list(await cur.fetchall() or [])
+            finally:
+                conn.close()
+
+        return asyncio.run(run())
+
+    def add_service(self, name: str, *, active: bool = True) -> int:
+        self._run("INSERT INTO services (name, active) VALUES (%s, %s)", (name, active))
+        return int(self._run("SELECT MAX(id) FROM services")[1][0][0])
+
+    def seed_demo(self) -> None:
+        if self._run("SELECT COUNT(*) FROM services")[1][0][0]:
+            return
+        for name, active in (("shared-eu-1", True), ("shared-us-1", True), ("legacy-box", False)):
+            self.add_service(name, active=active)
+
+    def active_services(self) -> list[dict[str, Any]]:
+        rows = self._run("SELECT id, name FROM services WHERE active ORDER BY id")[1]
+        return [{"id": r[0], "name": r[1]} for r in rows]
+
+    def service(self, service_id: int) -> dict[str, Any] | None:
+        rows = self._run("SELECT id, name, active FROM services WHERE id = %s", (service_id,))[1]
+        return {"id": rows[0][0], "name": rows[0][1], "active": bool(rows[0][2])} if rows else None
+
+    def insert_logs(self, service_id: int, records: list[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        inserted, _ = self._run(
+            "INSERT IGNORE INTO service_logs (service_id, record_id, at, status) VALUES (%s, %s, %s, %s)",
+            [(service_id, r["id"], r.get("at"), r.get("status")) for r in records], many=True)
+        return inserted
+
+    def log_count(self, service_id: int) -> int:
+        rows = self._run("SELECT COUNT(*) FROM service_logs WHERE service_id = %s", (service_id,))[1]
+        return int(rows[0][0])
+
+
+def sync_database(env: Mapping[str, str]) -> SyncDatabase | MysqlSyncDatabase:
+    """The seed's database: `SERVICE_SYNC_DB` (a SQLite path or a `mysql://` URL), else the
+    MySQL database of a `mysql://` `TASKYARD_BACKEND`, else `service_sync.db`."""
+    target = env.get("SERVICE_SYNC_DB") or ""
+    if not target and env.get("TASKYARD_BACKEND", "").startswith("mysql://"):
+        target = env["TASKYARD_BACKEND"]
+    if target.startswith("mysql://"):
+        return MysqlSyncDatabase(target)
+    return SyncDatabase(target or "service_sync.db")
+
+
 def backend_from_seed_env(env: Mapping[str, str]) -> str | None:
     """The backend URL the seed's `REDIS_*` variables name, unless `TASKYARD_BACKEND` is set."""
     host = env.get("REDIS_HOST", "").strip()
@@ -173,7 +251,7 @@ def create_app(
     backend: str | None = None,
     *,
     clock: Clock | None = None,
-    database: SyncDatabase | None = None,
+    database: SyncDatabase | MysqlSyncDatabase | None = None,
     status_api: StatusApi | None = None,
     spread: float = SPREAD_SECONDS,
     cron: str | None = None,
@@ -181,7 +259,7 @@ def create_app(
 ) -> Taskyard:
     """The sync app: tasks, the 06:30 schedule, the queue settings and the admin routes."""
     app = Taskyard(backend if backend is not None else backend_from_seed_env(os.environ), clock=clock)
-    db = database or SyncDatabase(os.environ.get("SERVICE_SYNC_DB", "service_sync.db"))
+    db = database or sync_database(os.environ)
     api = status_api or DemoStatusApi(app.clock)
     rng = rng or random.Random()
 

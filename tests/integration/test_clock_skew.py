@@ -39,7 +39,7 @@ LEASE = "3"
 JOB_SECONDS = 8.0
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_skewed_workers_never_rescue_a_live_job(kind: str, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         app = build(url)

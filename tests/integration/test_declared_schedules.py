@@ -50,7 +50,7 @@ async def keep_firing(backend: Backend, names: set[str], more: int = 3) -> None:
     await wait_until(done, timeout=60, interval=0.2, what=f"{more} more fires of {sorted(names)}")
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_two_apps_on_one_store_keep_each_others_schedules(kind: str, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         await two_apps(url, tmp_path)

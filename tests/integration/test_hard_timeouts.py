@@ -20,7 +20,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-DURABLE = ("sqlite", "postgres", "redis")
+DURABLE = ("sqlite", "postgres", "redis", "mysql")
 APP = "tests.apps.timeouts_app:app"
 
 

@@ -42,7 +42,7 @@ PRODUCER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_bulk_enqueue_is_all_or_nothing_when_the_producer_dies(kind: str, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

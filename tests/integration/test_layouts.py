@@ -92,7 +92,7 @@ async def leader_pid(backend: Backend, lease: str) -> int | None:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_layout_fires_schedules_and_runs_jobs(kind: str, layout: str, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         backend = backend_from_url(url)

@@ -20,7 +20,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-DURABLE = ("sqlite", "postgres", "redis")
+DURABLE = ("sqlite", "postgres", "redis", "mysql")
 FAST_WORKER = ["--poll-interval", "0.1", "--leader-ttl", "2", "--rescue-interval", "0.5"]
 
 

@@ -41,7 +41,7 @@ def _starts(path: Path) -> list[tuple[str, int, float]]:
     return [(j, int(p), float(t)) for j, p, t in (line.split() for line in path.read_text().splitlines())]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_a_default_task_runs_again_within_lease_plus_rescue_interval(
     kind: str, tmp_path: Path
 ) -> None:

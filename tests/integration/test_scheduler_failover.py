@@ -136,7 +136,7 @@ async def disrupt(backend: Backend, cluster: Cluster, sig: int) -> tuple[datetim
     return at, takeover
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mysql"])
 async def test_every_fire_once_across_leader_kills(kind: str, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         backend = backend_from_url(url)

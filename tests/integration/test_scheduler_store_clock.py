@@ -28,7 +28,7 @@ class SkewedClock(SystemClock):
 
 
 @pytest.mark.parametrize("skew", [timedelta(minutes=3), timedelta(minutes=-3)], ids=["ahead", "behind"])
-@pytest.mark.parametrize("kind", ["postgres", "redis"])
+@pytest.mark.parametrize("kind", ["postgres", "redis", "mysql"])
 async def test_fires_follow_the_stores_clock(kind: str, skew: timedelta, tmp_path: Path) -> None:
     async with isolated_url(kind, tmp_path) as url:
         clock = SkewedClock(skew)

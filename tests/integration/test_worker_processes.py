@@ -19,7 +19,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-DURABLE = ("sqlite", "postgres", "redis")
+DURABLE = ("sqlite", "postgres", "redis", "mysql")
 FAST_WORKER = ["--poll-interval", "0.1", "--leader-ttl", "2", "--rescue-interval", "0.5"]
 
 
@@ -197,7 +197,7 @@ async def test_sigterm_lets_the_running_job_finish_and_leaves_the_rest_pending(
 
 @pytest.mark.parametrize(
     ("kind", "workers", "count"),
-    [("sqlite", 2, 2000), ("sqlite", 4, 20000), ("postgres", 4, 20000), ("redis", 4, 20000)],
+    [("sqlite", 2, 2000), ("sqlite", 4, 20000), ("postgres", 4, 20000), ("redis", 4, 20000), ("mysql", 4, 20000)],
 )
 async def test_several_workers_run_each_job_exactly_once(
     kind: str, workers: int, count: int, tmp_path: Path

@@ -14,7 +14,7 @@ from pathlib import Path
 from taskyard.backends import backend_from_url
 from taskyard.backends.protocol import Backend
 
-KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster")
+KINDS = ("memory", "sqlite", "postgres", "redis", "redis-cluster", "mysql")
 
 
 @contextlib.asynccontextmanager

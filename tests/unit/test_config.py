@@ -96,7 +96,7 @@ def test_one_source_spelling_an_option_twice_is_refused(clean_env: Path) -> None
         ({"worker": {"concurrency": -1}}, {}, "invalid setting 'worker.concurrency' [TASKYARD_WORKER__CONCURRENCY]"),
         ({}, {"TASKYARD_WORKER__CONCURRENCY": "0"}, "'worker.concurrency'"),
         ({}, {"TASKYARD_BACKEND": "nonsense"}, "invalid setting 'backend'"),
-        ({}, {"TASKYARD_BACKEND": "mysql://db/x"}, "'mysql://db/x' is not a backend URL"),
+        ({}, {"TASKYARD_BACKEND": "mongodb://db/x"}, "'mongodb://db/x' is not a backend URL"),
         ({"worker": {"concurency": 3}}, {}, "unknown setting 'worker.concurency'; did you mean 'worker.concurrency'?"),
         ({"htp": {}}, {}, "unknown setting 'htp'; did you mean 'http'?"),
         ({"http": {"port": 70000}}, {}, "'http.port'"),
@@ -117,7 +117,7 @@ def test_errors_are_one_line_and_name_the_setting(
 
 
 def test_secrets_and_passwords_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TASKYARD_BACKEND", "mysql://user:hunter2@db/x")
+    monkeypatch.setenv("TASKYARD_BACKEND", "mongodb://user:hunter2@db/x")
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "hunter2" not in str(info.value)

@@ -22,6 +22,7 @@ SCHEMES: dict[str, str] = {
     "rediss": "taskyard.backends.redis:RedisBackend",
     "redis+cluster": "taskyard.backends.redis:RedisBackend",
     "rediss+cluster": "taskyard.backends.redis:RedisBackend",
+    "mysql": "taskyard.backends.mysql:MysqlBackend",
 }
 
 
