@@ -76,7 +76,9 @@ class TaskyardBackend(BaseTaskBackend):
         if app_path is not None:
             return _import_app(app_path), False
         url = self.options.get("BACKEND_URL") or self._database_url()
-        return Taskyard(url, name=f"django:{self.alias}"), True
+        app = Taskyard(url, name=f"django:{self.alias}")
+        app.backend  # noqa: B018 - builds the backend from its URL (nothing is opened): a bad URL is a check error
+        return app, True
 
     def _database_url(self) -> str | None:
         """The Django database as a taskyard URL when it is PostgreSQL (read at first use, so
