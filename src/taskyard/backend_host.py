@@ -157,7 +157,8 @@ class BackendHost:
         if portal is not None:
             atexit.unregister(self._close_at_exit)
             try:
-                if backend is not None and backend is not self._backend and opened:
+                # (A forked child inherits the portal but not its thread: nothing to close there.)
+                if backend is not None and backend is not self._backend and opened and portal.is_running:
                     portal.call(backend.close(), timeout=timeout)
             finally:
                 portal.stop()
