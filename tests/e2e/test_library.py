@@ -92,3 +92,13 @@ def test_with_closes_the_sync_facade(tmp_path: Path) -> None:
         job = app.enqueue("hello", 1)
     with app:
         assert app.get_job(job.id) == job
+
+
+@pytest.mark.parametrize("path", ["taskyard", "/taskyard/", "//taskyard", ""])
+def test_mount_refuses_a_path_that_is_not_a_prefix(path: str) -> None:
+    from fastapi import FastAPI
+
+    from taskyard.http.asgi import mount
+
+    with pytest.raises(ValueError, match="must start with '/' and not end with one"):
+        mount(FastAPI(), Taskyard("memory://"), path)
