@@ -61,7 +61,7 @@ $(DJANGO6_VENV)/.installed: pyproject.toml
 	  echo "no Python >= 3.12 found (python3.12, python3.13, pyenv): the Django 6 tests will be skipped"; \
 	else \
 	  $(PYTHON_DJANGO6) -m venv $(DJANGO6_VENV) && $(DJANGO6_VENV)/bin/pip install -q --upgrade pip \
-	  && $(DJANGO6_VENV)/bin/pip install -q -e '.[django]' && touch $@; \
+	  && $(DJANGO6_VENV)/bin/pip install -q -e '.[django,postgres]' && touch $@; \
 	fi
 
 django6: $(DJANGO6_VENV)/.installed

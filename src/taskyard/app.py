@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from taskyard.backend_host import BackendHost
 from taskyard.backends.protocol import Backend, TransactionalEnqueue
@@ -311,8 +311,30 @@ class Taskyard(Registry):
         return self.run_sync(lambda: self.aresume_queue(queue))
 
     def close(self) -> None:
-        """Close the sync facade's connection and thread (the async API has `aclose`)."""
+        """Close the sync facade's connection and thread (the async API has `aclose`). Done at
+        interpreter exit for an app whose sync facade is still open."""
         self._host.close()
+
+    # -- context managers --------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        """`with app:` closes the sync facade at the end of the block."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        """`async with app:` opens the backend on the running loop and closes it (and the sync
+        facade, if it was used) at the end of the block."""
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.aclose()
+        finally:
+            # Off the loop: closing the sync facade waits on its own thread.
+            await asyncio.to_thread(self.close)
 
 
 def _backend_kind(backend: Backend) -> str:

@@ -4,6 +4,8 @@ opened on each event loop that uses it (the async API's, and the sync facade's `
 from __future__ import annotations
 
 import asyncio
+import atexit
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -18,6 +20,10 @@ from taskyard.portal import Portal
 __all__ = ("BackendHost",)
 
 T = TypeVar("T")
+
+_log = logging.getLogger("taskyard")
+#: How long interpreter exit waits for the sync API's backend to close.
+_EXIT_CLOSE_TIMEOUT = 10.0
 
 
 class BackendHost:
@@ -119,7 +125,10 @@ class BackendHost:
 
     # -- the sync facade's loop --------------------------------------------------------------
     def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run the coroutine `make()` builds on the portal's loop (started on first use)."""
+        """Run the coroutine `make()` builds on the portal's loop (started on first use).
+
+        The portal is closed at interpreter exit when nothing closed it before, so that a
+        script which enqueues and ends leaves no connection pool's tasks pending."""
         with self._portal_guard:
             if self._portal is None:
                 backend = self.backend
@@ -127,16 +136,29 @@ class BackendHost:
                 # A backend that may be shared across loops is; any other gets an instance of
                 # its own on the portal's loop, built from the same URL.
                 self._portal_backend = backend if backend.shared_across_loops else backend_from_url(backend.url)
+                atexit.register(self._close_at_exit)
             portal = self._portal
         return portal.call(make())
 
-    def close(self) -> None:
-        """Close the portal's backend (if its own) and stop the portal's thread."""
+    def _close_at_exit(self) -> None:
+        """`close()` at interpreter exit, bounded in time; a failure is logged, not raised."""
+        try:
+            self.close(timeout=_EXIT_CLOSE_TIMEOUT)
+        except Exception:
+            _log.warning("could not close the sync API's backend at exit", exc_info=True)
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Close the portal's backend (if its own) and stop the portal's thread. `timeout`:
+        seconds to wait for the backend to close (None: as long as it takes)."""
         with self._portal_guard:
             portal, backend, opened = self._portal, self._portal_backend, self._portal_backend_open
             self._portal = self._portal_backend = None
             self._portal_backend_open = False
         if portal is not None:
-            if backend is not None and backend is not self._backend and opened:
-                portal.call(backend.close())
-            portal.stop()
+            atexit.unregister(self._close_at_exit)
+            try:
+                # (A forked child inherits the portal but not its thread: nothing to close there.)
+                if backend is not None and backend is not self._backend and opened and portal.is_running:
+                    portal.call(backend.close(), timeout=timeout)
+            finally:
+                portal.stop()

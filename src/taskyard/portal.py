@@ -21,12 +21,25 @@ class Portal:
         self._thread = threading.Thread(target=self.loop.run_forever, name="taskyard-sync", daemon=True)
         self._thread.start()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the portal's loop and return its result (blocks the caller)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+    @property
+    def is_running(self) -> bool:
+        """Whether the loop's thread runs (not in a process forked from the owner's)."""
+        return self._thread.is_alive()
+
+    def call(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run `coro` on the portal's loop and return its result (blocks the caller). After
+        `timeout` seconds (None: no limit) it is cancelled and `TimeoutError` raised."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def stop(self) -> None:
         """Stop the loop and its thread (the loop is closed once the thread has ended)."""
+        if not self.is_running:
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from taskyard.backends.protocol import Backend
 from taskyard.errors import ConfigError
 
-__all__ = ("SCHEMES", "Backend", "backend_from_url")
+__all__ = ("DRIVER_EXTRAS", "SCHEMES", "Backend", "backend_from_url")
 
 #: URL scheme -> "module:class".
 SCHEMES: dict[str, str] = {
@@ -23,6 +23,17 @@ SCHEMES: dict[str, str] = {
     "redis+cluster": "taskyard.backends.redis:RedisBackend",
     "rediss+cluster": "taskyard.backends.redis:RedisBackend",
     "mysql": "taskyard.backends.mysql:MysqlBackend",
+}
+
+#: URL scheme -> the extra that installs its driver (`pip install 'taskyard[EXTRA]'`).
+DRIVER_EXTRAS: dict[str, str] = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "redis": "redis",
+    "rediss": "redis",
+    "redis+cluster": "redis",
+    "rediss+cluster": "redis",
+    "mysql": "mysql",
 }
 
 
@@ -44,6 +55,12 @@ def backend_from_url(url: str) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        extra = DRIVER_EXTRAS.get(scheme)
+        if extra is not None and exc.name is not None and not exc.name.startswith("taskyard"):
+            raise ConfigError(
+                f"the {scheme}:// backend needs the {exc.name.partition('.')[0]} package, which is not "
+                f"installed: pip install 'taskyard[{extra}]'"
+            ) from exc
         raise ConfigError(f"backend {scheme!r} is not available: {exc}") from exc
     backend: Backend = getattr(module, class_name)(url)
     return backend

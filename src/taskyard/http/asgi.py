@@ -1,18 +1,23 @@
 """`create_asgi_app(ctx)`: the FastAPI app of a task server — health, metrics, and (unless
-the context says otherwise) the management API at `/api/v1` and the dashboard at `/`."""
+the context says otherwise) the management API at `/api/v1` and the dashboard at `/`. For a
+user's own ASGI app (docs/integrations.md): `lifespan(app)` and `mount(asgi, app, path)`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
+from taskyard.app import Taskyard
+from taskyard.config import Settings, load_settings
 from taskyard.http import api, apidocs, dashboard, health, metrics
 from taskyard.http.context import HttpContext
 from taskyard.http.guard import RequestGuard
 
-__all__ = ("BodySizeLimit", "create_asgi_app")
+__all__ = ("BodySizeLimit", "create_asgi_app", "lifespan", "mount")
 
 class BodySizeLimit:
     """Refuses request bodies over `max_bytes` with 413 (declared or streamed)."""
@@ -92,6 +97,47 @@ def create_asgi_app(ctx: HttpContext) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=http.max_body_bytes)
     app.add_middleware(RequestGuard, bind_host=http.host, allowed_hosts=http.allowed_hosts)  # outermost
     return app
+
+
+def lifespan(app: Taskyard) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A lifespan for a user's ASGI app (`FastAPI(lifespan=lifespan(app))`, Starlette alike):
+    the taskyard app's backend is opened on the server's loop at startup and closed (with the
+    sync facade, if a sync route used it) at shutdown."""
+
+    @asynccontextmanager
+    async def run(_asgi: Any) -> AsyncIterator[None]:
+        async with app:
+            yield
+
+    return run
+
+
+def mount(asgi: Any, app: Taskyard, path: str = "/taskyard", *, settings: Settings | None = None) -> FastAPI:
+    """Serve `app`'s management API (`{path}/api/v1`, its OpenAPI document at
+    `{path}/api/v1/openapi.json`), health and metrics under `path` of the user's ASGI app
+    `asgi` (FastAPI or Starlette: anything with `mount(path, app)`), and return the mounted app.
+
+    `settings` (default: `load_settings()`, i.e. taskyard.toml and TASKYARD_*) give the
+    credentials, limits, and the host and port the user's server listens on, which the Host
+    check compares with (or `http.allowed_hosts`). This process runs no services: the
+    services routes answer 404, workers run in `taskyard worker` processes. The dashboard
+    is not mounted: its links are absolute, so it is served by `taskyard run` at its own
+    address.
+    """
+    if not path.startswith("/") or path.endswith("/") or "//" in path:
+        raise ValueError(f"mount path {path!r} must start with '/' and not end with one (e.g. '/taskyard')")
+    settings = settings if settings is not None else load_settings()
+    ctx = HttpContext(app, None, settings)
+    sub = FastAPI(title="taskyard", version=_version(), openapi_url=None, docs_url=None, redoc_url=None)
+    sub.state.ctx = ctx
+    sub.include_router(health.build_router(ctx))
+    sub.include_router(metrics.build_router(ctx))
+    sub.include_router(apidocs.build_router(ctx, sub.openapi))
+    sub.include_router(api.build_router(ctx), prefix=api.API_PREFIX)
+    sub.add_middleware(BodySizeLimit, max_bytes=settings.http.max_body_bytes)
+    sub.add_middleware(RequestGuard, bind_host=settings.http.host, allowed_hosts=settings.http.allowed_hosts)
+    asgi.mount(path, sub)
+    return sub
 
 
 def _version() -> str:

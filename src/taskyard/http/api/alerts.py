@@ -35,7 +35,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The alert routes, reading the local alerter's memory (alerts run on the leader)."""
     router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=route_class)
 
-    @router.get("", response_model=AlertsOut, summary="List alerts")
+    @router.get("", response_model=AlertsOut, summary="List alerts", operation_id="listAlerts")
     async def list_alerts() -> AlertsOut:
         """Every alert instance with its state (ok, pending, firing, resolved), value and
         threshold. Alert state lives on the elected leader: ask a process whose

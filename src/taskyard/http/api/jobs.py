@@ -35,7 +35,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=route_class)
     app = ctx.app
 
-    @router.post("", status_code=201, response_model=JobOut, summary="Enqueue a job")
+    @router.post("", status_code=201, response_model=JobOut, summary="Enqueue a job", operation_id="enqueueJob")
     async def enqueue(body: EnqueueRequest, caller: Caller) -> JobOut:
         """Validate the payload against the task's model (422 naming the field) and store one job.
         With a unique key held by an active job, that job is returned instead.
@@ -45,7 +45,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "job.enqueue", job.id, [f"task={body.task}"])
         return JobOut.of(job)
 
-    @router.get("", response_model=JobPageOut, summary="List jobs, newest first")
+    @router.get("", response_model=JobPageOut, summary="List jobs, newest first", operation_id="listJobs")
     async def list_jobs(
         queue: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
         status: JobStatus | None = None,
@@ -72,7 +72,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         )
         return JobPageOut(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
 
-    @router.get("/{job_id}", response_model=JobOut, summary="Get a job")
+    @router.get("/{job_id}", response_model=JobOut, summary="Get a job", operation_id="getJob")
     async def get_job(job_id: JobId) -> JobOut:
         """The job with its payload, result, errors (with tracebacks) and progress."""
         job = await app.aget_job(job_id)
@@ -80,14 +80,14 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
             raise JobNotFound(job_id)
         return JobOut.of(job)
 
-    @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
+    @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", operation_id="cancelJob")
     async def cancel_job(job_id: JobId, caller: Caller) -> JobOut:
         """Scheduled or pending: cancelled now. Running: asked to stop (`cancel_requested`)."""
         job = await app.acancel_job(job_id)
         audit(caller, "job.cancel", job_id)
         return JobOut.of(job)
 
-    @router.post("/{job_id}/retry", response_model=JobOut, summary="Retry a job")
+    @router.post("/{job_id}/retry", response_model=JobOut, summary="Retry a job", operation_id="retryJob")
     async def retry_job(job_id: JobId, caller: Caller) -> JobOut:
         """Failed or cancelled → pending, attempts start over (409 from any other status)."""
         job = await app.aretry_job(job_id)

@@ -57,7 +57,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The leadership route, reading the backend's lease records."""
     router = APIRouter(prefix="/leaders", tags=["services"], route_class=route_class)
 
-    @router.get("", response_model=list[LeaderOut], summary="List leadership leases")
+    @router.get("", response_model=list[LeaderOut], summary="List leadership leases", operation_id="listLeaders")
     async def list_leaders() -> list[LeaderOut]:
         """One lease per leader-only duty (`scheduler`, `maintenance`, `alerter`, and
         `service:<id>` for each user service): who holds it, since when and until when. A

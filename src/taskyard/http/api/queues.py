@@ -47,17 +47,17 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(prefix="/queues", tags=["queues"], route_class=route_class)
     app = ctx.app
 
-    @router.get("", response_model=list[QueueOut], summary="List queues with counts")
+    @router.get("", response_model=list[QueueOut], summary="List queues with counts", operation_id="listQueues")
     async def get_queues() -> list[QueueOut]:
         """Settings and waiting/scheduled/active/completed/failed/cancelled counts."""
         return await list_queues(app)
 
-    @router.get("/{queue}", response_model=QueueOut, summary="Get a queue")
+    @router.get("/{queue}", response_model=QueueOut, summary="Get a queue", operation_id="getQueue")
     async def get_queue(queue: QueueName) -> QueueOut:
         """One queue's settings and counts."""
         return await known_queue(app, queue)
 
-    @router.post("/{queue}/pause", response_model=QueueOut, summary="Pause a queue")
+    @router.post("/{queue}/pause", response_model=QueueOut, summary="Pause a queue", operation_id="pauseQueue")
     async def pause(queue: QueueName, caller: Caller) -> QueueOut:
         """Every worker stops claiming from this queue (running jobs finish)."""
         await known_queue(app, queue)
@@ -65,7 +65,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "queue.pause", queue)
         return await known_queue(app, queue)
 
-    @router.post("/{queue}/resume", response_model=QueueOut, summary="Resume a queue")
+    @router.post("/{queue}/resume", response_model=QueueOut, summary="Resume a queue", operation_id="resumeQueue")
     async def resume(queue: QueueName, caller: Caller) -> QueueOut:
         """Workers claim from this queue again."""
         await known_queue(app, queue)
@@ -73,7 +73,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "queue.resume", queue)
         return await known_queue(app, queue)
 
-    @router.patch("/{queue}", response_model=QueueOut, summary="Change queue settings")
+    @router.patch("/{queue}", response_model=QueueOut, summary="Change queue settings", operation_id="updateQueue")
     async def update(queue: QueueName, body: QueueSettingsPatch, caller: Caller) -> QueueOut:
         """Concurrency cap across all workers and rate limit; `null` removes a limit."""
         await known_queue(app, queue)
@@ -91,7 +91,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "queue.update", queue, [f"{k}={getattr(body, k)!r}" for k in sorted(given)])
         return await known_queue(app, queue)
 
-    @router.post("/{queue}/retry-failed", response_model=RetriedOut, summary="Retry failed jobs")
+    @router.post("/{queue}/retry-failed", response_model=RetriedOut, summary="Retry failed jobs", operation_id="retryFailedJobs")
     async def retry_failed(queue: QueueName, caller: Caller) -> RetriedOut:
         """Every failed job of the queue goes back to pending, attempts reset."""
         await known_queue(app, queue)

@@ -54,14 +54,14 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(prefix="/schedules", tags=["schedules"], route_class=route_class)
     book = ctx.app.schedules
 
-    @router.get("", response_model=list[ScheduleOut], summary="List schedules")
+    @router.get("", response_model=list[ScheduleOut], summary="List schedules", operation_id="listSchedules")
     async def list_schedules(
         owner: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     ) -> list[ScheduleOut]:
         """Every schedule (or one owner's), sorted by name, with next and last fire times."""
         return [ScheduleOut.of(s) for s in await book.alist(owner=owner)]
 
-    @router.post("", status_code=201, response_model=ScheduleOut, summary="Create a schedule")
+    @router.post("", status_code=201, response_model=ScheduleOut, summary="Create a schedule", operation_id="createSchedule")
     async def create(body: ScheduleCreate, caller: Caller) -> ScheduleOut:
         """Cron (5 or 6 fields) or `every` seconds; task and payload are validated first."""
         if await book.aget(body.name) is not None:
@@ -71,12 +71,12 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule.create", body.name)
         return await schedule_detail(book, body.name)
 
-    @router.get("/{name}", response_model=ScheduleOut, summary="Get a schedule")
+    @router.get("/{name}", response_model=ScheduleOut, summary="Get a schedule", operation_id="getSchedule")
     async def get_schedule(name: ScheduleName) -> ScheduleOut:
         """The schedule with its next five fire times."""
         return await schedule_detail(book, name)
 
-    @router.patch("/{name}", response_model=ScheduleOut, summary="Update a schedule")
+    @router.patch("/{name}", response_model=ScheduleOut, summary="Update a schedule", operation_id="updateSchedule")
     async def update(name: ScheduleName, body: SchedulePatch, caller: Caller) -> ScheduleOut:
         """Change the given fields (validated like a create); the next fire is recomputed."""
         await _get(book, name)
@@ -86,7 +86,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule.update", name, sorted(changes))
         return await schedule_detail(book, name)
 
-    @router.delete("/{name}", response_model=RemovedOut, summary="Delete a schedule")
+    @router.delete("/{name}", response_model=RemovedOut, summary="Delete a schedule", operation_id="deleteSchedule")
     async def delete(name: ScheduleName, caller: Caller) -> RemovedOut:
         """Remove the schedule; jobs it already enqueued are kept."""
         await _get(book, name)
@@ -94,7 +94,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule.delete", name)
         return RemovedOut(removed=1)
 
-    @router.post("/{name}/pause", response_model=ScheduleOut, summary="Pause a schedule")
+    @router.post("/{name}/pause", response_model=ScheduleOut, summary="Pause a schedule", operation_id="pauseSchedule")
     async def pause(name: ScheduleName, caller: Caller) -> ScheduleOut:
         """No fires until resumed."""
         await _get(book, name)
@@ -102,7 +102,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule.pause", name)
         return await schedule_detail(book, name)
 
-    @router.post("/{name}/resume", response_model=ScheduleOut, summary="Resume a schedule")
+    @router.post("/{name}/resume", response_model=ScheduleOut, summary="Resume a schedule", operation_id="resumeSchedule")
     async def resume(name: ScheduleName, caller: Caller) -> ScheduleOut:
         """Fires again from now on (missed fires are not made up)."""
         await _get(book, name)
@@ -110,7 +110,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule.resume", name)
         return await schedule_detail(book, name)
 
-    @router.post("/{name}/trigger", status_code=201, response_model=JobOut, summary="Trigger now")
+    @router.post("/{name}/trigger", status_code=201, response_model=JobOut, summary="Trigger now", operation_id="triggerSchedule")
     async def trigger(name: ScheduleName, caller: Caller) -> JobOut:
         """Enqueue the schedule's job now, outside its timetable; returns the job."""
         await _get(book, name)
@@ -119,7 +119,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         return JobOut.of(job)
 
     @router.post(
-        "/sets/{set_name}/apply", response_model=list[ScheduleOut], summary="Apply a schedule set"
+        "/sets/{set_name}/apply", response_model=list[ScheduleOut], summary="Apply a schedule set", operation_id="applyScheduleSet"
     )
     async def apply_set(set_name: ScheduleName, body: ApplySetRequest, caller: Caller) -> list[ScheduleOut]:
         """Replace every schedule of `owner` with the set's schedules, in one step."""
@@ -127,7 +127,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "schedule_set.apply", set_name, [f"owner={body.owner}"])
         return [ScheduleOut.of(s) for s in await book.alist(owner=body.owner)]
 
-    @router.delete("/owners/{owner}", response_model=RemovedOut, summary="Remove an owner's schedules")
+    @router.delete("/owners/{owner}", response_model=RemovedOut, summary="Remove an owner's schedules", operation_id="removeScheduleOwner")
     async def remove_owner(owner: ScheduleName, caller: Caller) -> RemovedOut:
         """Delete every schedule of `owner` (e.g. when a subscription ends)."""
         count = await book.aremove_owner(owner)

@@ -87,12 +87,12 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The service routes, acting through `ctx.manager`."""
     router = APIRouter(prefix="/services", tags=["services"], route_class=route_class)
 
-    @router.get("", response_model=list[ServiceOut], summary="List services")
+    @router.get("", response_model=list[ServiceOut], summary="List services", operation_id="listServices")
     async def list_services() -> list[ServiceOut]:
         """Status (STOPPED, STARTING, RUNNING, PAUSED, ERROR) and run metrics of each service."""
         return services_out(ctx.manager)
 
-    @router.post("/start-all", response_model=list[ServiceOut], summary="Start every service")
+    @router.post("/start-all", response_model=list[ServiceOut], summary="Start every service", operation_id="startAllServices")
     async def start_all(caller: Caller) -> list[ServiceOut]:
         """Start every auto-start service that is not running (stopped, or in ERROR), in
         dependency order, each with a fresh restart budget; returns every service. One that
@@ -103,7 +103,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         audit(caller, "service.start-all", "services", [f"started={','.join(started) or '-'}"])
         return services_out(ctx.manager)
 
-    @router.get("/{service_id}", response_model=ServiceOut, summary="Get a service")
+    @router.get("/{service_id}", response_model=ServiceOut, summary="Get a service", operation_id="getService")
     async def get_service(service_id: ServiceId) -> ServiceOut:
         """One service's status and metrics."""
         return service_out(_entry(ctx.manager, service_id))
@@ -122,6 +122,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
             response_model=ServiceOut,
             summary=f"{action.capitalize()} a service",
             name=f"service_{action}",
+            operation_id=f"{action}Service",
         )
 
     add_action("start", "Start a stopped (or failed) service.")

@@ -30,7 +30,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The task routes, reading job counts and the worker registry."""
     router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=route_class)
 
-    @router.get("", response_model=list[TaskOut], summary="List tasks and who can run them")
+    @router.get("", response_model=list[TaskOut], summary="List tasks and who can run them", operation_id="listTasks")
     async def list_tasks(
         unclaimable: bool | None = Query(
             None, description="true: only tasks whose waiting jobs no live worker knows"

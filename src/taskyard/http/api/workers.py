@@ -19,7 +19,7 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
     """The worker routes, reading the backend's worker registry."""
     router = APIRouter(prefix="/workers", tags=["workers"], route_class=route_class)
 
-    @router.get("", response_model=list[WorkerOut], summary="List workers")
+    @router.get("", response_model=list[WorkerOut], summary="List workers", operation_id="listWorkers")
     async def list_workers() -> list[WorkerOut]:
         """Every registered worker: host, pid, queues, last heartbeat and running job ids."""
         await ctx.app.open()
