@@ -21,7 +21,10 @@ from tests.e2e.test_server import free_port, wait_for
 from tests.support.processes import ROOT
 
 SECRET = secrets.token_urlsafe(48)
-ADMIN = {"Authorization": f"Bearer {issue_token(SECRET, role='admin', ttl=600)}"}
+def admin() -> dict[str, str]:
+    """Admin credentials made now (a token made at import would expire before a test that a
+    long parallel run starts 10 minutes later: a 401 seen in CI)."""
+    return {"Authorization": f"Bearer {issue_token(SECRET, role='admin', ttl=600)}"}
 
 
 class Example:
@@ -110,7 +113,7 @@ def test_seed000_health_document_routes_and_region_from_the_seed_environment(tmp
     assert sorted(doc["details"]) == ["batch-processing", "csv-import", "import-processing", "session-processing"]
     assert doc["details"]["csv-import"] == {"status": "RUNNING", "healthy": True, "lastSuccess": None}
     assert fleet.get("/api/admin/schedulers").status_code == 401
-    listing = fleet.get("/api/admin/schedulers", headers=ADMIN).json()
+    listing = fleet.get("/api/admin/schedulers", headers=admin()).json()
     assert listing["instance"] == "csv-import-eu-0" and listing["region"] == "eu"
     rows = {r["id"]: r for r in listing["schedulers"]}
     assert (rows["csv-import"]["interval"], rows["csv-import"]["batchSize"], rows["csv-import"]["timeout"]) == (
@@ -118,15 +121,15 @@ def test_seed000_health_document_routes_and_region_from_the_seed_environment(tmp
     assert rows["session-processing"]["batchSize"] == 25 and rows["csv-import"]["critical"] is True
     # Trigger twice (one file a run): only the EU companies' files are imported.
     for _ in range(2):
-        done = fleet.post("/api/admin/schedulers", headers=ADMIN,
+        done = fleet.post("/api/admin/schedulers", headers=admin(),
                           json={"action": "trigger", "schedulerId": "csv-import"})
         assert done.status_code == 200, done.text
     assert sorted(p.parent.name for p in (tmp_path / "imports" / "done").glob("*/*.csv")) == ["globex", "initech"]
     assert (tmp_path / "imports" / "inbox" / "acme" / "a.csv").exists()  # the US instance's
     assert fleet.get("/api/admin/schedulers/health").json()["details"]["csv-import"]["lastSuccess"] is not None
-    paused = fleet.post("/api/admin/schedulers", headers=ADMIN, json={"action": "pause", "schedulerId": "csv-import"})
+    paused = fleet.post("/api/admin/schedulers", headers=admin(), json={"action": "pause", "schedulerId": "csv-import"})
     assert paused.json()["scheduler"]["status"] == "PAUSED"
-    assert fleet.post("/api/admin/schedulers", headers=ADMIN,
+    assert fleet.post("/api/admin/schedulers", headers=admin(),
                       json={"action": "trigger", "schedulerId": "worker"}).status_code == 404
     assert fleet.stop() == 0
 
@@ -137,7 +140,7 @@ def test_seed000_scheduler_enabled_false_is_the_app_container(tmp_path: Path, st
     app = start("scheduler_fleet", ["run"], env)
     doc = app.get("/api/admin/schedulers/health").json()
     assert doc["healthy"] is True and doc["schedulers"] == {"total": 0, "running": 0, "errors": 0}
-    rows = {r["id"]: r for r in app.get("/api/admin/schedulers", headers=ADMIN).json()["schedulers"]}
+    rows = {r["id"]: r for r in app.get("/api/admin/schedulers", headers=admin()).json()["schedulers"]}
     assert {r["status"] for r in rows.values()} == {"STOPPED"} and rows["csv-import"]["critical"] is False
     # The standalone runner of the same image still runs the scheduler it names.
     runner = start("scheduler_fleet", ["run", "--service", "csv-import"], env)
@@ -162,16 +165,16 @@ def test_seed002_api_worker_and_scheduler_as_separate_processes(tmp_path: Path, 
     scheduler = start("background_jobs", ["run", "--only", "scheduler,maintenance,services"], env)
     api = start("background_jobs", ["run", "--only", "api"], env)
     # The scheduler process gave every subscription of the database its tier's schedules.
-    names = wait_for(lambda: [s["name"] for s in api.get("/api/v1/schedules", headers=ADMIN).json()
+    names = wait_for(lambda: [s["name"] for s in api.get("/api/v1/schedules", headers=admin()).json()
                               if s["name"].startswith("subscription:")] or None, what="the tier schedules")
     assert len(names) == 9 and "subscription:3:darkwatch-realtime" in names
     # Run a job now through the API: it waits until a worker process exists.
-    made = api.post("/api/v1/jobs", headers=ADMIN, json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
+    made = api.post("/api/v1/jobs", headers=admin(), json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
     assert made.status_code == 201, made.text
     start("background_jobs", ["worker", "--queues", "scans,analysis,reports,notifications"], env, http=False)
 
     def finished(job_id: str) -> Any:
-        body = api.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
+        body = api.get(f"/api/v1/jobs/{job_id}", headers=admin()).json()
         return body if body["status"] in ("completed", "failed") else None
 
     job = wait_for(lambda: finished(made.json()["id"]), what="the scan on the worker")
@@ -181,7 +184,7 @@ def test_seed002_api_worker_and_scheduler_as_separate_processes(tmp_path: Path, 
     sent = wait_for(lambda: records_of(url, "sent") or None, what="the alert's notification")
     assert [m["template"] for m in sent.values()] == ["alert.breach"]
     # Running it again (at-least-once) creates nothing twice.
-    again = api.post("/api/v1/jobs", headers=ADMIN, json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
+    again = api.post("/api/v1/jobs", headers=admin(), json={"task": "darkwatch.scan", "payload": {"subscription_id": 3}})
     assert wait_for(lambda: finished(again.json()["id"]), what="the second scan")["result"]["new_alerts"] == 0
     assert len(records_of(url, "alerts")) == 1 and len(records_of(url, "sent")) == 1
     assert scheduler.stop() == 0 and api.stop() == 0
@@ -201,7 +204,7 @@ async def test_seed001_analytics_is_the_same_on_two_replicas(tmp_path: Path, sta
         replicas = [start("task_server", ["run"], env) for _ in range(2)]
 
         def latest(replica: Example) -> Any:
-            return replica.get("/api/v1/analytics", headers=ADMIN).json()
+            return replica.get("/api/v1/analytics", headers=admin()).json()
 
         for replica in replicas:
             doc = wait_for(lambda r=replica: (d := latest(r)).get("events", {}).get("web/Pulled") and d,
@@ -223,7 +226,7 @@ async def test_seed003_redis_host_port_password_pick_the_backend(tmp_path: Path,
         env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(server.port), "REDIS_PASSWORD": password}
         sync = start("service_sync", ["run"], env)
         assert sync.get("/ready").json()["backend"] == "ok"
-        queued = sync.post("/api/v1/sync/all", headers=ADMIN)
+        queued = sync.post("/api/v1/sync/all", headers=admin())
         assert queued.status_code == 202 and queued.json()["queued"] == 2
         client = aioredis.from_url(server.url, password=password)
         try:
