@@ -20,10 +20,7 @@ from typing import Any, TypeVar
 import asyncmy
 from asyncmy.cursors import Cursor
 
-from taskyard.backends.protocol import UNSET
 from taskyard.backends.skew import clock_skew_warning
-from taskyard.backends.wakeup import Waker
-from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
     Job,
     JobDraft,
@@ -35,11 +32,10 @@ from taskyard.core.job import (
     RescueReport,
     check_prunable,
 )
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import BackendError, ConfigError, LeaseLost, SchemaVersionError
 
-from . import catalog, claims, jobs
+from . import claims, jobs
 from .cluster import ClusterOps
 from .connection import (
     MysqlUrl,
@@ -51,19 +47,17 @@ from .connection import (
 from .rows import db_time, dumps
 from .schema import SCHEMA_VERSION, Tables, apply_migrations, quoted, read_version
 from .settle import settle_group
+from .wakeups import PollingWakeups
 
 __all__ = ("MysqlBackend",)
 
 T = TypeVar("T")
 
-#: Polling while waiting for jobs: fast after activity, slower when idle.
-_POLL_MIN = 0.005
-_POLL_MAX = 0.1
 #: A draft whose unique key a concurrent enqueue took is looked up again this many times.
 _ENQUEUE_TRIES = 5
 
 
-class MysqlBackend(ClusterOps):
+class MysqlBackend(PollingWakeups, ClusterOps):
     """MySQL/MariaDB backend (`mysql://user[:password]@host[:port]/database`); see
     `docs/mysql.md`.
 
@@ -80,10 +74,7 @@ class MysqlBackend(ClusterOps):
         self.tables = Tables(self.config.database)
         self._pool = Pool(self.config)
         self._opening: asyncio.Lock | None = None
-        self._waker = Waker()
-        self._seen: dict[frozenset[str] | None, tuple[Any, ...]] = {}
-        self._poll = _POLL_MIN
-        self._wakes = 0
+        self._start_polling()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -201,14 +192,6 @@ class MysqlBackend(ClusterOps):
         if not self._pool.is_open:
             await self.open()
         return await self._pool.run(what, fn)
-
-    def _notify(self) -> None:
-        self._wakes += 1  # a waiter in this process knows it was woken
-        self._waker.notify()
-
-    def _wake(self, queues: Collection[str]) -> None:
-        if queues:
-            self._notify()
 
     # -- jobs: writes by clients -------------------------------------------------------------
     async def job_enqueue_many(
@@ -414,90 +397,6 @@ class MysqlBackend(ClusterOps):
             "jobs_prune",
             lambda cur: jobs.prune(cur, self.tables, status, keep_last, older_than, queue, excluded),
         )
-
-    # -- queues ------------------------------------------------------------------------------
-    async def queue_counts(self) -> list[QueueCounts]:
-        return await self._run("queue_counts", lambda cur: catalog.queue_counts(cur, self.tables))
-
-    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
-        return await self._run(
-            "task_counts", lambda cur: catalog.task_counts(cur, self.tables, now)
-        )
-
-    async def queue_get(self, *, queue: str) -> QueueSettings:
-        return await self._run("queue_get", lambda cur: catalog.queue_get(cur, self.tables, queue))
-
-    async def queues_list(self) -> list[QueueSettings]:
-        return await self._run("queues_list", lambda cur: catalog.queues_list(cur, self.tables))
-
-    async def queue_update(
-        self,
-        *,
-        queue: str,
-        paused: bool = UNSET,
-        concurrency: int | None = UNSET,
-        rate_limit: RateLimit | None = UNSET,
-    ) -> QueueSettings:
-        settings = await self._run(
-            "queue_update",
-            lambda cur: catalog.queue_update(
-                cur, self.tables, queue, paused, concurrency, rate_limit
-            ),
-        )
-        self._notify()
-        return settings
-
-    # -- statistics --------------------------------------------------------------------------
-    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
-        if rows:
-            await self._run("stats_record", lambda cur: catalog.stats_record(cur, self.tables, rows))
-
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        return await self._run("stats_read", lambda cur: catalog.stats_read(cur, self.tables, since))
-
-    # -- wake-ups ----------------------------------------------------------------------------
-    async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:
-        """Poll, with a backoff from 5 ms to 100 ms, for a change in what may be claimable in
-        `queues`: the due jobs (how many, the newest id), the running ones (a finished job
-        frees a concurrency slot) and the queue settings. Returns at the first change since
-        this backend last looked, at a local enqueue or resume, or after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        key = None if queues is None else frozenset(queues)
-        wakes = self._wakes
-        while True:
-            signature = await self._run("wait_for_jobs", lambda cur: self._signature(cur, key))
-            if self._seen.get(key) != signature:
-                self._seen[key] = signature
-                self._poll = _POLL_MIN
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._wakes != wakes:
-                return
-            await self._waker.wait(min(self._poll, remaining))
-            if self._wakes != wakes:
-                return
-            self._poll = min(self._poll * 1.5, _POLL_MAX)
-
-    async def _signature(self, cur: Cursor, queues: frozenset[str] | None) -> tuple[Any, ...]:
-        t = self.tables
-        where, args = "", []
-        if queues is not None:
-            where = f" AND queue IN ({jobs.marks(len(queues))})"
-            args = sorted(queues)
-        await cur.execute(
-            f"SELECT (SELECT COUNT(*) FROM {t.jobs} WHERE status = 'pending'{where}), "
-            f"(SELECT MAX(id) FROM {t.jobs} WHERE status = 'pending'{where}), "
-            f"(SELECT COUNT(*) FROM {t.jobs} WHERE status = 'scheduled' "
-            f"AND run_at <= UTC_TIMESTAMP(6){where}), "
-            f"(SELECT COUNT(*) FROM {t.jobs} WHERE status = 'running'{where}), "
-            f"(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(paused), 0), ':', "
-            "COALESCE(SUM(COALESCE(concurrency, -1) + 7 * COALESCE(rate_limit, -1)), 0)) "
-            f"FROM {t.queues})",
-            [*args, *args, *args, *args],
-        )
-        row: Any = await cur.fetchone()
-        return tuple(row)
 
 
 async def _check_server(cur: Cursor) -> None:

@@ -1,4 +1,5 @@
-"""Schedules, the leader lease and the worker registry of `MysqlBackend`: thin methods over
+"""Queue settings and counts, statistics, schedules, the leader lease and the worker registry
+of `MysqlBackend`: thin methods over
 `catalog`'s statements, each one transaction. Mixed into the backend, whose `_run` they use.
 """
 
@@ -10,7 +11,10 @@ from typing import Any, TypeVar
 
 from asyncmy.cursors import Cursor
 
+from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
+from taskyard.core.coverage import TaskCounts
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 
 from . import catalog, jobs
@@ -30,6 +34,49 @@ class ClusterOps:
 
     async def _run(self, what: str, fn: Callable[[Cursor], Awaitable[T]]) -> T:
         raise NotImplementedError
+
+    def _notify(self) -> None:
+        raise NotImplementedError
+
+    # -- queues ------------------------------------------------------------------------------
+    async def queue_counts(self) -> list[QueueCounts]:
+        return await self._run("queue_counts", lambda cur: catalog.queue_counts(cur, self.tables))
+
+    async def task_counts(self, *, now: datetime | None = None) -> list[TaskCounts]:
+        return await self._run(
+            "task_counts", lambda cur: catalog.task_counts(cur, self.tables, now)
+        )
+
+    async def queue_get(self, *, queue: str) -> QueueSettings:
+        return await self._run("queue_get", lambda cur: catalog.queue_get(cur, self.tables, queue))
+
+    async def queues_list(self) -> list[QueueSettings]:
+        return await self._run("queues_list", lambda cur: catalog.queues_list(cur, self.tables))
+
+    async def queue_update(
+        self,
+        *,
+        queue: str,
+        paused: bool = UNSET,
+        concurrency: int | None = UNSET,
+        rate_limit: RateLimit | None = UNSET,
+    ) -> QueueSettings:
+        settings = await self._run(
+            "queue_update",
+            lambda cur: catalog.queue_update(
+                cur, self.tables, queue, paused, concurrency, rate_limit
+            ),
+        )
+        self._notify()
+        return settings
+
+    # -- statistics --------------------------------------------------------------------------
+    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
+        if rows:
+            await self._run("stats_record", lambda cur: catalog.stats_record(cur, self.tables, rows))
+
+    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+        return await self._run("stats_read", lambda cur: catalog.stats_read(cur, self.tables, since))
 
     # -- schedules ---------------------------------------------------------------------------
     async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:
