@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(60)
         ("mysql://root@127.0.0.1:port/app", "port is not a number"),
         ("mysql://root@127.0.0.1/my-app", "must be 1-64 letters"),
         ("mysql://root@127.0.0.1/app?pool_size=3", "unknown MySQL URL parameter(s): pool_size"),
-        ("mysql://root@127.0.0.1/app?pool_max=x", "bad parameter value"),
+        ("mysql://root@127.0.0.1/app?pool_max=x", "bad pool parameter"),
         ("mysql://root@127.0.0.1/app?pool_min=5&pool_max=2", "pool_min <= pool_max"),
     ],
 )

@@ -21,6 +21,7 @@ from asyncmy.constants.CLIENT import FOUND_ROWS
 from asyncmy.cursors import Cursor
 from asyncmy.errors import IntegrityError, InterfaceError, OperationalError
 
+from taskyard.backends.sql import pool_parameters
 from taskyard.errors import BackendUnavailable, ConfigError
 
 __all__ = (
@@ -90,16 +91,7 @@ class MysqlUrl:
             raise ConfigError(
                 f"unknown MySQL URL parameter(s): {', '.join(unknown)} (known: {', '.join(_PARAMS)})"
             )
-        try:
-            pool_min = int(params.get("pool_min", 1))
-            pool_max = int(params.get("pool_max", 10))
-            timeout = float(params.get("connect_timeout", 5.0))
-        except ValueError as exc:
-            raise ConfigError(f"MySQL URL: bad parameter value: {exc}") from None
-        if pool_min < 0 or pool_max < max(1, pool_min) or timeout <= 0:
-            raise ConfigError(
-                "MySQL URL: need 0 <= pool_min <= pool_max, pool_max >= 1, connect_timeout > 0"
-            )
+        pool_min, pool_max, timeout = pool_parameters(params, timeout="connect_timeout", label="MySQL URL")
         return cls(
             host=host,
             port=port,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from taskyard.backends.sql import JOB_COLUMNS
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.job import ACTIVE_STATUSES, AttemptError, Job, JobStatus, Progress
 from taskyard.core.payload import decode_stored
@@ -31,11 +32,6 @@ __all__ = (
     "worker_from_row",
 )
 
-JOB_COLUMNS = (
-    "id, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at, "
-    "started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id, "
-    "lease_token, lease_expires_at, cancel_requested, rescues, max_rescues"
-)
 SCHEDULE_COLUMNS = "data, enabled, next_fire_at, last_fire_at"
 WORKER_COLUMNS = (
     "id, host, pid, queues, concurrency, started_at, last_heartbeat, current_jobs, tasks, lost_threads"

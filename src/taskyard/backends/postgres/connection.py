@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
+from taskyard.backends.sql import pool_parameters
 from taskyard.errors import BackendUnavailable, ConfigError
 
 __all__ = ("DEFAULT_SCHEMA", "PostgresUrl", "converted_errors", "is_connection_error")
@@ -52,16 +53,7 @@ class PostgresUrl:
                 f"backend URL parameter schema={schema!r} must be a lowercase SQL identifier "
                 "(letters, digits, underscores)"
             )
-        try:
-            pool_min = int(params.get("pool_min", 1))
-            pool_max = int(params.get("pool_max", 10))
-            pool_timeout = float(params.get("pool_timeout", 5.0))
-        except ValueError as exc:
-            raise ConfigError(f"backend URL: bad pool parameter: {exc}") from None
-        if pool_min < 0 or pool_max < max(1, pool_min) or pool_timeout <= 0:
-            raise ConfigError(
-                "backend URL: need 0 <= pool_min <= pool_max, pool_max >= 1, pool_timeout > 0"
-            )
+        pool_min, pool_max, pool_timeout = pool_parameters(params, timeout="pool_timeout", label="backend URL")
         scheme = "postgresql"
         conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
         return cls(conninfo, schema, pool_min, pool_max, pool_timeout)

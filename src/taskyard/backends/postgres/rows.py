@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from taskyard.backends.sql import JOB_COLUMNS
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
 from taskyard.core.schedule import Schedule
@@ -24,11 +25,6 @@ __all__ = (
     "worker_from_row",
 )
 
-JOB_COLUMNS = (
-    "id, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at, "
-    "started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id, "
-    "lease_token, lease_expires_at, cancel_requested, rescues, max_rescues"
-)
 #: JOB_COLUMNS of the table aliased `j`, for statements that join another relation.
 J_COLUMNS = ", ".join("j." + c for c in JOB_COLUMNS.split(", "))
 #: Clears the claim; every transition out of `running` sets these.

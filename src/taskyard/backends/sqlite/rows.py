@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskyard.backends.sql import JOB_COLUMNS
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
 from taskyard.core.payload import decode_stored
 
@@ -20,11 +21,6 @@ _US = timedelta(microseconds=1)
 _STATUS = {s.value: s for s in JobStatus}
 
 #: Column order shared by every SELECT/RETURNING of a whole job and by `job_to_row`.
-JOB_COLUMNS = (
-    "id, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at, "
-    "started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id, "
-    "lease_token, lease_expires_at, cancel_requested, rescues, max_rescues"
-)
 
 
 def to_us(when: datetime) -> int:
