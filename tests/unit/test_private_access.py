@@ -23,7 +23,7 @@ MANAGER_RECORD = "ManagedService is the manager's own record, defined and used o
 
 #: (module path relative to src/taskyard, attribute) -> why the access is needed.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("backends/redis/connection.py", "_replace"): NAMEDTUPLE,
+    ("backends/redis/url.py", "_replace"): NAMEDTUPLE,
     ("config/__init__.py", "_replace"): NAMEDTUPLE,
     ("config/sources.py", "_set_current_state"): SETTINGS_SOURCE,
     ("config/sources.py", "_set_settings_sources_data"): SETTINGS_SOURCE,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from taskyard.core.job import JobStatus
 
-__all__ = ("QueueCounts", "QueueSettings", "RateLimit", "StatsRow", "rate_window_start")
+__all__ = ("UNLIMITED", "QueueCounts", "QueueSettings", "RateLimit", "StatsRow", "claim_budget", "rate_window_start")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,35 @@ def rate_window_start(epoch_seconds: float, period: float) -> float:
     """Start (epoch seconds) of the fixed rate-limit window of `period` seconds that contains
     the instant `epoch_seconds`: windows start at multiples of `period` since the epoch."""
     return epoch_seconds - (epoch_seconds % period)
+
+
+#: The budget of a queue with neither a concurrency cap nor a rate limit.
+UNLIMITED = 1 << 30
+
+
+def claim_budget(
+    *,
+    concurrency: int | None,
+    running: int,
+    rate: int | None,
+    period: float | None,
+    window_start: float | None,
+    window_count: int,
+    at: float,
+) -> tuple[int, float | None]:
+    """How many jobs of a queue a claim at `at` (epoch seconds) may start — at most
+    `concurrency - running` and, with a rate limit, `rate` minus the starts already counted
+    in the current window — and that window's start (None without a rate limit). A budget of
+    0 or less closes the queue for this claim; `UNLIMITED` when nothing limits it. The starts
+    counted in `window_count` belong to `window_start`: another window starts from zero."""
+    budget = UNLIMITED
+    if concurrency is not None:
+        budget = min(budget, concurrency - running)
+    window = None
+    if rate is not None and period is not None:
+        window = rate_window_start(at, period)
+        budget = min(budget, rate - (window_count if window_start == window else 0))
+    return budget, window
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from taskyard.clock import utcnow
 from taskyard.core.job import Job, JobStatus, LeaseReport, Progress
-from taskyard.core.queue import rate_window_start
+from taskyard.core.queue import claim_budget
 from taskyard.core.settle import Settle, Settled
 from taskyard.errors import LeaseLost
 
@@ -89,15 +89,14 @@ class ClaimsMixin(MemoryState):
         return claimed
 
     def _budget(self, state: QueueState, now: datetime) -> int:
-        budget = 1 << 30
-        settings = state.settings
-        if settings.concurrency is not None:
-            budget = min(budget, settings.concurrency - state.running)
-        if settings.rate_limit is not None:
-            window = rate_window_start(now.timestamp(), settings.rate_limit.period)
-            if window != state.window_start:
-                state.window_start, state.window_count = window, 0
-            budget = min(budget, settings.rate_limit.limit - state.window_count)
+        settings, rate = state.settings, state.settings.rate_limit
+        budget, window = claim_budget(
+            concurrency=settings.concurrency, running=state.running,
+            rate=None if rate is None else rate.limit, period=None if rate is None else rate.period,
+            window_start=state.window_start, window_count=state.window_count, at=now.timestamp(),
+        )
+        if window is not None and window != state.window_start:
+            state.window_start, state.window_count = window, 0
         return budget
 
     def _clean_top(

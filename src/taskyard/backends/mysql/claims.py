@@ -19,7 +19,7 @@ from typing import Any
 from asyncmy.cursors import Cursor
 
 from taskyard.core.job import Job
-from taskyard.core.queue import rate_window_start
+from taskyard.core.queue import claim_budget
 
 from .jobs import fetch_jobs, marks, server_now
 from .rows import JOB_COLUMNS, db_time
@@ -68,13 +68,12 @@ async def _budgets(
         if paused:
             closed.add(name)
             continue
-        budget = 1 << 30
-        if concurrency is not None:
-            budget = min(budget, concurrency - running.get(name, 0))
-        if rate is not None:
-            window = rate_window_start(at.timestamp(), period)
+        budget, window = claim_budget(
+            concurrency=concurrency, running=running.get(name, 0), rate=rate, period=period,
+            window_start=w_start, window_count=w_count, at=at.timestamp(),
+        )
+        if window is not None:
             windows[name] = window
-            budget = min(budget, rate - (w_count if w_start == window else 0))
         if budget <= 0:
             closed.add(name)
         else:

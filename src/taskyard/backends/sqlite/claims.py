@@ -12,13 +12,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from taskyard.core.job import Job
-from taskyard.core.queue import rate_window_start
+from taskyard.core.queue import claim_budget
 
 from .rows import JOB_COLUMNS, job_from_row, to_us
 
 __all__ = ("claim",)
-
-_UNLIMITED = 1 << 30
 
 
 def _budgets(
@@ -40,16 +38,17 @@ def _budgets(
         if paused:
             closed.add(name)
             continue
-        budget = _UNLIMITED
+        running = 0
         if concurrency is not None:
             (running,) = conn.execute(
                 "SELECT COUNT(*) FROM jobs WHERE queue = ? AND status = 'running'", (name,)
             ).fetchone()
-            budget = min(budget, concurrency - running)
-        if rate is not None:
-            window = rate_window_start(now_us / 1_000_000, period)
+        budget, window = claim_budget(
+            concurrency=concurrency, running=running, rate=rate, period=period,
+            window_start=w_start, window_count=w_count, at=now_us / 1_000_000,
+        )
+        if window is not None:
             windows[name] = window
-            budget = min(budget, rate - (w_count if w_start == window else 0))
         if budget <= 0:
             closed.add(name)
         else:
