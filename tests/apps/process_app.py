@@ -31,6 +31,7 @@ def build(backend: str | None = None) -> Taskyard:
     app.task("steps", **process)(steps)
     app.task("area", **process)(area)
     app.task("whoami", **process)(whoami)
+    app.task("backend_in_child", **process)(backend_in_child)
     app.task("threaded")(quick)  # the default isolation: runs in the worker process
     return app
 
@@ -84,6 +85,11 @@ def area(payload: Area, ctx) -> dict:
 
 def whoami(payload: dict) -> int:
     return os.getpid()
+
+
+def backend_in_child(payload: dict) -> str:
+    """The backend URL of this module's app, as the child process sees it."""
+    return app.backend_url
 
 
 app = build()

@@ -187,3 +187,26 @@ async def test_a_child_is_replaced_after_max_jobs_per_child(kind: str, tmp_path:
         assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4], pids
         assert worker.pid not in pids
         await app.aclose()
+
+
+async def test_a_child_runs_on_the_backend_its_worker_was_given(tmp_path: Path) -> None:
+    """`taskyard --backend URL worker`: the child processes use URL too, not what their app
+    would choose alone (TASKYARD_BACKEND names another store here): a handler in a child that
+    enqueues or reads jobs must see the worker's store. The CLI no longer writes the
+    environment, so the worker hands the URL to each child."""
+    async with isolated_url("sqlite", tmp_path) as url:
+        elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+        app = build(url)
+        job = await app.aenqueue("backend_in_child", {})
+        worker = taskyard_process(
+            ["--app", "tests.apps.process_app:app", "--backend", url, "worker", *FAST_WORKER],
+            env={"TASKYARD_BACKEND": elsewhere},
+            log_path=tmp_path / "worker.log",
+        )
+        try:
+            (done,) = await wait_until(lambda: _settled(app, [job]), timeout=40, what="the job")
+        finally:
+            assert stop_process(worker) == 0
+        assert done.status is JobStatus.COMPLETED, done.errors
+        assert done.result == url
+        assert not (tmp_path / "elsewhere.db").exists()

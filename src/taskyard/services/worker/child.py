@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     try:
         app = import_app(path)
+        if backend := os.environ.get(messages.BACKEND_ENV):
+            app.use_backend(backend)  # the parent's, whatever chose it (--backend, settings)
     except Exception as exc:
         channel.send("fatal", error=f"cannot import the app {path!r} in a child process: {type(exc).__name__}: {exc}")
         return 1

@@ -116,10 +116,14 @@ class Child:
         ]
 
     @classmethod
-    async def start(cls, path: str) -> Child:
-        """Start a child importing `path`; waits for its `ready`. `ChildStartError` if not."""
+    async def start(cls, path: str, backend_url: str | None = None) -> Child:
+        """Start a child importing `path`, on the backend at `backend_url` (its parent's: the
+        CLI's `--backend` is not in the environment); waits for its `ready`.
+        `ChildStartError` if not."""
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
+        if backend_url is not None:
+            env[messages.BACKEND_ENV] = backend_url
         env["PYTHONUNBUFFERED"] = "1"
         # The parent's import path (the CLI adds the current directory; pytest its root).
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), *sys.path) if p)
@@ -374,7 +378,7 @@ class ChildPool:
             if child.is_alive() and child.path == path:
                 return child
             await child.close()
-        return await Child.start(path)
+        return await Child.start(path, self.app.backend_url)
 
     async def _release(self, child: Child) -> None:
         """Back to the idle list, or replaced when it has served enough or grown too big."""

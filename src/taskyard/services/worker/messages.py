@@ -13,6 +13,7 @@ from taskyard.core.job import AttemptError, Job, JobStatus, Progress
 from taskyard.services.worker.executor import Outcome, OutcomeKind
 
 __all__ = (
+    "BACKEND_ENV",
     "KINDS",
     "MAX_LINE",
     "ProtocolError",
@@ -37,6 +38,8 @@ KINDS: dict[str, tuple[str, ...]] = {
 #: The longest line either side accepts (a payload or result is at most 1 MB of JSON; with
 #: its escaping and the job's other fields this leaves ample room).
 MAX_LINE = 16 * 1024 * 1024
+#: The environment variable that hands a child its parent's backend URL (`app.use_backend`).
+BACKEND_ENV = "TASKYARD_CHILD_BACKEND"
 
 
 class ProtocolError(ValueError):
