@@ -22,6 +22,7 @@ from psycopg.types.json import set_json_loads
 
 from taskyard.backends.postgres.admin import JobAdminOps
 from taskyard.backends.postgres.catalog import NOW, CatalogOps
+from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.postgres.connection import PostgresUrl, converted_errors, is_connection_error
 from taskyard.backends.postgres.enqueue import EnqueueSql, enqueue_async, enqueue_sync
 from taskyard.backends.postgres.listener import Listener
@@ -50,7 +51,7 @@ __all__ = ("PostgresBackend",)
 log = logging.getLogger("taskyard.backends.postgres")
 
 
-class PostgresBackend(JobAdminOps, SettleOps, CatalogOps):
+class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
     """PostgreSQL backend (`postgresql://...?schema=taskyard`); see `docs/postgres.md`.
 
     `open()` creates the schema when it does not exist at all, and refuses (with

@@ -16,14 +16,21 @@ from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
-from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series
+from taskyard.http.dashboard.charts import (
+    BREAKDOWNS,
+    RANGES,
+    depth_chart,
+    latency_chart,
+    outcome_chart,
+    window,
+)
 from taskyard.services.worker import Worker
 
 if TYPE_CHECKING:
     from taskyard.http.context import HttpContext
 
 __all__ = (
-    "SINCE", "attempt_restarts", "job_page", "jobs_page", "overview_page", "schedules_page",
+    "SINCE", "attempt_restarts", "chart_view", "job_page", "jobs_page", "overview_page", "schedules_page",
     "services_page", "unclaimable_tasks", "workers_page",
 )
 
@@ -38,6 +45,8 @@ SINCE = {
     "7d": ("last week", timedelta(days=7)),
 }
 PAGE_SIZE = 50
+#: Running jobs the workers page details (the rest are listed by id).
+RUNNING_SHOWN = 100
 
 
 def _clean(value: str | None, pattern: re.Pattern[str]) -> str | None:
@@ -50,15 +59,28 @@ async def unclaimable_tasks(app: Any) -> list[Any]:
     return [c for c in await coverage_of(app) if c.is_unclaimable]
 
 
-async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]:
-    """Cards, the three charts and the queue table."""
+def chart_view(params: dict[str, str]) -> tuple[str, str]:
+    """The overview's `range` and `by` query values, checked (a ValueError names the bad one)."""
+    rng, by = params.get("range", "1h"), params.get("by", "queue")
+    if rng not in RANGES:
+        raise ValueError(f"range must be one of {', '.join(RANGES)}, not {rng!r}")
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}, not {by!r}")
+    return rng, by
+
+
+async def overview_page(ctx: HttpContext, rng: str = "1h", by: str = "queue") -> dict[str, Any]:
+    """Cards, the four charts over range `rng` broken down `by` queue or task, and the queue
+    table. The cards' hour counts come from the same statistics as the charts."""
     app = ctx.app
     now = app.clock.now()
     queues = await list_queues(app)
-    rows = await app.backend.stats_read(since=now - timedelta(minutes=60))
-    minutes, completed, failed = minute_series(rows, now)
+    win = window(rng, now)
+    rows = await app.backend.stats_read(since=min(win.since, now - timedelta(minutes=60)))
+    hour = [r for r in rows if r.minute >= (now - timedelta(minutes=59)).replace(second=0, microsecond=0)]
+    depth_rows = await app.backend.stats_read_depth(since=win.since)
     total = {s.value: sum(q.counts[s.value] for q in queues) for s in JobStatus}
-    depth.record(now, total["pending"])
+    completed, failed = sum(r.completed for r in hour), sum(r.failed for r in hour)
     workers = await app.backend.workers_list()
     return {
         "page_title": "Overview",
@@ -68,11 +90,10 @@ async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]
             ("waiting", total["pending"], "info", "pending jobs now"),
             ("scheduled", total["scheduled"], "", "jobs waiting for their run time now"),
             ("running", total["running"], "info", "jobs running now"),
-            ("completed · 1h", sum(completed), "ok",
-             "jobs that completed in the last hour"),
+            ("completed · 1h", completed, "ok", "jobs that completed in the last hour"),
             # Two different numbers: jobs that ended failed in the hour (since retried or
             # pruned included) and jobs in the failed status now (of any age).
-            ("ended failed · 1h", sum(failed), "bad" if sum(failed) else "",
+            ("ended failed · 1h", failed, "bad" if failed else "",
              "jobs that ended failed in the last hour, including those retried or pruned since"),
             ("failed now", total["failed"], "bad" if total["failed"] else "",
              "jobs in the failed status now, whenever they failed"),
@@ -80,9 +101,15 @@ async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]
         ],
         "alerts": alerts_of(ctx.manager),
         "unclaimable": await unclaimable_tasks(app),
-        "throughput": bar_chart("Throughput", "throughput", minutes, completed),
-        "failures": bar_chart("Failures", "failures", minutes, failed),
-        "depth": depth.chart(now),
+        "ranges": [(k, label) for k, (label, _, _) in RANGES.items()],
+        "range": rng,
+        "by": by,
+        "charts": [
+            outcome_chart("completed", win, rows, by),
+            outcome_chart("failed", win, rows, by),
+            latency_chart(win, rows),
+            depth_chart(win, depth_rows),
+        ],
     }
 
 
@@ -210,9 +237,16 @@ async def services_page(ctx: HttpContext) -> dict[str, Any]:
 
 
 async def workers_page(ctx: HttpContext) -> dict[str, Any]:
-    """Registered workers."""
+    """Registered workers and the jobs each is running (task, attempt, progress)."""
+    workers = await ctx.app.backend.workers_list()
+    running = {}
+    for job_id in [j for w in workers for j in w.current_jobs][:RUNNING_SHOWN]:
+        job = await ctx.app.aget_job(job_id)
+        if job is not None:
+            running[job_id] = job
     return {
         "page_title": "Workers",
-        "workers": await ctx.app.backend.workers_list(),
+        "workers": workers,
+        "running": running,
         "now": ctx.app.clock.now(),
     }
