@@ -16,6 +16,7 @@ from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
+from taskyard.http.dashboard.schedule_rows import schedule_row
 from taskyard.http.dashboard.charts import (
     BREAKDOWNS,
     RANGES,
@@ -197,27 +198,27 @@ async def job_page(ctx: HttpContext, job: Any) -> dict[str, Any]:
 
 
 async def schedules_page(ctx: HttpContext) -> dict[str, Any]:
-    """Schedules with their next three fire times, the tasks no live worker knows (their
-    fires would wait), and whether any scheduler leads (without one, nothing fires)."""
+    """Schedules with their next fires, last fire and its job, missed fires and every reason
+    one cannot fire (no scheduler leading, a task this app cannot draft) or its jobs would
+    wait (no live worker knows the task, its queue paused); and who leads the scheduler."""
     app = ctx.app
-    book = app.schedules
     await app.open()
     now = app.clock.now()
     live = [w for w in await app.backend.workers_list()
             if (now - w.last_heartbeat).total_seconds() < WORKER_LIVE_SECONDS]
     known = {task for w in live for task in w.tasks}
-    rows = []
-    for schedule in await book.alist():
-        fires = await book.anext_fires(schedule.name, 3) if schedule.enabled else []
-        rows.append((schedule, fires))
     lease = next((row for row in await leaders_out(ctx) if row.lease == "scheduler"), None)
     led = lease is not None and lease.holder is not None and (lease.expires_at is None or lease.expires_at > now)
+    paused = {q.name for q in await list_queues(app) if q.paused}
+    rows = [await schedule_row(app, s, now, scheduler_leads=led, known=known, paused=paused)
+            for s in await app.schedules.alist()]
     return {
         "page_title": "Schedules",
         "schedules": rows,
-        "unrunnable": sorted({s.task for s, _ in rows if s.task not in known}),
+        "unrunnable": sorted({r.schedule.task for r in rows if r.schedule.task not in known}),
         "has_workers": bool(live),
         "scheduler_leads": led,
+        "scheduler_lease": lease if led else None,
         "now": now,
     }
 
