@@ -154,7 +154,9 @@ async def test_admin_flow(live: Live, browser) -> None:
     await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-paused", timeout=WAIT)
     assert (await live.app.schedules.aget("hourly-sum")).enabled is False
     await page.click("tr[data-schedule='hourly-sum'] button[data-action='resume']")
-    await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-running", timeout=WAIT)
+    # Enabled again; with no scheduler leading here its state says it cannot fire.
+    await page.wait_for_selector("tr[data-schedule='hourly-sum'] button[data-action='pause']", timeout=WAIT)
+    assert await page.text_content("tr[data-schedule='hourly-sum'] .state .status") == "cannot fire"
     assert (await live.app.schedules.aget("hourly-sum")).enabled is True
 
     # Restart a service: it runs again and the restart is counted.

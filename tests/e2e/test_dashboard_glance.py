@@ -23,11 +23,11 @@ from taskyard.http.dashboard.charts import window
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
 from tests.e2e.conftest import Creds, build_asgi, make_app, make_settings
-from tests.e2e.test_dashboard import ARGS, CHROMIUM, WAIT, _free_port, _need_chromium
+from tests.e2e.test_dashboard import ARGS, CHROMIUM, _free_port, _need_chromium
 from tests.support.waiting import wait_until
 
 #: The stored 390 px picture; `TASKYARD_UPDATE_SCREENSHOTS=1` rewrites it (review the diff).
-PHONE_PNG = Path(__file__).parent / "screenshots" / "phone-390-schedules.png"
+PHONE_PNG = Path(__file__).parent / "reference" / "phone-390-schedules.png"
 #: Share of pixels that may differ from the stored picture (font hinting, anti-aliasing).
 PHONE_TOLERANCE = 0.03
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from taskyard.core.queue import LATENCY_BOUNDS, StatsRow, latency_bucket, latency_histogram, latency_quantile
 from taskyard.clock import utcnow
+from taskyard.core.queue import (
+    LATENCY_BOUNDS,
+    StatsRow,
+    latency_bucket,
+    latency_histogram,
+    latency_quantile,
+)
 
 
 def test_buckets_are_upper_bounds() -> None:

@@ -22,13 +22,13 @@ from psycopg.types.json import set_json_loads
 
 from taskyard.backends.postgres.admin import JobAdminOps
 from taskyard.backends.postgres.catalog import NOW, CatalogOps
-from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.postgres.connection import PostgresUrl, converted_errors, is_connection_error
 from taskyard.backends.postgres.enqueue import EnqueueSql, enqueue_async, enqueue_sync
 from taskyard.backends.postgres.listener import Listener
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, progress_json
 from taskyard.backends.postgres.schema import SCHEMA_VERSION, apply_migrations, read_version
 from taskyard.backends.postgres.settle import SettleOps
+from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
     Job,

@@ -10,14 +10,21 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.backends.protocol import UNSET
+from taskyard.backends.redis import stats
 from taskyard.backends.redis.codec import dumps, from_us, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
-from taskyard.backends.redis import stats
-from taskyard.core.queue import STATS_RETENTION, DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import (
+    STATS_RETENTION,
+    DepthRow,
+    QueueCounts,
+    QueueSettings,
+    RateLimit,
+    StatsRow,
+)
 from taskyard.core.schedule import Schedule
 
 __all__ = ("ClusterMixin",)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from taskyard.backends.protocol import UNSET
@@ -12,7 +10,7 @@ from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
 from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 
-from .rows import from_us, to_us
+from .rows import from_us
 
 __all__ = ("counts", "get", "list_all", "task_counts", "update")
 

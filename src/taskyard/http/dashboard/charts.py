@@ -13,7 +13,7 @@ from taskyard.core.queue import LATENCY_BOUNDS, DepthRow, StatsRow, latency_quan
 
 __all__ = (
     "BREAKDOWNS", "RANGES", "Chart", "Window", "depth_chart", "latency_chart", "outcome_chart",
-    "seconds_label", "window",
+    "palette", "seconds_label", "series_key", "window",
 )
 
 WIDTH, HEIGHT = 600, 170
@@ -51,7 +51,7 @@ class Window:
         fmt = "%a %H:%M" if self.step >= timedelta(hours=1) else "%H:%M"
         if self.step == timedelta(minutes=1):
             return f"{start:{fmt}} UTC"
-        return f"{start:{fmt}}–{start + self.step:%H:%M} UTC"
+        return f"{start:{fmt}}\u2013{start + self.step:%H:%M} UTC"
 
     @property
     def per(self) -> str:
@@ -111,7 +111,7 @@ class Chart:
 
 
 def _nice(peak: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^n at or above `peak` (at least 1)."""
+    """The smallest of 1, 2, 2.5, 5 x 10^n at or above `peak` (at least 1)."""
     if peak <= 1:
         return 1
     scale = 10 ** (len(str(int(peak))) - 1)
@@ -145,9 +145,10 @@ def _frame(w: Window) -> tuple[float, list[tuple[float, str]]]:
 
 def _stacked(
     id: str, title: str, unit: str, w: Window, names: list[str], values: list[list[int]],
-    summary: str, fmt: Callable[[float], str] = _count_label,
+    summary: str, colours: dict[str, int], fmt: Callable[[float], str] = _count_label,
 ) -> Chart:
-    """Bars stacked per bin; `values[s][i]` is series s in bin i."""
+    """Bars stacked per bin; `values[s][i]` is series s in bin i, drawn in `colours[name]`."""
+    colour = [colours.get(n, s % MAX_SERIES) for s, n in enumerate(names)]
     slot, xticks = _frame(w)
     totals = [sum(col) for col in zip(*values, strict=True)] if values else [0] * len(w.starts)
     top = _nice(max(totals, default=0))
@@ -155,19 +156,28 @@ def _stacked(
     base = HEIGHT - BOTTOM
     rects, hits = [], []
     for i in range(len(w.starts)):
-        y = base
+        y: float = base
         for s, series in enumerate(values):
             v = series[i]
             if v:
                 h = v * scale
                 y -= h
-                rects.append(Rect(round(LEFT + i * slot + 0.5, 2), round(y, 2), round(max(slot - 1, 1), 2), round(h, 2), s))
+                rects.append(Rect(round(LEFT + i * slot + 0.5, 2), round(y, 2), round(max(slot - 1, 1), 2), round(h, 2), colour[s]))
         parts = [f"{names[s]} {fmt(values[s][i])}" for s in range(len(values)) if values[s][i]]
         detail = f" ({', '.join(parts)})" if len(values) > 1 and parts else ""
         hits.append(Hit(round(LEFT + i * slot, 2), round(slot, 2), f"{w.label(i)}: {fmt(totals[i])} {unit}{detail}"))
-    yticks = [(round(base - f * (HEIGHT - TOP - BOTTOM), 1), fmt(top * f)) for f in (0, 0.5, 1)]
+    # A middle line only where it falls on a whole count.
+    yticks = [(round(base - f * (HEIGHT - TOP - BOTTOM), 1), fmt(top * f)) for f in (0, 0.5, 1)
+              if f != 0.5 or float(top / 2).is_integer()]
     return Chart(id=id, title=title, unit=unit, summary=summary, rects=rects, hits=hits,
-                 yticks=yticks, xticks=xticks, legend=list(enumerate(names)) if len(names) > 1 else [])
+                 yticks=yticks, xticks=xticks, legend=list(zip(colour, names, strict=True)) if len(names) > 1 else [])
+
+
+def palette(keys: Sequence[str]) -> dict[str, int]:
+    """A colour per key, the same in every chart of a page: keys by name, `MAX_SERIES`
+    colours in turn, and one more for "other"."""
+    ordered = sorted(set(keys))
+    return {k: i % MAX_SERIES for i, k in enumerate(ordered)} | {"other": MAX_SERIES}
 
 
 def _top(keys_totals: dict[str, int]) -> list[str]:
@@ -194,13 +204,14 @@ def _series(w: Window, points: Sequence[tuple[datetime, str, int]], peak: bool =
     return names, values
 
 
-def _key(row: StatsRow, by: str) -> str:
+def series_key(row: StatsRow, by: str) -> str:
+    """The series a stats row belongs to: its queue, or its task."""
     return row.queue if by == "queue" else (row.task or "(not recorded)")
 
 
-def outcome_chart(kind: str, w: Window, rows: list[StatsRow], by: str) -> Chart:
+def outcome_chart(kind: str, w: Window, rows: list[StatsRow], by: str, colours: dict[str, int] | None = None) -> Chart:
     """Jobs completed (`kind` "completed") or ended failed per bin, stacked by queue or task."""
-    points = [(r.minute, _key(r, by), r.completed if kind == "completed" else r.failed) for r in rows]
+    points = [(r.minute, series_key(r, by), r.completed if kind == "completed" else r.failed) for r in rows]
     names, values = _series(w, [p for p in points if p[2]])
     total = sum(map(sum, values))
     peak = max((sum(col) for col in zip(*values, strict=True)), default=0) if values else 0
@@ -210,17 +221,18 @@ def outcome_chart(kind: str, w: Window, rows: list[StatsRow], by: str) -> Chart:
     return _stacked(
         "throughput" if kind == "completed" else "failures", title, unit, w, names or ["all"],
         values or [[0] * len(w.starts)], f"{total} {what} in {RANGES[w.name][0]} · peak {peak} / {w.per}",
+        colours or palette([series_key(r, by) for r in rows]),
     )
 
 
-def depth_chart(w: Window, rows: list[DepthRow]) -> Chart:
+def depth_chart(w: Window, rows: list[DepthRow], colours: dict[str, int] | None = None) -> Chart:
     """Waiting jobs per bin (each bin's highest sample), stacked by queue."""
     names, values = _series(w, [(r.minute, r.queue, r.depth) for r in rows], peak=True)
     latest_minute = max((r.minute for r in rows), default=None)
     latest = sum(r.depth for r in rows if r.minute == latest_minute)
     peak = max((sum(col) for col in zip(*values, strict=True)), default=0) if values else 0
     return _stacked("depth", "Queue depth", "jobs waiting", w, names or ["all"], values or [[0] * len(w.starts)],
-                    f"{latest} waiting at the last sample · peak {peak}")
+                    f"{latest} waiting at the last sample · peak {peak}", colours or palette([r.queue for r in rows]))
 
 
 def latency_chart(w: Window, rows: list[StatsRow]) -> Chart:

@@ -16,15 +16,17 @@ from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
-from taskyard.http.dashboard.schedule_rows import schedule_row
 from taskyard.http.dashboard.charts import (
     BREAKDOWNS,
     RANGES,
     depth_chart,
     latency_chart,
     outcome_chart,
+    palette,
+    series_key,
     window,
 )
+from taskyard.http.dashboard.schedule_rows import schedule_row
 from taskyard.services.worker import Worker
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ async def overview_page(ctx: HttpContext, rng: str = "1h", by: str = "queue") ->
     total = {s.value: sum(q.counts[s.value] for q in queues) for s in JobStatus}
     completed, failed = sum(r.completed for r in hour), sum(r.failed for r in hour)
     workers = await app.backend.workers_list()
+    keys = [r.queue for r in depth_rows] if by == "queue" else []
+    colours = palette(keys + [series_key(r, by) for r in rows])
     return {
         "page_title": "Overview",
         "now": now,
@@ -106,10 +110,10 @@ async def overview_page(ctx: HttpContext, rng: str = "1h", by: str = "queue") ->
         "range": rng,
         "by": by,
         "charts": [
-            outcome_chart("completed", win, rows, by),
-            outcome_chart("failed", win, rows, by),
+            outcome_chart("completed", win, rows, by, colours),
+            outcome_chart("failed", win, rows, by, colours),
             latency_chart(win, rows),
-            depth_chart(win, depth_rows),
+            depth_chart(win, depth_rows, colours if by == "queue" else None),
         ],
     }
 
