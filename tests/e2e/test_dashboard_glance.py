@@ -248,3 +248,11 @@ async def test_the_390_px_layout_matches_the_stored_picture(glance: Glance, chro
     blank = await (await chromium.new_context()).new_page()  # no CSP there: images from data URLs
     differ = await _similarity(blank, png, PHONE_PNG.read_bytes())
     assert differ <= PHONE_TOLERANCE, f"{differ:.1%} of the 390 px picture differs from {PHONE_PNG.name}"
+
+
+async def test_services_show_their_status_history(glance: Glance, chromium) -> None:
+    page = await _login(chromium, glance)
+    await page.goto(glance.url + "/services")
+    history = await page.get_attribute("tr[data-service='worker'] [data-history]", "data-history")
+    assert history == "STARTING RUNNING", history
+    assert "running" in await page.text_content("tr[data-service='worker'] .history-cell")

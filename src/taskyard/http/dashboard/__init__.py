@@ -27,6 +27,7 @@ from taskyard.http.auth import (
     shared_authenticator,
 )
 from taskyard.http.dashboard import live, pages
+from taskyard.http.dashboard.history import ServiceHistory
 from taskyard.http.dashboard.render import STATIC, Renderer
 from taskyard.http.dashboard.session import COOKIE, Session, same_origin
 
@@ -69,6 +70,9 @@ def build_router(ctx: HttpContext) -> APIRouter:
     book = ctx.session_book()
     render = Renderer()
     refresh = max(1, int(http.dashboard_refresh_seconds))
+    history = ServiceHistory()
+    if ctx.manager is not None:
+        ctx.manager.subscribe(history.record)
     # With authentication off (loopback only) everyone is admin; forms still carry a token.
     open_session = Session(principal=ANONYMOUS_ADMIN, expires=2**62, nonce=secrets.token_urlsafe(16))
     router = APIRouter(include_in_schema=False)
@@ -238,7 +242,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
 
     @router.get("/services")
     async def services(request: Request) -> Response:
-        return await page(request, "/services", "services.html", lambda: pages.services_page(ctx))
+        return await page(request, "/services", "services.html", lambda: pages.services_page(ctx, history))
 
     @router.get("/workers")
     async def workers(request: Request) -> Response:

@@ -26,6 +26,7 @@ from taskyard.http.dashboard.charts import (
     series_key,
     window,
 )
+from taskyard.http.dashboard.history import ServiceHistory
 from taskyard.http.dashboard.schedule_rows import schedule_row
 from taskyard.services.worker import Worker
 
@@ -227,10 +228,12 @@ async def schedules_page(ctx: HttpContext) -> dict[str, Any]:
     }
 
 
-async def services_page(ctx: HttpContext) -> dict[str, Any]:
-    """Services of this process with metrics, and who leads each leader-only duty."""
+async def services_page(ctx: HttpContext, history: ServiceHistory | None = None) -> dict[str, Any]:
+    """Services of this process with metrics, their recent status changes, and who leads
+    each leader-only duty."""
     manager = ctx.manager
     return {
+        "history": {s.id: history.of(s.id) for s in services_out(manager)} if history else {},
         "page_title": "Services",
         "services": services_out(manager),
         # A worker's runs are jobs: their failures are the jobs', not the service's own.
