@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from taskyard.core.queue import LATENCY_BOUNDS, DepthRow, StatsRow
-from taskyard.http.dashboard.charts import depth_chart, latency_chart, outcome_chart, seconds_label, window
+from taskyard.http.dashboard.charts import (
+    depth_chart,
+    latency_chart,
+    outcome_chart,
+    seconds_label,
+    window,
+)
 
 NOW = datetime(2026, 11, 22, 12, 34, 56, tzinfo=UTC)
 
