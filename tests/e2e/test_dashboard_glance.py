@@ -208,6 +208,11 @@ async def test_progress_arrives_live_without_a_reload(glance: Glance, chromium) 
     assert await page.evaluate("() => window.__kept") == "same page"  # never reloaded
     glance.release.set()
 
+    bad = await page.request.get(glance.url + "/live?jobs=" + job.id + ",not-an-id!")
+    assert bad.status == 400 and "not-an-id!" in await bad.text()
+    stranger = await (await chromium.new_context()).request.get(glance.url + "/live")
+    assert stranger.status == 401
+
 
 async def _similarity(page, png: bytes, stored: bytes) -> float:
     """The share of pixels that differ, counted in the browser (a canvas per picture)."""
