@@ -71,3 +71,24 @@ async def test_depth_samples_replace_and_are_pruned(backend: Backend) -> None:
     assert await backend.stats_read(since=m0) == []
     await backend.stats_record_depth(rows=[DepthRow(m0 + STATS_RETENTION + timedelta(minutes=1), "a", 2)])
     assert [r.minute for r in await backend.stats_read_depth(since=m0)] == [m1, m0 + STATS_RETENTION + timedelta(minutes=1)]
+
+
+async def test_stats_are_summed_into_bins_aligned_to_the_epoch(backend: Backend) -> None:
+    # T0 is 12:00 UTC: 15-minute bins start at 12:00, 12:15...
+    rows = [
+        StatsRow(T0 + timedelta(minutes=1), "a", 1, 0, task="t", latency=_histogram(c1=1)),
+        StatsRow(T0 + timedelta(minutes=14), "a", 2, 1, task="t", latency=_histogram(c1=2, c4=1)),
+        StatsRow(T0 + timedelta(minutes=15), "a", 4, 0, task="t"),
+        StatsRow(T0 + timedelta(minutes=16), "b", 8, 0),
+    ]
+    await backend.stats_record(rows=rows)
+    assert await backend.stats_read(since=T0, bin_minutes=15) == [
+        StatsRow(T0, "a", 3, 1, task="t", latency=_histogram(c1=3, c4=1)),
+        StatsRow(T0 + timedelta(minutes=15), "a", 4, 0, task="t"),
+        StatsRow(T0 + timedelta(minutes=15), "b", 8, 0),
+    ]
+    assert await backend.stats_read(since=T0, bin_minutes=120) == [
+        StatsRow(T0, "a", 7, 1, task="t", latency=_histogram(c1=3, c4=1)),
+        StatsRow(T0, "b", 8, 0),
+    ]
+    assert await backend.stats_read(since=T0, bin_minutes=1) == await backend.stats_read(since=T0)

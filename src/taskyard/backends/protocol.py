@@ -282,9 +282,11 @@ class Backend(Protocol):
         """
         ...
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
         """Per-minute rows from `since` on, one per (minute, queue, task), sorted by minute,
-        queue, then task; `latency` is () where nothing was recorded. Rows more than
+        queue, then task; `latency` is () where nothing was recorded. With `bin_minutes` > 1
+        the minutes are summed (counts and latency cells) into bins of that many minutes
+        aligned to the Unix epoch, each row's `minute` being its bin's start. Rows more than
         `STATS_RETENTION` older than the newest minute recorded may be discarded.
         """
         ...

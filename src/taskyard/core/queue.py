@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from taskyard.core.job import JobStatus
 
 __all__ = (
     "LATENCY_BOUNDS", "STATS_RETENTION", "DepthRow", "QueueCounts", "QueueSettings", "RateLimit",
     "StatsRow", "latency_bucket", "latency_histogram", "latency_quantile", "rate_window_start",
+    "stats_bin", "stats_binned",
 )
 
 #: How long the per-minute statistics are kept, counted back from the newest minute written.
@@ -97,6 +99,33 @@ class DepthRow:
     minute: datetime
     queue: str
     depth: int
+
+
+def stats_bin(minute: datetime, bin_minutes: int) -> datetime:
+    """The start of the `bin_minutes`-long bin (aligned to the Unix epoch) holding `minute`."""
+    if bin_minutes <= 1:
+        return minute
+    size = bin_minutes * 60
+    return minute - timedelta(seconds=int(minute.timestamp()) % size, microseconds=minute.microsecond)
+
+
+def stats_binned(rows: list[StatsRow], bin_minutes: int) -> list[StatsRow]:
+    """`rows` summed into bins (see `stats_bin`), sorted by bin, queue, task: the reference
+    for what `Backend.stats_read(bin_minutes=...)` returns."""
+    if bin_minutes <= 1:
+        return rows
+    cells: dict[tuple[datetime, str, str], list[Any]] = {}
+    for r in rows:
+        cell = cells.setdefault((stats_bin(r.minute, bin_minutes), r.queue, r.task), [0, 0, {}])
+        cell[0] += r.completed
+        cell[1] += r.failed
+        for i, n in enumerate(r.latency):
+            if n:
+                cell[2][i] = cell[2].get(i, 0) + n
+    return [
+        StatsRow(minute=m, queue=q, task=t, completed=c[0], failed=c[1], latency=latency_histogram(c[2]))
+        for (m, q, t), c in sorted(cells.items(), key=lambda kv: kv[0])
+    ]
 
 
 def latency_bucket(seconds: float) -> int:

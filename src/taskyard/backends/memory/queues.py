@@ -20,6 +20,7 @@ from taskyard.core.queue import (
     RateLimit,
     StatsRow,
     latency_histogram,
+    stats_binned,
 )
 
 from .state import MemoryState
@@ -102,7 +103,7 @@ class QueuesMixin(MemoryState):
             for key in [k for k in self._stats if k[0] < oldest]:
                 del self._stats[key]
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
         with self._lock:
             rows = [
                 StatsRow(minute=m, queue=q, task=t, completed=c[0], failed=c[1], latency=latency_histogram(c[2]))
@@ -110,7 +111,7 @@ class QueuesMixin(MemoryState):
                 if m >= since
             ]
         rows.sort(key=lambda r: (r.minute, r.queue, r.task))
-        return rows
+        return stats_binned(rows, bin_minutes)
 
     async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
         if not rows:

@@ -62,19 +62,22 @@ class StatsOps:
             await conn.execute(f"DELETE FROM {s}.stats WHERE minute < %s", (oldest,))
             await conn.execute(f"DELETE FROM {s}.stats_latency WHERE minute < %s", (oldest,))
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
         s = self.schema
+        size = max(1, bin_minutes) * 60
+        bin_of = "to_timestamp(floor(extract(epoch FROM minute) / %(size)s) * %(size)s)"
+        args = {"size": size, "since": since}
         async with self._conn("stats_read") as conn:
             cur = await conn.execute(
-                f"SELECT minute, queue, task, cell, count FROM {s}.stats_latency WHERE minute >= %s", (since,)
+                f"SELECT {bin_of} AS bin, queue, task, cell, sum(count)::bigint FROM {s}.stats_latency "
+                "WHERE minute >= %(since)s GROUP BY bin, queue, task, cell", args,
             )
             cells: dict[tuple[datetime, str, str], dict[int, int]] = {}
             for m, q, t, i, n in await cur.fetchall():
                 cells.setdefault((m, q, t), {})[i] = n
             cur = await conn.execute(
-                f"SELECT minute, queue, task, completed, failed FROM {s}.stats "
-                "WHERE minute >= %s ORDER BY minute, queue, task",
-                (since,),
+                f"SELECT {bin_of} AS bin, queue, task, sum(completed)::bigint, sum(failed)::bigint FROM {s}.stats "
+                "WHERE minute >= %(since)s GROUP BY bin, queue, task ORDER BY bin, queue, task", args,
             )
             rows = await cur.fetchall()
         return [

@@ -24,6 +24,7 @@ from taskyard.core.queue import (
     QueueSettings,
     RateLimit,
     StatsRow,
+    stats_binned,
 )
 from taskyard.core.schedule import Schedule
 
@@ -251,10 +252,10 @@ class ClusterMixin(RedisConnection):
             replies = await self._execute(pipe)
         return [(int(m), h) for m, h in zip(minutes, replies, strict=True)]
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
         rows = [row for minute, h in await self._stats_hashes(since) for row in stats.rows_of(from_us(minute), h)]
         rows.sort(key=lambda r: (r.minute, r.queue, r.task))
-        return rows
+        return stats_binned(rows, bin_minutes)
 
     async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
         if not rows:

@@ -275,8 +275,8 @@ class SqliteBackend:
         if rows:
             await self._db.write(lambda c: stats.stats_record(c, rows))
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        return await self._db.run(lambda c: stats.stats_read(c, since))
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+        return await self._db.run(lambda c: stats.stats_read(c, since, bin_minutes))
 
     async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
         if rows:

@@ -36,18 +36,22 @@ def stats_record(conn: sqlite3.Connection, rows: Sequence[StatsRow]) -> None:
     conn.execute("DELETE FROM stats_latency WHERE minute < ?", (oldest,))
 
 
-def stats_read(conn: sqlite3.Connection, since: datetime) -> list[StatsRow]:
-    """Rows from `since` on, sorted by minute, queue, task."""
+def stats_read(conn: sqlite3.Connection, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+    """Rows from `since` on, summed into bins of `bin_minutes` (aligned to the Unix epoch),
+    sorted by minute, queue, task."""
+    size = max(1, bin_minutes) * 60_000_000
     cells: dict[tuple[int, str, str], dict[int, int]] = {}
     for minute, queue, task, cell, count in conn.execute(
-        "SELECT minute, queue, task, cell, count FROM stats_latency WHERE minute >= ?", (to_us(since),)
+        "SELECT minute - minute % ? AS bin, queue, task, cell, sum(count) FROM stats_latency "
+        "WHERE minute >= ? GROUP BY bin, queue, task, cell",
+        (size, to_us(since)),
     ):
         cells.setdefault((minute, queue, task), {})[cell] = count
     out = []
     for minute, queue, task, completed, failed in conn.execute(
-        "SELECT minute, queue, task, completed, failed FROM stats WHERE minute >= ? "
-        "ORDER BY minute, queue, task",
-        (to_us(since),),
+        "SELECT minute - minute % ? AS bin, queue, task, sum(completed), sum(failed) FROM stats "
+        "WHERE minute >= ? GROUP BY bin, queue, task ORDER BY bin, queue, task",
+        (size, to_us(since)),
     ):
         when = from_us(minute)
         assert when is not None
