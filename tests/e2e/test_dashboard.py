@@ -18,6 +18,7 @@ import uvicorn
 
 from taskyard.app import Taskyard
 from taskyard.http.context import HttpContext
+from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
 from tests.e2e.conftest import Creds, Env, build_asgi, make_app, make_settings
@@ -62,6 +63,7 @@ async def live() -> AsyncIterator[Live]:
     settings, creds = make_settings(port=port, dashboard_refresh_seconds=1)
     manager = ServiceManager()
     manager.register("worker", Worker(app, WorkerConfig(poll_interval=0.1, concurrency=2)), name="Worker")
+    manager.register("depth-sampler", DepthSampler(app, interval=0.5), name="Queue depth sampler")
     ctx = HttpContext(app=app, manager=manager, settings=settings)
     server = uvicorn.Server(uvicorn.Config(
         build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
@@ -152,7 +154,9 @@ async def test_admin_flow(live: Live, browser) -> None:
     await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-paused", timeout=WAIT)
     assert (await live.app.schedules.aget("hourly-sum")).enabled is False
     await page.click("tr[data-schedule='hourly-sum'] button[data-action='resume']")
-    await page.wait_for_selector("tr[data-schedule='hourly-sum'] .st-running", timeout=WAIT)
+    # Enabled again; with no scheduler leading here its state says it cannot fire.
+    await page.wait_for_selector("tr[data-schedule='hourly-sum'] button[data-action='pause']", timeout=WAIT)
+    assert await page.text_content("tr[data-schedule='hourly-sum'] .state .status") == "cannot fire"
     assert (await live.app.schedules.aget("hourly-sum")).enabled is True
 
     # Restart a service: it runs again and the restart is counted.
@@ -164,7 +168,7 @@ async def test_admin_flow(live: Live, browser) -> None:
     assert (await page.text_content("tr[data-service='worker'] td.restarts")).strip() == "1"
     assert await page.locator("tr[data-service='worker'] .st-running").count() == 1
     await page.goto(live.url + "/")
-    await page.wait_for_selector(".chart-throughput rect", timeout=WAIT)
+    await page.wait_for_selector("#chart-throughput .bars rect", timeout=WAIT)
     await _shot(page, "overview-after")
 
 
@@ -330,10 +334,16 @@ async def test_queue_depth_is_captioned_as_a_count_not_a_rate(live: Live, browse
     for n in range(3):
         await live.app.aenqueue("math.add", {"a": n, "b": 1})
     page = await _login(browser, live, live.creds.viewer_jwt)
-    depth = (await page.text_content(".chart-depth .summary")).strip()
-    assert depth == "3 waiting now · peak 3 waiting", depth
-    assert "/min" not in depth
-    assert "/min" in await page.text_content(".chart-throughput .summary")
+
+    async def sampled() -> str:  # the sampler writes the depth to the store every 0.5 s
+        await page.goto(live.url + "/")
+        text = (await page.text_content("#chart-depth .summary")).strip()
+        return text if text.startswith("3 ") else ""
+
+    depth = await wait_until(sampled, timeout=20, what="the sampled depth on the overview")
+    assert depth == "3 waiting at the last sample · peak 3", depth
+    assert "/ min" not in depth
+    assert "/ min" in await page.text_content("#chart-throughput .summary")
 
 
 async def test_services_page_keeps_job_failures_apart_from_the_workers_own(live: Live, browser) -> None:

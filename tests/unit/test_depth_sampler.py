@@ -6,35 +6,34 @@ from datetime import UTC, datetime
 
 from taskyard import FakeClock, Taskyard
 from taskyard.config import load_settings
-from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.server import TaskServer
 from taskyard.testing import drain
 
 
-async def test_samples_fill_the_chart_without_anyone_looking() -> None:
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))  # samples at :00:00, :01:00, :01:15
+async def test_samples_are_stored_as_each_minutes_peak_per_queue() -> None:
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
     app = Taskyard("memory://", clock=clock)
 
     @app.task("t")
     async def t(payload: dict) -> None: ...
 
-    history = DepthHistory()
-    sampler = DepthSampler(app, history, clock=clock)
+    sampler = DepthSampler(app, clock=clock)
     await app.aenqueue_many([("t", {})] * 3)
     await sampler.execute()
     clock.advance(60)
     await app.aenqueue_many([("t", {})] * 2)
     await sampler.execute()
-    chart = history.chart(clock.now())
-    assert chart.total == 5
-    assert chart.peak == 5 and len([b for b in chart.bars if b.h > 0]) == 2  # two minutes sampled
     # A backlog that drains within the minute still shows as that minute's peak.
     await drain(app)
     clock.advance(15)
     await sampler.execute()
-    chart = history.chart(clock.now())
-    assert chart.total == 0 and chart.peak == 5
+    rows = await app.backend.stats_read_depth(since=datetime(2026, 1, 1, tzinfo=UTC))
+    assert [(r.minute.minute, r.queue, r.depth) for r in rows] == [(0, "default", 3), (1, "default", 5)]
+    clock.advance(60)
+    await sampler.execute()
+    rows = await app.backend.stats_read_depth(since=datetime(2026, 1, 1, 12, 2, tzinfo=UTC))
+    assert [(r.minute.minute, r.depth) for r in rows] == [(2, 0)]
     await app.aclose()
 
 
@@ -46,12 +45,3 @@ def test_the_server_samples_depth_only_where_it_serves_the_dashboard() -> None:
     worker_only = TaskServer(Taskyard("memory://"), settings, only="worker")
     worker_only.build()
     assert "depth-sampler" not in [e.id for e in worker_only.manager.services()]
-
-
-def test_a_page_view_within_ten_seconds_never_lowers_the_sampled_peak() -> None:
-    history = DepthHistory()
-    at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    history.record(at, 28)  # the sampler, mid-backlog
-    history.record(at.replace(second=3), 5)  # a page view three seconds later
-    chart = history.chart(at.replace(second=30))
-    assert chart.peak == 28 and chart.total == 5

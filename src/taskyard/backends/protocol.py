@@ -34,7 +34,7 @@ from taskyard.core.job import (
     Progress,
     RescueReport,
 )
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
 
@@ -276,13 +276,28 @@ class Backend(Protocol):
 
     # -- statistics --------------------------------------------------------------------------
     async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
-        """Add per-minute outcome counts (summed with what is stored for that minute/queue)."""
+        """Add per-minute outcome counts and latency histograms, cell by cell, to what is
+        stored for that (minute, queue, task); atomic per call. Rows older than
+        `STATS_RETENTION` before the newest minute of the call may be discarded.
+        """
         ...
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        """Per-minute rows from `since` on, sorted by minute then queue. Rows more than two
-        days older than the newest minute recorded may be discarded by the backend.
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+        """Per-minute rows from `since` on, one per (minute, queue, task), sorted by minute,
+        queue, then task; `latency` is () where nothing was recorded. With `bin_minutes` > 1
+        the minutes are summed (counts and latency cells) into bins of that many minutes
+        aligned to the Unix epoch, each row's `minute` being its bin's start. Rows more than
+        `STATS_RETENTION` older than the newest minute recorded may be discarded.
         """
+        ...
+
+    async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
+        """Store waiting-job samples: each row replaces what is stored for its (minute,
+        queue), the last sample of a minute winning. Pruned as `stats_record` prunes."""
+        ...
+
+    async def stats_read_depth(self, *, since: datetime) -> list[DepthRow]:
+        """Depth samples from `since` on, sorted by minute then queue."""
         ...
 
     # -- schedules ---------------------------------------------------------------------------

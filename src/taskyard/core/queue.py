@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from taskyard.core.job import JobStatus
 
-__all__ = ("UNLIMITED", "QueueCounts", "QueueSettings", "RateLimit", "StatsRow", "claim_budget", "rate_window_start")
+__all__ = (
+    "LATENCY_BOUNDS", "STATS_RETENTION", "UNLIMITED", "DepthRow", "QueueCounts", "QueueSettings",
+    "RateLimit", "StatsRow", "claim_budget", "latency_bucket", "latency_histogram",
+    "latency_quantile", "rate_window_start", "stats_bin", "stats_binned",
+)
+
+#: How long the per-minute statistics are kept, counted back from the newest minute written.
+STATS_RETENTION = timedelta(days=7)
+#: Upper bounds (seconds) of the enqueue→start latency buckets; one more bucket holds the rest.
+LATENCY_BOUNDS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +104,80 @@ class QueueCounts:
 
 @dataclass(frozen=True, slots=True)
 class StatsRow:
-    """Outcomes of one queue during one minute (`minute` is the start of the minute, UTC)."""
+    """Outcomes of one queue (and task) during one minute (`minute` is the start of the
+    minute, UTC). `task` is "" for rows written before tasks were counted apart. `latency`
+    counts the jobs that started in the minute by how long they waited from their run time
+    (a histogram over `LATENCY_BOUNDS`, one more cell than bounds; () when none started)."""
 
     minute: datetime
     queue: str
     completed: int = 0
     failed: int = 0
+    task: str = ""
+    latency: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.latency and len(self.latency) != len(LATENCY_BOUNDS) + 1:
+            raise ValueError(f"a latency histogram has {len(LATENCY_BOUNDS) + 1} cells, not {len(self.latency)}")
+
+
+@dataclass(frozen=True, slots=True)
+class DepthRow:
+    """How many jobs of `queue` were waiting (pending) at the last sample of `minute`."""
+
+    minute: datetime
+    queue: str
+    depth: int
+
+
+def stats_bin(minute: datetime, bin_minutes: int) -> datetime:
+    """The start of the `bin_minutes`-long bin (aligned to the Unix epoch) holding `minute`."""
+    if bin_minutes <= 1:
+        return minute
+    size = bin_minutes * 60
+    return minute - timedelta(seconds=int(minute.timestamp()) % size, microseconds=minute.microsecond)
+
+
+def stats_binned(rows: list[StatsRow], bin_minutes: int) -> list[StatsRow]:
+    """`rows` summed into bins (see `stats_bin`), sorted by bin, queue, task: the reference
+    for what `Backend.stats_read(bin_minutes=...)` returns."""
+    if bin_minutes <= 1:
+        return rows
+    cells: dict[tuple[datetime, str, str], list[Any]] = {}
+    for r in rows:
+        cell = cells.setdefault((stats_bin(r.minute, bin_minutes), r.queue, r.task), [0, 0, {}])
+        cell[0] += r.completed
+        cell[1] += r.failed
+        for i, n in enumerate(r.latency):
+            if n:
+                cell[2][i] = cell[2].get(i, 0) + n
+    return [
+        StatsRow(minute=m, queue=q, task=t, completed=c[0], failed=c[1], latency=latency_histogram(c[2]))
+        for (m, q, t), c in sorted(cells.items(), key=lambda kv: kv[0])
+    ]
+
+
+def latency_bucket(seconds: float) -> int:
+    """The histogram cell of a wait of `seconds` (negative waits count as none)."""
+    return bisect.bisect_left(LATENCY_BOUNDS, max(seconds, 0.0))
+
+
+def latency_histogram(cells: dict[int, int]) -> tuple[int, ...]:
+    """A full histogram from sparse {cell: count}, or () when it counts nothing."""
+    if not any(cells.values()):
+        return ()
+    return tuple(cells.get(i, 0) for i in range(len(LATENCY_BOUNDS) + 1))
+
+
+def latency_quantile(histogram: tuple[int, ...] | list[int], q: float) -> float | None:
+    """The upper bound (seconds) of the cell holding quantile `q` (0..1), None when empty; the
+    last cell, unbounded, reports its lower bound."""
+    total = sum(histogram)
+    if total == 0:
+        return None
+    rank, seen = q * total, 0
+    for i, count in enumerate(histogram):
+        seen += count
+        if seen >= rank and count:
+            return LATENCY_BOUNDS[i] if i < len(LATENCY_BOUNDS) else LATENCY_BOUNDS[-1]
+    return LATENCY_BOUNDS[-1]

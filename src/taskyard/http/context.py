@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from taskyard.app import Taskyard
 from taskyard.config import Settings
 from taskyard.http.auth import shared_authenticator
-from taskyard.http.dashboard.charts import DepthHistory
 from taskyard.http.dashboard.session import SessionBook
 from taskyard.observability import ServerMetrics
 from taskyard.services.manager import ServiceManager
@@ -23,9 +22,7 @@ __all__ = ("HttpContext",)
 class HttpContext:
     """The app, this process's service manager (None in an API-only tool), settings, and
     the server's metrics. `draining` turns `/ready` to 503 while the server shuts down;
-    `mount_api` False serves only health and metrics (a process without the `api` role).
-    `depth` is the queue-depth history the overview charts (filled by a `DepthSampler`
-    when the server runs one, else by the pages as they are viewed)."""
+    `mount_api` False serves only health and metrics (a process without the `api` role)."""
 
     app: Taskyard
     manager: ServiceManager | None
@@ -34,7 +31,6 @@ class HttpContext:
     worker: Worker | None = None
     draining: bool = False
     mount_api: bool = True
-    depth: DepthHistory = field(default_factory=DepthHistory)
     #: Where a development run (no credentials configured) saves its admin token, else None:
     #: the sign-in page points there instead of at `taskyard token create`.
     dev_token_file: str | None = None

@@ -210,8 +210,8 @@ class TaskServer:
                 depends_on=depends_on,
             )
         if self.context is not None and self.context.mount_api:
-            # Listed last: it only feeds the dashboard's queue-depth chart.
-            sampler = DepthSampler(self.app, self.context.depth, clock=self.clock)
+            # Listed last: it only feeds the dashboard's queue-depth chart (in the store).
+            sampler = DepthSampler(self.app, clock=self.clock)
             self.manager.register(sampler.id, sampler, name="Queue depth sampler")
         self.manager.services()  # unknown dependencies and cycles fail here, before any start
         self._built = True

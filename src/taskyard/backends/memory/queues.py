@@ -12,7 +12,16 @@ from taskyard.backends.protocol import UNSET
 from taskyard.clock import utcnow
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import ACTIVE_STATUSES, JobStatus
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import (
+    STATS_RETENTION,
+    DepthRow,
+    QueueCounts,
+    QueueSettings,
+    RateLimit,
+    StatsRow,
+    latency_histogram,
+    stats_binned,
+)
 
 from .state import MemoryState
 
@@ -80,18 +89,42 @@ class QueuesMixin(MemoryState):
 
     # -- statistics --------------------------------------------------------------------------
     async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
+        if not rows:
+            return
         with self._lock:
             for row in rows:
-                cell = self._stats.setdefault((row.minute, row.queue), [0, 0])
+                cell = self._stats.setdefault((row.minute, row.queue, row.task), [0, 0, {}])
                 cell[0] += row.completed
                 cell[1] += row.failed
+                for i, n in enumerate(row.latency):
+                    if n:
+                        cell[2][i] = cell[2].get(i, 0) + n
+            oldest = max(r.minute for r in rows) - STATS_RETENTION
+            for key in [k for k in self._stats if k[0] < oldest]:
+                del self._stats[key]
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
         with self._lock:
             rows = [
-                StatsRow(minute=m, queue=q, completed=c[0], failed=c[1])
-                for (m, q), c in self._stats.items()
+                StatsRow(minute=m, queue=q, task=t, completed=c[0], failed=c[1], latency=latency_histogram(c[2]))
+                for (m, q, t), c in self._stats.items()
                 if m >= since
             ]
+        rows.sort(key=lambda r: (r.minute, r.queue, r.task))
+        return stats_binned(rows, bin_minutes)
+
+    async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            for row in rows:
+                self._depth[(row.minute, row.queue)] = row.depth
+            oldest = max(r.minute for r in rows) - STATS_RETENTION
+            for key in [k for k in self._depth if k[0] < oldest]:
+                del self._depth[key]
+
+    async def stats_read_depth(self, *, since: datetime) -> list[DepthRow]:
+        with self._lock:
+            rows = [DepthRow(minute=m, queue=q, depth=d) for (m, q), d in self._depth.items() if m >= since]
         rows.sort(key=lambda r: (r.minute, r.queue))
         return rows

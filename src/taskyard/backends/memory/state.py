@@ -8,6 +8,7 @@ import heapq
 import os
 import threading
 from datetime import datetime
+from typing import Any
 
 from taskyard.backends.wakeup import Waker
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
@@ -51,7 +52,9 @@ class MemoryState:
         self._unique: dict[str, str] = {}
         self._queues: dict[str, QueueState] = {}
         self._scheduled: list[tuple[float, str]] = []  # (run_at, id); lazily cleaned
-        self._stats: dict[tuple[datetime, str], list[int]] = {}
+        #: (minute, queue, task) -> [completed, failed, {latency cell: count}]
+        self._stats: dict[tuple[datetime, str, str], list[Any]] = {}
+        self._depth: dict[tuple[datetime, str], int] = {}
         self._schedules: dict[str, Schedule] = {}
         self._leaders: dict[str, LeaderInfo] = {}
         self._workers: dict[str, WorkerInfo] = {}

@@ -14,7 +14,15 @@ from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import (
+    STATS_RETENTION,
+    DepthRow,
+    QueueCounts,
+    QueueSettings,
+    RateLimit,
+    StatsRow,
+    latency_histogram,
+)
 from taskyard.core.schedule import Schedule
 
 from .jobs import marks, server_now
@@ -152,38 +160,80 @@ async def queue_update(
 
 # -- statistics ------------------------------------------------------------------------------
 async def stats_record(cur: Cursor, t: Tables, rows: Sequence[StatsRow]) -> None:
-    """Add per-minute counts; drop rows two days older than the newest minute written."""
-    sums: dict[tuple[datetime, str], list[int]] = {}
-    for r in rows:
-        cell = sums.setdefault((r.minute, r.queue), [0, 0])
-        cell[0] += r.completed
-        cell[1] += r.failed
-    if not sums:
+    """Add outcome counts per (minute, queue, task) and latency cells; rows past
+    `STATS_RETENTION` before the newest minute written are discarded."""
+    if not rows:
         return
-    await cur.execute(
-        f"INSERT INTO {t.stats} (minute, queue, completed, failed) VALUES "
-        + ", ".join(["(%s, %s, %s, %s)"] * len(sums))
-        + " ON DUPLICATE KEY UPDATE completed = completed + VALUES(completed), "
+    await cur.executemany(
+        f"INSERT INTO {t.stats} (minute, queue, task, completed, failed) VALUES (%s, %s, %s, %s, %s) "
+        "ON DUPLICATE KEY UPDATE completed = completed + VALUES(completed), "
         "failed = failed + VALUES(failed)",
-        [v for (m, q), (c, f) in sums.items() for v in (db_time(m), q, c, f)],
+        [(db_time(r.minute), r.queue, r.task, r.completed, r.failed) for r in rows],
     )
-    newest = max(k[0] for k in sums)
-    await cur.execute(
-        f"DELETE FROM {t.stats} WHERE minute < %s", (db_time(newest - timedelta(days=2)),)
-    )
+    cells = [(db_time(r.minute), r.queue, r.task, i, n) for r in rows for i, n in enumerate(r.latency) if n]
+    if cells:
+        await cur.executemany(
+            f"INSERT INTO {t.stats_latency} (minute, queue, task, cell, count) "
+            "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE count = count + VALUES(count)",
+            cells,
+        )
+    oldest = db_time(max(r.minute for r in rows) - STATS_RETENTION)
+    await cur.execute(f"DELETE FROM {t.stats} WHERE minute < %s", (oldest,))
+    await cur.execute(f"DELETE FROM {t.stats_latency} WHERE minute < %s", (oldest,))
 
 
-async def stats_read(cur: Cursor, t: Tables, since: datetime) -> list[StatsRow]:
-    """Per-minute rows from `since` on."""
+def _bin(size: int) -> str:
+    # Bins aligned to the Unix epoch, in plain DATETIME arithmetic (the stored minutes are UTC;
+    # UNIX_TIMESTAMP would read them in the session's time zone).
+    epoch = "CAST('1970-01-01 00:00:00' AS DATETIME(6))"
+    return (f"DATE_ADD({epoch}, INTERVAL FLOOR(TIMESTAMPDIFF(SECOND, {epoch}, minute) / {size}) "
+            f"* {size} SECOND)")
+
+
+async def stats_read(cur: Cursor, t: Tables, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+    """Rows from `since` on, summed into bins of `bin_minutes` (aligned to the Unix epoch),
+    sorted by minute, queue, task."""
+    size = max(1, int(bin_minutes)) * 60
     await cur.execute(
-        f"SELECT minute, queue, completed, failed FROM {t.stats} WHERE minute >= %s "
-        "ORDER BY minute, queue",
+        f"SELECT {_bin(size)} AS bin, queue, task, cell, SUM(count) FROM {t.stats_latency} "
+        "WHERE minute >= %s GROUP BY bin, queue, task, cell",
+        (db_time(since),),
+    )
+    cells: dict[tuple[Any, str, str], dict[int, int]] = {}
+    for minute, queue, task, cell, count in await cur.fetchall():
+        cells.setdefault((minute, queue, task), {})[int(cell)] = int(count)
+    await cur.execute(
+        f"SELECT {_bin(size)} AS bin, queue, task, SUM(completed), SUM(failed) FROM {t.stats} "
+        "WHERE minute >= %s GROUP BY bin, queue, task ORDER BY bin, queue, task",
         (db_time(since),),
     )
     return [
-        StatsRow(minute=utc(m), queue=q, completed=int(c), failed=int(f))  # type: ignore[arg-type]
-        for m, q, c, f in await cur.fetchall()
+        StatsRow(minute=utc(m), queue=q, task=k, completed=int(c), failed=int(f),  # type: ignore[arg-type]
+                 latency=latency_histogram(cells.get((m, q, k), {})))
+        for m, q, k, c, f in await cur.fetchall()
     ]
+
+
+async def depth_record(cur: Cursor, t: Tables, rows: Sequence[DepthRow]) -> None:
+    """Store depth samples (the last of a minute wins); samples past the retention go."""
+    if not rows:
+        return
+    await cur.executemany(
+        f"INSERT INTO {t.stats_depth} (minute, queue, depth) VALUES (%s, %s, %s) "
+        "ON DUPLICATE KEY UPDATE depth = VALUES(depth)",
+        [(db_time(r.minute), r.queue, r.depth) for r in rows],
+    )
+    oldest = db_time(max(r.minute for r in rows) - STATS_RETENTION)
+    await cur.execute(f"DELETE FROM {t.stats_depth} WHERE minute < %s", (oldest,))
+
+
+async def depth_read(cur: Cursor, t: Tables, since: datetime) -> list[DepthRow]:
+    """Depth samples from `since` on, sorted by minute then queue."""
+    await cur.execute(
+        f"SELECT minute, queue, depth FROM {t.stats_depth} WHERE minute >= %s ORDER BY minute, queue",
+        (db_time(since),),
+    )
+    return [DepthRow(minute=utc(m), queue=q, depth=int(d)) for m, q, d in await cur.fetchall()]  # type: ignore[arg-type]
 
 
 # -- schedules -------------------------------------------------------------------------------

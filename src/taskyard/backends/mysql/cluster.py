@@ -14,7 +14,7 @@ from asyncmy.cursors import Cursor
 from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 
 from . import catalog, jobs
@@ -75,8 +75,17 @@ class ClusterOps:
         if rows:
             await self._run("stats_record", lambda cur: catalog.stats_record(cur, self.tables, rows))
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        return await self._run("stats_read", lambda cur: catalog.stats_read(cur, self.tables, since))
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+        return await self._run(
+            "stats_read", lambda cur: catalog.stats_read(cur, self.tables, since, bin_minutes)
+        )
+
+    async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
+        if rows:
+            await self._run("stats_record_depth", lambda cur: catalog.depth_record(cur, self.tables, rows))
+
+    async def stats_read_depth(self, *, since: datetime) -> list[DepthRow]:
+        return await self._run("stats_read_depth", lambda cur: catalog.depth_read(cur, self.tables, since))
 
     # -- schedules ---------------------------------------------------------------------------
     async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:

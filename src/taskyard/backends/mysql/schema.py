@@ -73,8 +73,23 @@ _V1: tuple[str, ...] = (
     f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_stats (
         minute DATETIME(6) NOT NULL,
         queue VARCHAR(255) NOT NULL,
+        task VARCHAR(255) NOT NULL DEFAULT '',
         completed BIGINT NOT NULL DEFAULT 0,
         failed BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (minute, queue, task)
+    ) {_TABLE}""",
+    f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_stats_latency (
+        minute DATETIME(6) NOT NULL,
+        queue VARCHAR(255) NOT NULL,
+        task VARCHAR(255) NOT NULL DEFAULT '',
+        cell SMALLINT NOT NULL,
+        count BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (minute, queue, task, cell)
+    ) {_TABLE}""",
+    f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_stats_depth (
+        minute DATETIME(6) NOT NULL,
+        queue VARCHAR(255) NOT NULL,
+        depth BIGINT NOT NULL,
         PRIMARY KEY (minute, queue)
     ) {_TABLE}""",
     f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_schedules (
@@ -127,6 +142,8 @@ class Tables:
         self.jobs = f"{d}.taskyard_jobs"
         self.queues = f"{d}.taskyard_queues"
         self.stats = f"{d}.taskyard_stats"
+        self.stats_latency = f"{d}.taskyard_stats_latency"
+        self.stats_depth = f"{d}.taskyard_stats_depth"
         self.schedules = f"{d}.taskyard_schedules"
         self.leaders = f"{d}.taskyard_leaders"
         self.workers = f"{d}.taskyard_workers"

@@ -28,6 +28,7 @@ from taskyard.backends.postgres.listener import Listener
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, progress_json
 from taskyard.backends.postgres.schema import SCHEMA_VERSION, apply_migrations, read_version
 from taskyard.backends.postgres.settle import SettleOps
+from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
     Job,
@@ -50,7 +51,7 @@ __all__ = ("PostgresBackend",)
 log = logging.getLogger("taskyard.backends.postgres")
 
 
-class PostgresBackend(JobAdminOps, SettleOps, CatalogOps):
+class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
     """PostgreSQL backend (`postgresql://...?schema=taskyard`); see `docs/postgres.md`.
 
     `open()` creates the schema when it does not exist at all, and refuses (with

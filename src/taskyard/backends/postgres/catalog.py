@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -23,7 +23,7 @@ from taskyard.backends.protocol import UNSET
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 from taskyard.core.schedule import Schedule
 
 __all__ = ("NOW", "CatalogOps")
@@ -61,7 +61,7 @@ def _schedule_params(schedule: Schedule) -> dict[str, Any]:
 
 
 class CatalogOps:
-    """Queue, statistics, schedule, leadership and worker operations of the protocol."""
+    """Queue, schedule, leadership and worker operations of the protocol (statistics: `StatsOps`)."""
 
     schema: str
     channel: str
@@ -173,50 +173,6 @@ class CatalogOps:
             await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
         assert row is not None
         return _settings(row)
-
-    # -- statistics --------------------------------------------------------------------------
-    async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
-        # One row per (minute, queue): ON CONFLICT may not touch a row twice in one statement.
-        sums: dict[tuple[datetime, str], list[int]] = {}
-        for r in rows:
-            cell = sums.setdefault((r.minute, r.queue), [0, 0])
-            cell[0] += r.completed
-            cell[1] += r.failed
-        if not sums:
-            return
-        s = self.schema
-        async with self._conn("stats_record") as conn:
-            await conn.execute(
-                f"INSERT INTO {s}.stats AS t (minute, queue, completed, failed) "
-                "SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[]) "
-                "ON CONFLICT (minute, queue) DO UPDATE SET completed = t.completed + excluded.completed, "
-                "failed = t.failed + excluded.failed",
-                (
-                    [k[0] for k in sums],
-                    [k[1] for k in sums],
-                    [v[0] for v in sums.values()],
-                    [v[1] for v in sums.values()],
-                ),
-            )
-            # Relative to the newest minute written, as on the other backends: a clock that
-            # disagrees with the database's (or a replayed batch) must not erase fresh rows.
-            await conn.execute(
-                f"DELETE FROM {s}.stats WHERE minute < %s::timestamptz - interval '2 days'",
-                (max(k[0] for k in sums),),
-            )
-
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        async with self._conn("stats_read") as conn:
-            cur = await conn.execute(
-                f"SELECT minute, queue, completed, failed FROM {self.schema}.stats "
-                "WHERE minute >= %s ORDER BY minute, queue",
-                (since,),
-            )
-            rows = await cur.fetchall()
-        return [
-            StatsRow(minute=m.astimezone(UTC), queue=q, completed=c, failed=f)
-            for m, q, c, f in rows
-        ]
 
     # -- schedules ---------------------------------------------------------------------------
     def _upsert_schedule_sql(self) -> str:

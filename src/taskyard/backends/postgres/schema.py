@@ -311,8 +311,30 @@ _V4 = """
 ALTER TABLE {s}.workers ADD COLUMN lost_threads integer NOT NULL DEFAULT 0;
 """
 
+# 5: statistics per task (the key gains `task`, "" for older rows), latency histograms one
+# row per cell, and sampled queue depths.
+_V5 = """
+ALTER TABLE {s}.stats ADD COLUMN task text NOT NULL DEFAULT '';
+ALTER TABLE {s}.stats DROP CONSTRAINT stats_pkey;
+ALTER TABLE {s}.stats ADD PRIMARY KEY (minute, queue, task);
+CREATE TABLE {s}.stats_latency (
+    minute timestamptz NOT NULL,
+    queue text NOT NULL,
+    task text NOT NULL,
+    cell smallint NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (minute, queue, task, cell)
+);
+CREATE TABLE {s}.stats_depth (
+    minute timestamptz NOT NULL,
+    queue text NOT NULL,
+    depth bigint NOT NULL,
+    PRIMARY KEY (minute, queue)
+);
+"""
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

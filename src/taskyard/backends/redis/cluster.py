@@ -10,18 +10,27 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.backends.protocol import UNSET
+from taskyard.backends.redis import stats
 from taskyard.backends.redis.codec import dumps, from_us, to_us
 from taskyard.backends.redis.connection import RedisConnection
 from taskyard.clock import utcnow
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import (
+    STATS_RETENTION,
+    DepthRow,
+    QueueCounts,
+    QueueSettings,
+    RateLimit,
+    StatsRow,
+    stats_binned,
+)
 from taskyard.core.schedule import Schedule
 
 __all__ = ("ClusterMixin",)
 
-_STATS_TTL = 2 * 24 * 3600
+_STATS_TTL = int(STATS_RETENTION.total_seconds())
 _TASK_CHUNK = 1000  # job hashes read per round-trip by task_counts
 _STATUS_KEYS = (
     (JobStatus.SCHEDULED, "scheduled"),
@@ -226,39 +235,48 @@ class ClusterMixin(RedisConnection):
             for row in rows:
                 minute = to_us(row.minute)
                 key = self._keys.stats_minute(minute)
-                if row.completed:
-                    pipe.hincrby(key, f"c:{row.queue}", row.completed)
-                if row.failed:
-                    pipe.hincrby(key, f"f:{row.queue}", row.failed)
-                if not row.completed and not row.failed:
-                    pipe.hincrby(key, f"c:{row.queue}", 0)
+                for field, n in stats.fields_of(row):
+                    pipe.hincrby(key, field, n)
                 pipe.expire(key, _STATS_TTL)
                 minutes.add(minute)
-            pipe.zadd(self._keys.stats_index, {str(m): m for m in minutes})
-            pipe.zremrangebyscore(
-                self._keys.stats_index, "-inf", f"({max(minutes) - _STATS_TTL * 1_000_000}"
-            )
+            self._index_minutes(pipe, minutes)
             await self._execute(pipe)
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
+    def _index_minutes(self, pipe: Any, minutes: set[int]) -> None:
+        pipe.zadd(self._keys.stats_index, {str(m): m for m in minutes})
+        pipe.zremrangebyscore(self._keys.stats_index, "-inf", f"({max(minutes) - _STATS_TTL * 1_000_000}")
+
+    async def _stats_hashes(self, since: datetime) -> list[tuple[int, dict[str, str]]]:
         with self._guard:
             minutes = await self.client.zrangebyscore(self._keys.stats_index, to_us(since), "+inf")
             pipe = self.client.pipeline(transaction=False)
             for minute in minutes:
                 pipe.hgetall(self._keys.stats_minute(int(minute)))
             replies = await self._execute(pipe)
-        rows = []
-        for minute, h in zip(minutes, replies, strict=True):
-            cells: dict[str, list[int]] = {}
-            for field, value in h.items():
-                kind, _, queue = field.partition(":")
-                cells.setdefault(queue, [0, 0])[0 if kind == "c" else 1] += int(value)
-            for queue, (completed, failed) in cells.items():
-                rows.append(
-                    StatsRow(
-                        minute=from_us(minute), queue=queue, completed=completed, failed=failed
-                    )
-                )
+        return [(int(m), h) for m, h in zip(minutes, replies, strict=True)]
+
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+        rows = [row for minute, h in await self._stats_hashes(since) for row in stats.rows_of(from_us(minute), h)]
+        rows.sort(key=lambda r: (r.minute, r.queue, r.task))
+        return stats_binned(rows, bin_minutes)
+
+    async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
+        if not rows:
+            return
+        with self._guard:
+            pipe = self.client.pipeline(transaction=True)
+            minutes = set()
+            for row in rows:
+                minute = to_us(row.minute)
+                key = self._keys.stats_minute(minute)
+                pipe.hset(key, f"d:{row.queue}", row.depth)
+                pipe.expire(key, _STATS_TTL)
+                minutes.add(minute)
+            self._index_minutes(pipe, minutes)
+            await self._execute(pipe)
+
+    async def stats_read_depth(self, *, since: datetime) -> list[DepthRow]:
+        rows = [row for minute, h in await self._stats_hashes(since) for row in stats.depths_of(from_us(minute), h)]
         rows.sort(key=lambda r: (r.minute, r.queue))
         return rows
 

@@ -53,7 +53,10 @@ Cluster-wide (hash tag `{g}`):
 `P{g}:leader:<name>`          hash    h holder, e elected (µs), x expires (µs); PEXPIRE ttl
 `P{g}:workers`                hash    worker id -> WorkerInfo JSON
 `P{g}:workers:hb`             zset    worker id by last heartbeat (µs)
-`P{g}:stats:<minute µs>`      hash    "c:<queue>" / "f:<queue>" -> count; expires after 2 days
+`P{g}:stats:<minute µs>`      hash    "c:<queue>" / "f:<queue>" -> count (task ""),
+                                      "c:<queue> <task>" / "f:<queue> <task>" -> count,
+                                      "l<cell>:<queue> <task>" -> latency cell count,
+                                      "d:<queue>" -> depth sample; expires after 7 days
 `P{g}:stats:index`            zset    the minutes above, by minute
 ============================  ======  =========================================================
 

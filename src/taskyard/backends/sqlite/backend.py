@@ -33,12 +33,12 @@ from taskyard.core.job import (
     RescueReport,
     check_prunable,
 )
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
 from taskyard.errors import BackendError
 
-from . import claims, cluster, jobs, queues, runs
+from . import claims, cluster, jobs, queues, runs, stats
 from .connection import Connection, parse_url
 from .rows import to_us
 from .schema import apply_migrations, schema_version
@@ -273,10 +273,17 @@ class SqliteBackend:
     # -- statistics --------------------------------------------------------------------------
     async def stats_record(self, *, rows: Sequence[StatsRow]) -> None:
         if rows:
-            await self._db.write(lambda c: queues.stats_record(c, rows))
+            await self._db.write(lambda c: stats.stats_record(c, rows))
 
-    async def stats_read(self, *, since: datetime) -> list[StatsRow]:
-        return await self._db.run(lambda c: queues.stats_read(c, since))
+    async def stats_read(self, *, since: datetime, bin_minutes: int = 1) -> list[StatsRow]:
+        return await self._db.run(lambda c: stats.stats_read(c, since, bin_minutes))
+
+    async def stats_record_depth(self, *, rows: Sequence[DepthRow]) -> None:
+        if rows:
+            await self._db.write(lambda c: stats.depth_record(c, rows))
+
+    async def stats_read_depth(self, *, since: datetime) -> list[DepthRow]:
+        return await self._db.run(lambda c: stats.depth_read(c, since))
 
     # -- schedules ---------------------------------------------------------------------------
     async def schedule_upsert(self, *, schedule: Schedule) -> Schedule:

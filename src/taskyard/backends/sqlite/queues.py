@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from taskyard.backends.protocol import UNSET
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import JobStatus
-from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit, StatsRow
+from taskyard.core.queue import QueueCounts, QueueSettings, RateLimit
 
-from .rows import from_us, to_us
+from .rows import from_us
 
-__all__ = ("counts", "get", "list_all", "stats_read", "stats_record", "task_counts", "update")
+__all__ = ("counts", "get", "list_all", "task_counts", "update")
 
 _SETTINGS = "SELECT name, paused, concurrency, rate_limit, rate_period FROM queues"
 _DAY_US = 86_400_000_000
@@ -110,31 +108,3 @@ def counts(conn: sqlite3.Connection) -> list[QueueCounts]:
     ):
         per.setdefault(queue, {})[JobStatus(status)] = n
     return [QueueCounts(queue=name, counts=per[name]) for name in sorted(per)]
-
-
-def stats_record(conn: sqlite3.Connection, rows: Sequence[StatsRow]) -> None:
-    """Add outcome counts; rows two days older than the newest one recorded are discarded."""
-    if not rows:
-        return
-    conn.executemany(
-        "INSERT INTO stats (minute, queue, completed, failed) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (minute, queue) DO UPDATE SET completed = completed + excluded.completed, "
-        "failed = failed + excluded.failed",
-        [(to_us(r.minute), r.queue, r.completed, r.failed) for r in rows],
-    )
-    newest = max(to_us(r.minute) for r in rows)
-    conn.execute("DELETE FROM stats WHERE minute < ?", (newest - 2 * _DAY_US,))
-
-
-def stats_read(conn: sqlite3.Connection, since: datetime) -> list[StatsRow]:
-    """Rows from `since` on, sorted by minute then queue."""
-    out = []
-    for minute, queue, completed, failed in conn.execute(
-        "SELECT minute, queue, completed, failed FROM stats WHERE minute >= ? "
-        "ORDER BY minute, queue",
-        (to_us(since),),
-    ):
-        when = from_us(minute)
-        assert when is not None
-        out.append(StatsRow(minute=when, queue=queue, completed=completed, failed=failed))
-    return out

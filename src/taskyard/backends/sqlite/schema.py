@@ -99,6 +99,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN max_rescues INTEGER NOT NULL DEFAULT 3",
         "ALTER TABLE jobs ADD COLUMN lease_seconds REAL",
     ),
+    # 3: statistics per task (the key gains `task`, "" for older rows), latency histograms
+    # one row per cell, and sampled queue depths.
+    (
+        """CREATE TABLE stats_v3 (
+            minute INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            task TEXT NOT NULL DEFAULT '',
+            completed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue, task)
+        ) WITHOUT ROWID""",
+        "INSERT INTO stats_v3 (minute, queue, task, completed, failed) SELECT minute, queue, '', completed, failed FROM stats",
+        "DROP TABLE stats",
+        "ALTER TABLE stats_v3 RENAME TO stats",
+        """CREATE TABLE stats_latency (
+            minute INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            task TEXT NOT NULL,
+            cell INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue, task, cell)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE stats_depth (
+            minute INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            depth INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 #: The version this code reads and writes.

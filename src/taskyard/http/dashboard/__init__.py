@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from taskyard.core.names import NAME_PATTERN
 from taskyard.errors import NotFoundError, TaskyardError
@@ -26,7 +26,8 @@ from taskyard.http.auth import (
     check_bind,
     shared_authenticator,
 )
-from taskyard.http.dashboard import pages
+from taskyard.http.dashboard import live, pages
+from taskyard.http.dashboard.history import ServiceHistory
 from taskyard.http.dashboard.render import STATIC, Renderer
 from taskyard.http.dashboard.session import COOKIE, Session, same_origin
 
@@ -68,8 +69,10 @@ def build_router(ctx: HttpContext) -> APIRouter:
     auth = shared_authenticator(ctx)
     book = ctx.session_book()
     render = Renderer()
-    depth = ctx.depth
     refresh = max(1, int(http.dashboard_refresh_seconds))
+    history = ServiceHistory()
+    if ctx.manager is not None:
+        ctx.manager.subscribe(history.record)
     # With authentication off (loopback only) everyone is admin; forms still carry a token.
     open_session = Session(principal=ANONYMOUS_ADMIN, expires=2**62, nonce=secrets.token_urlsafe(16))
     router = APIRouter(include_in_schema=False)
@@ -186,7 +189,27 @@ def build_router(ctx: HttpContext) -> APIRouter:
     # -- pages -------------------------------------------------------------------------------
     @router.get("/")
     async def overview(request: Request) -> Response:
-        return await page(request, "/", "overview.html", lambda: pages.overview_page(ctx, depth))
+        try:
+            rng, by = pages.chart_view(dict(request.query_params))
+        except ValueError as exc:
+            session = session_of(request)
+            if session is None:
+                return to_login(request)
+            return error(request, session, 400, str(exc))
+        return await page(request, "/", "overview.html", lambda: pages.overview_page(ctx, rng, by))
+
+    @router.get("/live")
+    async def live_events(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return Response("sign in first", 401, media_type="text/plain")
+        try:
+            ids = live.job_ids(request.query_params.get("jobs"))
+        except ValueError as exc:
+            return Response(str(exc), 400, media_type="text/plain")
+        body = live.stream(ctx, ids, float(refresh), request.is_disconnected)
+        return StreamingResponse(body, media_type="text/event-stream", headers={
+            "Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
 
     @router.get("/queues")
     async def queues(request: Request) -> Response:
@@ -219,7 +242,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
 
     @router.get("/services")
     async def services(request: Request) -> Response:
-        return await page(request, "/services", "services.html", lambda: pages.services_page(ctx))
+        return await page(request, "/services", "services.html", lambda: pages.services_page(ctx, history))
 
     @router.get("/workers")
     async def workers(request: Request) -> Response:

@@ -16,14 +16,25 @@ from taskyard.http.api.queues import list_queues
 from taskyard.http.api.schemas import ID_PATTERN
 from taskyard.http.api.services import services_out
 from taskyard.http.api.tasks import coverage_of
-from taskyard.http.dashboard.charts import DepthHistory, bar_chart, minute_series
+from taskyard.http.dashboard.charts import (
+    BREAKDOWNS,
+    RANGES,
+    depth_chart,
+    latency_chart,
+    outcome_chart,
+    palette,
+    series_key,
+    window,
+)
+from taskyard.http.dashboard.history import ServiceHistory
+from taskyard.http.dashboard.schedule_rows import schedule_row
 from taskyard.services.worker import Worker
 
 if TYPE_CHECKING:
     from taskyard.http.context import HttpContext
 
 __all__ = (
-    "SINCE", "attempt_restarts", "job_page", "jobs_page", "overview_page", "schedules_page",
+    "SINCE", "attempt_restarts", "chart_view", "job_page", "jobs_page", "overview_page", "schedules_page",
     "services_page", "unclaimable_tasks", "workers_page",
 )
 
@@ -38,6 +49,8 @@ SINCE = {
     "7d": ("last week", timedelta(days=7)),
 }
 PAGE_SIZE = 50
+#: Running jobs the workers page details (the rest are listed by id).
+RUNNING_SHOWN = 100
 
 
 def _clean(value: str | None, pattern: re.Pattern[str]) -> str | None:
@@ -50,16 +63,36 @@ async def unclaimable_tasks(app: Any) -> list[Any]:
     return [c for c in await coverage_of(app) if c.is_unclaimable]
 
 
-async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]:
-    """Cards, the three charts and the queue table."""
+def chart_view(params: dict[str, str]) -> tuple[str, str]:
+    """The overview's `range` and `by` query values, checked (a ValueError names the bad one)."""
+    rng, by = params.get("range", "1h"), params.get("by", "queue")
+    if rng not in RANGES:
+        raise ValueError(f"range must be one of {', '.join(RANGES)}, not {rng!r}")
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}, not {by!r}")
+    return rng, by
+
+
+async def overview_page(ctx: HttpContext, rng: str = "1h", by: str = "queue") -> dict[str, Any]:
+    """Cards, the four charts over range `rng` broken down `by` queue or task, and the queue
+    table. The cards' hour counts come from the same statistics as the charts."""
     app = ctx.app
     now = app.clock.now()
     queues = await list_queues(app)
-    rows = await app.backend.stats_read(since=now - timedelta(minutes=60))
-    minutes, completed, failed = minute_series(rows, now)
+    win = window(rng, now)
+    hour_start = (now - timedelta(minutes=59)).replace(second=0, microsecond=0)
+    if win.step == timedelta(minutes=1):
+        rows = await app.backend.stats_read(since=min(win.since, hour_start))
+        hour = [r for r in rows if r.minute >= hour_start]
+    else:  # summed into the chart's bins by the backend; the cards read the hour apart
+        rows = await app.backend.stats_read(since=win.since, bin_minutes=win.step // timedelta(minutes=1))
+        hour = await app.backend.stats_read(since=hour_start)
+    depth_rows = await app.backend.stats_read_depth(since=win.since)
     total = {s.value: sum(q.counts[s.value] for q in queues) for s in JobStatus}
-    depth.record(now, total["pending"])
+    completed, failed = sum(r.completed for r in hour), sum(r.failed for r in hour)
     workers = await app.backend.workers_list()
+    keys = [r.queue for r in depth_rows] if by == "queue" else []
+    colours = palette(keys + [series_key(r, by) for r in rows])
     return {
         "page_title": "Overview",
         "now": now,
@@ -68,11 +101,10 @@ async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]
             ("waiting", total["pending"], "info", "pending jobs now"),
             ("scheduled", total["scheduled"], "", "jobs waiting for their run time now"),
             ("running", total["running"], "info", "jobs running now"),
-            ("completed · 1h", sum(completed), "ok",
-             "jobs that completed in the last hour"),
+            ("completed · 1h", completed, "ok", "jobs that completed in the last hour"),
             # Two different numbers: jobs that ended failed in the hour (since retried or
             # pruned included) and jobs in the failed status now (of any age).
-            ("ended failed · 1h", sum(failed), "bad" if sum(failed) else "",
+            ("ended failed · 1h", failed, "bad" if failed else "",
              "jobs that ended failed in the last hour, including those retried or pruned since"),
             ("failed now", total["failed"], "bad" if total["failed"] else "",
              "jobs in the failed status now, whenever they failed"),
@@ -80,9 +112,15 @@ async def overview_page(ctx: HttpContext, depth: DepthHistory) -> dict[str, Any]
         ],
         "alerts": alerts_of(ctx.manager),
         "unclaimable": await unclaimable_tasks(app),
-        "throughput": bar_chart("Throughput", "throughput", minutes, completed),
-        "failures": bar_chart("Failures", "failures", minutes, failed),
-        "depth": depth.chart(now),
+        "ranges": [(k, label) for k, (label, _, _) in RANGES.items()],
+        "range": rng,
+        "by": by,
+        "charts": [
+            outcome_chart("completed", win, rows, by, colours),
+            outcome_chart("failed", win, rows, by, colours),
+            latency_chart(win, rows),
+            depth_chart(win, depth_rows, colours if by == "queue" else None),
+        ],
     }
 
 
@@ -170,35 +208,37 @@ async def job_page(ctx: HttpContext, job: Any) -> dict[str, Any]:
 
 
 async def schedules_page(ctx: HttpContext) -> dict[str, Any]:
-    """Schedules with their next three fire times, the tasks no live worker knows (their
-    fires would wait), and whether any scheduler leads (without one, nothing fires)."""
+    """Schedules with their next fires, last fire and its job, missed fires and every reason
+    one cannot fire (no scheduler leading, a task this app cannot draft) or its jobs would
+    wait (no live worker knows the task, its queue paused); and who leads the scheduler."""
     app = ctx.app
-    book = app.schedules
     await app.open()
     now = app.clock.now()
     live = [w for w in await app.backend.workers_list()
             if (now - w.last_heartbeat).total_seconds() < WORKER_LIVE_SECONDS]
     known = {task for w in live for task in w.tasks}
-    rows = []
-    for schedule in await book.alist():
-        fires = await book.anext_fires(schedule.name, 3) if schedule.enabled else []
-        rows.append((schedule, fires))
     lease = next((row for row in await leaders_out(ctx) if row.lease == "scheduler"), None)
     led = lease is not None and lease.holder is not None and (lease.expires_at is None or lease.expires_at > now)
+    paused = {q.name for q in await list_queues(app) if q.paused}
+    rows = [await schedule_row(app, s, now, scheduler_leads=led, known=known, paused=paused)
+            for s in await app.schedules.alist()]
     return {
         "page_title": "Schedules",
         "schedules": rows,
-        "unrunnable": sorted({s.task for s, _ in rows if s.task not in known}),
+        "unrunnable": sorted({r.schedule.task for r in rows if r.schedule.task not in known}),
         "has_workers": bool(live),
         "scheduler_leads": led,
+        "scheduler_lease": lease if led else None,
         "now": now,
     }
 
 
-async def services_page(ctx: HttpContext) -> dict[str, Any]:
-    """Services of this process with metrics, and who leads each leader-only duty."""
+async def services_page(ctx: HttpContext, history: ServiceHistory | None = None) -> dict[str, Any]:
+    """Services of this process with metrics, their recent status changes, and who leads
+    each leader-only duty."""
     manager = ctx.manager
     return {
+        "history": {s.id: history.of(s.id) for s in services_out(manager)} if history else {},
         "page_title": "Services",
         "services": services_out(manager),
         # A worker's runs are jobs: their failures are the jobs', not the service's own.
@@ -210,9 +250,16 @@ async def services_page(ctx: HttpContext) -> dict[str, Any]:
 
 
 async def workers_page(ctx: HttpContext) -> dict[str, Any]:
-    """Registered workers."""
+    """Registered workers and the jobs each is running (task, attempt, progress)."""
+    workers = await ctx.app.backend.workers_list()
+    running = {}
+    for job_id in [j for w in workers for j in w.current_jobs][:RUNNING_SHOWN]:
+        job = await ctx.app.aget_job(job_id)
+        if job is not None:
+            running[job_id] = job
     return {
         "page_title": "Workers",
-        "workers": await ctx.app.backend.workers_list(),
+        "workers": workers,
+        "running": running,
         "now": ctx.app.clock.now(),
     }

@@ -117,7 +117,7 @@ class Recorder:
         if answer.cancelled() or answer.exception() is not None or not answer.result().owned:
             self._emit(job, "lost", duration)  # a failed batch was logged by the completer
             return
-        self.stats.count(job.queue, completed=1)
+        self.stats.count(job.queue, completed=1, task=job.task)
         self._emit(job.replace(status=JobStatus.COMPLETED, result=settle.result), "completed", duration)
 
     def _settled(self, job: Job, settle: Settle, settled: Settled, duration: float) -> None:
@@ -136,7 +136,7 @@ class Recorder:
                     self.retry_watch[job.id] = retry_at
                     self._emit(updated, "retrying", duration)
                 else:
-                    self.stats.count(job.queue, failed=1)
+                    self.stats.count(job.queue, failed=1, task=job.task)
                     self._emit(updated, "failed", duration)
                 log.warning(
                     "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
@@ -153,7 +153,7 @@ class Recorder:
             case SettleKind.RESCUED:
                 failed = updated.status is JobStatus.FAILED
                 if failed:
-                    self.stats.count(job.queue, failed=1)
+                    self.stats.count(job.queue, failed=1, task=job.task)
                 self._emit(updated, "failed" if failed else "rescued", duration)
                 log.warning(
                     "job %s (%s): %s; %s", job.id, job.task, settle.reason,

@@ -325,6 +325,7 @@ class Worker(Service):
         # lost, the job was rescued and this worker claimed it again at once): the new run
         # waits for it, and each run removes only its own bookkeeping.
         previous = self._tasks.get(job.id)
+        self.stats.started(job)
         self.in_flight[job.id] = job
         self._tasks[job.id] = asyncio.create_task(self._run_job(job, after=previous), name=f"job:{job.id}")
 
