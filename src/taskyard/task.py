@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any, Concatenate, Generic, Protocol, TypedDict, Unpack, overload
 
 import pydantic
+import pydantic_core
 from typing_extensions import ParamSpec, TypeVar
 
 from taskyard.core.job import Job, JobDraft
+from taskyard.core.payload import MAX_PAYLOAD_DEPTH
 from taskyard.core.task import TaskSpec
 
-__all__ = ("EnqueueOptions", "JobOptions", "Task", "TaskDecorator", "TaskHost")
+__all__ = ("EnqueueOptions", "JobOptions", "Task", "TaskDecorator", "TaskHost", "stored_result")
 
 T = TypeVar("T")
 #: The payload type: the handler's first parameter (a pydantic model, or the plain type of
@@ -222,6 +224,25 @@ def _result_adapter(handler: Callable[..., Any]) -> pydantic.TypeAdapter[Any] | 
         return pydantic.TypeAdapter(hint)
     except pydantic.PydanticSchemaGenerationError:
         return None
+
+
+def stored_result(value: Any) -> Any:
+    """What a handler's return value is stored as: pydantic models, also inside lists, tuples
+    and dicts, dumped to JSON (`mode="json"`; a handle's `typed` validates them back); any
+    other value as it is (the worker then checks that it is JSON within the limits)."""
+    return pydantic_core.to_jsonable_python(value) if _holds_model(value) else value
+
+
+def _holds_model(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, pydantic.BaseModel):
+        return True
+    if depth > MAX_PAYLOAD_DEPTH:  # too deep to store anyway: the check rejects it
+        return False
+    if isinstance(value, list | tuple):
+        return any(_holds_model(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_model(v, depth + 1) for v in value.values())
+    return False
 
 
 # JSON comes back as these types already: validating it would only copy it.
