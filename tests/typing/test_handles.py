@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -165,3 +166,21 @@ def test_the_typed_module_runs() -> None:
     assert len(ids) == len(set(ids)) == 5
     assert handles.send.get(ids[0]) is not None
     handles.app.close()
+
+
+def test_the_readme_example_runs(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.typing.test_type_checkers import readme_handles
+
+    monkeypatch.setenv("TASKYARD_BACKEND", "memory://")
+    scope: dict[str, object] = {"__name__": "readme_handles"}
+    exec(compile(readme_handles(), "README.md", "exec"), scope)  # the README's own text
+    app = scope["app"]
+    assert isinstance(app, Taskyard)
+    try:
+        jobs = app.list_jobs(limit=10).jobs
+        assert sorted((j.task, j.queue) for j in jobs) == [
+            ("emails.send", "bulk"), ("emails.send", "bulk"), ("emails.send", "emails"),
+            ("maintenance.tick", "default"),
+        ]
+    finally:
+        app.close()

@@ -17,6 +17,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 GOOD = HERE / "handles.py"
 WRONG = HERE / "handles_wrong.py"
+README = ROOT / "README.md"
 
 #: marker → (mypy's error code and text, pyright's rule and text) expected on that line.
 EXPECTED = {
@@ -40,6 +41,21 @@ def _marked_lines() -> dict[int, str]:
     return marks
 
 
+def readme_handles() -> str:
+    """The Python block of the README's "Typed task handles" section."""
+    text = README.read_text()
+    section = text[text.index("## Typed task handles"):]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[0]
+
+
+@pytest.fixture
+def readme_module(tmp_path: Path) -> Path:
+    """The README's handle example as a module of its own (it must pass both checkers too)."""
+    path = tmp_path / "readme_handles.py"
+    path.write_text(readme_handles())
+    return path
+
+
 def _missing(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} (CI needs it: `pip install -e '.[dev]'`, node on PATH)")
@@ -52,14 +68,14 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-def test_mypy_accepts_the_typed_module_and_rejects_each_mistake(tmp_path: Path) -> None:
+def test_mypy_accepts_the_typed_module_and_rejects_each_mistake(tmp_path: Path, readme_module: Path) -> None:
     try:
         import mypy  # noqa: F401
     except ImportError:
         _missing("mypy is not installed")
     done = _run([
         sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
-        "--no-error-summary", "--hide-error-context", str(GOOD), str(WRONG),
+        "--no-error-summary", "--hide-error-context", str(GOOD), str(WRONG), str(readme_module),
     ])
     errors: dict[tuple[str, int], list[str]] = {}
     for line in done.stdout.splitlines():
@@ -74,7 +90,7 @@ def test_mypy_accepts_the_typed_module_and_rejects_each_mistake(tmp_path: Path) 
         assert any(f"[{code}]" in e and text in e for e in errors[WRONG.name, n]), (mark, errors[WRONG.name, n])
 
 
-def test_pyright_accepts_the_typed_module_and_rejects_each_mistake() -> None:
+def test_pyright_accepts_the_typed_module_and_rejects_each_mistake(readme_module: Path) -> None:
     if shutil.which("node") is None:
         _missing("pyright needs node on PATH")
     try:
@@ -85,7 +101,7 @@ def test_pyright_accepts_the_typed_module_and_rejects_each_mistake() -> None:
     env = {**os.environ, "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1"}
     done = _run([
         sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable,
-        str(GOOD), str(WRONG),
+        str(GOOD), str(WRONG), str(readme_module),
     ], env)
     report = json.loads(done.stdout)
     errors: dict[tuple[str, int], list[tuple[str, str]]] = {}
