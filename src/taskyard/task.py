@@ -104,12 +104,12 @@ class Task(Generic[P, R, A, C]):
     """
 
     def __init__(self, host: TaskHost, spec: TaskSpec, options: JobOptions | None = None) -> None:
+        functools.update_wrapper(self, spec.handler)  # first: it copies the handler's __dict__
         self.host = host
         #: The registry's record of the task (`app.tasks[name]` is the same object).
         self.spec = spec
         #: The options bound by `using` (enqueue's own options win over them).
         self.options: JobOptions = options or {}
-        functools.update_wrapper(self, spec.handler)
 
     @property
     def name(self) -> str:

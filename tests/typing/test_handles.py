@@ -184,3 +184,11 @@ def test_the_readme_example_runs(clean_env: Path, monkeypatch: pytest.MonkeyPatc
         ]
     finally:
         app.close()
+
+
+def test_the_package_is_marked_typed() -> None:
+    """py.typed ships in the package (the wheel takes every file of src/taskyard), so type
+    checkers read taskyard's annotations instead of ignoring them."""
+    from importlib.resources import files
+
+    assert (files("taskyard") / "py.typed").is_file()
