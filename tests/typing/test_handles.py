@@ -4,6 +4,7 @@ reads `Job[R]` back with the result validated into the handler's return type."""
 from __future__ import annotations
 
 import inspect
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -192,3 +193,16 @@ def test_the_package_is_marked_typed() -> None:
     from importlib.resources import files
 
     assert (files("taskyard") / "py.typed").is_file()
+
+
+async def test_a_model_returned_in_a_child_process_is_stored_and_read_back() -> None:
+    from tests.typing.process_handles import Report, app, build_report
+
+    job = await build_report.aenqueue("weekly")
+    await drain(app)
+    stored = await app.aget_job(job.id)
+    assert stored is not None and stored.status is JobStatus.COMPLETED, stored
+    assert stored.result["title"] == "weekly"  # by id: the stored JSON
+    done = await build_report.await_job(job.id, timeout=10)
+    assert isinstance(done.result, Report) and done.result.pid != os.getpid()
+    await app.aclose()
