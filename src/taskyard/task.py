@@ -253,15 +253,17 @@ class TaskDecorator(Protocol):
     """What `@app.task(...)` returns: it turns the handler into its `Task` handle, `P` and `R`
     read from the handler's first parameter and return type (`None`: no payload)."""
 
-    @overload
-    def __call__(
-        self, fn: Callable[[], Coroutine[Any, Any, _R]], /
-    ) -> Task[None, _R, [], Coroutine[Any, Any, _R]]: ...
+    # Handlers with a payload first: a callable typed `(...) -> Any` matches those, so its
+    # handle takes any payload (or none) instead of none at all.
     @overload
     def __call__(
         self, fn: Callable[Concatenate[_P, _A], Coroutine[Any, Any, _R]], /
     ) -> Task[_P, _R, Concatenate[_P, _A], Coroutine[Any, Any, _R]]: ...
     @overload
-    def __call__(self, fn: Callable[[], _R], /) -> Task[None, _R, [], _R]: ...
+    def __call__(
+        self, fn: Callable[[], Coroutine[Any, Any, _R]], /
+    ) -> Task[None, _R, [], Coroutine[Any, Any, _R]]: ...
     @overload
     def __call__(self, fn: Callable[Concatenate[_P, _A], _R], /) -> Task[_P, _R, Concatenate[_P, _A], _R]: ...
+    @overload
+    def __call__(self, fn: Callable[[], _R], /) -> Task[None, _R, [], _R]: ...

@@ -6,6 +6,7 @@ tests/typing/test_type_checkers.py checks it with both; tests/typing/test_handle
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, assert_type
 
@@ -54,6 +55,17 @@ def record(event: dict[str, Any]) -> int:
     return len(event)
 
 
+def logged(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator typed loosely, as many are."""
+    return fn
+
+
+@app.task("events.loose")
+@logged
+def loose(event: dict[str, Any]) -> None:
+    """Behind a loose decorator: its handle takes any payload."""
+
+
 def notify(task: Task[Email, Sent], to: str) -> Job[Sent]:
     """A handle passed around by its payload and result types only."""
     return task.using(priority=5).enqueue(Email(to=to))
@@ -96,6 +108,7 @@ def use_sync() -> list[str]:
     assert_type(read, Job[Sent] | None)
     by_name = app.enqueue("emails.send", {"to": "h@example.com"})
     assert_type(by_name, Job)
+    loose.enqueue({"kind": "loose"})
     drafts = [send.draft(Email(to="i@example.com")), tick.draft(None)]
     app.enqueue_many(drafts)
     return [first.id, later.id, notify(send, "j@example.com").id, ticked.id, counted.id]
