@@ -28,6 +28,7 @@ from taskyard.errors import (
 )
 from taskyard.services.base import Service, ServiceStatus
 from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
+from taskyard.task import JobOptions, Task
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = (
     "Job",
     "JobContext",
     "JobNotFound",
+    "JobOptions",
     "JobStatus",
     "JobTimeoutError",
     "LeaseLost",
@@ -58,6 +60,7 @@ __all__ = (
     "ScheduleError",
     "Service",
     "ServiceStatus",
+    "Task",
     "Taskyard",
     "TaskyardError",
     "UnknownTaskError",

@@ -24,6 +24,7 @@ from taskyard.drafts import EnqueueItem, build_draft, draft_of, validate_payload
 from taskyard.errors import ConfigError, JobNotFound
 from taskyard.registry import Registry, ServiceSpec
 from taskyard.schedules import ScheduleBook
+from taskyard.task import TaskHost
 
 __all__ = ("MAX_PAYLOAD_BYTES", "EnqueueItem", "ServiceSpec", "Taskyard")
 
@@ -341,3 +342,9 @@ def _backend_kind(backend: Backend) -> str:
     """The backend's URL scheme (never the URL: it may carry a password) and class."""
     scheme = backend.url.partition("://")[0] or "?"
     return f"{scheme} ({type(backend).__name__})"
+
+
+def _is_task_host(app: Taskyard) -> TaskHost:
+    """The task handles (`taskyard.task.Task`) call their app as a `TaskHost`: mypy checks here
+    that a Taskyard is one."""
+    return app

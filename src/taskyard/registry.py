@@ -19,6 +19,7 @@ from taskyard.core.retry import Retry
 from taskyard.core.task import ISOLATIONS, Isolation, TaskSpec
 from taskyard.core.unique import UniqueRule, validate_template
 from taskyard.errors import UnknownTaskError
+from taskyard.task import Task, TaskDecorator, TaskHost
 
 __all__ = ("Registry", "ServiceSpec")
 
@@ -62,8 +63,10 @@ class Registry:
         max_rescues: int = DEFAULT_MAX_RESCUES,
         isolation: Isolation = "thread",
         memory_limit: float | None = None,
-    ) -> Callable[[F], F]:
-        """Register the decorated function as task `name`.
+    ) -> TaskDecorator:
+        """Register the decorated function as task `name` and return its typed handle, a
+        `Task[P, R]` (see taskyard/task.py): it calls like the function, and
+        `handle.enqueue(payload)` is checked by mypy and pyright against the payload type.
 
         `max_rescues` is how many times a job of this task runs again after losing its
         worker (the worker died or was cut off and its lease expired); such a loss does not
@@ -101,9 +104,11 @@ class Registry:
         if isinstance(unique, str):
             validate_template(unique)
 
-        def decorate(fn: F) -> F:
+        def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
             if name in self.tasks:
                 raise ValueError(f"task {name!r} is already registered")
+            if isinstance(fn, Task):  # another app's handle: register its handler here too
+                fn = fn.spec.handler
             model, arity = _inspect_handler(fn)
             if isinstance(unique, str) and model is not None:
                 missing = [f for f in validate_template(unique) if f not in model.model_fields]
@@ -112,7 +117,7 @@ class Registry:
                         f"task {name!r}: unique template {unique!r} uses {missing}, "
                         f"which {model.__name__} does not have"
                     )
-            self.tasks[name] = TaskSpec(
+            spec = self.tasks[name] = TaskSpec(
                 name=name,
                 handler=fn,
                 payload_model=model,
@@ -128,9 +133,10 @@ class Registry:
                 wants_ctx=arity == 2,
                 arity=arity,
             )
-            return fn
+            # Only a Taskyard (app.py) is ever built, and it is a TaskHost (checked there).
+            return Task(typing.cast(TaskHost, self), spec)
 
-        return decorate
+        return decorate  # type: ignore[return-value]  # TaskDecorator's overloads type it
 
     def service(
         self,

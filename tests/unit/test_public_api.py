@@ -8,7 +8,7 @@ EXPECTED = {
     "LeaseLost", "MemoryLimitExceeded",
     "MisfirePolicy", "PayloadError", "PeriodicService", "PeriodicServiceConfig", "RateLimit",
     "Retry", "RetryLater", "Schedule", "ScheduleError", "Service", "ServiceStatus", "Taskyard",
-    "TaskyardError", "UnknownTaskError", "__version__", "exponential",
+    "Task", "TaskyardError", "UnknownTaskError", "__version__", "exponential", "JobOptions",
 }
 
 

@@ -7,7 +7,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from taskyard.errors import InvalidTransitionError
 
@@ -173,9 +175,18 @@ class Progress:
         return {"percent": self.percent, "message": self.message}
 
 
+#: The type of a job's result (`Job[R]`); `Any` where a job is read without its task's handle.
+R = TypeVar("R", default=Any)
+
+
 @dataclass(frozen=True, slots=True)
-class Job:
-    """One execution request of a task. Immutable; reading it never does I/O."""
+class Job(Generic[R]):
+    """One execution request of a task. Immutable; reading it never does I/O.
+
+    `R` is the type of `result`: `Job` alone is `Job[Any]`; a job read through a task handle
+    (`taskyard.task.Task`) is a `Job[R]` whose result was validated back into the handler's
+    return type. `result` is None until the job completed (and stays None if it failed).
+    """
 
     id: str
     task: str
@@ -189,7 +200,7 @@ class Job:
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    result: Any = None
+    result: R = None  # type: ignore[assignment]  # None until completed (see the docstring)
     errors: tuple[AttemptError, ...] = ()
     progress: Progress | None = None
     unique_key: str | None = None
@@ -202,7 +213,7 @@ class Job:
     rescues: int = 0
     max_rescues: int = DEFAULT_MAX_RESCUES
 
-    def replace(self, **changes: Any) -> Job:
+    def replace(self, **changes: Any) -> Job[R]:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 

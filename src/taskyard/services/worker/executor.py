@@ -21,6 +21,7 @@ from taskyard.core.payload import encode_value
 from taskyard.core.task import TaskSpec
 from taskyard.errors import Cancel, JobTimeoutError, RetryLater
 from taskyard.services.worker.threads import ThreadSlots
+from taskyard.task import stored_result
 
 __all__ = ("UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
 
@@ -129,6 +130,7 @@ async def execute(
         # Results share the payload limits (core/payload.py): a runaway handler must neither
         # bloat the store nor store a value (too deep, a lone surrogate) that would break
         # every listing showing the job. The job fails instead, with the limit in its error.
+        result = stored_result(result)
         encode_value(result, what="the handler's result")
     except ValueError as exc:
         bad = ValueError(f"handler returned a result that cannot be stored: {exc}")
