@@ -1,24 +1,18 @@
-"""`/metrics` (Prometheus text) and `MetricsFeed`, which feeds a server's `ServerMetrics` from
-the app's enqueues, the worker's job outcomes and the manager's service events."""
+"""`/metrics` (Prometheus text), refreshed at scrape time; `MetricsFeed` (which feeds the
+counters between scrapes) lives in `taskyard.observability.feed`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from taskyard.app import Taskyard
-from taskyard.core.job import Job
 from taskyard.http.context import HttpContext
 from taskyard.observability import ServerMetrics
+from taskyard.observability.feed import MetricsFeed
 from taskyard.observability.metrics import CONTENT_TYPE
-from taskyard.services.base import ServiceEvent
-from taskyard.services.manager import ServiceManager
-from taskyard.services.worker import JobOutcome, Worker
 
 __all__ = ("MetricsFeed", "build_router", "refresh")
 
@@ -26,45 +20,6 @@ log = logging.getLogger("taskyard.http")
 
 #: Seconds a scrape waits for the backend's counts before reporting it down.
 SCRAPE_TIMEOUT = 5.0
-
-
-class MetricsFeed:
-    """Subscribes `metrics` to its sources; `close()` unsubscribes everything."""
-
-    def __init__(
-        self,
-        metrics: ServerMetrics,
-        *,
-        app: Taskyard,
-        manager: ServiceManager | None = None,
-        worker: Worker | None = None,
-    ) -> None:
-        self.metrics = metrics
-        self._undo: list[Callable[[], None]] = []
-        app.enqueue_listeners.append(self._on_enqueue)
-        self._undo.append(lambda: app.enqueue_listeners.remove(self._on_enqueue))
-        if worker is not None:
-            self._undo.append(worker.subscribe_jobs(self._on_job))
-        if manager is not None:
-            self._undo.append(manager.subscribe(self._on_service))
-
-    def _on_enqueue(self, jobs: Sequence[Job]) -> None:
-        for job in jobs:
-            self.metrics.job_enqueued(job.queue, job.task)
-
-    def _on_job(self, outcome: JobOutcome) -> None:
-        self.metrics.job_finished(outcome.job.queue, outcome.job.task, outcome.outcome, outcome.duration)
-
-    def _on_service(self, event: ServiceEvent) -> None:
-        if event.kind == "run" and event.ok is not None:
-            self.metrics.service_run(event.service_id, event.ok, event.duration)
-
-    def close(self) -> None:
-        """Stop listening."""
-        for undo in self._undo:
-            with contextlib.suppress(ValueError):  # already removed
-                undo()
-        self._undo = []
 
 
 async def refresh(ctx: HttpContext, metrics: ServerMetrics) -> None:

@@ -10,19 +10,14 @@ import asyncio
 import difflib
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskyard.app import Taskyard
 from taskyard.clock import Clock
 from taskyard.config import Settings, redact_url
 from taskyard.errors import ConfigError
-from taskyard.http.asgi import create_asgi_app
-from taskyard.http.auth import check_bind
-from taskyard.http.context import HttpContext
-from taskyard.http.dashboard.sampler import DepthSampler
-from taskyard.http.metrics import MetricsFeed
-from taskyard.http.service import HttpService
 from taskyard.observability import ServerMetrics, configure_logging
+from taskyard.observability.feed import MetricsFeed
 from taskyard.server.devrun import (
     DEV_SECRET_FILE,
     DEV_TOKEN_FILE,
@@ -44,6 +39,10 @@ from taskyard.services.manager import RestartPolicy, ServiceManager
 from taskyard.services.periodic import PeriodicService
 from taskyard.services.scheduler import Scheduler, SchedulerConfig
 from taskyard.services.worker import Worker, WorkerConfig
+
+if TYPE_CHECKING:  # HTTP (FastAPI, the dashboard) is imported only by a process that serves it
+    from taskyard.http.context import HttpContext
+    from taskyard.http.service import HttpService
 
 __all__ = (
     "DEV_SECRET_FILE",
@@ -155,12 +154,18 @@ class TaskServer:
             self.app, self.settings.services, only_service=self.only_service, with_all="services" in self.roles
         )
         if s.http.enabled:
+            from taskyard.http.auth import check_bind
+
             check_bind(s.http.host, s.http.auth_enabled)
             if "api" in self.roles and (dev := with_dev_credentials(s)) is not None:
                 s = self.settings = dev
                 self._dev_run = True
         # HTTP first: it answers /health while the rest starts and /ready (503) while it drains.
         if s.http.enabled:
+            from taskyard.http.asgi import create_asgi_app
+            from taskyard.http.context import HttpContext
+            from taskyard.http.service import HttpService
+
             self.context = HttpContext(
                 self.app, self.manager, s, metrics=self.metrics, mount_api="api" in self.roles
             )
@@ -211,6 +216,8 @@ class TaskServer:
             )
         if self.context is not None and self.context.mount_api:
             # Listed last: it only feeds the dashboard's queue-depth chart (in the store).
+            from taskyard.http.dashboard.sampler import DepthSampler
+
             sampler = DepthSampler(self.app, clock=self.clock)
             self.manager.register(sampler.id, sampler, name="Queue depth sampler")
         self.manager.services()  # unknown dependencies and cycles fail here, before any start

@@ -7,8 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-import httpx
-
 from taskyard.core.alert import AlertEvent
 
 __all__ = ("WebhookError", "WebhookNotifier")
@@ -51,6 +49,8 @@ class WebhookNotifier:
         self._sleep = sleep
 
     async def notify(self, event: AlertEvent) -> None:
+        import httpx  # here: a worker that never sends an alert does not load an HTTP client
+
         body = event.to_json()
         problem = ""
         async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
