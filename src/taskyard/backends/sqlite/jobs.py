@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.job import (
+    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -28,6 +29,7 @@ __all__ = (
     "LeasePair",
     "LeasesSeen",
     "cancel",
+    "delete",
     "enqueue_many",
     "get",
     "get_existing",
@@ -39,6 +41,7 @@ __all__ = (
     "retry",
     "retry_failed",
     "save",
+    "search_condition",
     "unrenewed",
 )
 
@@ -143,6 +146,10 @@ def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     if f.created_before is not None:
         where.append("created_at < ?")
         args.append(to_us(f.created_before))
+    if f.q is not None:
+        clause, values = search_condition(f.q)
+        where.append(clause)
+        args.extend(values)
     if cursor:
         where.append("id < ?")
         args.append(cursor)
@@ -152,6 +159,35 @@ def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     jobs = [job_from_row(r) for r in rows[:limit]]
     next_cursor = jobs[-1].id if len(rows) > limit and jobs else None
     return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+_LIKE_COLUMNS = ("id", "task", "queue", "unique_key", "payload", "errors")
+
+
+def search_condition(q: str) -> tuple[str, list[str]]:
+    """The WHERE condition (and its parameters) for jobs whose searched columns contain `q`: the
+    trigram index `jobs_search` from 3 characters, a scan (LIKE) for shorter text, which
+    trigrams cannot index."""
+    if len(q) >= 3:
+        phrase = '"' + q.replace('"', '""') + '"'
+        return "rowid IN (SELECT rowid FROM jobs_search WHERE jobs_search MATCH ?)", [phrase]
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    ors = " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _LIKE_COLUMNS)
+    return f"({ors})", [pattern] * len(_LIKE_COLUMNS)
+
+
+def delete(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
+    """Delete the finished jobs among `ids`; returns the ids deleted."""
+    deleted: list[str] = []
+    finished = tuple(s.value for s in DELETABLE_STATUSES)
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        rows = conn.execute(
+            f"DELETE FROM jobs WHERE id IN ({_marks(len(chunk))}) "
+            f"AND status IN ({_marks(len(finished))}) RETURNING id",
+            (*chunk, *finished),
+        ).fetchall()
+        deleted += [r[0] for r in rows]
+    return deleted
 
 
 def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
