@@ -6,15 +6,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from taskyard.core.job import JobFilter
+from taskyard.core.job import FINISHED_STATUSES, JobFilter, JobStatus
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
 if TYPE_CHECKING:
     from taskyard.app import Taskyard
 
-__all__ = ("BULK_IDS_LIMIT", "BULK_LIMIT", "SKIPPED_SHOWN", "BulkAction", "BulkReport", "run_bulk")
+__all__ = (
+    "BULK_IDS_LIMIT", "BULK_LIMIT", "SKIPPED_SHOWN", "BulkAction", "BulkReport", "clean_queue",
+    "count_matching", "drain_queue", "run_bulk",
+)
 
 #: Ids one call may name.
 BULK_IDS_LIMIT = 1000
@@ -100,3 +104,38 @@ async def run_bulk(
             break
     report.next_cursor = cursor
     return report
+
+
+async def count_matching(app: Taskyard, job_filter: JobFilter) -> tuple[int, bool]:
+    """How many jobs `job_filter` lists, counted up to `BULK_LIMIT` (one bulk call's worth),
+    and whether more match."""
+    backend = await app.backend_for_loop()
+    count, cursor = 0, None
+    while count < BULK_LIMIT:
+        page = await backend.jobs_list(filter=job_filter, limit=min(_PAGE, BULK_LIMIT - count), cursor=cursor)
+        count += len(page.jobs)
+        cursor = page.next_cursor
+        if cursor is None:
+            return count, False
+    return count, True
+
+
+async def drain_queue(app: Taskyard, queue: str) -> int:
+    """Cancel `queue`'s pending and scheduled jobs (running ones finish), at most
+    `BULK_LIMIT` of each per call; returns how many were cancelled."""
+    done = 0
+    for status in (JobStatus.PENDING, JobStatus.SCHEDULED):
+        report = await run_bulk(app, BulkAction.CANCEL, job_filter=JobFilter(queue=queue, status=status))
+        done += report.done
+    return done
+
+
+async def clean_queue(app: Taskyard, queue: str, hours: int) -> int:
+    """Delete `queue`'s finished jobs that finished more than `hours` ago (`jobs_prune`);
+    returns how many."""
+    backend = await app.backend_for_loop()
+    before = app.clock.now() - timedelta(hours=hours)
+    deleted = 0
+    for status in sorted(FINISHED_STATUSES):
+        deleted += await backend.jobs_prune(status=status, older_than=before, queue=queue)
+    return deleted

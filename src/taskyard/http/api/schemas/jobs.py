@@ -114,8 +114,9 @@ class JobPageOut(BaseModel):
     next_cursor: str | None
 
 
-#: Text a listing searches for (`q`): the id, task, queue, unique key, payload and errors.
-SearchText = Annotated[str, StringConstraints(min_length=1, max_length=SEARCH_LIMIT)]
+#: Text a listing searches for (`q`): the id, task, queue, unique key, payload and errors. At
+#: least 3 characters: the search indexes work on trigrams, shorter text would scan every job.
+SearchText = Annotated[str, StringConstraints(min_length=3, max_length=SEARCH_LIMIT)]
 JobId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
