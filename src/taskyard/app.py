@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 from taskyard.backend_host import BackendHost
 from taskyard.backends.protocol import Backend, TransactionalEnqueue
 from taskyard.clock import Clock, SystemClock
-from taskyard.core.job import SEARCH_LIMIT, Job, JobDraft, JobFilter, JobPage, JobStatus
+from taskyard.core.job import Job, JobDraft, JobFilter, JobPage, JobStatus
 from taskyard.core.names import check_name
 from taskyard.core.payload import MAX_PAYLOAD_BYTES
 from taskyard.core.queue import QueueCounts, QueueSettings
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.drafts import EnqueueItem, build_draft, draft_of, validate_payload
 from taskyard.errors import ConfigError, JobNotFound
 from taskyard.registry import Registry, ServiceSpec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +19,6 @@ __all__ = (
     "FINISHED_STATUSES",
     "MESSAGE_LIMIT",
     "RETRYABLE_STATUSES",
-    "SEARCH_LIMIT",
     "TRACEBACK_LIMIT",
     "TRANSITIONS",
     "AttemptError",
@@ -36,10 +34,8 @@ __all__ = (
     "cancelled_job",
     "check_prunable",
     "is_allowed",
-    "is_search_match",
     "rescue_decision",
     "retried_job",
-    "search_text",
     "storable_text",
 )
 
@@ -413,24 +409,6 @@ class JobFilter:
     created_before: datetime | None = None
     #: Text the job's id, task, queue, unique key, payload or errors contain (case-insensitive).
     q: str | None = None
-
-
-#: The longest search text a filter takes (`JobFilter.q`).
-SEARCH_LIMIT = 200
-
-
-def search_text(job: Job) -> str:
-    """What `JobFilter.q` is looked for in: id, task, queue, unique key, the payload as JSON
-    and every error's type, message and traceback (the stores search their stored forms)."""
-    parts = [job.id, job.task, job.queue, job.unique_key or "", json.dumps(job.payload)]
-    for error in job.errors:
-        parts += [error.type, error.message, error.traceback or ""]
-    return "\n".join(parts)
-
-
-def is_search_match(job: Job, q: str | None) -> bool:
-    """True when `q` is None or the job's `search_text` contains it, case-insensitively."""
-    return q is None or q.casefold() in search_text(job).casefold()
 
 
 #: Statuses `jobs_delete` removes: finished ones only (a running job's worker must still

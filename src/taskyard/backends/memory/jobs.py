@@ -18,10 +18,10 @@ from taskyard.core.job import (
     RescueReport,
     cancelled_job,
     check_prunable,
-    is_search_match,
     rescue_decision,
     retried_job,
 )
+from taskyard.core.search import is_search_match
 from taskyard.errors import InvalidTransitionError
 
 from .state import MemoryState

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from taskyard.core.coverage import WORKER_LIVE_SECONDS
-from taskyard.core.job import SEARCH_LIMIT, AttemptError, Job, JobFilter, JobStatus
+from taskyard.core.job import AttemptError, Job, JobFilter, JobStatus
 from taskyard.core.names import NAME_PATTERN
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues

@@ -12,9 +12,10 @@ from pydantic import (
     model_validator,
 )
 
-from taskyard.core.job import SEARCH_LIMIT, Job, JobFilter, JobStatus
+from taskyard.core.job import Job, JobFilter, JobStatus
 from taskyard.core.payload import bounded
 from taskyard.core.queue import QueueSettings
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.http.api.schemas.fields import (
     ID_PATTERN,
     TEN_YEARS,
