@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7, help="runs per search (median)")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--output", default="search", help="results/<name>.json")
     args = parser.parse_args(argv)
     results: list[dict[str, Any]] = []
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
               "loadavg": [round(x, 1) for x in load], "results": results}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nload average {load[0]:.1f} on {os.cpu_count()} CPUs (a shared machine: figures vary)")
     return 0
 
