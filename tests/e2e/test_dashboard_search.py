@@ -152,3 +152,27 @@ async def test_queue_drain_and_clean(live: Live, browser) -> None:
     await page.wait_for_selector("p.notice", timeout=WAIT)
     assert "Cleaned" in await page.text_content("p.notice")
     assert sum((await live.app.acounts()).get("tidy", {}).values()) == 0
+
+
+async def test_bulk_and_queue_forms_need_admin_and_csrf(live: Live, browser) -> None:
+    failed = await _failed_jobs(live, 2)
+    admin = await _login(browser, live, live.creds.admin_key)
+    await admin.goto(live.url + "/jobs?queue=imports")
+    csrf = await admin.get_attribute("#bulk input[name='csrf']", "value")
+    posts = [
+        ("/jobs/bulk", {"csrf": csrf, "action": "delete", "scope": "filter", "queue": "imports"}),
+        ("/queues/imports/clean", {"csrf": csrf, "hours": "0"}),
+        ("/queues/imports/drain", {"csrf": csrf}),
+    ]
+    for path, form in posts:
+        cross = await admin.request.post(live.url + path, form=form, headers={"Origin": "https://evil.example"})
+        assert cross.status == 403, path
+        stale = await admin.request.post(live.url + path, form={**form, "csrf": "x"}, headers={"Origin": live.url})
+        assert stale.status == 403, path
+    viewer = await _login(browser, live, live.creds.viewer_key)
+    await viewer.goto(live.url + "/jobs?queue=imports")
+    assert await viewer.locator("#bulk, input[name=ids]").count() == 0
+    refused = await viewer.request.post(live.url + "/jobs/bulk", form={"csrf": "x", "action": "delete", "ids": failed[0]},
+                                        headers={"Origin": live.url})
+    assert refused.status == 403
+    assert all([await live.app.aget_job(i) is not None for i in failed])
