@@ -24,6 +24,7 @@ from taskyard.core.job import (
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
 from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
+from .search import search_page
 
 __all__ = (
     "LeasePair",
@@ -41,7 +42,6 @@ __all__ = (
     "retry",
     "retry_failed",
     "save",
-    "search_condition",
     "unrenewed",
 )
 
@@ -130,12 +130,7 @@ def enqueue_many(conn: sqlite3.Connection, drafts: Sequence[JobDraft], now: date
 
 
 def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | None) -> JobPage:
-    """Jobs matching `f`, newest first, one page.
-
-    A search first reads the newest `_WINDOW` jobs the other filters list and looks for the
-    text in them: a common text fills the page there, at a bounded cost. Only when it does
-    not is the trigram index asked, which is fast for a rare text (few rows to sort).
-    """
+    """Jobs matching `f`, newest first, one page (a search: `search.search_page`)."""
     where: list[str] = []
     args: list[Any] = []
     for column, value in (("queue", f.queue), ("task", f.task)):
@@ -154,49 +149,14 @@ def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     if cursor:
         where.append("id < ?")
         args.append(cursor)
-    rows: list[Any] | None = None
     if f.q is not None:
-        scoped = f"WHERE {' AND '.join(where)}" if where else ""
-        like, values = _like_condition(f.q)
-        rows = conn.execute(
-            f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs {scoped} ORDER BY id DESC LIMIT ?) "
-            f"WHERE {like} LIMIT ?",
-            (*args, _WINDOW, *values, limit + 1),
-        ).fetchall()
-        if len(rows) <= limit:
-            clause, values = search_condition(f.q)
-            where.append(clause)
-            args.extend(values)
-            rows = None
-    if rows is None:
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
-        rows = conn.execute(sql, (*args, limit + 1)).fetchall()
+        return search_page(conn, where, args, f.q, limit)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+    rows = conn.execute(sql, (*args, limit + 1)).fetchall()
     jobs = [job_from_row(r) for r in rows[:limit]]
     next_cursor = jobs[-1].id if len(rows) > limit and jobs else None
     return JobPage(jobs=jobs, next_cursor=next_cursor)
-
-
-#: Newest jobs a search reads before it asks the trigram index (see `list_page`).
-_WINDOW = 2000
-_LIKE_COLUMNS = ("id", "task", "queue", "unique_key", "payload", "errors")
-
-
-def search_condition(q: str) -> tuple[str, list[str]]:
-    """The WHERE condition (and its parameters) for jobs whose searched columns contain `q`: the
-    trigram index `jobs_search` from 3 characters, a scan (LIKE) for shorter text, which
-    trigrams cannot index."""
-    if len(q) >= 3:
-        phrase = '"' + q.replace('"', '""') + '"'
-        return "rowid IN (SELECT rowid FROM jobs_search WHERE jobs_search MATCH ?)", [phrase]
-    return _like_condition(q)
-
-
-def _like_condition(q: str) -> tuple[str, list[str]]:
-    """The searched columns contain `q` (LIKE, its wildcards escaped): a scan."""
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    ors = " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _LIKE_COLUMNS)
-    return f"({ors})", [pattern] * len(_LIKE_COLUMNS)
 
 
 def delete(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
