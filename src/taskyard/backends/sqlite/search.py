@@ -17,8 +17,9 @@ __all__ = ("search_condition", "search_page")
 
 #: Newest jobs (of those the other filters list) a search reads before it asks the index.
 WINDOW = 2000
-#: How long the index may work on one page; a text whose every trigram is in most jobs can
-#: take seconds on millions of jobs (bench/results/search.md).
+#: How long a search query may work on one page. SQLite checks it between its VM steps: it
+#: bounds the scans, but FTS5 (3.40) matches a phrase within one step, so a text whose every
+#: trigram is in most jobs still takes its 0.9-4 s on 1,000,000 jobs (bench/results/search.md).
 INDEX_SECONDS = 0.15
 #: Jobs a search reads, newest first, when the index ran out of time: the page may then be
 #: short (even empty) with a `next_cursor` that goes on below the jobs read.
