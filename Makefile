@@ -87,6 +87,7 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.cpu
+	$(BIN)/python -m bench.search
 
 PEERS_VENV := bench/peers/.venv
 SAQ_VENV := bench/peers/.venv-saq

@@ -20,6 +20,7 @@ from taskyard.core.job import Job, JobDraft, JobFilter, JobPage, JobStatus
 from taskyard.core.names import check_name
 from taskyard.core.payload import MAX_PAYLOAD_BYTES
 from taskyard.core.queue import QueueCounts, QueueSettings
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.drafts import EnqueueItem, build_draft, draft_of, validate_payload
 from taskyard.errors import ConfigError, JobNotFound
 from taskyard.registry import Registry, ServiceSpec
@@ -184,16 +185,20 @@ class Taskyard(Registry):
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        q: str | None = None,
     ) -> JobPage:
         """Async twin of `list_jobs`."""
         if limit < 1 or limit > 1000:
             raise ValueError("limit must be between 1 and 1000")
+        if q is not None and not 1 <= len(q) <= SEARCH_LIMIT:
+            raise ValueError(f"q must be 1 to {SEARCH_LIMIT} characters")
         job_filter = JobFilter(
             queue=queue,
             status=JobStatus(status) if status is not None else None,
             task=task,
             created_after=created_after,
             created_before=created_before,
+            q=q,
         )
         return await (await self.backend_for_loop()).jobs_list(filter=job_filter, limit=limit, cursor=cursor)
 
@@ -204,6 +209,10 @@ class Taskyard(Registry):
     async def aretry_job(self, job_id: str) -> Job:
         """Async twin of `retry_job`."""
         return await (await self.backend_for_loop()).job_retry(job_id=job_id, now=self.clock.now())
+
+    async def adelete_jobs(self, ids: Sequence[str]) -> list[str]:
+        """Async twin of `delete_jobs`."""
+        return await (await self.backend_for_loop()).jobs_delete(ids=list(ids))
 
     async def aretry_failed(self, queue: str | None = None) -> int:
         """Async twin of `retry_failed`."""
@@ -283,7 +292,7 @@ class Taskyard(Registry):
 
     def list_jobs(self, **filters: Any) -> JobPage:
         """Jobs newest first: filters `queue`, `status`, `task`, `created_after`,
-        `created_before`; `limit` (default 50) and `cursor` (the previous page's `next_cursor`).
+        `created_before`, `q` (text in the id, task, queue, unique key, payload or errors); `limit` (default 50) and `cursor` (the previous page's `next_cursor`).
         """
         return self.run_sync(lambda: self.alist_jobs(**filters))
 
@@ -294,6 +303,11 @@ class Taskyard(Registry):
     def retry_job(self, job_id: str) -> Job:
         """Run a failed or cancelled job again (its attempts start over)."""
         return self.run_sync(lambda: self.aretry_job(job_id))
+
+    def delete_jobs(self, ids: Sequence[str]) -> list[str]:
+        """Delete the finished jobs among `ids` (others are left as they are); returns the
+        ids deleted."""
+        return self.run_sync(lambda: self.adelete_jobs(ids))
 
     def retry_failed(self, queue: str | None = None) -> int:
         """Retry every failed job (of one queue, or all); returns how many."""

@@ -21,6 +21,7 @@ ROUTES = [
     ("GET", f"/api/v1/jobs/{JOB}", None),
     ("POST", f"/api/v1/jobs/{JOB}/cancel", None),
     ("POST", f"/api/v1/jobs/{JOB}/retry", None),
+    ("POST", "/api/v1/jobs/bulk", {"action": "retry", "ids": [JOB]}),
     ("GET", "/api/v1/queues", None),
     ("GET", "/api/v1/queues/math", None),
     ("PATCH", "/api/v1/queues/math", {"concurrency": 2}),

@@ -127,7 +127,9 @@ class Backend(Protocol):
         """Jobs matching `filter`, newest first (by id, descending), `limit` per page.
 
         `cursor` is the `next_cursor` of the previous page; pages never repeat or skip a job
-        that existed when the first page was read.
+        that existed when the first page was read. With `filter.q` a store may bound the work
+        of one call and answer fewer than `limit` jobs with a `next_cursor` (Redis); only
+        `next_cursor` None means the listing is over.
         """
         ...
 
@@ -145,6 +147,12 @@ class Backend(Protocol):
         `InvalidTransitionError` from any other status, or while another active job holds
         its `unique_key` (`jobs_retry_failed` skips such jobs).
         """
+        ...
+
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        """Delete the jobs of `ids` that are finished (`core.job.DELETABLE_STATUSES`), each
+        atomically with its status check; returns the ids deleted. Unknown ids and jobs in any
+        other status are left as they are (a running job's worker still settles it)."""
         ...
 
     async def jobs_retry_failed(self, *, queue: str | None = None, now: datetime | None = None) -> int:

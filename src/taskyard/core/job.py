@@ -17,6 +17,7 @@ __all__ = (
     "ACTIVE_STATUSES",
     "CANCELLABLE_STATUSES",
     "DEFAULT_MAX_RESCUES",
+    "DELETABLE_STATUSES",
     "FINISHED_STATUSES",
     "MESSAGE_LIMIT",
     "RETRYABLE_STATUSES",
@@ -417,6 +418,13 @@ class JobFilter:
     task: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: Text the job's id, task, queue, unique key, payload or errors contain (case-insensitive).
+    q: str | None = None
+
+
+#: Statuses `jobs_delete` removes: finished ones only (a running job's worker must still
+#: settle it; an active job is cancelled first, then deleted).
+DELETABLE_STATUSES: frozenset[JobStatus] = FINISHED_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

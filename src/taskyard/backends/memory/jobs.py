@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from taskyard.clock import utcnow
 from taskyard.core.job import (
+    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -20,6 +21,7 @@ from taskyard.core.job import (
     rescue_decision,
     retried_job,
 )
+from taskyard.core.search import is_search_match
 from taskyard.errors import InvalidTransitionError
 
 from .state import MemoryState
@@ -99,6 +101,16 @@ class JobsMixin(MemoryState):
             job = self._retry_one(self._get(job_id), now)
         self._waker.notify()
         return job
+
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        with self._lock:
+            doomed = [
+                job_id for job_id in dict.fromkeys(ids)
+                if (job := self._jobs.get(job_id)) is not None and job.status in DELETABLE_STATUSES
+            ]
+            for job_id in doomed:
+                self._release_unique(self._jobs.pop(job_id))
+        return doomed
 
     async def jobs_retry_failed(
         self, *, queue: str | None = None, now: datetime | None = None
@@ -184,4 +196,5 @@ def _matches(job: Job, f: JobFilter) -> bool:
         and (f.task is None or job.task == f.task)
         and (f.created_after is None or job.created_at >= f.created_after)
         and (f.created_before is None or job.created_at < f.created_before)
+        and is_search_match(job, f.q)
     )

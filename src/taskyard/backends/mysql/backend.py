@@ -250,6 +250,11 @@ class MysqlBackend(PollingWakeups, ClusterOps):
             "jobs_list", lambda cur: jobs.list_page(cur, self.tables, filter, limit, cursor)
         )
 
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        return await self._run("jobs_delete", lambda cur: jobs.delete(cur, self.tables, ids))
+
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
         return await self._run("job_cancel", lambda cur: jobs.cancel(cur, self.tables, job_id, now))
 

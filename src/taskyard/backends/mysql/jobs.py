@@ -13,6 +13,7 @@ from typing import Any
 from asyncmy.cursors import Cursor
 
 from taskyard.core.job import (
+    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -30,6 +31,7 @@ from .schema import Tables
 
 __all__ = (
     "cancel",
+    "delete",
     "enqueue",
     "fetch_jobs",
     "get",
@@ -183,6 +185,13 @@ async def list_page(
         if value is not None:
             where.append(f"{column} {op} %s")
             args.append(value)
+    if f.q:
+        # A scan (no index): what `core.search.search_text` looks in, in its stored form.
+        where.append(
+            "LOWER(CONCAT_WS(' ', id, task, queue, COALESCE(unique_key, ''), payload, errors)) "
+            "LIKE %s ESCAPE '!'"
+        )
+        args.append("%" + _like_escaped(f.q.lower()) + "%")
     jobs = await fetch_jobs(
         cur,
         f"SELECT {JOB_COLUMNS} FROM {t.jobs} WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s",
@@ -190,6 +199,28 @@ async def list_page(
     )
     page = jobs[:limit]
     return JobPage(jobs=page, next_cursor=page[-1].id if len(jobs) > limit and page else None)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+async def delete(cur: Cursor, t: Tables, ids: Sequence[str]) -> list[str]:
+    """Delete the finished jobs among `ids` (locked first: MySQL has no RETURNING); returns
+    the ids deleted."""
+    deleted: list[str] = []
+    finished = tuple(s.value for s in DELETABLE_STATUSES)
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        await cur.execute(
+            f"SELECT id FROM {t.jobs} WHERE id IN ({marks(len(chunk))}) "
+            f"AND status IN ({marks(len(finished))}) FOR UPDATE",
+            (*chunk, *finished),
+        )
+        found = [str(r[0]) for r in await cur.fetchall()]
+        if found:
+            await cur.execute(f"DELETE FROM {t.jobs} WHERE id IN ({marks(len(found))})", found)
+        deleted += found
+    return deleted
 
 
 async def cancel(cur: Cursor, t: Tables, job_id: str, now: datetime | None) -> Job:

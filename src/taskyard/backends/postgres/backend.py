@@ -31,6 +31,7 @@ from taskyard.backends.postgres.settle import SettleOps
 from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
+    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -265,6 +266,7 @@ class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
             ("created_at", ">=", filter.created_after),
             ("created_at", "<", filter.created_before),
             ("id", "<", cursor),
+            (f"{self.schema}.search_text(jobs)", "ILIKE", _like_pattern(filter.q)),
         ):
             if value is not None:
                 name = f"p{len(params)}"
@@ -278,6 +280,16 @@ class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
         )
         page = jobs[:limit]
         return JobPage(jobs=page, next_cursor=page[-1].id if len(jobs) > limit and page else None)
+
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        async with self._conn("jobs_delete") as conn:
+            cur = await conn.execute(
+                f"DELETE FROM {self.schema}.jobs WHERE id = ANY (%s) AND status = ANY (%s) RETURNING id",
+                (list(dict.fromkeys(ids)), [s.value for s in DELETABLE_STATUSES]),
+            )
+            return [row[0] for row in await cur.fetchall()]
 
     # -- jobs: the worker's side -------------------------------------------------------------
     async def job_claim(
@@ -374,3 +386,10 @@ async def _configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     """Each pooled connection reads JSON with `decode_stored`: a row nested too deeply for
     Python's parser (written around the payload limit) reads as a marker, not an error."""
     set_json_loads(decode_stored, conn)
+
+
+def _like_pattern(q: str | None) -> str | None:
+    """`q` as an ILIKE pattern matching it anywhere, its wildcards taken literally."""
+    if q is None:
+        return None
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -333,8 +333,36 @@ CREATE TABLE {s}.stats_depth (
 );
 """
 
+# 6: search (`JobFilter.q`): `{s}.search_text(jobs)` is what is searched, and a pg_trgm GIN
+# index over it answers ILIKE '%text%'. pg_trgm ships in contrib and is a trusted extension
+# (a database owner may create it); where it cannot be created the migration still succeeds
+# and searches scan the table (docs/postgres.md).
+_V6 = """
+CREATE FUNCTION {s}.search_text(j {s}.jobs) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT concat_ws(' ', j.id, j.task, j.queue, j.unique_key, j.payload::text, j.errors::text)
+$fn$;
+DO $do$
+DECLARE v_schema text;
+BEGIN
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    EXCEPTION WHEN insufficient_privilege OR undefined_file OR unique_violation
+              OR duplicate_object THEN
+        RAISE NOTICE 'pg_trgm is not available: job searches scan the jobs table';
+    END;
+    SELECT n.nspname INTO v_schema FROM pg_extension e
+      JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
+    IF v_schema IS NOT NULL THEN
+        EXECUTE format('CREATE INDEX jobs_search ON {s}.jobs USING gin ({s}.search_text(jobs) %I.gin_trgm_ops)',
+                       v_schema);
+    END IF;
+END
+$do$;
+"""
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,10 +26,18 @@ __all__ = ("JobsMixin",)
 
 #: How long a unique key taken by an enqueue whose job is not written yet counts as held.
 UNIQUE_GRACE_MS = 5000
+#: How many jobs of one queue a search (`JobFilter.q`) reads per call at most: Redis has no
+#: text index, so a search is a scan, newest first, bounded per page (docs/redis.md).
+SEARCH_BUDGET = 20_000
+#: Ids per call of the delete script.
+DELETE_BATCH = 500
 
 
 class JobsMixin(RedisConnection):
     """Enqueue, claim, settle, rescue, prune and query jobs."""
+
+    #: Jobs of one queue a search reads per `jobs_list` call (see SEARCH_BUDGET).
+    search_budget: int = SEARCH_BUDGET
 
     # -- writes by clients -------------------------------------------------------------------
     async def job_enqueue_many(
@@ -174,21 +182,46 @@ class JobsMixin(RedisConnection):
             filter.task or "",
             to_us(filter.created_after) if filter.created_after else "",
             to_us(filter.created_before) if filter.created_before else "",
+            filter.q.lower() if filter.q else "",
+            self.search_budget,
         ]
         with self._guard:
             pipe = self.client.pipeline(transaction=False)
             for queue in queues:
                 await self._job_script("list", queue, args, client=pipe)
             replies = await self._execute(pipe)
+        # A search reads at most SEARCH_BUDGET jobs per queue: jobs below the highest id where
+        # a queue stopped reading are not known yet, so the page ends there.
+        stop = max((reply[1] for reply in replies if reply[1]), default="")
         jobs = [
             decode_job(job_id, queue, fields)
             for queue, reply in zip(queues, replies, strict=True)
-            for job_id, fields in reply
+            for job_id, fields in reply[0]
+            if job_id >= stop
         ]
         jobs.sort(key=lambda j: j.id, reverse=True)
         page = jobs[:limit]
-        next_cursor = page[-1].id if len(jobs) > limit and page else None
-        return JobPage(jobs=page, next_cursor=next_cursor)
+        if len(jobs) > limit and page:
+            return JobPage(jobs=page, next_cursor=page[-1].id)
+        return JobPage(jobs=page, next_cursor=stop or None)
+
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for job_id in dict.fromkeys(ids):
+            queue = await self._queue_of(job_id)
+            if queue is not None:
+                by_queue[queue].append(job_id)
+        deleted: list[str] = []
+        for queue, queue_ids in by_queue.items():
+            for start in range(0, len(queue_ids), DELETE_BATCH):
+                with self._guard:
+                    gone = await self._job_script("delete", queue, queue_ids[start : start + DELETE_BATCH])
+                    if gone:
+                        await self.client.hdel(self._keys.ids, *gone)
+                for job_id in gone:
+                    self._queue_cache.pop(job_id, None)
+                deleted += gone
+        return deleted
 
     async def _answer(
         self,

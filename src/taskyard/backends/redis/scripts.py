@@ -26,6 +26,7 @@ JOB_SCRIPTS = (
     "rescue",
     "prune",
     "list",
+    "delete",
 )
 #: Scripts over the cluster-wide keys (hash tag `{g}`; `submit` also writes queues' keys).
 GLOBAL_SCRIPTS = (

@@ -141,6 +141,11 @@ class SqliteBackend:
         self._notify()
         return job
 
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        return await self._db.write(lambda c: jobs.delete(c, ids))
+
     async def jobs_retry_failed(
         self, *, queue: str | None = None, now: datetime | None = None
     ) -> int:

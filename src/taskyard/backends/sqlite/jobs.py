@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from taskyard.core.job import (
+    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -23,11 +24,13 @@ from taskyard.core.job import (
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
 from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
+from .search import search_page
 
 __all__ = (
     "LeasePair",
     "LeasesSeen",
     "cancel",
+    "delete",
     "enqueue_many",
     "get",
     "get_existing",
@@ -127,7 +130,7 @@ def enqueue_many(conn: sqlite3.Connection, drafts: Sequence[JobDraft], now: date
 
 
 def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | None) -> JobPage:
-    """Jobs matching `f`, newest first, one page."""
+    """Jobs matching `f`, newest first, one page (a search: `search.search_page`)."""
     where: list[str] = []
     args: list[Any] = []
     for column, value in (("queue", f.queue), ("task", f.task)):
@@ -146,12 +149,28 @@ def list_page(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     if cursor:
         where.append("id < ?")
         args.append(cursor)
+    if f.q is not None:
+        return search_page(conn, where, args, f.q, limit)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
     rows = conn.execute(sql, (*args, limit + 1)).fetchall()
     jobs = [job_from_row(r) for r in rows[:limit]]
     next_cursor = jobs[-1].id if len(rows) > limit and jobs else None
     return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def delete(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
+    """Delete the finished jobs among `ids`; returns the ids deleted."""
+    deleted: list[str] = []
+    finished = tuple(s.value for s in DELETABLE_STATUSES)
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        rows = conn.execute(
+            f"DELETE FROM jobs WHERE id IN ({_marks(len(chunk))}) "
+            f"AND status IN ({_marks(len(finished))}) RETURNING id",
+            (*chunk, *finished),
+        ).fetchall()
+        deleted += [r[0] for r in rows]
+    return deleted
 
 
 def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:

@@ -13,6 +13,10 @@ from taskyard.errors import SchemaVersionError
 __all__ = ("MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "schema_version")
 
 _ACTIVE = "('scheduled', 'pending', 'running')"
+#: The columns `JobFilter.q` searches (the full-text index `jobs_search` holds them).
+_SEARCHED = "id, task, queue, unique_key, payload, errors"
+_new = ", ".join(f"new.{c}" for c in _SEARCHED.split(", "))
+_old = ", ".join(f"old.{c}" for c in _SEARCHED.split(", "))
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: jobs, queues, stats, schedules, leaders, workers.
@@ -127,6 +131,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             depth INTEGER NOT NULL,
             PRIMARY KEY (minute, queue)
         ) WITHOUT ROWID""",
+    ),
+    # 4: search (`JobFilter.q`): a trigram full-text index over the searched columns, kept by
+    # triggers in the same transaction as every write of a job (errors are re-indexed only
+    # when they change). Keyed by the jobs table's rowid, which only VACUUM may renumber:
+    # after a VACUUM, `INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')`.
+    (
+        f"CREATE VIRTUAL TABLE jobs_search USING fts5({_SEARCHED}, content='jobs', "
+        "tokenize='trigram')",
+        f"CREATE TRIGGER jobs_search_insert AFTER INSERT ON jobs BEGIN "
+        f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
+        f"CREATE TRIGGER jobs_search_delete AFTER DELETE ON jobs BEGIN "
+        f"INSERT INTO jobs_search (jobs_search, rowid, {_SEARCHED}) "
+        f"VALUES ('delete', old.rowid, {_old}); END",
+        f"CREATE TRIGGER jobs_search_errors AFTER UPDATE OF errors ON jobs "
+        f"WHEN old.errors IS NOT new.errors BEGIN "
+        f"INSERT INTO jobs_search (jobs_search, rowid, {_SEARCHED}) "
+        f"VALUES ('delete', old.rowid, {_old}); "
+        f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
+        "INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""`/jobs`: enqueue (run now or later), get, list with filters and cursor pages, cancel, retry."""
+"""`/jobs`: enqueue (run now or later), get, list with filters, search and cursor pages, cancel,
+retry, and bulk retry/cancel/delete by ids or by filter."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from taskyard.http.api.errors import ApiError
 from taskyard.http.api.schemas import (
     ID_PATTERN,
     NAME_PATTERN,
+    BulkOut,
+    BulkRequest,
+    BulkSkippedOut,
     EnqueueRequest,
     JobOut,
     JobPageOut,
+    SearchText,
     UtcDatetime,
 )
 from taskyard.http.auth import Principal, audit
+from taskyard.http.bulk import BulkAction, run_bulk
 
 if TYPE_CHECKING:
     from taskyard.http.context import HttpContext
@@ -54,8 +60,12 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
         created_before: UtcDatetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+        q: Annotated[SearchText | None, Query(description="text in the id, task, queue, unique key, "
+                                              "payload or errors (any case)")] = None,
     ) -> JobPageOut:
-        """Filter by queue, status, task and creation time; page with `cursor`."""
+        """Filter by queue, status, task, creation time and text (`q`); page with `cursor`.
+        A search may answer fewer than `limit` jobs with a `next_cursor` (Redis reads a bounded
+        number of jobs per call): only `next_cursor` null ends the listing."""
         if created_after is not None and created_before is not None and created_after > created_before:
             raise ApiError(422, "validation_error", "created_after is later than created_before", [
                 {"loc": ["query", "created_after"], "msg": "must not be later than created_before",
@@ -69,8 +79,35 @@ def build(ctx: HttpContext, route_class: type[APIRoute]) -> APIRouter:
             created_before=created_before,
             limit=limit,
             cursor=cursor,
+            q=q,
         )
         return JobPageOut(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
+
+    @router.post("/bulk", response_model=BulkOut, summary="Retry, cancel or delete many jobs", operation_id="bulkJobs")
+    async def bulk(body: BulkRequest, caller: Caller) -> BulkOut:
+        """Act on the jobs of `ids` (at most 1,000) or on those `filter` matches, newest first,
+        at most 5,000 per call (`next_cursor` when more match). Each job is done or skipped
+        on its own (retry: failed or cancelled jobs; cancel: active ones; delete: finished ones).
+        """
+        report = await run_bulk(
+            app,
+            BulkAction(body.action),
+            ids=body.ids,
+            job_filter=body.filter.to_filter() if body.filter else None,
+            cursor=body.cursor,
+        )
+        target = f"{len(body.ids)} ids" if body.ids is not None else "filter"
+        extra = [f"matched={report.matched}", f"done={report.done}", f"skipped={report.skipped_total}"]
+        if body.filter is not None:
+            extra += [f"{k}={v}" for k, v in body.filter.model_dump(exclude_none=True, mode="json").items()]
+        audit(caller, f"jobs.bulk_{body.action}", target, extra)
+        return BulkOut(
+            matched=report.matched,
+            done=report.done,
+            skipped=[BulkSkippedOut(id=i, reason=r) for i, r in report.skipped],
+            skipped_total=report.skipped_total,
+            next_cursor=report.next_cursor,
+        )
 
     @router.get("/{job_id}", response_model=JobOut, summary="Get a job", operation_id="getJob")
     async def get_job(job_id: JobId) -> JobOut:

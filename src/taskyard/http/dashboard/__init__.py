@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from taskyard.core.names import NAME_PATTERN
 from taskyard.errors import NotFoundError, TaskyardError
@@ -25,6 +25,14 @@ from taskyard.http.auth import (
     audit,
     check_bind,
     shared_authenticator,
+)
+from taskyard.http.bulk import (
+    BULK_IDS_LIMIT,
+    BulkAction,
+    clean_queue,
+    count_matching,
+    drain_queue,
+    run_bulk,
 )
 from taskyard.http.dashboard import live, pages
 from taskyard.http.dashboard.history import ServiceHistory
@@ -44,6 +52,8 @@ NOTICES = {
     "retry-failed": "Failed jobs sent back to pending.", "cancel": "Cancelled.",
     "trigger": "Triggered: a job was enqueued.", "start": "Started.", "stop": "Stopped.",
     "restart": "Restarted.", "run": "Ran once.",
+    "drain": "Drained: the queue's pending and scheduled jobs were cancelled.",
+    "clean": "Cleaned: the queue's old finished jobs were deleted.",
 }
 ACTIONS = {
     "queues": ("pause", "resume", "retry-failed"),
@@ -226,6 +236,76 @@ def build_router(ctx: HttpContext) -> APIRouter:
     async def jobs(request: Request) -> Response:
         params = dict(request.query_params)
         return await page(request, "/jobs", "jobs.html", lambda: pages.jobs_page(ctx, params))
+
+    @router.get("/jobs/count")
+    async def jobs_count(request: Request) -> Response:
+        """How many jobs a filter matches, up to the bulk cap (for the confirmation)."""
+        session = session_of(request)
+        if session is None:
+            return JSONResponse({"error": "sign in again"}, 401)
+        f = pages.job_filter_params(dict(request.query_params))
+        count, more = await count_matching(ctx.app, pages.job_filter_of(f, ctx.app.clock.now()))
+        return JSONResponse({"count": count, "more": more}, headers={"Cache-Control": "no-store"})
+
+    @router.post("/jobs/bulk")
+    async def jobs_bulk(request: Request) -> Response:
+        """Retry, cancel or delete the checked jobs, or every job the view's filter matches."""
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        form = await request.form()
+        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
+            return error(request, session, 403, "The form expired or came from another site; reload the page.")
+        if not session.principal.is_admin:
+            return error(request, session, 403, "The viewer role may only look.")
+        action = str(form.get("action", ""))
+        if action not in {a.value for a in BulkAction}:
+            return error(request, session, 400, f"unknown bulk action {action!r}: retry, cancel or delete")
+        f = pages.job_filter_params({k: str(v) for k, v in form.items()})
+        ids = [str(v) for v in form.getlist("ids")]
+        if form.get("scope") == "filter":
+            report = await run_bulk(ctx.app, BulkAction(action), job_filter=pages.job_filter_of(f, ctx.app.clock.now()))
+            target = "filter"
+        elif not ids or len(ids) > BULK_IDS_LIMIT or not all(_ID.fullmatch(i) for i in ids):
+            return error(request, session, 400, f"select between 1 and {BULK_IDS_LIMIT} jobs")
+        else:
+            report = await run_bulk(ctx.app, BulkAction(action), ids=ids)
+            target = f"{len(ids)} ids"
+        audit(session.principal, f"jobs.bulk_{action}", target, [
+            "via=dashboard", f"matched={report.matched}", f"done={report.done}",
+            f"skipped={report.skipped_total}", *[f"{k}={v}" for k, v in f.items() if v and target == "filter"]])
+        back = pages.jobs_url(f, bulk=action, n_done=str(report.done), n_skipped=str(report.skipped_total))
+        return used(request, session, render.secure(RedirectResponse(back, 303)))
+
+    @router.post("/queues/{name}/drain")
+    @router.post("/queues/{name}/clean")
+    async def queue_tidy(request: Request, name: str) -> Response:
+        """Drain: cancel the queue's pending and scheduled jobs. Clean: delete its finished
+        jobs that finished more than `hours` ago."""
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        form = await request.form()
+        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
+            return error(request, session, 403, "The form expired or came from another site; reload the page.")
+        if not session.principal.is_admin:
+            return error(request, session, 403, "The viewer role may only look.")
+        if not _NAME.fullmatch(name):
+            return error(request, session, 404, "no such queue")
+        try:
+            await known_queue(ctx.app, name)
+            if request.url.path.endswith("/drain"):
+                action, n = "drain", await drain_queue(ctx.app, name)
+            else:
+                hours = str(form.get("hours", ""))
+                if not hours.isdigit() or not 0 <= int(hours) <= 87600:
+                    return error(request, session, 400, f"hours must be a whole number from 0 to 87600, not {hours!r}")
+                action, n = "clean", await clean_queue(ctx.app, name, int(hours))
+        except TaskyardError as exc:
+            return error(request, session, 404 if isinstance(exc, NotFoundError) else 409, str(exc))
+        audit(session.principal, f"queues.{action}", name, ["via=dashboard", f"jobs={n}"])
+        done = RedirectResponse(f"/queues?done={action}&n={n}", 303)
+        return used(request, session, render.secure(done))
 
     @router.get("/jobs/{job_id}")
     async def job(request: Request, job_id: str) -> Response:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from taskyard.core.coverage import WORKER_LIVE_SECONDS
-from taskyard.core.job import AttemptError, Job, JobStatus
+from taskyard.core.job import AttemptError, Job, JobFilter, JobStatus
 from taskyard.core.names import NAME_PATTERN
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
     from taskyard.http.context import HttpContext
 
 __all__ = (
-    "SINCE", "attempt_restarts", "chart_view", "job_page", "jobs_page", "overview_page", "schedules_page",
+    "SINCE", "attempt_restarts", "chart_view", "job_filter_of", "job_filter_params", "job_page", "jobs_page",
+    "jobs_url", "overview_page", "schedules_page",
     "services_page", "unclaimable_tasks", "workers_page",
 )
 
@@ -124,43 +128,65 @@ async def overview_page(ctx: HttpContext, rng: str = "1h", by: str = "queue") ->
     }
 
 
-async def jobs_page(ctx: HttpContext, params: dict[str, str]) -> dict[str, Any]:
-    """Filtered job list with a link to the next page."""
-    app = ctx.app
-    now = app.clock.now()
+def job_filter_params(params: Mapping[str, str]) -> dict[str, str | None]:
+    """The jobs views' filters from a query string or form, each valid or None (a bad value
+    shows everything rather than an error): queue, task, status, since, q."""
     status = params.get("status") or None
-    status = status if status in {s.value for s in JobStatus} else None
     since = params.get("since", "")
-    since = since if since in SINCE else ""
-    age = SINCE[since][1]
-    f = {
+    q = (params.get("q") or "").strip()
+    return {
         "queue": _clean(params.get("queue"), _NAME),
         "task": _clean(params.get("task"), _NAME),
-        "status": status,
-        "since": since,
+        "status": status if status in {s.value for s in JobStatus} else None,
+        "since": since if since in SINCE else "",
+        "q": q[:SEARCH_LIMIT] if len(q) >= 3 else None,
     }
-    page = await app.alist_jobs(
-        queue=f["queue"],
-        task=f["task"],
-        status=status,
-        created_after=now - age if age else None,
-        limit=PAGE_SIZE,
-        cursor=_clean(params.get("cursor"), _ID),
+
+
+def job_filter_of(f: Mapping[str, str | None], now: datetime) -> JobFilter:
+    """The core filter of `job_filter_params`' result at `now`."""
+    age = SINCE[f["since"] or ""][1]
+    return JobFilter(
+        queue=f["queue"], task=f["task"], status=JobStatus(f["status"]) if f["status"] else None,
+        created_after=now - age if age else None, q=f["q"],
     )
-    next_url = None
-    if page.next_cursor:
-        query = "&".join(f"{k}={v}" for k, v in f.items() if v)
-        next_url = f"/jobs?{query}&cursor={page.next_cursor}" if query else f"/jobs?cursor={page.next_cursor}"
-    queue_names = sorted({q.name for q in await list_queues(app)})
+
+
+def jobs_url(f: Mapping[str, str | None], **extra: str) -> str:
+    """The shareable address of a jobs view: its filters in the query string."""
+    query = urlencode({**{k: v for k, v in f.items() if v}, **extra})
+    return f"/jobs?{query}" if query else "/jobs"
+
+
+async def jobs_page(ctx: HttpContext, params: Mapping[str, str]) -> dict[str, Any]:
+    """Filtered, searchable job list with status tabs (counts of the queue, or of all),
+    a link to the next page, and the last bulk action's report."""
+    app = ctx.app
+    now = app.clock.now()
+    f = job_filter_params(params)
+    short = bool((params.get("q") or "").strip()) and f["q"] is None
+    job_filter = job_filter_of(f, now)
+    page = await app.backend.jobs_list(
+        filter=job_filter, limit=PAGE_SIZE, cursor=_clean(params.get("cursor"), _ID))
+    queues = await list_queues(app)
+    counts = {s.value: sum(q.counts[s.value] for q in queues if f["queue"] in (None, q.name)) for s in JobStatus}
+    tabs = [("all", None, sum(counts.values()))] + [(s.value, s.value, counts[s.value]) for s in JobStatus]
+    bulk = params.get("bulk")
     return {
         "page_title": "Jobs",
         "jobs": page.jobs,
         "f": f,
-        "next_url": next_url,
+        "q_text": (params.get("q") or "")[:SEARCH_LIMIT],
+        "q_too_short": short,
+        "tabs": [(label, jobs_url({**f, "status": value}), n, value == f["status"]) for label, value, n in tabs],
+        "next_url": jobs_url(f, cursor=page.next_cursor) if page.next_cursor else None,
+        "count_url": "/jobs/count?" + urlencode({k: v for k, v in f.items() if v}),
         "statuses": [s.value for s in JobStatus],
-        "queue_names": queue_names,
+        "queue_names": sorted({q.name for q in queues}),
         "task_names": sorted(app.tasks),
         "since_options": [(k, label) for k, (label, _) in SINCE.items()],
+        "bulk_report": (bulk, params.get("n_done", "0"), params.get("n_skipped", "0"))
+        if bulk in ("retry", "cancel", "delete") else None,
         "now": now,
     }
 

@@ -17,6 +17,9 @@ from taskyard.http.api.schemas.cluster import (
 )
 from taskyard.http.api.schemas.fields import ID_PATTERN, NAME_PATTERN, Name, UtcDatetime
 from taskyard.http.api.schemas.jobs import (
+    BulkOut,
+    BulkRequest,
+    BulkSkippedOut,
     EnqueueRequest,
     JobOut,
     JobPageOut,
@@ -24,6 +27,7 @@ from taskyard.http.api.schemas.jobs import (
     QueueSettingsPatch,
     RateLimitIn,
     RetriedOut,
+    SearchText,
 )
 from taskyard.http.api.schemas.schedules import (
     ApplySetRequest,
@@ -39,6 +43,9 @@ __all__ = (
     "AlertOut",
     "AlertsOut",
     "ApplySetRequest",
+    "BulkOut",
+    "BulkRequest",
+    "BulkSkippedOut",
     "EnqueueRequest",
     "JobOut",
     "JobPageOut",
@@ -53,6 +60,7 @@ __all__ = (
     "ScheduleCreate",
     "ScheduleOut",
     "SchedulePatch",
+    "SearchText",
     "ServiceOut",
     "TaskOut",
     "UtcDatetime",

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     Field,
     StringConstraints,
+    model_validator,
 )
 
-from taskyard.core.job import Job, JobStatus
+from taskyard.core.job import Job, JobFilter, JobStatus
 from taskyard.core.payload import bounded
 from taskyard.core.queue import QueueSettings
+from taskyard.core.search import SEARCH_LIMIT
 from taskyard.http.api.schemas.fields import (
+    ID_PATTERN,
     TEN_YEARS,
     InModel,
     Name,
@@ -24,7 +27,11 @@ from taskyard.http.api.schemas.fields import (
 
 __all__ = (
     "AttemptErrorOut",
+    "BulkOut",
+    "BulkRequest",
+    "BulkSkippedOut",
     "EnqueueRequest",
+    "JobFilterIn",
     "JobOut",
     "JobPageOut",
     "ProgressOut",
@@ -32,6 +39,7 @@ __all__ = (
     "QueueSettingsPatch",
     "RateLimitIn",
     "RetriedOut",
+    "SearchText",
 )
 
 
@@ -104,6 +112,67 @@ class JobPageOut(BaseModel):
     """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next one."""
 
     jobs: list[JobOut]
+    next_cursor: str | None
+
+
+#: Text a listing searches for (`q`): the id, task, queue, unique key, payload and errors. At
+#: least 3 characters: the search indexes work on trigrams, shorter text would scan every job.
+SearchText = Annotated[str, StringConstraints(min_length=3, max_length=SEARCH_LIMIT)]
+JobId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+class JobFilterIn(InModel):
+    """The jobs a bulk action applies to: the filters of `GET /jobs`."""
+
+    queue: Name | None = None
+    status: JobStatus | None = None
+    task: Name | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
+    q: SearchText | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> JobFilterIn:
+        if self.created_after and self.created_before and self.created_after > self.created_before:
+            raise ValueError("created_after is later than created_before")
+        return self
+
+    def to_filter(self) -> JobFilter:
+        """The core filter."""
+        return JobFilter(**self.model_dump())
+
+
+class BulkRequest(InModel):
+    """Retry, cancel or delete the jobs of `ids`, or those `filter` matches (from `cursor`)."""
+
+    action: Literal["retry", "cancel", "delete"]
+    ids: list[JobId] | None = Field(default=None, min_length=1, max_length=1000)
+    filter: JobFilterIn | None = None
+    cursor: JobId | None = Field(default=None, description="a previous answer's next_cursor (with filter)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> BulkRequest:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of ids and filter")
+        if self.cursor is not None and self.filter is None:
+            raise ValueError("cursor goes with filter")
+        return self
+
+
+class BulkSkippedOut(BaseModel):
+    """A job a bulk action left as it was, and why."""
+
+    id: str
+    reason: str
+
+
+class BulkOut(BaseModel):
+    """What a bulk action did; with `next_cursor`, more jobs match: call again with it."""
+
+    matched: int
+    done: int
+    skipped: list[BulkSkippedOut] = Field(description="the first 100 skipped jobs")
+    skipped_total: int
     next_cursor: str | None
 
 
