@@ -408,7 +408,9 @@ async def _drive(run: Run) -> tuple[Nemesis, tuple[float, float]]:
         if proc.alive:
             proc.expected_exit = True
             proc.popen.terminate()
-    await _quiesce(app, TIMING["lease"] + TIMING["rescue"] + 40)
+    # A bound, not a pause: it returns as soon as every job is terminal. Generous, because a
+    # loaded machine (CI beside other work) starts each fresh child process in seconds.
+    await _quiesce(app, TIMING["lease"] + TIMING["rescue"] + 90)
     return nemesis, window
 
 
