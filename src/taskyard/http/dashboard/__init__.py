@@ -122,6 +122,15 @@ def build_router(ctx: HttpContext) -> APIRouter:
         return render.page("error.html", {**base(request, session), "status_code": status,
                                           "message": message, "page_title": str(status)}, status)
 
+    def admin_refusal(request: Request, session: Session, form: Any) -> Response | None:
+        """The answer to an action form that may not act (another site, a stale CSRF token,
+        a viewer), or None when it may."""
+        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
+            return error(request, session, 403, "The form expired or came from another site; reload the page.")
+        if not session.principal.is_admin:
+            return error(request, session, 403, "The viewer role may only look.")
+        return None
+
     async def page(request: Request, active: str, template: str, load: Any) -> Response:
         session = session_of(request)
         if session is None:
@@ -254,10 +263,8 @@ def build_router(ctx: HttpContext) -> APIRouter:
         if session is None:
             return to_login(request)
         form = await request.form()
-        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
-            return error(request, session, 403, "The form expired or came from another site; reload the page.")
-        if not session.principal.is_admin:
-            return error(request, session, 403, "The viewer role may only look.")
+        if (refused := admin_refusal(request, session, form)) is not None:
+            return refused
         action = str(form.get("action", ""))
         if action not in {a.value for a in BulkAction}:
             return error(request, session, 400, f"unknown bulk action {action!r}: retry, cancel or delete")
@@ -286,10 +293,8 @@ def build_router(ctx: HttpContext) -> APIRouter:
         if session is None:
             return to_login(request)
         form = await request.form()
-        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
-            return error(request, session, 403, "The form expired or came from another site; reload the page.")
-        if not session.principal.is_admin:
-            return error(request, session, 403, "The viewer role may only look.")
+        if (refused := admin_refusal(request, session, form)) is not None:
+            return refused
         if not _NAME.fullmatch(name):
             return error(request, session, 404, "no such queue")
         try:
@@ -340,10 +345,8 @@ def build_router(ctx: HttpContext) -> APIRouter:
         if action not in ACTIONS.get(noun, ()) or not _NAME.fullmatch(target):
             return error(request, session, 404, "no such action")
         form = await request.form()
-        if not (same_origin(request) and book.check_csrf(session, str(form.get("csrf", "")))):
-            return error(request, session, 403, "The form expired or came from another site; reload the page.")
-        if not session.principal.is_admin:
-            return error(request, session, 403, "The viewer role may only look.")
+        if (refused := admin_refusal(request, session, form)) is not None:
+            return refused
         try:
             await _perform(ctx, noun, target, action)
         except TaskyardError as exc:
