@@ -119,3 +119,33 @@ def test_sentry_captures_ctx_logger_exception_with_the_job_fields() -> None:
     assert {k: event["extra"][k] for k in ("job_id", "task", "queue", "attempt", "amount")} == {
         "job_id": result["job_id"], "task": "billing.charge", "queue": "billing", "attempt": 1, "amount": 5,
     }
+
+
+SENTRY_FAILURE_SCRIPT = SENTRY_SCRIPT.replace(
+    '''    try:
+        raise ConnectionError("card processor unreachable")
+    except ConnectionError:
+        ctx.logger.exception("charge failed", extra={"amount": payload["amount"]})''',
+    '''    raise ConnectionError("card processor unreachable")''',
+).replace('@app.task("billing.charge", queue="billing")', '@app.task("billing.charge", queue="billing", retry=Retry(attempts=2, backoff=[0]))'
+).replace("from taskyard import JobContext, Taskyard", "from taskyard import JobContext, Retry, Taskyard")
+
+
+def test_sentry_captures_a_job_that_failed_for_good_with_its_fields() -> None:
+    """Out of the box, with no logging in the handler: the worker logs a failure for good at
+    ERROR with the job's fields and traceback (an event in Sentry); the retry before it only
+    at WARNING (a breadcrumb)."""
+    assert "raise ConnectionError" in SENTRY_FAILURE_SCRIPT and "Retry(attempts=2" in SENTRY_FAILURE_SCRIPT
+    done = subprocess.run([sys.executable, "-c", SENTRY_FAILURE_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    [event] = result["events"]  # one: the second attempt's failure, not the first (retried)
+    assert event["level"] == "error"
+    assert event["logentry"]["formatted"].endswith("attempt 2 failed: card processor unreachable; no attempts left")
+    extra = event["extra"]
+    assert {k: extra[k] for k in ("job_id", "task", "queue", "attempt", "error_type")} == {
+        "job_id": result["job_id"], "task": "billing.charge", "queue": "billing", "attempt": 2,
+        "error_type": "ConnectionError",
+    }
+    assert "ConnectionError: card processor unreachable" in extra["traceback"]

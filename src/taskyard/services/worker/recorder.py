@@ -138,11 +138,17 @@ class Recorder:
                 else:
                     self.stats.count(job.queue, failed=1, task=job.task)
                     self._emit(updated, "failed", duration)
-                log.warning(
+                # A failure for good is an ERROR (error trackers such as Sentry's logging
+                # integration make an event of it, with the fields); a retry only a WARNING.
+                log.log(
+                    logging.WARNING if retry_at else logging.ERROR,
                     "job %s (%s) attempt %d failed: %s%s", job.id, job.task, job.attempt,
                     settle.error.message,
                     f"; retry at {retry_at.isoformat()}" if retry_at else "; no attempts left",
-                    extra={"job_id": job.id},
+                    extra={
+                        "job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
+                        "error_type": settle.error.type, "traceback": settle.error.traceback,
+                    },
                 )
             case SettleKind.SNOOZED:
                 assert settle.run_at is not None
