@@ -5,6 +5,7 @@ Real processes in a temporary directory; only the fixed port 5051 is swapped for
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.processes import ROOT
 from tests.support.redis import free_port
@@ -102,3 +104,44 @@ def test_the_tour_runs_beside_make_run_without_sharing_its_port_or_database(tmp_
         assert tasks_in(tmp_path, "tasks:app", database) == {"darkwatch.scan"}
         demo = tasks_in(tmp_path, "examples.demo:app", "taskyard.db")
         assert demo and "darkwatch.scan" not in demo  # make run's jobs, and only those
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MySQL/MariaDB database's URL (required under CI, skipped elsewhere without one)."""
+    from tests.support import mysql
+
+    with asyncio.Runner() as runner:
+        database = mysql.isolated_url()
+        url = runner.run(database.__aenter__())
+        try:
+            yield url
+        finally:
+            runner.run(database.__aexit__(None, None, None))
+
+
+def test_the_tour_runs_on_mysql(tmp_path: Path, mysql_url: str) -> None:
+    """The tour's step 2 with `TASKYARD_BACKEND` set to a MySQL URL (issue 14's acceptance):
+    the server starts on it, the enqueued job is run there and the CLI reads it back."""
+    tasks_py, blocks = tour()
+    lines = [line for block in blocks for line in block.splitlines() if line.strip()]
+    (run,) = [line for line in lines if re.match(r"taskyard .* run\b", line)]
+    commands = [line for line in lines if not line.startswith("export ") and line != run]
+    export = f"export TASKYARD_BACKEND={mysql_url}"
+    (tmp_path / "tasks.py").write_text(tasks_py)
+    port = free_port()
+    with background("\n".join([export, re.sub(r"--port \d+", f"--port {port}", run)]), tmp_path,
+                    tmp_path / "tour.log", port):
+        done = subprocess.run(["bash", "-ec", "\n".join([export, *commands])], cwd=tmp_path, env=_env(),
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        def completed() -> bool:
+            listed = subprocess.run(
+                ["taskyard", "--app", "tasks:app", "--backend", mysql_url, "jobs", "list", "--json",
+                 "--status", "completed"],
+                cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60, check=True,
+            )
+            return any(job["task"] == "darkwatch.scan" for job in json.loads(listed.stdout)["jobs"])
+
+        wait_until_sync(completed, timeout=60, what="the tour's job completed in MySQL")
