@@ -90,6 +90,17 @@ class WakeListener:
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
+    async def _relay(self, pubsub: Any, kind: str) -> None:
+        """Wake the waiters of each queue named by a message of `kind` ("message", or
+        "smessage" for sharded pub/sub) until the subscription fails or is cancelled."""
+        while True:
+            message = await pubsub.get_message(timeout=5.0)
+            if message is not None and message.get("type") == kind:
+                queue = message["data"]
+                if self._on_message is not None:
+                    self._on_message(queue)
+                self.notify(queue)
+
     async def _run(self) -> None:
         delay = 0.05
         while True:
@@ -100,13 +111,7 @@ class WakeListener:
                 # Anything published while we were not subscribed is unknown: wake everyone.
                 self.notify(None)
                 delay = 0.05
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None and message.get("type") == "message":
-                        queue = message["data"]
-                        if self._on_message is not None:
-                            self._on_message(queue)
-                        self.notify(queue)
+                await self._relay(pubsub, "message")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -233,13 +238,7 @@ class ShardWakeListener(WakeListener):
             # Anything published before this subscription is unknown: wake its waiters.
             for queue in queues:
                 self.notify(queue)
-            while True:
-                message = await pubsub.get_message(timeout=5.0)
-                if message is not None and message.get("type") == "smessage":
-                    queue = message["data"]
-                    if self._on_message is not None:
-                        self._on_message(queue)
-                    self.notify(queue)
+            await self._relay(pubsub, "smessage")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
