@@ -4,9 +4,13 @@ JWT and API-key credentials for both roles.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +23,60 @@ from taskyard.config import Settings
 from taskyard.http.auth import issue_token
 from taskyard.http.context import HttpContext
 from taskyard.services.manager import ServiceManager
+from tests.support.redis import free_port
+from tests.support.waiting import wait_until
+
+#: Debian's chromium: Playwright never downloads a browser here (`make browser` installs it).
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def need_chromium() -> None:
+    """Fail (under CI) or skip when Debian's chromium is missing."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (install Debian's chromium: `make browser`)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " — required because CI is set")
+        pytest.skip(message)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium; Playwright never downloads a browser here."""
+    need_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Taskyard, manager: ServiceManager) -> AsyncIterator[tuple[str, Creds]]:
+    """uvicorn serving the full ASGI app of `app` (dashboard refreshing every second) on a free
+    loopback port, with `manager`'s services started; yields the base URL and credentials,
+    and stops everything (and closes the app) after."""
+    import uvicorn
+
+    port = free_port()
+    settings, creds = make_settings(port=port, dashboard_refresh_seconds=1)
+    ctx = HttpContext(app=app, manager=manager, settings=settings)
+    server = uvicorn.Server(uvicorn.Config(
+        build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
+    serving_task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, timeout=20, interval=0.02, what="the dashboard server to start")
+    await manager.start_all()
+    try:
+        yield f"http://127.0.0.1:{port}", creds
+    finally:
+        await manager.stop_all()
+        server.should_exit = True
+        await serving_task
+        await app.aclose()
 
 
 class AddRequest(BaseModel):

@@ -5,44 +5,22 @@ retrying a failed job, pausing and resuming a queue and a schedule, and a viewer
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from taskyard.app import Taskyard
-from taskyard.http.context import HttpContext
 from taskyard.http.dashboard.sampler import DepthSampler
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
-from tests.e2e.conftest import Creds, Env, build_asgi, make_app, make_settings
+from tests.e2e.conftest import Creds, Env, make_app, need_chromium, serving
 from tests.support.waiting import wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT = 20_000  # ms: generous, only an upper bound on waiting for a condition
-
-
-def _need_chromium() -> None:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (install Debian's chromium: `make browser`)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " — required because CI is set")
-        pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -57,40 +35,13 @@ class Live:
 @pytest.fixture
 async def live() -> AsyncIterator[Live]:
     """uvicorn serving the full ASGI app on a free loopback port, with a worker running."""
-    _need_chromium()
+    need_chromium()
     app = make_app()
-    port = _free_port()
-    settings, creds = make_settings(port=port, dashboard_refresh_seconds=1)
     manager = ServiceManager()
     manager.register("worker", Worker(app, WorkerConfig(poll_interval=0.1, concurrency=2)), name="Worker")
     manager.register("depth-sampler", DepthSampler(app, interval=0.5), name="Queue depth sampler")
-    ctx = HttpContext(app=app, manager=manager, settings=settings)
-    server = uvicorn.Server(uvicorn.Config(
-        build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, timeout=20, interval=0.02, what="the dashboard server to start")
-    await manager.start_all()
-    try:
-        yield Live(url=f"http://127.0.0.1:{port}", app=app, creds=creds)
-    finally:
-        await manager.stop_all()
-        server.should_exit = True
-        await serving
-        await app.aclose()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    """Headless Chromium; Playwright never downloads a browser here."""
-    _need_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with serving(app, manager) as (url, creds):
+        yield Live(url=url, app=app, creds=creds)
 
 
 async def _login(browser, live: Live, token_header: dict[str, str]):

@@ -14,16 +14,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from taskyard.app import Taskyard
 from taskyard.core.queue import LATENCY_BOUNDS, StatsRow
-from taskyard.http.context import HttpContext
 from taskyard.http.dashboard.charts import window
 from taskyard.services.manager import ServiceManager
 from taskyard.services.worker import Worker, WorkerConfig
-from tests.e2e.conftest import Creds, build_asgi, make_app, make_settings
-from tests.e2e.test_dashboard import ARGS, CHROMIUM, _free_port, _need_chromium
+from tests.e2e.conftest import Creds, make_app, need_chromium, serving
 from tests.support.waiting import wait_until
 
 #: The stored 390 px picture; `TASKYARD_UPDATE_SCREENSHOTS=1` rewrites it (review the diff).
@@ -46,7 +43,7 @@ class Glance:
 
 @pytest.fixture
 async def glance() -> AsyncIterator[Glance]:
-    _need_chromium()
+    need_chromium()
     app = make_app()
     step, release = asyncio.Event(), asyncio.Event()
 
@@ -57,42 +54,18 @@ async def glance() -> AsyncIterator[Glance]:
         ctx.progress(55, "halfway")
         await release.wait()
 
-    port = _free_port()
-    settings, creds = make_settings(port=port, dashboard_refresh_seconds=1)
     manager = ServiceManager()
     manager.register("worker", Worker(app, WorkerConfig(poll_interval=0.1, concurrency=2)), name="Worker")
-    ctx = HttpContext(app=app, manager=manager, settings=settings)
-    server = uvicorn.Server(uvicorn.Config(
-        build_asgi(ctx), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, timeout=20, interval=0.02, what="the dashboard server to start")
-    await manager.start_all()
-    try:
-        yield Glance(url=f"http://127.0.0.1:{port}", app=app, creds=creds, step=step, release=release)
-    finally:
-        step.set()
-        release.set()
-        await manager.stop_all()
-        server.should_exit = True
-        await serving
-        await app.aclose()
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[object]:
-    _need_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    async with serving(app, manager) as (url, creds):
         try:
-            yield browser
+            yield Glance(url=url, app=app, creds=creds, step=step, release=release)
         finally:
-            await browser.close()
+            step.set()
+            release.set()
 
 
-async def _login(chromium, g: Glance, *, width: int = 1280, height: int = 900, dark: bool = False):
-    context = await chromium.new_context(viewport={"width": width, "height": height},
+async def _login(browser, g: Glance, *, width: int = 1280, height: int = 900, dark: bool = False):
+    context = await browser.new_context(viewport={"width": width, "height": height},
                                          color_scheme="dark" if dark else "light")
     page = await context.new_page()
     await page.goto(g.url + "/login")
@@ -118,7 +91,7 @@ async def _readout(page, chart: str, at: datetime, rng: str) -> str:
     return (await page.text_content(f"#chart-{chart} .readout")).strip()
 
 
-async def test_chart_ranges_hover_values_and_breakdown(glance: Glance, chromium) -> None:
+async def test_chart_ranges_hover_values_and_breakdown(glance: Glance, browser) -> None:
     now = glance.app.clock.now().replace(second=0, microsecond=0)
     three_ago, two_days_ago = now - timedelta(minutes=3), now - timedelta(days=2)
     await glance.app.backend.stats_record(rows=[
@@ -126,7 +99,7 @@ async def test_chart_ranges_hover_values_and_breakdown(glance: Glance, chromium)
         StatsRow(three_ago, "default", 4, 2, task="always.fail"),
         StatsRow(two_days_ago, "math", 30, 0, task="math.add"),
     ])
-    page = await _login(chromium, glance)
+    page = await _login(browser, glance)
     assert await page.locator("#chart-throughput .hits rect").count() == 60  # 1 h of minutes
     text = await _readout(page, "throughput", three_ago, "1h")
     assert text.startswith(f"{three_ago:%H:%M} UTC: 11 jobs completed / min"), text
@@ -167,9 +140,9 @@ async def test_chart_ranges_hover_values_and_breakdown(glance: Glance, chromium)
     assert "range must be one of 15m, 1h, 24h, 7d" in await page.text_content("main")
 
 
-async def test_a_schedule_that_cannot_fire_says_why(glance: Glance, chromium) -> None:
+async def test_a_schedule_that_cannot_fire_says_why(glance: Glance, browser) -> None:
     await glance.app.schedules.aadd("adds", cron="* * * * *", task="math.add", payload={"a": 1, "b": 2})
-    page = await _login(chromium, glance)
+    page = await _login(browser, glance)
     await page.goto(glance.url + "/schedules")
     row = page.locator("tr[data-schedule='adds']")
     assert await row.get_attribute("data-cannot-fire") is not None
@@ -183,9 +156,9 @@ async def test_a_schedule_that_cannot_fire_says_why(glance: Glance, chromium) ->
     assert "box-1" in await page.text_content("#scheduler-lead")
 
 
-async def test_progress_arrives_live_without_a_reload(glance: Glance, chromium) -> None:
+async def test_progress_arrives_live_without_a_reload(glance: Glance, browser) -> None:
     job = await glance.app.aenqueue("steps", {})
-    page = await _login(chromium, glance)
+    page = await _login(browser, glance)
     row = page.locator(f"[data-job-id='{job.id}']")
 
     async def shown(text: str) -> bool:
@@ -210,7 +183,7 @@ async def test_progress_arrives_live_without_a_reload(glance: Glance, chromium) 
 
     bad = await page.request.get(glance.url + "/live?jobs=" + job.id + ",not-an-id!")
     assert bad.status == 400 and "not-an-id!" in await bad.text()
-    stranger = await (await chromium.new_context()).request.get(glance.url + "/live")
+    stranger = await (await browser.new_context()).request.get(glance.url + "/live")
     assert stranger.status == 401
 
 
@@ -234,9 +207,9 @@ async def _similarity(page, png: bytes, stored: bytes) -> float:
     ))
 
 
-async def test_the_390_px_layout_matches_the_stored_picture(glance: Glance, chromium) -> None:
+async def test_the_390_px_layout_matches_the_stored_picture(glance: Glance, browser) -> None:
     await glance.app.schedules.aadd("nightly-sum", cron="0 3 * * *", task="math.add", payload={"a": 1, "b": 2})
-    page = await _login(chromium, glance, width=390, height=844)
+    page = await _login(browser, glance, width=390, height=844)
     await page.goto(glance.url + "/schedules")
     # Nothing overflows sideways: wide tables scroll inside their own box.
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390
@@ -250,13 +223,13 @@ async def test_the_390_px_layout_matches_the_stored_picture(glance: Glance, chro
             pytest.fail(f"{PHONE_PNG.name} is not stored; run with TASKYARD_UPDATE_SCREENSHOTS=1 and commit it")
         PHONE_PNG.parent.mkdir(exist_ok=True)
         PHONE_PNG.write_bytes(png)
-    blank = await (await chromium.new_context()).new_page()  # no CSP there: images from data URLs
+    blank = await (await browser.new_context()).new_page()  # no CSP there: images from data URLs
     differ = await _similarity(blank, png, PHONE_PNG.read_bytes())
     assert differ <= PHONE_TOLERANCE, f"{differ:.1%} of the 390 px picture differs from {PHONE_PNG.name}"
 
 
-async def test_services_show_their_status_history(glance: Glance, chromium) -> None:
-    page = await _login(chromium, glance)
+async def test_services_show_their_status_history(glance: Glance, browser) -> None:
+    page = await _login(browser, glance)
     await page.goto(glance.url + "/services")
     history = await page.get_attribute("tr[data-service='worker'] [data-history]", "data-history")
     assert history == "STARTING RUNNING", history

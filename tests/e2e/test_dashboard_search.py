@@ -11,8 +11,7 @@ from taskyard.core.settle import Settle
 from tests.e2e import test_dashboard as dashboard
 from tests.e2e.test_dashboard import SHOTS, WAIT, Live, _login, _shot
 
-# The browser and the live server of the dashboard's own tests.
-browser = dashboard.browser
+# The live server of the dashboard's own tests (the browser fixture is the e2e conftest's).
 live = dashboard.live
 
 #: A task no worker knows: its jobs stay where the test puts them.

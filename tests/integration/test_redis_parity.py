@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from taskyard.backends import backend_from_url
 from taskyard.backends.memory import MemoryBackend
 from taskyard.backends.protocol import Backend
 from taskyard.core.cluster import WorkerInfo
@@ -27,6 +26,7 @@ from taskyard.core.queue import RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle
 from taskyard.errors import InvalidTransitionError, JobNotFound, LeaseLost
+from tests.support.backends import opened_backend
 from tests.support.redis import isolated_url
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,13 +39,8 @@ def at(seconds: float) -> datetime:
 
 @pytest.fixture
 async def redis_backend() -> AsyncIterator[Backend]:
-    async with isolated_url() as url:
-        backend = backend_from_url(url)
-        await backend.open()
-        try:
-            yield backend
-        finally:
-            await backend.close()
+    async with isolated_url() as url, opened_backend(url) as backend:
+        yield backend
 
 
 def view(job: Job | None) -> Any:

@@ -25,6 +25,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from tests.support.redis import glob_escape, with_prefix
 from tests.support.servers import unavailable
+from tests.support.waiting import wait_until
 
 #: Milliseconds before a silent primary counts as failed (small: a failover takes ~2-3 s).
 NODE_TIMEOUT_MS = 1000
@@ -90,16 +91,14 @@ class LocalCluster:
     async def wait_healthy(self, timeout: float = 120.0) -> None:
         """Until every live node reports `cluster_state:ok` and every replica's link to its
         primary is up (a replica still syncing would refuse to acknowledge a WAIT)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            states = [await _cluster_state(p) for p in self.live_ports()]
+        states: list[str | None] = []
+
+        async def healthy() -> bool:
+            states[:] = [await _cluster_state(p) for p in self.live_ports()]
             links = [await _replica_link(p) for p in self.live_ports()]
-            if all(state == "ok" for state in states) and all(links):
-                return
-            if loop.time() > deadline:
-                raise TimeoutError(f"redis cluster not healthy: {states}")
-            await asyncio.sleep(0.1)
+            return all(state == "ok" for state in states) and all(links)
+
+        await wait_until(healthy, timeout=timeout, interval=0.1, what=f"a healthy redis cluster (now {states})")
 
     def live_ports(self) -> list[int]:
         """Ports of the nodes still running."""
@@ -152,12 +151,10 @@ def _node_port() -> int:
 
 
 async def _wait_answers(port: int, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await _cluster_state(port) is None:
-        if loop.time() > deadline:
-            raise TimeoutError(f"redis-server on port {port} did not start")
-        await asyncio.sleep(0.05)
+    async def answers() -> bool:
+        return await _cluster_state(port) is not None
+
+    await wait_until(answers, timeout=timeout, what=f"redis-server on port {port} to start")
 
 
 async def _cluster_state(port: int) -> str | None:
@@ -213,7 +210,7 @@ async def shared_cluster() -> LocalCluster:
         cluster = LocalCluster(Path(tmp.name))
         try:
             await cluster.start()
-        except (OSError, RuntimeError, TimeoutError) as exc:
+        except (OSError, RuntimeError, TimeoutError, AssertionError) as exc:  # the last: a wait timed out
             cluster.stop()
             tmp.cleanup()
             _failed = f"it did not start: {exc}"

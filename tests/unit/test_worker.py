@@ -490,7 +490,7 @@ async def test_a_job_claimed_again_while_its_last_run_settles_keeps_its_new_leas
     run's clean-up once removed it, so the new lease was never renewed and expired again."""
     from datetime import UTC, datetime
 
-    settling, second = asyncio.Event(), asyncio.Event()
+    settling, second, settle_now, finish = (asyncio.Event() for _ in range(4))
 
     @app.task("stubborn")
     async def stubborn(payload: dict, ctx: Any) -> str:
@@ -499,10 +499,10 @@ async def test_a_job_claimed_again_while_its_last_run_settles_keeps_its_new_leas
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
                 settling.set()
-                await asyncio.sleep(0.5)  # settles slowly; meanwhile the job is claimed again
+                await settle_now.wait()  # settles only once the job has been claimed again
                 raise
         second.set()
-        await asyncio.sleep(2.5)  # longer than the lease: it must be renewed
+        await finish.wait()  # runs until the test has seen its lease renewed
         return "done"
 
     job = await app.aenqueue("stubborn", {})
@@ -516,13 +516,34 @@ async def test_a_job_claimed_again_while_its_last_run_settles_keeps_its_new_leas
         report = await app.backend.jobs_rescue_expired(now=datetime.now(UTC) + timedelta(hours=1))
         assert report.rescued == (job.id,)
         await asyncio.wait_for(settling.wait(), 5)
+
+        async def claimed_again() -> bool:
+            held = await app.aget_job(job.id)
+            return held is not None and held.status is JobStatus.RUNNING and held.rescues == 1
+
+        await wait_until(claimed_again, timeout=5, what="the job claimed again while its last run settles")
+        settle_now.set()
         await asyncio.wait_for(second.wait(), 5)
-        await asyncio.sleep(1.4)  # past the 0.6 s lease, and past the first run's 0.5 s settling
+        await wait_until(lambda: [o.outcome for o in outcomes] == ["lost"], timeout=5,
+                         what="the first run's clean-up")
+        # A renewal after the old run's clean-up sets the lease past `cleaned + lease`; the bug
+        # stopped renewals there, so this never came and the lease expired.
+        cleaned = datetime.now(UTC)
+
+        async def renewed_since() -> bool:
+            held = await app.aget_job(job.id)
+            assert held is not None and held.lease_expires_at is not None
+            return held.lease_expires_at >= cleaned + timedelta(seconds=0.6)
+
+        await wait_until(renewed_since, timeout=5, interval=0.05, what="a renewal after the clean-up")
         running = await app.aget_job(job.id)
         assert running is not None and running.lease_expires_at is not None
         assert running.lease_expires_at > datetime.now(UTC), "the second run's lease was not renewed"
+        finish.set()
         done = await app.await_job(job.id, timeout=10)
     finally:
+        settle_now.set()
+        finish.set()
         await worker.stop()
     assert done.status is JobStatus.COMPLETED and done.result == "done", done
     assert done.rescues == 1
