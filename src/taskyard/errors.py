@@ -23,6 +23,7 @@ __all__ = (
     "SchemaVersionError",
     "TaskyardError",
     "UnknownTaskError",
+    "WorkflowNotFound",
 )
 
 
@@ -74,6 +75,14 @@ class JobNotFound(NotFoundError):
         self.job_id = job_id
 
 
+class WorkflowNotFound(NotFoundError):
+    """No workflow has that id."""
+
+    def __init__(self, workflow_id: str):
+        super().__init__(f"no workflow with id {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
 class InvalidTransitionError(TaskyardError):
     """The requested change is not allowed from the job's current status. Build it with one
     of the constructors below, so every backend says the same thing."""
@@ -87,6 +96,15 @@ class InvalidTransitionError(TaskyardError):
     def not_retryable(cls, job_id: str, status: str) -> InvalidTransitionError:
         """A manual retry of a job that is neither failed nor cancelled."""
         return cls(f"job {job_id} is {status}; only failed or cancelled jobs can be retried")
+
+    @classmethod
+    def parent_step_failed(cls, job_id: str, step: str | None, parent: str) -> InvalidTransitionError:
+        """A manual retry of a workflow step cancelled because its parent step `parent`
+        failed: that parent is the one to retry (its retry revives this step)."""
+        return cls(
+            f"job {job_id} (workflow step {step!r}) was cancelled because its parent step {parent} "
+            f"failed; retry that step, which brings this one back"
+        )
 
     @classmethod
     def unique_key_held(

@@ -21,5 +21,5 @@ def test_all_is_a_pinned_tuple() -> None:
 
 def test_job_status_values() -> None:
     assert [s.value for s in taskyard.JobStatus] == [
-        "scheduled", "pending", "running", "completed", "failed", "cancelled",
+        "blocked", "scheduled", "pending", "running", "completed", "failed", "cancelled",
     ]

@@ -14,6 +14,12 @@ passes the same conformance suite (`tests/conformance/`). Rules that hold for ev
 * Driver errors are converted at the boundary: connection failures raise `BackendUnavailable`.
 
 Ordering of claims: higher `priority` first, then earlier `run_at`, then lower id.
+
+Workflow steps (jobs with a `workflow_id`) follow `core.workflow`'s rules inside the same
+atomic write as whatever finishes, cancels or retries them: `jobs_settle`, `job_cancel`,
+`job_retry`, `jobs_retry_failed`, `jobs_rescue_expired`, `workflow_cancel` and
+`workflow_retry` update the step's edges and its children (unblocked, cancelled or revived)
+before they commit. No other process and no later sweep is needed for a workflow to advance.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from taskyard.core.job import (
 from taskyard.core.queue import DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
+from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
 
 __all__ = ("UNSET", "Backend", "TransactionalEnqueue", "Unset")
 
@@ -145,7 +152,9 @@ class Backend(Protocol):
         """Manual retry: failed|cancelled → pending with `attempt` reset to 0 (errors kept,
         result, progress and finish time cleared). Raises `JobNotFound` or
         `InvalidTransitionError` from any other status, or while another active job holds
-        its `unique_key` (`jobs_retry_failed` skips such jobs).
+        its `unique_key` (`jobs_retry_failed` skips such jobs). A workflow step goes back to
+        `blocked` while an edge into it is open, is refused while one is `failed` (its parent
+        is the step to retry), and revives the children it had cancelled (`core.workflow`).
         """
         ...
 
@@ -397,6 +406,38 @@ class Backend(Protocol):
 
     async def workers_prune(self, *, older_than: datetime) -> int:
         """Remove workers whose last heartbeat is before `older_than`; returns how many."""
+        ...
+
+    # -- workflows ---------------------------------------------------------------------------
+    async def workflow_enqueue(self, *, workflow: WorkflowDraft, now: datetime | None = None) -> Workflow:
+        """Store a workflow in one atomic write: its header (created at `now`), every step as
+        a job (`blocked` when it has parents, else pending or scheduled as any job) and every
+        edge, open. Wakes waiting workers. A workflow whose id is already stored is returned
+        as stored, unchanged (an enqueue retried after a lost reply)."""
+        ...
+
+    async def workflow_get(self, *, workflow_id: str) -> Workflow | None:
+        """The workflow with its steps (in step order) and edges, or None. Steps deleted since
+        (pruned) are left out."""
+        ...
+
+    async def workflows_list(self, *, limit: int = 50, cursor: str | None = None) -> WorkflowPage:
+        """Workflows newest first (by id, descending), each with its steps and edges, `limit`
+        per page; `cursor` is the previous page's `next_cursor`."""
+        ...
+
+    async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
+        """Cancel a whole workflow atomically: `cancelled_at = now` on its header (kept when
+        already set), every blocked, scheduled or pending step cancelled, every running step
+        asked to stop (`cancel_requested`; its worker records the cancel). Finished steps are
+        left as they are. Returns the workflow after; raises `WorkflowNotFound`."""
+        ...
+
+    async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
+        """Resume a workflow atomically: clear `cancelled_at`, then, in step order, retry every
+        failed or cancelled step that has no `failed` edge into it (a step cancelled by its
+        failed parent comes back through that parent's retry). Returns the workflow after;
+        raises `WorkflowNotFound`."""
         ...
 
     # -- wake-ups ----------------------------------------------------------------------------

@@ -43,8 +43,9 @@ __all__ = (
 
 
 class JobStatus(enum.StrEnum):
-    """Where a job is in its life."""
+    """Where a job is in its life. `blocked` is a workflow step waiting for its parent steps."""
 
+    BLOCKED = "blocked"
     SCHEDULED = "scheduled"
     PENDING = "pending"
     RUNNING = "running"
@@ -68,12 +69,16 @@ TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], str] = {
     (S.PENDING, S.CANCELLED): "cancel",
     (S.FAILED, S.PENDING): "manual retry",
     (S.CANCELLED, S.PENDING): "manual retry",
+    (S.BLOCKED, S.PENDING): "its parent steps finished (workflows)",
+    (S.BLOCKED, S.CANCELLED): "cancel, or a parent step failed under the `fail` policy",
+    (S.FAILED, S.BLOCKED): "manual retry of a workflow step whose parents have not all finished",
+    (S.CANCELLED, S.BLOCKED): "manual retry, or revived by the retry of the parent step that failed",
 }
 
 ACTIVE_STATUSES: frozenset[JobStatus] = frozenset({S.SCHEDULED, S.PENDING, S.RUNNING})
 FINISHED_STATUSES: frozenset[JobStatus] = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 #: Statuses a cancel moves straight to cancelled (a running job is only asked to stop).
-CANCELLABLE_STATUSES: frozenset[JobStatus] = frozenset({S.SCHEDULED, S.PENDING})
+CANCELLABLE_STATUSES: frozenset[JobStatus] = frozenset({S.BLOCKED, S.SCHEDULED, S.PENDING})
 #: Statuses a manual retry moves back to pending.
 RETRYABLE_STATUSES: frozenset[JobStatus] = frozenset({S.FAILED, S.CANCELLED})
 
@@ -213,6 +218,11 @@ class Job(Generic[R]):
     cancel_requested: bool = False
     rescues: int = 0
     max_rescues: int = DEFAULT_MAX_RESCUES
+    #: The workflow this job is a step of (`core.workflow`), and the step's name in it.
+    workflow_id: str | None = None
+    step: str | None = None
+    #: String metadata carried with the job and kept across retries (e.g. `traceparent`).
+    meta: Mapping[str, str] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Job[R]:
         """A copy with some fields changed."""
@@ -253,6 +263,9 @@ class Job(Generic[R]):
             "cancel_requested": self.cancel_requested,
             "rescues": self.rescues,
             "max_rescues": self.max_rescues,
+            "workflow_id": self.workflow_id,
+            "step": self.step,
+            "meta": dict(self.meta),
         }
 
 
@@ -275,17 +288,22 @@ class JobDraft:
     tags: tuple[str, ...] = ()
     timeout: float | None = None
     max_rescues: int = DEFAULT_MAX_RESCUES
+    workflow_id: str | None = None
+    step: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
 
-    def to_job(self, now: datetime, *, run_at: datetime | None = None) -> Job:
+    def to_job(self, now: datetime, *, run_at: datetime | None = None, blocked: bool = False) -> Job:
         """The job a backend stores for this draft at `now` (scheduled when `run_at` — the
-        draft's own unless the backend passes its stored, rounded one — is after `now`)."""
+        draft's own unless the backend passes its stored, rounded one — is after `now`;
+        `blocked` for a workflow step that waits for parent steps)."""
         when = run_at if run_at is not None else (self.run_at or now)
+        status = JobStatus.SCHEDULED if when > now else JobStatus.PENDING
         return Job(
             id=self.id,
             task=self.task,
             queue=self.queue,
             payload=self.payload,
-            status=JobStatus.SCHEDULED if when > now else JobStatus.PENDING,
+            status=JobStatus.BLOCKED if blocked else status,
             priority=self.priority,
             run_at=when,
             attempt=0,
@@ -295,6 +313,9 @@ class JobDraft:
             tags=tuple(self.tags),
             timeout=None if self.timeout is None else float(self.timeout),
             max_rescues=self.max_rescues,
+            workflow_id=self.workflow_id,
+            step=self.step,
+            meta=dict(self.meta),
         )
 
 
@@ -378,9 +399,9 @@ def cancelled_job(job: Job, now: datetime) -> Job:
     raise InvalidTransitionError.not_cancellable(job.id, job.status.value)
 
 
-def retried_job(job: Job, now: datetime) -> Job:
+def retried_job(job: Job, now: datetime, *, blocked: bool = False) -> Job:
     """The one rule for a manual retry of `job` at `now`: a failed or cancelled job goes back
-    to pending, due at `now`, with a fresh retry and rescue budget (`attempt` and `rescues` 0)
+    to pending (`blocked`: a workflow step whose parents have not all finished), due at `now`, with a fresh retry and rescue budget (`attempt` and `rescues` 0)
     and no trace of its last run (finish time, result, progress, worker, lease, cancel
     request); its errors are kept, as history. Any other status raises
     `InvalidTransitionError`. Pure: whether another job holds the unique key is the
@@ -388,7 +409,7 @@ def retried_job(job: Job, now: datetime) -> Job:
     if job.status not in RETRYABLE_STATUSES:
         raise InvalidTransitionError.not_retryable(job.id, job.status.value)
     return job.replace(
-        status=S.PENDING, run_at=now, attempt=0, rescues=0,
+        status=S.BLOCKED if blocked else S.PENDING, run_at=now, attempt=0, rescues=0,
         finished_at=None, result=None, progress=None, cancel_requested=False,
         worker_id=None, lease_token=None, lease_expires_at=None,
     )

@@ -15,11 +15,12 @@ from .cluster import ClusterMixin
 from .jobs import JobsMixin
 from .queues import QueuesMixin
 from .schedules import SchedulesMixin
+from .workflows import WorkflowsMixin
 
 __all__ = ("MemoryBackend",)
 
 
-class MemoryBackend(JobsMixin, ClaimsMixin, QueuesMixin, SchedulesMixin, ClusterMixin):
+class MemoryBackend(JobsMixin, ClaimsMixin, WorkflowsMixin, QueuesMixin, SchedulesMixin, ClusterMixin):
     """In-process, non-durable backend (`memory://`)."""
 
     shared_across_loops = True  # one process-wide store behind a lock

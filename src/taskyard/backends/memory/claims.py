@@ -14,14 +14,15 @@ from taskyard.core.queue import claim_budget
 from taskyard.core.settle import Settle, Settled
 from taskyard.errors import LeaseLost
 
-from .state import MemoryState, QueueState, new_lease_token
+from .graph import GraphState
+from .state import QueueState, new_lease_token
 
 __all__ = ("ClaimsMixin",)
 
 S = JobStatus
 
 
-class ClaimsMixin(MemoryState):
+class ClaimsMixin(GraphState):
     """Claim jobs and record what became of them, fenced by lease tokens."""
 
     async def job_claim(
@@ -164,6 +165,6 @@ class ClaimsMixin(MemoryState):
                     continue
                 after = self._leave_running(job, outcome.applied_to(job, now))
                 answers.append(Settled(outcome.job_id, owned=True, job=after))
-        if any(a.job is not None and a.job.status is S.PENDING for a in answers):
+        if any(a.job is not None and (a.job.status is S.PENDING or a.job.workflow_id) for a in answers):
             self._waker.notify()
         return answers

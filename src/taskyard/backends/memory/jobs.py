@@ -24,14 +24,14 @@ from taskyard.core.job import (
 from taskyard.core.search import is_search_match
 from taskyard.errors import InvalidTransitionError
 
-from .state import MemoryState
+from .graph import GraphState
 
 __all__ = ("JobsMixin",)
 
 S = JobStatus
 
 
-class JobsMixin(MemoryState):
+class JobsMixin(GraphState):
     """Jobs written by clients and by the maintenance services."""
 
     async def job_enqueue_many(
@@ -82,9 +82,15 @@ class JobsMixin(MemoryState):
                 return job
             if after.status is S.CANCELLED:
                 self._release_unique(job)
-            return self._store(after)
+            after = self._store(after)
+            woken = self._after_finish(after, now)
+        if woken:
+            self._waker.notify()
+        return after
 
     def _retry_one(self, job: Job, now: datetime) -> Job:
+        if job.workflow_id is not None:
+            return self._retried_step(job, now)
         after = retried_job(job, now)
         holder = self._unique.get(job.unique_key) if job.unique_key else None
         if holder is not None and holder != job.id:
@@ -147,7 +153,7 @@ class JobsMixin(MemoryState):
             for job in expired:
                 after = self._leave_running(job, rescue_decision(job, now).apply(job, now))
                 (failed if after.status is S.FAILED else rescued).append(job.id)
-        if rescued:
+        if rescued or failed:
             self._waker.notify()
         return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 

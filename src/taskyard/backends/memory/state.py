@@ -98,7 +98,14 @@ class MemoryState:
             self._release_unique(running)
         self._store(after)
         self._place(after)
+        if after.finished_at is not None:
+            self._after_finish(after, after.finished_at)
         return after
+
+    def _after_finish(self, job: Job, now: datetime) -> int:
+        """Hook for what a job that just finished moves along (workflow steps: `GraphState`);
+        returns how many jobs it made pending."""
+        return 0
 
     def _promote(self, now_ts: float) -> int:
         moved = 0

@@ -47,7 +47,7 @@ __all__ = (
 
 S = JobStatus
 _CHUNK = 500  # stays well under SQLite's limit on bound parameters
-_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 24)})"
+_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' for _ in JOB_COLUMNS.split(', '))})"
 _SAVE = (
     "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
     "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "

@@ -78,6 +78,9 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         cancel_requested=bool(row[21]),
         rescues=row[22],
         max_rescues=row[23],
+        workflow_id=row[24],
+        step=row[25],
+        meta=json.loads(row[26]) if row[26] else {},
     )
 
 
@@ -110,6 +113,9 @@ def job_to_row(job: Job) -> tuple[Any, ...]:
         int(job.cancel_requested),
         job.rescues,
         job.max_rescues,
+        job.workflow_id,
+        job.step,
+        dumps(dict(job.meta)) if job.meta else None,
     )
 
 

@@ -151,6 +151,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
         "INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')",
     ),
+    # 5: workflows (`core.workflow`): a job's workflow, step name and metadata; workflow
+    # headers; edges between steps with their policy and state.
+    (
+        "ALTER TABLE jobs ADD COLUMN workflow_id TEXT",
+        "ALTER TABLE jobs ADD COLUMN step TEXT",
+        "ALTER TABLE jobs ADD COLUMN meta TEXT",
+        "CREATE INDEX jobs_workflow ON jobs (workflow_id, id) WHERE workflow_id IS NOT NULL",
+        """CREATE TABLE workflows (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            cancelled_at INTEGER
+        )""",
+        """CREATE TABLE workflow_edges (
+            parent TEXT NOT NULL,
+            child TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (parent, child)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX workflow_edges_child ON workflow_edges (child, state)",
+    ),
 )
 
 #: The version this code reads and writes.
