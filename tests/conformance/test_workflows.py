@@ -13,7 +13,14 @@ from taskyard.backends.protocol import Backend
 from taskyard.core.ids import new_id
 from taskyard.core.job import Job, JobDraft, JobStatus
 from taskyard.core.settle import Settle
-from taskyard.core.workflow import Edge, EdgeState, Policy, WorkflowDraft, WorkflowStatus, map_step_name
+from taskyard.core.workflow import (
+    Edge,
+    EdgeState,
+    Policy,
+    WorkflowDraft,
+    WorkflowStatus,
+    map_step_name,
+)
 from taskyard.errors import InvalidTransitionError, WorkflowNotFound
 
 from .factory import LEASE, T0, at, error, settle

@@ -35,7 +35,7 @@ from taskyard.core.job import (
 from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import BackendError, ConfigError, LeaseLost, SchemaVersionError
 
-from . import claims, jobs
+from . import claims, graph, jobs
 from .cluster import ClusterOps
 from .connection import (
     MysqlUrl,
@@ -48,6 +48,7 @@ from .rows import db_time, dumps
 from .schema import SCHEMA_VERSION, Tables, apply_migrations, quoted, read_version
 from .settle import settle_group
 from .wakeups import PollingWakeups
+from .workflows import WorkflowOps
 
 __all__ = ("MysqlBackend",)
 
@@ -57,7 +58,7 @@ T = TypeVar("T")
 _ENQUEUE_TRIES = 5
 
 
-class MysqlBackend(PollingWakeups, ClusterOps):
+class MysqlBackend(PollingWakeups, ClusterOps, WorkflowOps):
     """MySQL/MariaDB backend (`mysql://user[:password]@host[:port]/database`); see
     `docs/mysql.md`.
 
@@ -256,11 +257,13 @@ class MysqlBackend(PollingWakeups, ClusterOps):
         return await self._run("jobs_delete", lambda cur: jobs.delete(cur, self.tables, ids))
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
-        return await self._run("job_cancel", lambda cur: jobs.cancel(cur, self.tables, job_id, now))
+        job, woken = await self._run("job_cancel", lambda cur: graph.cancel(cur, self.tables, job_id, now))
+        self._wake(woken)
+        return job
 
     async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
         job = await self._retrying(
-            "job_retry", lambda cur: jobs.retry(cur, self.tables, job_id, now)
+            "job_retry", lambda cur: graph.retry(cur, self.tables, job_id, now)
         )
         self._wake({job.queue})
         return job
@@ -269,7 +272,7 @@ class MysqlBackend(PollingWakeups, ClusterOps):
         self, *, queue: str | None = None, now: datetime | None = None
     ) -> int:
         retried = await self._retrying(
-            "jobs_retry_failed", lambda cur: jobs.retry_failed(cur, self.tables, queue, now)
+            "jobs_retry_failed", lambda cur: graph.retry_failed(cur, self.tables, queue, now)
         )
         self._wake({j.queue for j in retried})
         return len(retried)
@@ -371,7 +374,7 @@ class MysqlBackend(PollingWakeups, ClusterOps):
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
         report, woken = await self._run(
-            "jobs_rescue_expired", lambda cur: jobs.rescue_expired(cur, self.tables, now)
+            "jobs_rescue_expired", lambda cur: graph.rescue_expired(cur, self.tables, now)
         )
         self._wake(woken)
         return report

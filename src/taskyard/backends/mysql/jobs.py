@@ -35,6 +35,7 @@ __all__ = (
     "enqueue",
     "fetch_jobs",
     "get",
+    "insert_jobs",
     "list_page",
     "marks",
     "promote_due",
@@ -49,13 +50,13 @@ __all__ = (
 S = JobStatus
 _CHUNK = 500
 _INSERT_COLUMNS = f"{JOB_COLUMNS}, unique_active"
-_ROW = "(" + ", ".join(["%s"] * 25) + ")"
+_ROW = "(" + ", ".join(["%s"] * (len(_INSERT_COLUMNS.split(", ")))) + ")"
 #: The columns a transition may change, with their positions in `job_values`.
 _MUTABLE = (
     ("status", 4), ("run_at", 6), ("attempt", 7), ("max_attempts", 8), ("started_at", 10),
     ("finished_at", 11), ("result", 12), ("errors", 13), ("progress", 14), ("worker_id", 18),
     ("lease_token", 19), ("lease_expires_at", 20), ("cancel_requested", 21), ("rescues", 22),
-    ("unique_active", 24),
+    ("unique_active", 27),
 )  # fmt: skip
 
 
@@ -160,12 +161,21 @@ async def enqueue(
         if job.status is S.PENDING:
             woken.add(job.queue)
         out.append(job)
+    await _insert_rows(cur, t, rows)
+    return out, woken
+
+
+async def _insert_rows(cur: Cursor, t: Tables, rows: Sequence[tuple[Any, ...]]) -> None:
     for chunk in _chunks(rows):
         await cur.execute(
             f"INSERT INTO {t.jobs} ({_INSERT_COLUMNS}) VALUES {', '.join([_ROW] * len(chunk))}",
             [v for row in chunk for v in row],
         )
-    return out, woken
+
+
+async def insert_jobs(cur: Cursor, t: Tables, new: Sequence[Job]) -> None:
+    """Insert new jobs as they are (ids known not to exist)."""
+    await _insert_rows(cur, t, [job_values(j) for j in new])
 
 
 async def list_page(

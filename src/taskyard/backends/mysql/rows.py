@@ -81,7 +81,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
     (
         id_, task, queue, payload, status, priority, run_at, attempt, max_attempts, created_at,
         started_at, finished_at, result, errors, progress, unique_key, tags, timeout, worker_id,
-        lease_token, lease_expires_at, cancel_requested, rescues, max_rescues,
+        lease_token, lease_expires_at, cancel_requested, rescues, max_rescues, workflow_id, step,
+        meta,
     ) = row  # fmt: skip
     progress_data = loads(progress)
     return Job(
@@ -113,6 +114,9 @@ def job_from_row(row: Sequence[Any]) -> Job:
         cancel_requested=bool(cancel_requested),
         rescues=rescues,
         max_rescues=max_rescues,
+        workflow_id=workflow_id,
+        step=step,
+        meta=loads(meta) or {},
     )
 
 
@@ -144,6 +148,9 @@ def job_values(job: Job) -> tuple[Any, ...]:
         int(job.cancel_requested),
         job.rescues,
         job.max_rescues,
+        job.workflow_id,
+        job.step,
+        dumps(dict(job.meta)) if job.meta else None,
         held_key(job.unique_key) if job.unique_key and job.status in ACTIVE_STATUSES else None,
     )
 

@@ -122,8 +122,34 @@ _V1: tuple[str, ...] = (
     ) {_TABLE}""",
 )
 
+#: 2: workflows (`core.workflow`): a job's workflow, step name and metadata; workflow headers;
+#: edges between steps with their policy and state. The ALTER is one statement (atomic).
+_V2: tuple[str, ...] = (
+    """ALTER TABLE {d}.taskyard_jobs
+        ADD COLUMN workflow_id VARCHAR(255) NULL,
+        ADD COLUMN step VARCHAR(255) NULL,
+        ADD COLUMN meta TEXT NULL,
+        ADD KEY jobs_workflow (workflow_id, id)""",
+    f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_workflows (
+        id VARCHAR(255) NOT NULL PRIMARY KEY,
+        name VARCHAR(255) NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        cancelled_at DATETIME(6) NULL
+    ) {_TABLE}""",
+    f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_workflow_edges (
+        parent VARCHAR(255) NOT NULL,
+        child VARCHAR(255) NOT NULL,
+        workflow_id VARCHAR(255) NOT NULL,
+        policy VARCHAR(16) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        PRIMARY KEY (parent, child),
+        KEY workflow_edges_child (child, state),
+        KEY workflow_edges_workflow (workflow_id)
+    ) {_TABLE}""",
+)
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MIGRATIONS_TABLE = f"""CREATE TABLE IF NOT EXISTS {{d}}.taskyard_migrations (
@@ -147,6 +173,8 @@ class Tables:
         self.schedules = f"{d}.taskyard_schedules"
         self.leaders = f"{d}.taskyard_leaders"
         self.workers = f"{d}.taskyard_workers"
+        self.workflows = f"{d}.taskyard_workflows"
+        self.edges = f"{d}.taskyard_workflow_edges"
 
 
 def quoted(database: str) -> str:
