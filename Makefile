@@ -46,6 +46,7 @@ faketime:
 ## Options: make chaos CHAOS_ARGS="--minutes 10 --backend redis --fault worker-kill --seed 7"
 chaos: $(STAMP) faketime
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
+	$(BIN)/python -m chaos.fanin $(FANIN_ARGS)
 
 ## Django 6 (django.tasks) needs Python >= 3.12, in a venv of its own beside the 3.11 one (which
 ## has Django 5.2 and the django-tasks backport): tests/integration/test_django.py runs the
