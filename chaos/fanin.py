@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from taskyard import Taskyard
 from taskyard.context import JobContext
 from taskyard.core.ids import new_id
 from taskyard.core.job import JobDraft
-from taskyard.core.workflow import Edge, Policy, Workflow, WorkflowDraft, WorkflowStatus, map_step_name
+from taskyard.core.workflow import (
+    Edge,
+    Policy,
+    Workflow,
+    WorkflowDraft,
+    WorkflowStatus,
+    map_step_name,
+)
 
 __all__ = ("FanIn", "app", "build", "check", "main", "run")
 
