@@ -1,5 +1,6 @@
 """A FastAPI app that enqueues taskyard jobs from its own routes and serves taskyard's management
-API under `/taskyard` (docs/integrations.md).
+API and dashboard under `/taskyard` (docs/integrations.md): the dashboard at
+http://localhost:8000/taskyard/, every link of it under that prefix.
 
     uvicorn examples.fastapi_app:api --port 8000          # the web app (enqueues)
     taskyard --app examples.fastapi_app:app worker        # a worker (runs the jobs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskyard.http.guard import HostNames, RequestGuard
+from taskyard.http.guard import HostNames, RequestGuard, route_path
 
 
 def _allows(bind: str, allowed: list[str], host: str | None, port: int | None = 5050) -> bool:
@@ -50,7 +50,9 @@ def test_without_a_known_server_port_any_port_of_our_names_passes() -> None:
     assert not _allows("127.0.0.1", [], "evil.example:1234", port=None)
 
 
-async def _call(guard: RequestGuard, method: str, path: str, headers: dict[str, str]) -> tuple[int, bool]:
+async def _call(
+    guard: RequestGuard, method: str, path: str, headers: dict[str, str], root_path: str = ""
+) -> tuple[int, bool]:
     reached: list[bool] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -68,7 +70,8 @@ async def _call(guard: RequestGuard, method: str, path: str, headers: dict[str, 
 
     guard.app = app
     scope = {
-        "type": "http", "method": method, "path": path, "scheme": "http", "server": ("127.0.0.1", 5050),
+        "type": "http", "method": method, "path": root_path + path, "root_path": root_path, "scheme": "http",
+        "server": ("127.0.0.1", 5050),
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
     await guard(scope, receive, send)
@@ -102,6 +105,21 @@ async def test_requests(method: str, path: str, headers: dict[str, str], status:
     guard = RequestGuard(None, bind_host="127.0.0.1")
     answered, reached = await _call(guard, method, path, {**HOST, **headers})
     assert (answered, reached) == (status, status == 200)
+
+
+async def test_under_a_prefix_the_checks_read_the_path_below_it() -> None:
+    """Mounted at `/ops` (the ASGI root_path, which Starlette also keeps in `path`), API writes
+    must still be JSON and the probes are still probes."""
+    guard = RequestGuard(None, bind_host="127.0.0.1")
+    form = {**HOST, "Content-Type": "application/x-www-form-urlencoded", "Content-Length": "3"}
+    assert await _call(guard, "POST", "/api/v1/jobs", form, root_path="/ops") == (415, False)
+    assert await _call(guard, "POST", "/queues/q/pause", form, root_path="/ops") == (200, True)
+    assert route_path({"path": "/ops/api/v1/jobs", "root_path": "/ops"}) == "/api/v1/jobs"
+    assert route_path({"path": "/ops", "root_path": "/ops"}) == "/"
+    assert route_path({"path": "/opsx/api/v1/jobs", "root_path": "/ops"}) == "/opsx/api/v1/jobs"
+    assert route_path({"path": "/api/v1/jobs", "root_path": ""}) == "/api/v1/jobs"
+    off_loopback = RequestGuard(None, bind_host="0.0.0.0", allowed_hosts=["shop.example"])
+    assert await _call(off_loopback, "GET", "/health", {"Host": "10.1.2.3:5050"}, root_path="/ops") == (200, True)
 
 
 async def test_behind_a_tls_proxy_the_origin_matches_the_public_name() -> None:

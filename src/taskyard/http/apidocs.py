@@ -1,10 +1,15 @@
 """The API's own documents: `/api/v1/openapi.json` and Swagger UI at `/api/v1/docs`, its files
 read from the `fastapi-offline` package (no CDN), behind the API's authentication (a bearer token
 or a dashboard session, any role) and the dashboard's Content-Security-Policy.
+
+Under a prefix (the ASGI `root_path`: `taskyard.http.asgi.mount`, or a proxy and uvicorn
+`--root-path`) the page's URLs start with it, and the document names it as its server, so
+clients and Swagger UI call `{prefix}/api/v1/...`.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
@@ -39,18 +44,18 @@ _INIT_JS = b"""window.addEventListener("load", function () {
 });
 """
 
-_PAGE = f"""<!doctype html>
+_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>taskyard API</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="{DOCS_PATH}/swagger-ui.css">
+<link rel="stylesheet" href="{docs}/swagger-ui.css">
 </head>
 <body>
-<div id="swagger-ui" data-openapi="{OPENAPI_PATH}"></div>
-<script src="{DOCS_PATH}/swagger-ui-bundle.js"></script>
-<script src="{DOCS_PATH}/init.js"></script>
+<div id="swagger-ui" data-openapi="{openapi}"></div>
+<script src="{docs}/swagger-ui-bundle.js"></script>
+<script src="{docs}/init.js"></script>
 </body>
 </html>
 """
@@ -76,6 +81,9 @@ def build_router(ctx: HttpContext, openapi: Callable[[], dict[str, Any]]) -> API
     assets = _assets()
     router = APIRouter(include_in_schema=False)
 
+    def root_of(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
     def refusal(request: Request) -> Response | None:
         """None when the caller may read the API: any role, by bearer token or dashboard session."""
         if not auth.enabled:
@@ -94,7 +102,7 @@ def build_router(ctx: HttpContext, openapi: Callable[[], dict[str, Any]]) -> API
             return None
         return error_response(
             401, "unauthorized",
-            "sign in on the dashboard (/login) or send Authorization: Bearer <token>",
+            f"sign in on the dashboard ({root_of(request)}/login) or send Authorization: Bearer <token>",
         )
 
     @router.get(OPENAPI_PATH)
@@ -102,14 +110,20 @@ def build_router(ctx: HttpContext, openapi: Callable[[], dict[str, Any]]) -> API
         refused = refusal(request)
         if refused is not None:
             return refused
-        return JSONResponse(openapi(), headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        document = openapi()
+        root = root_of(request)
+        if root:  # the paths are the sub-app's; its server is the prefix (a copy: FastAPI caches the document)
+            document = {**document, "servers": [{"url": root}]}
+        return JSONResponse(document, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     @router.get(DOCS_PATH)
     async def docs_page(request: Request) -> Response:
         refused = refusal(request)
         if refused is not None:
             return refused
-        return HTMLResponse(_PAGE, headers=SECURITY_HEADERS)
+        root = html.escape(root_of(request), quote=True)
+        page = _PAGE.format(docs=root + DOCS_PATH, openapi=root + OPENAPI_PATH)
+        return HTMLResponse(page, headers=SECURITY_HEADERS)
 
     @router.get(DOCS_PATH + "/{name}")
     async def docs_asset(name: str) -> Response:

@@ -1,6 +1,7 @@
 """`create_asgi_app(ctx)`: the FastAPI app of a task server — health, metrics, and (unless
 the context says otherwise) the management API at `/api/v1` and the dashboard at `/`. For a
-user's own ASGI app (docs/integrations.md): `lifespan(app)` and `mount(asgi, app, path)`."""
+user's own ASGI app (docs/integrations.md): `lifespan(app)` and `mount(asgi, app, path)`, which
+serves the API and the dashboard under a prefix (every URL they emit follows the ASGI `root_path`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 
 from taskyard.app import Taskyard
 from taskyard.config import Settings, load_settings
-from taskyard.http import api, apidocs, dashboard, health, metrics
+from taskyard.http import api, apidocs, health, metrics
+from taskyard.http import dashboard as dashboard_routes
 from taskyard.http.context import HttpContext
 from taskyard.http.guard import RequestGuard
 
@@ -90,7 +92,7 @@ def create_asgi_app(ctx: HttpContext) -> FastAPI:
         app.include_router(apidocs.build_router(ctx, app.openapi))
         app.include_router(api.build_router(ctx), prefix="/api/v1")
         app.include_router(api.build_root_router(ctx))  # the app's own paths, before the dashboard
-        app.include_router(dashboard.build_router(ctx))
+        app.include_router(dashboard_routes.build_router(ctx))
     else:  # a process without the API role still answers its app's health probes
         app.include_router(api.build_root_router(ctx, public_only=True))
     http = ctx.settings.http
@@ -112,17 +114,26 @@ def lifespan(app: Taskyard) -> Callable[[Any], AbstractAsyncContextManager[None]
     return run
 
 
-def mount(asgi: Any, app: Taskyard, path: str = "/taskyard", *, settings: Settings | None = None) -> FastAPI:
+def mount(
+    asgi: Any,
+    app: Taskyard,
+    path: str = "/taskyard",
+    *,
+    settings: Settings | None = None,
+    dashboard: bool = True,
+) -> FastAPI:
     """Serve `app`'s management API (`{path}/api/v1`, its OpenAPI document at
-    `{path}/api/v1/openapi.json`), health and metrics under `path` of the user's ASGI app
+    `{path}/api/v1/openapi.json` and Swagger UI at `{path}/api/v1/docs`), health, metrics and
+    (unless `dashboard=False`) the dashboard (`{path}/`) under `path` of the user's ASGI app
     `asgi` (FastAPI or Starlette: anything with `mount(path, app)`), and return the mounted app.
 
+    Every URL they emit starts with the ASGI `root_path` the mount sets (`path`, behind
+    whatever prefix the user's app itself has), and the dashboard's cookies are for `path`.
     `settings` (default: `load_settings()`, i.e. taskyard.toml and TASKYARD_*) give the
     credentials, limits, and the host and port the user's server listens on, which the Host
     check compares with (or `http.allowed_hosts`). This process runs no services: the
-    services routes answer 404, workers run in `taskyard worker` processes. The dashboard
-    is not mounted: its links are absolute, so it is served by `taskyard run` at its own
-    address.
+    services routes answer 404 and the dashboard's Services page is empty; workers run in
+    `taskyard worker` processes.
     """
     if not path.startswith("/") or path.endswith("/") or "//" in path:
         raise ValueError(f"mount path {path!r} must start with '/' and not end with one (e.g. '/taskyard')")
@@ -134,6 +145,8 @@ def mount(asgi: Any, app: Taskyard, path: str = "/taskyard", *, settings: Settin
     sub.include_router(metrics.build_router(ctx))
     sub.include_router(apidocs.build_router(ctx, sub.openapi))
     sub.include_router(api.build_router(ctx), prefix=api.API_PREFIX)
+    if dashboard:
+        sub.include_router(dashboard_routes.build_router(ctx))
     sub.add_middleware(BodySizeLimit, max_bytes=settings.http.max_body_bytes)
     sub.add_middleware(RequestGuard, bind_host=settings.http.host, allowed_hosts=settings.http.allowed_hosts)
     asgi.mount(path, sub)

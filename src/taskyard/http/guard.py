@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from taskyard.http.auth import is_loopback
 
-__all__ = ("LOOPBACK_NAMES", "PROBE_PATHS", "HostNames", "RequestGuard")
+__all__ = ("LOOPBACK_NAMES", "PROBE_PATHS", "HostNames", "RequestGuard", "route_path")
 
 #: The names a loopback-bound server answers to (with its port).
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -128,7 +128,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope, _headers(scope))
+        refusal = self._refusal({**scope, "path": route_path(scope)}, _headers(scope))
         if refusal is not None:
             await _refuse(send, *refusal)
             return
@@ -156,6 +156,16 @@ class RequestGuard:
         if scope["path"].startswith("/api/"):
             return _json_refusal(headers)
         return None
+
+
+def route_path(scope: dict[str, Any]) -> str:
+    """The request's path below the prefix the app is served under (the ASGI `root_path`,
+    which a mount or uvicorn `--root-path` puts in front of `path` too): `/api/v1/jobs` for
+    `/ops/api/v1/jobs` when the app is mounted at `/ops`."""
+    path, root = str(scope["path"]), str(scope.get("root_path", "")).rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

@@ -1,5 +1,10 @@
 """The web dashboard at `/`: server-rendered pages (Jinja2, SVG charts, local CSS/JS, no
 build step), a cookie session made from a bearer token, and CSRF-checked forms for actions.
+
+Every URL it emits (links, form actions, assets, redirects, the live stream, cookie paths)
+starts with the request's ASGI `root_path`, so the dashboard works mounted under a prefix of
+another app (`taskyard.http.asgi.mount`) or behind a proxy that strips one (uvicorn
+`--root-path`) as well as at `/`.
 """
 
 from __future__ import annotations
@@ -65,11 +70,22 @@ _NAME = re.compile(NAME_PATTERN)
 _ID = re.compile(ID_PATTERN)
 
 
-def _safe_next(value: str | None, default: str = "/") -> str:
-    """Only same-site paths: no scheme, no `//host`, no backslashes."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+def root_of(request: Request) -> str:
+    """The prefix the dashboard is served under (the ASGI `root_path`, e.g. `/ops`), or ''."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _safe_next(value: str | None, root: str, default: str = "/") -> str:
+    """Only paths of this dashboard: under `root`, no scheme, no `//host`, no backslashes.
+    `default` is relative to `root`."""
+    if value and value.startswith(root + "/") and not value.startswith("//") and "\\" not in value:
         return value
-    return default
+    return root + default
+
+
+def cookie_path(request: Request) -> str:
+    """The path of the dashboard's cookies: the prefix it is served under, else `/`."""
+    return root_of(request) or "/"
 
 
 def build_router(ctx: HttpContext) -> APIRouter:
@@ -93,6 +109,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
     def base(request: Request, session: Session | None, active: str = "") -> dict[str, Any]:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return {
+            "root": root_of(request),
             "session": session,
             "csrf": book.csrf_token(session) if session else "",
             "can_act": bool(session and session.principal.is_admin),
@@ -109,13 +126,14 @@ def build_router(ctx: HttpContext) -> APIRouter:
         # Sliding idle timeout: a page the user asked for re-issues the cookie; the page's own
         # background refresh does not, so a tab left open still idles out.
         if auth.enabled and request.headers.get("x-taskyard-refresh") != "1":
-            book.refresh(response, session, secure=request.url.scheme == "https")
+            book.refresh(response, session, secure=request.url.scheme == "https", path=cookie_path(request))
         return response
 
     def to_login(request: Request) -> Response:
+        root = root_of(request)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         # Encoded, so the page's own query (`?queue=a&status=failed`) survives the round trip.
-        login = f"/login?{urlencode({'next': target})}" if target != "/" else "/login"
+        login = root + "/login" + (f"?{urlencode({'next': target})}" if target not in (root, root + "/") else "")
         return render.secure(RedirectResponse(login, 303))
 
     def error(request: Request, session: Session | None, status: int, message: str) -> Response:
@@ -154,7 +172,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
     @router.get("/login")
     async def login_form(request: Request) -> Response:
         if session_of(request) is not None:
-            return render.secure(RedirectResponse(_safe_next(request.query_params.get("next")), 303))
+            return render.secure(RedirectResponse(_safe_next(request.query_params.get("next"), root_of(request)), 303))
         return login_page(request, None, 200)
 
     def login_page(request: Request, message: str | None, status: int) -> Response:
@@ -164,10 +182,10 @@ def build_router(ctx: HttpContext) -> APIRouter:
             "login_csrf": book.login_token(nonce),
             "dev_token_file": ctx.dev_token_file,
             "has_jwt_secret": ctx.settings.http.jwt_secret is not None,
-            "next_url": _safe_next(request.query_params.get("next")),
+            "next_url": _safe_next(request.query_params.get("next"), root_of(request)),
         }, status)
         response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/login")
+                            secure=request.url.scheme == "https", path=root_of(request) + "/login")
         return response
 
     @router.post("/login")
@@ -185,9 +203,9 @@ def build_router(ctx: HttpContext) -> APIRouter:
             return response
         except AuthError:
             return login_page(request, "That token is not valid.", 401)
-        response = RedirectResponse(_safe_next(str(form.get("next", "/"))), 303)
-        book.issue(response, principal, secure=request.url.scheme == "https")
-        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        response = RedirectResponse(_safe_next(str(form.get("next", "")), root_of(request)), 303)
+        book.issue(response, principal, secure=request.url.scheme == "https", path=cookie_path(request))
+        response.delete_cookie(LOGIN_COOKIE, path=root_of(request) + "/login")
         audit(principal, "dashboard.login", "dashboard")
         return render.secure(response)
 
@@ -201,8 +219,8 @@ def build_router(ctx: HttpContext) -> APIRouter:
             if auth.enabled:
                 book.revoke(session)
                 audit(session.principal, "dashboard.logout", "dashboard")
-        response = RedirectResponse("/login", 303)
-        response.delete_cookie(COOKIE, path="/")
+        response = RedirectResponse(root_of(request) + "/login", 303)
+        response.delete_cookie(COOKIE, path=cookie_path(request))
         return render.secure(response)
 
     # -- pages -------------------------------------------------------------------------------
@@ -281,7 +299,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
         audit(session.principal, f"jobs.bulk_{action}", target, [
             "via=dashboard", f"matched={report.matched}", f"done={report.done}",
             f"skipped={report.skipped_total}", *[f"{k}={v}" for k, v in f.items() if v and target == "filter"]])
-        back = pages.jobs_url(f, bulk=action, n_done=str(report.done), n_skipped=str(report.skipped_total))
+        back = root_of(request) + pages.jobs_url(f, bulk=action, n_done=str(report.done), n_skipped=str(report.skipped_total))
         return used(request, session, render.secure(RedirectResponse(back, 303)))
 
     @router.post("/queues/{name}/drain")
@@ -309,7 +327,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
         except TaskyardError as exc:
             return error(request, session, 404 if isinstance(exc, NotFoundError) else 409, str(exc))
         audit(session.principal, f"queues.{action}", name, ["via=dashboard", f"jobs={n}"])
-        done = RedirectResponse(f"/queues?done={action}&n={n}", 303)
+        done = RedirectResponse(f"{root_of(request)}/queues?done={action}&n={n}", 303)
         return used(request, session, render.secure(done))
 
     @router.get("/jobs/{job_id}")
@@ -353,7 +371,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
             status = 404 if isinstance(exc, NotFoundError) else 409
             return error(request, session, status, str(exc))
         audit(session.principal, f"{noun}.{action}", target, ["via=dashboard"])
-        back = _safe_next(str(form.get("next", "")), f"/{noun}")
+        back = _safe_next(str(form.get("next", "")), root_of(request), f"/{noun}")
         back = re.sub(r"([?&])done=[^&]*&?", r"\1", back).rstrip("?&")
         done = RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={action}", 303)
         return used(request, session, render.secure(done))

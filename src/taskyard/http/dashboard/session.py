@@ -72,21 +72,22 @@ class SessionBook:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, response: Response, principal: Principal, *, secure: bool) -> Session:
-        """Start a session for `principal` and set its cookie on `response`."""
+    def issue(self, response: Response, principal: Principal, *, secure: bool, path: str = "/") -> Session:
+        """Start a session for `principal` and set its cookie on `response` (for `path`: the
+        prefix the dashboard is served under)."""
         now = int(self._clock())
         expires = now + MAX_AGE
         if principal.expires_at is not None:
             expires = min(expires, int(principal.expires_at.timestamp()))
         session = Session(principal=principal, expires=expires, nonce=secrets.token_urlsafe(16), seen=now)
-        self._set(response, session, secure=secure)
+        self._set(response, session, secure=secure, path=path)
         return session
 
-    def refresh(self, response: Response, session: Session, *, secure: bool) -> None:
+    def refresh(self, response: Response, session: Session, *, secure: bool, path: str = "/") -> None:
         """Mark `session` used now: re-issue its cookie (same nonce and end) on `response`."""
-        self._set(response, replace(session, seen=int(self._clock())), secure=secure)
+        self._set(response, replace(session, seen=int(self._clock())), secure=secure, path=path)
 
-    def _set(self, response: Response, session: Session, *, secure: bool) -> None:
+    def _set(self, response: Response, session: Session, *, secure: bool, path: str) -> None:
         principal = session.principal
         body = _b64(json.dumps({
             "r": principal.role.value, "k": principal.key_id, "c": principal.credential,
@@ -99,7 +100,7 @@ class SessionBook:
             httponly=True,
             samesite="lax",
             secure=secure,
-            path="/",
+            path=path,
         )
 
     def read(self, request: Request) -> Session | None:

@@ -1,6 +1,7 @@
 // The dashboard's one script (no inline script: CSP). Three jobs:
 // - charts: a readout of the bin under the pointer, or under the arrow keys when a chart has focus;
-// - live: a server-sent event stream (/live) updates counts, job states and progress in place,
+// - live: a server-sent event stream (<body data-live-url>: `/live` under the prefix the
+//   dashboard is served at) updates counts, job states and progress in place,
 //   and the page's <main> is re-fetched only when the counts move (and slowly otherwise, for
 //   times like "12s ago"), keeping scroll, focus, ticked boxes, open <details> and a text selection;
 // - without EventSource (or when the stream keeps failing) the page's <main> is re-fetched every
@@ -9,6 +10,10 @@
   "use strict";
   var seconds = Math.max(1, parseInt(document.body.dataset.refresh || "5", 10) || 5);
   var busy = false;
+  // Every URL comes from the page (the server writes them under its ASGI root_path), never a
+  // hard-coded absolute path: the dashboard may be mounted under a prefix of another app.
+  var liveUrl = document.body.dataset.liveUrl || "live";
+  function onLoginPage() { return document.getElementById("login-form") !== null; }
 
   // `?done=` carries a confirmation ("Sent back to pending.") to be shown once: drop it from
   // the address, so neither a refresh nor a reload shows it again.
@@ -85,7 +90,7 @@
   function refresh() {
     if (busy || document.visibilityState !== "visible" || userIsBusy()) return;
     var main = document.getElementById("content");
-    if (!main || document.querySelector("form[action='/login']")) return;
+    if (!main || onLoginPage()) return;
     busy = true;
     fetch(window.location.href, { credentials: "same-origin", headers: { "X-Taskyard-Refresh": "1" } })
       .then(function (response) {
@@ -166,12 +171,12 @@
   }
 
   function follow() {
-    if (!window.EventSource || failures > 5 || document.querySelector("form[action='/login']")) { poll(); return; }
+    if (!window.EventSource || failures > 5 || onLoginPage()) { poll(); return; }
     var ids = jobIds();
     if (source && ids === following) return;
     if (source) source.close();
     following = ids;
-    source = new EventSource("/live" + (ids ? "?jobs=" + encodeURIComponent(ids) : ""));
+    source = new EventSource(liveUrl + (ids ? "?jobs=" + encodeURIComponent(ids) : ""));
     source.addEventListener("open", function () { document.body.dataset.live = "on"; failures = 0; });
     source.addEventListener("snapshot", function (e) { apply(JSON.parse(e.data)); });
     source.addEventListener("error", function () {
