@@ -230,8 +230,8 @@ async def served() -> AsyncIterator[Served]:
         yield Served(url, app, creds)
 
 
-async def _open(browser: Any, served: Served, path: str, *, dark: bool = False) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900},
+async def _open(browser: Any, served: Served, path: str, *, dark: bool = False, width: int = 1280) -> Any:
+    context = await browser.new_context(viewport={"width": width, "height": 900},
                                         color_scheme="dark" if dark else "light")
     page = await context.new_page()
     await page.goto(served.url + "/login?next=" + path)
@@ -291,6 +291,11 @@ async def test_a_fan_out_fan_in_workflow_changes_live_and_is_cancelled_with_the_
     assert await _stroke(dark, ids["plan"]) != await _stroke(page, ids["plan"])  # its own palette
     await dark.screenshot(path=str(SHOTS / "workflow-dark.png"), full_page=True)
     await dark.context.close()
+    phone = await _open(browser, served, f"/workflows/{wf.id}", width=390)
+    # The graph scrolls inside its own box; nothing scrolls the page sideways.
+    assert await phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert await phone.evaluate("() => document.getElementById('dag-wrap').scrollWidth") > 390
+    await phone.context.close()
 
     # The last fetch completes through the backend: its node turns completed with no reload.
     await page.evaluate("() => { document.body.dataset.sameDocument = 'yes'; }")

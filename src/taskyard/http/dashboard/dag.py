@@ -261,10 +261,13 @@ _POLICY_SAYS = {
 
 
 def _edge(link: Link, a: DagNode, b: DagNode, names: dict[str, str]) -> DagEdge:
-    states = {e.state for e in link.edges}
-    state = next((s for s in (EdgeState.FAILED, EdgeState.OPEN) if s in states), EdgeState.DONE).value
-    policies = sorted({e.policy for e in link.edges})
-    lenient = [p for p in policies if p is not Policy.FAIL]
+    if len(link.edges) == 1:  # the common case, kept cheap for graphs of thousands of edges
+        state = link.edges[0].state.value
+        lenient = [] if link.edges[0].policy is Policy.FAIL else [link.edges[0].policy]
+    else:
+        states = {e.state for e in link.edges}
+        state = next((s for s in (EdgeState.FAILED, EdgeState.OPEN) if s in states), EdgeState.DONE).value
+        lenient = sorted({e.policy for e in link.edges} - {Policy.FAIL})
     parent, child = names[link.parent], names[link.child]
     many = f"{len(link.edges)} edges, " if len(link.edges) > 1 else ""
     if lenient:
