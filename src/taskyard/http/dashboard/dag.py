@@ -263,7 +263,7 @@ _POLICY_SAYS = {
 def _edge(link: Link, a: DagNode, b: DagNode, names: dict[str, str]) -> DagEdge:
     if len(link.edges) == 1:  # the common case, kept cheap for graphs of thousands of edges
         state = link.edges[0].state.value
-        lenient = [] if link.edges[0].policy is Policy.FAIL else [link.edges[0].policy]
+        lenient: list[Policy] = [] if link.edges[0].policy is Policy.FAIL else [link.edges[0].policy]
     else:
         states = {e.state for e in link.edges}
         state = next((s for s in (EdgeState.FAILED, EdgeState.OPEN) if s in states), EdgeState.DONE).value
