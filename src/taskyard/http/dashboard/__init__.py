@@ -39,7 +39,7 @@ from taskyard.http.bulk import (
     drain_queue,
     run_bulk,
 )
-from taskyard.http.dashboard import live, pages
+from taskyard.http.dashboard import live, pages, workflows
 from taskyard.http.dashboard.history import ServiceHistory
 from taskyard.http.dashboard.render import STATIC, Renderer
 from taskyard.http.dashboard.session import COOKIE, Session, same_origin
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = ("build_router",)
 
-NAV = [("/", "Overview"), ("/queues", "Queues"), ("/jobs", "Jobs"), ("/schedules", "Schedules"),
-       ("/services", "Services"), ("/workers", "Workers")]
+NAV = [("/", "Overview"), ("/queues", "Queues"), ("/jobs", "Jobs"), ("/workflows", "Workflows"),
+       ("/schedules", "Schedules"), ("/services", "Services"), ("/workers", "Workers")]
 LOGIN_COOKIE = "taskyard_login"
 NOTICES = {
     "pause": "Paused.", "resume": "Resumed.", "retry": "Sent back to pending.",
@@ -59,10 +59,13 @@ NOTICES = {
     "restart": "Restarted.", "run": "Ran once.",
     "drain": "Drained: the queue's pending and scheduled jobs were cancelled.",
     "clean": "Cleaned: the queue's old finished jobs were deleted.",
+    "wf-cancel": "Workflow cancelled: its unfinished steps were cancelled.",
+    "wf-retry": "Workflow resumed: its failed and cancelled steps were sent back.",
 }
 ACTIONS = {
     "queues": ("pause", "resume", "retry-failed"),
     "jobs": ("cancel", "retry"),
+    "workflows": ("cancel", "retry"),
     "schedules": ("pause", "resume", "trigger"),
     "services": service_ops.ACTIONS,
 }
@@ -339,6 +342,21 @@ def build_router(ctx: HttpContext) -> APIRouter:
             return await pages.job_page(ctx, found)
         return await page(request, "/jobs", "job.html", load)
 
+    @router.get("/workflows")
+    async def workflow_list(request: Request) -> Response:
+        params = dict(request.query_params)
+        return await page(request, "/workflows", "workflows.html", lambda: workflows.workflows_page(ctx, params))
+
+    @router.get("/workflows/{workflow_id}")
+    async def workflow(request: Request, workflow_id: str) -> Response:
+        return await page(request, "/workflows", "workflow.html", lambda: workflows.workflow_page(ctx, workflow_id))
+
+    @router.get("/workflows/{workflow_id}/steps/{step}")
+    async def workflow_map(request: Request, workflow_id: str, step: str) -> Response:
+        params = dict(request.query_params)
+        return await page(request, "/workflows", "workflow_map.html",
+                          lambda: workflows.map_page(ctx, workflow_id, step, params))
+
     @router.get("/schedules")
     async def schedules(request: Request) -> Response:
         return await page(request, "/schedules", "schedules.html", lambda: pages.schedules_page(ctx))
@@ -373,7 +391,8 @@ def build_router(ctx: HttpContext) -> APIRouter:
         audit(session.principal, f"{noun}.{action}", target, ["via=dashboard"])
         back = _safe_next(str(form.get("next", "")), root_of(request), f"/{noun}")
         back = re.sub(r"([?&])done=[^&]*&?", r"\1", back).rstrip("?&")
-        done = RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={action}", 303)
+        notice = f"wf-{action}" if noun == "workflows" else action
+        done = RedirectResponse(f"{back}{'&' if '?' in back else '?'}done={notice}", 303)
         return used(request, session, render.secure(done))
 
     return router
@@ -392,6 +411,12 @@ async def _perform(ctx: HttpContext, noun: str, target: str, action: str) -> Non
         if not _ID.fullmatch(target):
             raise NotFoundError(f"no job with id {target!r}")
         await (app.acancel_job if action == "cancel" else app.aretry_job)(target)
+    elif noun == "workflows":
+        if not _ID.fullmatch(target):
+            raise NotFoundError(f"no workflow with id {target!r}")
+        backend = await app.backend_for_loop()
+        act = backend.workflow_cancel if action == "cancel" else backend.workflow_retry
+        await act(workflow_id=target, now=app.clock.now())
     elif noun == "schedules":
         if await app.schedules.aget(target) is None:
             raise NotFoundError(f"no schedule named {target!r}")

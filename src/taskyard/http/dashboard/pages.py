@@ -13,6 +13,7 @@ from taskyard.core.coverage import WORKER_LIVE_SECONDS
 from taskyard.core.job import AttemptError, Job, JobFilter, JobStatus
 from taskyard.core.names import NAME_PATTERN
 from taskyard.core.search import SEARCH_LIMIT
+from taskyard.core.workflow import step_base
 from taskyard.http.api.alerts import alerts_of
 from taskyard.http.api.leaders import leaders_out
 from taskyard.http.api.queues import list_queues
@@ -224,9 +225,12 @@ async def job_page(ctx: HttpContext, job: Any) -> dict[str, Any]:
         ("finished", job.finished_at),
         ("lease expires", job.lease_expires_at),
     ]
+    base, index = step_base(job.step or "")
     return {
         "page_title": f"Job {job.id}",
         "job": job,
+        "map_base": base if index is not None else None,
+        "map_index": index,
         "times": [(label, value) for label, value in times if value is not None],
         "attempts": list(zip(job.errors, attempt_restarts(job), strict=True)),
         "now": ctx.app.clock.now(),

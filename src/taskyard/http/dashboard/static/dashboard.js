@@ -1,9 +1,10 @@
-// The dashboard's one script (no inline script: CSP). Three jobs:
+// The dashboard's one script (no inline script: CSP). Three jobs (and confirmations):
 // - charts: a readout of the bin under the pointer, or under the arrow keys when a chart has focus;
 // - live: a server-sent event stream (<body data-live-url>: `/live` under the prefix the
 //   dashboard is served at) updates counts, job states and progress in place,
 //   and the page's <main> is re-fetched only when the counts move (and slowly otherwise, for
-//   times like "12s ago"), keeping scroll, focus, ticked boxes, open <details> and a text selection;
+//   times like "12s ago"), keeping scroll (the page's and that of boxes marked data-keep-scroll),
+//   focus, ticked boxes, open <details> and a text selection;
 // - without EventSource (or when the stream keeps failing) the page's <main> is re-fetched every
 //   few seconds instead.
 (function () {
@@ -103,6 +104,9 @@
         var fresh = doc.getElementById("content");
         if (!fresh) return;
         var x = window.scrollX, y = window.scrollY;
+        var inner = Array.prototype.map.call(main.querySelectorAll("[data-keep-scroll][id]"), function (el) {
+          return [el.id, el.scrollLeft, el.scrollTop];
+        });
         var open = Array.prototype.map.call(main.querySelectorAll("details[open] summary"), function (s) { return s.textContent; });
         var ticked = Array.prototype.map.call(main.querySelectorAll("input[type=checkbox]"), function (c) { return [keyOf(c), c.checked]; });
         var focused = document.activeElement && main.contains(document.activeElement) ? keyOf(document.activeElement) : null;
@@ -118,6 +122,10 @@
             function (el) { return keyOf(el) === focused; });
           if (again) again.focus({ preventScroll: true });
         }
+        inner.forEach(function (k) {
+          var el = document.getElementById(k[0]);
+          if (el) { el.scrollLeft = k[1]; el.scrollTop = k[2]; }
+        });
         window.scrollTo(x, y);
         document.body.dataset.refreshedAt = String(Date.now());
         follow();
@@ -149,6 +157,7 @@
           el.textContent = job.status;
           el.className = el.className.replace(/\bst-\S+/, "st-" + job.status);
         });
+        Array.prototype.forEach.call(row.querySelectorAll("[data-live='status-text']"), function (el) { el.textContent = job.status; });
         Array.prototype.forEach.call(row.querySelectorAll("[data-live='attempt']"), function (el) { el.textContent = String(job.attempt); });
         var p = job.progress;
         Array.prototype.forEach.call(row.querySelectorAll("progress[data-live='progress']"), function (el) {
@@ -185,6 +194,12 @@
       if (failures > 5) { source.close(); source = null; poll(); }
     });
   }
+
+  // An action form with `data-confirm` (cancelling a whole workflow) asks first.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
+  });
 
   follow();
   // Relative times ("12s ago") and states the counts do not show still move: a slow refresh.
