@@ -89,6 +89,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.cpu
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.search_enqueue
 
 PEERS_VENV := bench/peers/.venv
 SAQ_VENV := bench/peers/.venv-saq

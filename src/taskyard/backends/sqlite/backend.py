@@ -38,13 +38,17 @@ from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
 from taskyard.errors import BackendError
 
-from . import claims, cluster, jobs, queues, runs, stats
+from . import claims, cluster, jobs, queues, runs, search, stats
 from .connection import Connection, parse_url
 from .rows import to_us
 from .schema import apply_migrations, schema_version
 
 __all__ = ("SqliteBackend",)
 
+#: Batches of the search index's catch-up (`search.CATCH_UP_BATCH` jobs each) per call of
+#: `jobs_promote_due`, which the maintenance leader makes every second: up to 20,000 jobs a
+#: second are indexed ahead of searches, and a promotion waits for no more than that.
+_CATCH_UP_BATCHES = 4
 #: Polling of `PRAGMA data_version` while waiting: fast after activity, slower when idle.
 _POLL_MIN = 0.002
 _POLL_MAX = 0.05
@@ -129,6 +133,8 @@ class SqliteBackend:
     async def jobs_list(
         self, *, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
+        if filter.q is not None and search.uses_index(filter.q):
+            await self.search_catch_up()  # the index then holds every job stored before
         return await self._db.read(lambda c: jobs.list_page(c, filter, limit, cursor))
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
@@ -226,11 +232,38 @@ class SqliteBackend:
         return report
 
     async def jobs_promote_due(self, *, now: datetime | None = None) -> int:
+        """Also the search index's upkeep (the maintenance leader calls this every second):
+        after the promotion, index up to `_CATCH_UP_BATCHES` batches of new jobs, so that a
+        search seldom has to catch up itself."""
         at = now or utcnow()
         moved = await self._db.write(lambda c: jobs.promote_due(c, at))
         if moved:
             self._notify()
+        await self.search_catch_up(batches=_CATCH_UP_BATCHES)
         return moved
+
+    # -- the search index (SQLite only) ----------------------------------------------------
+    async def search_catch_up(self, *, batches: int | None = None) -> int:
+        """Index the jobs stored since the last catch-up (enqueue leaves them to this), one
+        write transaction per `search.CATCH_UP_BATCH` jobs so that other writers wait for
+        one batch at most; stops at the newest job there was when it began, or after
+        `batches` batches. Returns the jobs indexed. Every search (`jobs_list` with `q`) runs
+        it first, and `jobs_promote_due` a few batches of it."""
+        mark, top = await self._db.run(search.index_bounds)
+        indexed = done = 0
+        while mark < top and (batches is None or done < batches):
+            count, mark = await self._db.write(search.catch_up)
+            if not count:
+                break
+            indexed += count
+            done += 1
+        return indexed
+
+    async def search_reset(self) -> None:
+        """Empty the search index; the catch-up then indexes every job again (the next search
+        pays for it, or maintenance does it ahead). Run it after a VACUUM of the file, before
+        anything else writes to it: VACUUM may renumber the rowids the index is keyed by."""
+        await self._db.write(search.reset)
 
     async def jobs_prune(
         self,

@@ -10,13 +10,17 @@ import sqlite3
 
 from taskyard.errors import SchemaVersionError
 
-__all__ = ("MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "schema_version")
+__all__ = ("MIGRATIONS", "SCHEMA_VERSION", "SEARCHED_COLUMNS", "apply_migrations", "schema_version")
 
 _ACTIVE = "('scheduled', 'pending', 'running')"
 #: The columns `JobFilter.q` searches (the full-text index `jobs_search` holds them).
-_SEARCHED = "id, task, queue, unique_key, payload, errors"
+SEARCHED_COLUMNS = ("id", "task", "queue", "unique_key", "payload", "errors")
+_SEARCHED = ", ".join(SEARCHED_COLUMNS)
 _new = ", ".join(f"new.{c}" for c in _SEARCHED.split(", "))
 _old = ", ".join(f"old.{c}" for c in _SEARCHED.split(", "))
+_changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in _SEARCHED.split(", "))
+#: The row (`old` or `new`) is in the index: at or below the catch-up's mark.
+_INDEXED = "{}.rowid <= (SELECT indexed FROM jobs_search_state)"
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: jobs, queues, stats, schedules, leaders, workers.
@@ -132,24 +136,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (minute, queue)
         ) WITHOUT ROWID""",
     ),
-    # 4: search (`JobFilter.q`): a trigram full-text index over the searched columns, kept by
-    # triggers in the same transaction as every write of a job (errors are re-indexed only
-    # when they change). Keyed by the jobs table's rowid, which only VACUUM may renumber:
-    # after a VACUUM, `INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')`.
+    # 4: search (`JobFilter.q`): a trigram full-text index over the searched columns, filled
+    # lazily (enqueue writes no index): `jobs_search_state.indexed` is the highest jobs rowid
+    # indexed, and `search.catch_up` indexes the rows above it in batches, before every
+    # search and from maintenance (`jobs_promote_due`). Rows at or below it are kept by the
+    # triggers: a change of a searched column re-indexes the row (only errors change after
+    # an insert today), a delete removes it; rows above it are left to the catch-up, which
+    # reads their content then (an external-content FTS5 table must never be told to delete
+    # a row it does not hold). A delete also lowers the mark to the highest rowid left, since
+    # SQLite gives a new row max(rowid) + 1: a new row is always above the mark. Keyed by the
+    # jobs table's rowid (no INTEGER PRIMARY KEY), which only VACUUM may renumber: after a
+    # VACUUM, `search.reset` (docs/sqlite.md).
     (
         f"CREATE VIRTUAL TABLE jobs_search USING fts5({_SEARCHED}, content='jobs', "
         "tokenize='trigram')",
-        f"CREATE TRIGGER jobs_search_insert AFTER INSERT ON jobs BEGIN "
-        f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
+        "CREATE TABLE jobs_search_state (indexed INTEGER NOT NULL)",
+        "INSERT INTO jobs_search_state (indexed) VALUES (0)",
         f"CREATE TRIGGER jobs_search_delete AFTER DELETE ON jobs BEGIN "
         f"INSERT INTO jobs_search (jobs_search, rowid, {_SEARCHED}) "
-        f"VALUES ('delete', old.rowid, {_old}); END",
-        f"CREATE TRIGGER jobs_search_errors AFTER UPDATE OF errors ON jobs "
-        f"WHEN old.errors IS NOT new.errors BEGIN "
+        f"SELECT 'delete', old.rowid, {_old} WHERE {_INDEXED.format('old')}; "
+        f"UPDATE jobs_search_state SET indexed = (SELECT coalesce(max(rowid), 0) FROM jobs) "
+        f"WHERE indexed > (SELECT coalesce(max(rowid), 0) FROM jobs); END",
+        f"CREATE TRIGGER jobs_search_update AFTER UPDATE OF {_SEARCHED} ON jobs "
+        f"WHEN ({_changed}) AND {_INDEXED.format('old')} BEGIN "
         f"INSERT INTO jobs_search (jobs_search, rowid, {_SEARCHED}) "
         f"VALUES ('delete', old.rowid, {_old}); "
         f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
-        "INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')",
     ),
     # 5: workflows (`core.workflow`): a job's workflow, step name and metadata; workflow
     # headers; edges between steps with their policy and state.

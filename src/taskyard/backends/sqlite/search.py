@@ -1,5 +1,6 @@
 """Searching the SQLite store's jobs (`JobFilter.q`): a window of the newest jobs first, then
-the trigram index `jobs_search` (schema migration 3) under a time limit, then a bounded scan."""
+the trigram index `jobs_search` (schema migration 4) under a time limit, then a bounded scan;
+and the index's lazy upkeep (`catch_up` of the jobs enqueued since, `reset` after a VACUUM)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 from taskyard.core.job import JobPage
 
 from .rows import JOB_COLUMNS, job_from_row
+from .schema import SEARCHED_COLUMNS
 
-__all__ = ("search_condition", "search_page")
+__all__ = ("catch_up", "index_bounds", "reset", "search_condition", "search_page", "uses_index")
 
 #: Newest jobs (of those the other filters list) a search reads before it asks the index.
 WINDOW = 2000
@@ -21,17 +23,28 @@ WINDOW = 2000
 #: bounds the scans, but FTS5 (3.40) matches a phrase within one step, so a text whose every
 #: trigram is in most jobs still takes its 0.9-4 s on 1,000,000 jobs (bench/results/search.md).
 INDEX_SECONDS = 0.15
+#: SQLite VM steps between two looks at that time limit.
+CHECK_STEPS = 1000
 #: Jobs a search reads, newest first, when the index ran out of time: the page may then be
 #: short (even empty) with a `next_cursor` that goes on below the jobs read.
 SCAN = 20_000
-_LIKE_COLUMNS = ("id", "task", "queue", "unique_key", "payload", "errors")
+#: Jobs indexed per write transaction by `catch_up`: the write lock is held for one batch
+#: (about 0.1 s) at a time, so enqueues and claims wait no longer than that.
+CATCH_UP_BATCH = 5000
+_COLUMNS = ", ".join(SEARCHED_COLUMNS)
+
+
+def uses_index(q: str) -> bool:
+    """A search for `q` may ask the trigram index (3 characters or more; shorter text is a
+    scan, which trigrams cannot index)."""
+    return len(q) >= 3
 
 
 def search_condition(q: str) -> tuple[str, list[str]]:
     """The WHERE condition (and its parameters) for jobs whose searched columns contain `q`:
-    the trigram index from 3 characters, a scan (LIKE) for shorter text, which trigrams
-    cannot index."""
-    if len(q) >= 3:
+    the trigram index from 3 characters, a scan (LIKE) for shorter text. The index holds the
+    jobs up to its mark only: run `catch_up` first."""
+    if uses_index(q):
         phrase = '"' + q.replace('"', '""') + '"'
         return "rowid IN (SELECT rowid FROM jobs_search WHERE jobs_search MATCH ?)", [phrase]
     return _like_condition(q)
@@ -40,15 +53,15 @@ def search_condition(q: str) -> tuple[str, list[str]]:
 def _like_condition(q: str) -> tuple[str, list[str]]:
     """The searched columns contain `q` (LIKE, its wildcards escaped): a scan."""
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    ors = " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _LIKE_COLUMNS)
-    return f"({ors})", [pattern] * len(_LIKE_COLUMNS)
+    ors = " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in SEARCHED_COLUMNS)
+    return f"({ors})", [pattern] * len(SEARCHED_COLUMNS)
 
 
 @contextmanager
 def _time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
     """Interrupt the statement run inside after `seconds` (sqlite3.OperationalError)."""
     deadline = time.monotonic() + seconds
-    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), CHECK_STEPS)
     try:
         yield
     finally:
@@ -94,3 +107,43 @@ def search_page(conn: sqlite3.Connection, where: list[str], args: list[Any], q: 
         f"SELECT count(*), min(id) FROM (SELECT id FROM jobs {scoped} ORDER BY id DESC LIMIT ?)", (*args, SCAN)
     ).fetchone()
     return _page(rows, limit, cursor=last if read >= SCAN else None)
+
+
+def index_bounds(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(the mark: the highest jobs rowid indexed, the highest jobs rowid): the index holds
+    every job when they are equal."""
+    mark, top = conn.execute(
+        "SELECT indexed, (SELECT coalesce(max(rowid), 0) FROM jobs) FROM jobs_search_state"
+    ).fetchone()
+    return int(mark), int(top)
+
+
+def catch_up(conn: sqlite3.Connection, batch: int | None = None) -> tuple[int, int]:
+    """Index the next `batch` (default `CATCH_UP_BATCH`) jobs above the mark and raise the
+    mark past them, in the caller's write transaction; returns (jobs indexed, the new mark).
+    A row changed or deleted above the mark was never indexed (the triggers leave it alone):
+    it is read here as it is now."""
+    (mark,) = conn.execute("SELECT indexed FROM jobs_search_state").fetchone()
+    count, top = conn.execute(
+        "SELECT count(*), max(rowid) FROM "
+        "(SELECT rowid FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+        (mark, batch or CATCH_UP_BATCH),
+    ).fetchone()
+    if not count:
+        return 0, int(mark)
+    conn.execute(
+        f"INSERT INTO jobs_search (rowid, {_COLUMNS}) SELECT rowid, {_COLUMNS} FROM jobs "
+        "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+        (mark, top),
+    )
+    conn.execute("UPDATE jobs_search_state SET indexed = ?", (top,))
+    return int(count), int(top)
+
+
+def reset(conn: sqlite3.Connection) -> None:
+    """Empty the index and set its mark to 0 (in the caller's write transaction), so the
+    catch-up indexes every job again: needed after a VACUUM, which may renumber the rowids
+    the index is keyed by. SQL: `INSERT INTO jobs_search (jobs_search) VALUES
+    ('delete-all'); UPDATE jobs_search_state SET indexed = 0`."""
+    conn.execute("INSERT INTO jobs_search (jobs_search) VALUES ('delete-all')")
+    conn.execute("UPDATE jobs_search_state SET indexed = 0")
