@@ -206,7 +206,7 @@ async def test_catch_up_indexes_in_batches(
     mark, top = _bounds(tmp_path)
     assert mark == _rowid(tmp_path, jobs[4999].id) and top == _rowid(tmp_path, jobs[-1].id)
     _check_index(tmp_path)
-    assert await _found(backend, "ORD-11999") == [jobs[-1].id]  # the search catches up
+    assert await _found(backend, "ORD-11999") == [jobs[-1].id]  # the search catches up (2 batches at most)
     assert batches == [5000, 5000, 2000]
     assert _bounds(tmp_path) == (top, top)
     for i in (0, 4999, 5000, 9999, 10_000):
@@ -241,4 +241,22 @@ async def test_reset_after_vacuum_indexes_every_job_again(
     assert _bounds(tmp_path) == (0, _rowid(tmp_path, jobs[-1].id))
     assert await _found_set(backend, "t.noop") == {j.id for j in jobs[3:]}
     assert _bounds(tmp_path)[0] == _bounds(tmp_path)[1]
+    _check_index(tmp_path)
+
+
+async def test_a_search_reads_the_jobs_above_the_mark_by_their_rowids(
+    backend: SqliteBackend, tmp_path: Path, index_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search indexes a few batches at most (a large load is left to maintenance); the jobs
+    still above the mark are matched by a scan of their rowid range, so none is missed."""
+    monkeypatch.setattr(search, "SEARCH_CATCH_UP_BATCHES", 0)
+    monkeypatch.setattr(search, "SEARCH_CATCH_UP_ALL", 0)
+    old = await enqueue(backend, seq=0, payload={"order": "ORD-old"})
+    await backend.search_catch_up()
+    new = await enqueue(backend, seq=1, payload={"order": "ORD-new"})
+    mark, top = _bounds(tmp_path)
+    assert mark == _rowid(tmp_path, old.id) < top == _rowid(tmp_path, new.id)
+    assert await _found(backend, "ORD-new") == [new.id]
+    assert await _found(backend, "ORD-") == [new.id, old.id]
+    assert _bounds(tmp_path) == (mark, top)  # the search indexed nothing
     _check_index(tmp_path)

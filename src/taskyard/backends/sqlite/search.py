@@ -31,6 +31,12 @@ SCAN = 20_000
 #: Jobs indexed per write transaction by `catch_up`: the write lock is held for one batch
 #: (about 0.1 s) at a time, so enqueues and claims wait no longer than that.
 CATCH_UP_BATCH = 5000
+#: A search first indexes every job missing from the index when there are at most this many
+#: (a second or two); beyond, `SEARCH_CATCH_UP_BATCHES` batches, and the jobs left above the
+#: mark are matched by a scan of their rowid range (maintenance indexes them meanwhile, a few
+#: batches a second).
+SEARCH_CATCH_UP_ALL = 50_000
+SEARCH_CATCH_UP_BATCHES = 2
 _COLUMNS = ", ".join(SEARCHED_COLUMNS)
 
 
@@ -42,11 +48,16 @@ def uses_index(q: str) -> bool:
 
 def search_condition(q: str) -> tuple[str, list[str]]:
     """The WHERE condition (and its parameters) for jobs whose searched columns contain `q`:
-    the trigram index from 3 characters, a scan (LIKE) for shorter text. The index holds the
-    jobs up to its mark only: run `catch_up` first."""
+    the trigram index from 3 characters for the jobs up to its mark, a scan (LIKE) of the
+    rowids above the mark (not indexed yet) and for shorter text."""
     if uses_index(q):
         phrase = '"' + q.replace('"', '""') + '"'
-        return "rowid IN (SELECT rowid FROM jobs_search WHERE jobs_search MATCH ?)", [phrase]
+        like, like_args = _like_condition(q)
+        return (
+            "rowid IN (SELECT rowid FROM jobs_search WHERE jobs_search MATCH ? UNION ALL "
+            f"SELECT rowid FROM jobs WHERE rowid > (SELECT indexed FROM jobs_search_state) AND {like})",
+            [phrase, *like_args],
+        )
     return _like_condition(q)
 
 
