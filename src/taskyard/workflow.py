@@ -8,6 +8,7 @@ module only turns typed calls into a `WorkflowDraft`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, overload
@@ -84,6 +85,8 @@ Parent = StepRef[Any] | MapRef[Any] | str
 #: their policies (`"fail"`, `"continue"`, `"ignore"`).
 After = Parent | Sequence[Parent] | Mapping[Parent, Policy | str]
 
+#: What an id looks like (`core.ids`: 26 characters of Crockford's base 32).
+_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _POLICIES = ", ".join(repr(p.value) for p in Policy)
 
 
@@ -104,11 +107,15 @@ class WorkflowBuilder:
 
     The workflow's id and its steps' job ids are fixed as they are built: enqueueing the same
     builder again (say, after a lost reply) returns the workflow stored the first time.
+    `workflow_id` chooses the id (e.g. `core.ids.deterministic_id` of a run's date, so that two
+    processes starting the same run store it once).
     """
 
     def __init__(self, host: WorkflowHost, name: str, *, workflow_id: str | None = None) -> None:
         self.host = host
         self.name = check_name("workflow name", name)
+        if workflow_id is not None and not _ID.fullmatch(workflow_id):
+            raise ValueError(f"bad workflow id {workflow_id!r}: 26 characters of Crockford's base 32 (core.ids)")
         self.id = workflow_id or ids.new_id()
         self._drafts: list[JobDraft] = []
         self._edges: list[Edge] = []
