@@ -3,13 +3,16 @@ name, by step reference and by handle; a name that is not a parent; a job outsid
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from taskyard import JobContext, JobStatus, Taskyard
+from taskyard import BackendUnavailable, FakeClock, JobContext, JobStatus, Taskyard, Workflow
+from taskyard.backends.memory import MemoryBackend
 from taskyard.core import ids
+from taskyard.services.worker.executor import PARENTS_RETRY_DELAY
 from taskyard.testing import drain
 from taskyard.workflow import StepRef
 
@@ -73,3 +76,42 @@ def test_a_chosen_workflow_id_must_be_an_id() -> None:
     assert app.workflow("w", workflow_id=chosen).id == chosen
     with pytest.raises(ValueError, match="bad workflow id 'run-1'"):
         app.workflow("w", workflow_id="run-1")
+
+
+class ParentsUnreadableOnce(MemoryBackend):
+    """The memory backend, with the store not answering the first workflow read."""
+
+    failed = False
+
+    async def workflow_get(self, *, workflow_id: str) -> Workflow | None:
+        if not self.failed:
+            self.failed = True
+            raise BackendUnavailable("store unreachable")
+        return await super().workflow_get(workflow_id=workflow_id)
+
+
+async def test_a_step_whose_parents_cannot_be_read_runs_later_without_spending_an_attempt() -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = Taskyard(ParentsUnreadableOnce(), clock=clock)
+
+    @app.task("one")
+    async def one(payload: None) -> int:
+        return 1
+
+    @app.task("sum")
+    async def total(payload: None, ctx: JobContext) -> int:
+        return sum(ctx.results(one)) + 1
+
+    async with app:
+        wf = app.workflow("w")
+        wf.step(total, None, after=wf.step(one, None))
+        stored = await wf.aenqueue()
+        await drain(app)
+        snoozed = (await app.aget_workflow(stored.id)).step("sum")[0]  # type: ignore[union-attr]
+        # A snooze: the attempt ran, and the budget grew by one (`RetryLater`'s rule).
+        assert snoozed.status is JobStatus.SCHEDULED and (snoozed.attempt, snoozed.max_attempts) == (1, 2)
+        assert not snoozed.errors
+        clock.advance(PARENTS_RETRY_DELAY)
+        await drain(app)
+        done = (await app.aget_workflow(stored.id)).step("sum")[0]  # type: ignore[union-attr]
+    assert done.status is JobStatus.COMPLETED and done.result == 2 and done.attempt == 2

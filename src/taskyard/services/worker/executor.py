@@ -19,15 +19,17 @@ from taskyard.context import JobContext
 from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.payload import encode_value
 from taskyard.core.task import TaskSpec
-from taskyard.errors import Cancel, JobTimeoutError, RetryLater
+from taskyard.errors import BackendError, Cancel, JobTimeoutError, RetryLater
 from taskyard.parent_steps import ParentSteps, parent_names
 from taskyard.services.worker.threads import ThreadSlots
 from taskyard.task import result_adapter, stored_result
 
-__all__ = ("UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
+__all__ = ("PARENTS_RETRY_DELAY", "UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
 
 #: The `reason` of the outcome of a job whose task this worker does not know.
 UNKNOWN_TASK = "task not registered in this worker"
+#: Seconds before a workflow step runs again when its parents could not be read.
+PARENTS_RETRY_DELAY = 1.0
 
 
 class OutcomeKind(enum.StrEnum):
@@ -111,8 +113,9 @@ async def execute(
     ctx = JobContext(job=job, report=report_progress)
     try:
         ctx.parents = await _parents(app, job)
-    except Exception as exc:  # the store did not answer: this attempt fails, a retry may not
-        return Outcome(OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=True)
+    except BackendError as exc:  # the store did not answer: run it later, no attempt spent
+        return Outcome(OutcomeKind.RETRY_LATER, delay=PARENTS_RETRY_DELAY,
+                       reason=f"could not read the parent steps: {exc}")
     try:
         args = _arguments(spec, job, ctx)
     except pydantic.ValidationError as exc:
