@@ -79,25 +79,26 @@ def show(workflow_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
 
 
 def _print(workflow: Workflow) -> None:
-    console.print(f"[bold]{workflow.name}[/] {workflow.id} {workflow.status.value}", highlight=False)
-    console.print(f"created {_when(workflow.header.created_at)}  finished {_when(workflow.finished_at)}  "
-                  f"{_counts(workflow)}", highlight=False)
+    """One line per step (never cut: a step's line wraps as the terminal does, ids paste)."""
+    out = console.print
+    out(f"[bold]{workflow.name}[/] {workflow.id} {workflow.status.value}", highlight=False, soft_wrap=True)
+    out(f"created {_when(workflow.header.created_at)}  finished {_when(workflow.finished_at)}  "
+        f"{_counts(workflow)}", highlight=False, soft_wrap=True)
     names = {j.id: j.step or j.id for j in workflow.steps}
-    table = Table(Column("step", no_wrap=True), Column("job", no_wrap=True), "task", "status", "attempt", "after")
+    width = max((len(j.step or "") for j in workflow.steps), default=0)
     for job in workflow.steps:
         after = ", ".join(
             f"{names.get(e.parent, e.parent)} ({e.policy.value}, {e.state.value})"
             for e in workflow.edges if e.child == job.id
         )
-        table.add_row(job.step or "-", job.id, job.task, job.status.value,
-                      f"{job.attempt}/{job.max_attempts}", after or "-")
-    console.print(table)
-    for job in workflow.steps:
+        line = f"{job.step or '-':<{width}}  {job.id}  {job.task}  {job.status.value}  {job.attempt}/{job.max_attempts}"
+        if after:
+            line += f"  after {after}"
         if job.errors:
-            err = job.errors[-1]
-            console.print(f"[red]{job.step}: {err.type}: {err.message}[/]", highlight=False)
+            line += f"  {job.errors[-1].type}: {job.errors[-1].message}"
         elif job.result is not None:
-            console.print(f"{job.step}: {json.dumps(job.result)[:200]}", highlight=False, markup=False)
+            line += f"  -> {json.dumps(job.result)[:200]}"
+        out(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _act(action: str, workflow_id: str, as_json: bool) -> None:
