@@ -90,15 +90,18 @@ _ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _POLICIES = ", ".join(repr(p.value) for p in Policy)
 
 
-def _check_step_name(name: Any) -> str:
-    if not isinstance(name, str):
+def _step_name(name: Any, task: str) -> str:
+    """`name`, or the task's name when None, checked against the core's rule for step names."""
+    if name is not None and not isinstance(name, str):
         raise TypeError(f"a step name is a string, not {type(name).__name__}")
+    step = task if name is None else name
     # The core's rule for a mapped step's job names holds exactly the valid base names.
-    if step_base(map_step_name(name, 0)) != (name, 0):
+    if step_base(map_step_name(step, 0)) != (step, 0):
+        hint = " (the task's name, taken as the step's: pass name=)" if name is None else ""
         raise ValueError(
-            f"bad step name {name!r}: letters, digits and _ . : - only, 1 to 100 characters"
+            f"bad step name {step!r}{hint}: letters, digits and _ . : - only, 1 to 100 characters"
         )
-    return name
+    return step
 
 
 class WorkflowBuilder:
@@ -161,7 +164,7 @@ class WorkflowBuilder:
         `max_attempts` and `timeout` override the task's own; `delay` / `run_at` only for a
         step without parents (one with parents runs when they finish)."""
         task_name = _task_name(task)
-        step = _check_step_name(name if name is not None else task_name)
+        step = _step_name(name, task_name)
         self._check_new(step)
         parents = self._resolve(after, step)
         if parents and (delay is not None or run_at is not None):
@@ -192,7 +195,7 @@ class WorkflowBuilder:
         `name[1]`, ... Every job has the parents of `after`; a step after this one waits for
         all of them. With no items the step has no jobs, and its children do not wait for it."""
         task_name = _task_name(task)
-        step = _check_step_name(name if name is not None else task_name)
+        step = _step_name(name, task_name)
         self._check_new(step)
         parents = self._resolve(after, step)
         drafts = [

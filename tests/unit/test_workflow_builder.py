@@ -30,6 +30,10 @@ def make_app() -> Taskyard:
     async def crawl(page: Page) -> int:
         return len(page.url)
 
+    @app.task("mail@eu")
+    async def mail(payload: None) -> None:
+        return None
+
     @app.task("report", unique="report")
     async def report(payload: None) -> None:
         return None
@@ -110,6 +114,7 @@ def test_options_override_the_task_and_a_unique_key_never_reaches_a_step() -> No
         (lambda wf: wf.step("crawl", {"url": "/"}, name="a b"), ValueError, "bad step name 'a b'"),
         (lambda wf: wf.step("crawl", {"url": "/"}, name="x[1]"), ValueError, "bad step name"),
         (lambda wf: wf.step("crawl", {"url": "/"}, name="x" * 101), ValueError, "1 to 100 characters"),
+        (lambda wf: wf.step("mail@eu", None), ValueError, "'mail@eu' (the task's name, taken as the step's: pass name=)"),
         (lambda wf: [wf.step("crawl", {"url": "/"}), wf.step("crawl", {"url": "/2"})], ValueError,
          "already has a step named 'crawl'"),
         (lambda wf: wf.step("report", None, after={wf.step("crawl", {"url": "/"}): "sometimes"}), ValueError,
@@ -123,7 +128,7 @@ def test_options_override_the_task_and_a_unique_key_never_reaches_a_step() -> No
         (lambda wf: wf.step("report", None, after=[3]), TypeError, "step references or step names"),
         (lambda wf: wf.draft(), ValueError, "has no steps"),
     ],
-    ids=["unknown parent", "space", "brackets", "too long", "duplicate", "policy", "delay with parents",
+    ids=["unknown parent", "space", "brackets", "too long", "task name", "duplicate", "policy", "delay with parents",
          "payload", "mapped payload", "unknown task", "attempts", "not a ref", "empty"],
 )
 def test_builder_refuses_with_a_clear_error(build, error: type[Exception], text: str) -> None:  # type: ignore[no-untyped-def]
