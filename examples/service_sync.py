@@ -1,6 +1,9 @@
-"""Seed 003 — a daily service sync: a cron schedule at 06:30 UTC fans out one sync job per active
-hosting service (spread over 30 s), workers pull each service's status records from an external
-API into a log table, and admins trigger it by hand through JWT-protected routes.
+"""Seed 003 — a daily service sync: a cron schedule at 06:30 UTC starts a workflow that fans out
+one sync job per active hosting service, then writes one summary report once every sync has
+finished or failed (a fan-in with the `continue` policy: a failed service is in the report, not
+a reason to skip it). Workers pull each service's status records from an external API into a
+log table; admins start the same run by hand, or sync services at once without a report,
+through JWT-protected routes. Each run is a workflow: `taskyard workflows`, the dashboard.
 
     taskyard --app examples.service_sync:app run                         # all in one process
     taskyard --app examples.service_sync:app run --only api,scheduler,maintenance
@@ -8,8 +11,10 @@ API into a log table, and admins trigger it by hand through JWT-protected routes
     taskyard token create --role admin --ttl 1h                          # a JWT for the routes
     curl -X POST -H "Authorization: Bearer $TOKEN" http://127.0.0.1:5050/api/v1/sync/all
 
-Routes (under /api/v1, taskyard's auth; POST needs the admin role): `POST /sync/all`,
-`POST /sync/service/{id}`, `GET /sync/status` (queue counts), `GET /sync/jobs/{job_id}`.
+Routes (under /api/v1, taskyard's auth; POST needs the admin role): `POST /sync/run` (the
+workflow now: every active service, then the report), `POST /sync/all` (one job per active
+service, spread over 30 s, no report), `POST /sync/service/{id}`, `GET /sync/status` (queue
+counts), `GET /sync/jobs/{job_id}`; a run's steps are at `GET /workflows/{id}`.
 The seed's `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` (optional) make Redis the backend,
 as `redis://:PASSWORD@HOST:PORT/0`, when `TASKYARD_BACKEND` is not set (it wins when it is), so
 a team's existing `.env` keeps working. `SYNC_CRON=*/5 * * * *` is the seed's development timetable; `SERVICE_SYNC_DB` the database
@@ -240,6 +245,13 @@ class SyncOne(BaseModel):
     service_id: int
 
 
+class SyncRunOut(BaseModel):
+    """What `POST /sync/run` answers: the workflow started, and how many services it syncs."""
+
+    workflow: str
+    services: int
+
+
 class SyncAllOut(BaseModel):
     """What `POST /sync/all` answers."""
 
@@ -275,7 +287,7 @@ def create_app(
 
     @app.task("services.sync_all", queue=QUEUE)
     async def sync_all() -> dict[str, Any]:
-        """The scheduled fan-out."""
+        """A fan-out without a report (what `POST /sync/all` does, as a job)."""
         return {"queued": len(await enqueue_all())}
 
     # Unique per service: a sync already waiting or running absorbs a second request for it.
@@ -294,8 +306,40 @@ def create_app(
         ctx.logger.info("service %s: %d new log record(s)", service["name"], inserted)
         return {"service": service["name"], "fetched": len(records), "inserted": inserted}
 
+    @app.task("services.sync_report", queue=QUEUE)
+    async def sync_report(payload: None, ctx: JobContext) -> dict[str, Any]:
+        """The fan-in: one summary of the run, once every sync has completed or failed."""
+        synced = ctx.results(sync_service)  # the completed syncs, in service order
+        failed = [
+            {"service_id": j.payload["service_id"], "error": j.errors[-1].message if j.errors else j.status.value}
+            for j in ctx.parent_jobs("sync") if j.status.value != "completed"
+        ]
+        report = {
+            "synced": [r["service"] for r in synced],
+            "inserted": sum(r["inserted"] for r in synced),
+            "failed": failed,
+        }
+        ctx.logger.info("sync run %s: %d synced, %d failed", ctx.workflow_id, len(synced), len(failed))
+        return report
+
+    async def start_run() -> tuple[str, int]:
+        """The sync workflow: every active service (fan-out), then the report (fan-in)."""
+        await asyncio.to_thread(db.seed_demo)
+        services = await asyncio.to_thread(db.active_services)
+        wf = app.workflow("service-sync")
+        syncs = wf.map(sync_service, [SyncOne(service_id=s["id"]) for s in services], name="sync")
+        wf.step(sync_report, None, name="report", after={syncs: "continue"})
+        return (await wf.aenqueue()).id, len(services)
+
+    @app.task("services.sync_run", queue=QUEUE)
+    async def sync_run() -> dict[str, Any]:
+        """The scheduled run: starts the sync workflow (the queue's concurrency spreads the
+        load on the status API, where `sync_all` spreads it over time)."""
+        workflow_id, services = await start_run()
+        return {"workflow": workflow_id, "services": services}
+
     app.schedule(
-        "daily-service-sync", task="services.sync_all", payload={},
+        "daily-service-sync", task="services.sync_run", payload={},
         cron=cron or os.environ.get("SYNC_CRON", "30 6 * * *"), tz="UTC",
     )
 
@@ -304,6 +348,12 @@ def create_app(
     app.queue(QUEUE, concurrency=CONCURRENCY, retention=RETENTION)
 
     routes = app_router(app, prefix="/sync", tags=["sync"])
+
+    @routes.post("/run", status_code=202, response_model=SyncRunOut)
+    async def post_sync_run() -> SyncRunOut:
+        """Start the sync workflow now (admin): every active service, then the report."""
+        workflow_id, services = await start_run()
+        return SyncRunOut(workflow=workflow_id, services=services)
 
     @routes.post("/all", status_code=202, response_model=SyncAllOut)
     async def post_sync_all() -> SyncAllOut:

@@ -9,6 +9,7 @@ from taskyard.core.job import Job, JobStatus
 from taskyard.core.queue import RateLimit
 from taskyard.core.retry import Retry, exponential
 from taskyard.core.schedule import MisfirePolicy, Schedule
+from taskyard.core.workflow import Policy, Workflow, WorkflowStatus
 from taskyard.errors import (
     BackendError,
     BackendUnavailable,
@@ -23,12 +24,15 @@ from taskyard.errors import (
     PayloadError,
     RetryLater,
     ScheduleError,
+    StepFailedError,
     TaskyardError,
     UnknownTaskError,
+    WorkflowNotFound,
 )
 from taskyard.services.base import Service, ServiceStatus
 from taskyard.services.periodic import PeriodicService, PeriodicServiceConfig
 from taskyard.task import JobOptions, Task
+from taskyard.workflow import MapRef, StepRef, WorkflowBuilder
 
 __version__ = "0.1.0"
 
@@ -48,11 +52,13 @@ __all__ = (
     "JobStatus",
     "JobTimeoutError",
     "LeaseLost",
+    "MapRef",
     "MemoryLimitExceeded",
     "MisfirePolicy",
     "PayloadError",
     "PeriodicService",
     "PeriodicServiceConfig",
+    "Policy",
     "RateLimit",
     "Retry",
     "RetryLater",
@@ -60,10 +66,16 @@ __all__ = (
     "ScheduleError",
     "Service",
     "ServiceStatus",
+    "StepFailedError",
+    "StepRef",
     "Task",
     "Taskyard",
     "TaskyardError",
     "UnknownTaskError",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowNotFound",
+    "WorkflowStatus",
     "__version__",
     "exponential",
 )

@@ -26,13 +26,14 @@ from taskyard.errors import ConfigError, JobNotFound
 from taskyard.registry import Registry, ServiceSpec
 from taskyard.schedules import ScheduleBook
 from taskyard.task import TaskHost
+from taskyard.workflow_api import WorkflowApi
 
 __all__ = ("MAX_PAYLOAD_BYTES", "EnqueueItem", "ServiceSpec", "Taskyard")
 
 T = TypeVar("T")
 
 
-class Taskyard(Registry):
+class Taskyard(Registry, WorkflowApi):
     """A taskyard application: tasks, schedules and services, over one backend.
 
     `backend` is a URL (`memory://`, `sqlite:///PATH`, `postgresql://...`, `redis://...`) or a
@@ -40,6 +41,8 @@ class Taskyard(Registry):
     then `sqlite:///taskyard.db`, read when the backend is first needed. The CLI and the task
     server may choose another with `use_backend` before then; it is built once.
     `name` identifies the app where several share a store (e.g. as its schedules' declarer).
+    Workflows: `workflow(name)` builds one; `get_workflow`, `list_workflows`,
+    `cancel_workflow` and `retry_workflow` (and their async twins) act on stored ones.
     """
 
     def __init__(

@@ -21,6 +21,7 @@ __all__ = (
     "RetryLater",
     "ScheduleError",
     "SchemaVersionError",
+    "StepFailedError",
     "TaskyardError",
     "UnknownTaskError",
     "WorkflowNotFound",
@@ -81,6 +82,21 @@ class WorkflowNotFound(NotFoundError):
     def __init__(self, workflow_id: str):
         super().__init__(f"no workflow with id {workflow_id!r}")
         self.workflow_id = workflow_id
+
+
+class StepFailedError(TaskyardError):
+    """`ctx.results(step)` of a plain parent step that did not complete (it failed or was
+    cancelled, and the edge's policy let this step run anyway): it has no result to give.
+    `ctx.parent_jobs(step)` has the job, with its status and errors."""
+
+    def __init__(self, step: str, status: str, error: str | None = None):
+        why = f" ({error})" if error else ""
+        super().__init__(
+            f"parent step {step!r} ended {status}{why}: it has no result; "
+            f"ctx.parent_jobs({step!r}) has the job with its status and errors"
+        )
+        self.step = step
+        self.status = status
 
 
 class InvalidTransitionError(TaskyardError):

@@ -17,7 +17,7 @@ from taskyard.core.job import Job, JobDraft
 from taskyard.core.payload import MAX_PAYLOAD_DEPTH
 from taskyard.core.task import TaskSpec
 
-__all__ = ("EnqueueOptions", "JobOptions", "Task", "TaskDecorator", "TaskHost", "stored_result")
+__all__ = ("EnqueueOptions", "JobOptions", "Task", "TaskDecorator", "TaskHost", "result_adapter", "stored_result")
 
 T = TypeVar("T")
 #: The payload type: the handler's first parameter (a pydantic model, or the plain type of
@@ -209,10 +209,13 @@ class Task(Generic[P, R, A, C]):
     def _result_adapter(self) -> pydantic.TypeAdapter[Any] | None:
         """How a stored result becomes `R`; None where it stays as stored (no annotation,
         `Any`, `None`, plain JSON types, or a type pydantic cannot validate)."""
-        return _result_adapter(self.spec.handler)
+        return result_adapter(self.spec.handler)
 
 
-def _result_adapter(handler: Callable[..., Any]) -> pydantic.TypeAdapter[Any] | None:
+@functools.lru_cache(maxsize=1024)
+def result_adapter(handler: Callable[..., Any]) -> pydantic.TypeAdapter[Any] | None:
+    """How a stored result of `handler` becomes its return type (see `Task.typed`); None where
+    it stays as stored. Built once per handler."""
     try:
         hints = typing.get_type_hints(handler)
     except Exception as exc:  # an unresolvable annotation is a bug in the user's code

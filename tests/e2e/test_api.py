@@ -22,6 +22,10 @@ ROUTES = [
     ("POST", f"/api/v1/jobs/{JOB}/cancel", None),
     ("POST", f"/api/v1/jobs/{JOB}/retry", None),
     ("POST", "/api/v1/jobs/bulk", {"action": "retry", "ids": [JOB]}),
+    ("GET", "/api/v1/workflows", None),
+    ("GET", f"/api/v1/workflows/{JOB}", None),
+    ("POST", f"/api/v1/workflows/{JOB}/cancel", None),
+    ("POST", f"/api/v1/workflows/{JOB}/retry", None),
     ("GET", "/api/v1/queues", None),
     ("GET", "/api/v1/queues/math", None),
     ("PATCH", "/api/v1/queues/math", {"concurrency": 2}),
@@ -172,7 +176,9 @@ async def test_unknown_ids_are_404(env: Env) -> None:
     c, admin = env.client, env.creds.admin_jwt
     for method, path in [
         ("GET", f"/api/v1/jobs/{JOB}"), ("POST", f"/api/v1/jobs/{JOB}/cancel"),
-        ("POST", f"/api/v1/jobs/{JOB}/retry"), ("GET", "/api/v1/queues/nope"),
+        ("POST", f"/api/v1/jobs/{JOB}/retry"), ("GET", f"/api/v1/workflows/{JOB}"),
+        ("POST", f"/api/v1/workflows/{JOB}/cancel"), ("POST", f"/api/v1/workflows/{JOB}/retry"),
+        ("GET", "/api/v1/queues/nope"),
         ("POST", "/api/v1/queues/nope/pause"), ("GET", "/api/v1/schedules/nope"),
         ("POST", "/api/v1/schedules/nope/trigger"), ("DELETE", "/api/v1/schedules/nope"),
         ("GET", "/api/v1/services/nope"), ("POST", "/api/v1/services/nope/stop"),

@@ -16,6 +16,7 @@ STABLE = {
     "listServices", "startAllServices", "getService", "startService", "stopService",
     "restartService", "pauseService", "resumeService", "runService",
     "listLeaders", "listWorkers", "listTasks", "listAlerts",
+    "listWorkflows", "getWorkflow", "cancelWorkflow", "retryWorkflow",
 }
 CAMEL = re.compile(r"^[a-z]+(?:[A-Z][a-z]+)*$")
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taskyard import FakeClock, JobStatus, Taskyard
+from taskyard import FakeClock, JobStatus, Taskyard, WorkflowStatus
 from taskyard.config import Settings, load_settings
 from taskyard.http.asgi import create_asgi_app
 from taskyard.http.auth import issue_token
@@ -30,7 +30,9 @@ from taskyard.services.manager import ServiceManager
 from taskyard.services.scheduler import Scheduler
 from taskyard.testing import drain
 from tests.e2e.test_server import free_port, wait_for
+from tests.support.backends import isolated_url
 from tests.support.waiting import wait_until as until
+from tests.support.workflows import WORKFLOW_KINDS
 
 EXAMPLES = ("demo", "services_app", "transactional_enqueue", "scheduler_fleet", "task_server",
             "background_jobs", "service_sync")
@@ -151,6 +153,56 @@ async def test_seed003_schedule_fires_at_0630_and_retries_back_off_2_4_8(tmp_pat
     next_fires = await app.schedules.anext_fires("daily-service-sync", 2)
     assert next_fires == [START.replace(day=23, minute=30), START.replace(day=24, minute=30)]
     await app.aclose()
+
+
+class OneServiceGone(FlakyStatusApi):
+    """Service 2 is gone at the provider (not retryable); the others sync."""
+
+    async def fetch(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+        from examples import service_sync
+
+        if service["id"] == 2:
+            raise service_sync.ServiceGone("service 2 was removed at the provider")
+        return await super().fetch(service)
+
+
+@pytest.mark.parametrize("kind", WORKFLOW_KINDS)
+async def test_seed003_a_run_syncs_every_active_service_then_reports_even_after_a_failure(
+    kind: str, tmp_path: Path
+) -> None:
+    from examples import service_sync
+
+    clock = FakeClock(START)
+    db = service_sync.SyncDatabase(str(tmp_path / "sync.db"))
+    db.seed_demo()
+    db.add_service("shared-ap-1")  # three active services now, one inactive
+    async with isolated_url(kind, tmp_path) as url:
+        app = service_sync.create_app(url, clock=clock, database=db, status_api=OneServiceGone())
+        async with app:
+            # Started by the daily schedule ...
+            await fire_due(app, clock, START.replace(minute=30))
+            await drain(app)
+            [run] = (await app.alist_workflows()).workflows
+            assert run.name == "service-sync" and run.status is WorkflowStatus.FAILED  # one sync failed
+            assert [j.step for j in run.steps] == ["sync[0]", "sync[1]", "sync[2]", "report"]
+            [report] = run.step("report")
+            assert report.status is JobStatus.COMPLETED
+            assert report.result == {
+                "synced": ["shared-eu-1", "shared-ap-1"], "inserted": 4,
+                "failed": [{"service_id": 2, "error": "service 2 was removed at the provider"}],
+            }
+            # ... or on demand, through the admin route.
+            settings, secret = http_settings()
+            asgi = create_asgi_app(HttpContext(app=app, manager=ServiceManager(), settings=settings))
+            admin = {"Authorization": f"Bearer {issue_token(secret, role='admin', ttl=600)}"}
+            transport = httpx.ASGITransport(app=asgi)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:5050") as client:
+                started = await client.post("/api/v1/sync/run", headers=admin)
+                assert started.status_code == 202 and started.json()["services"] == 3
+                await drain(app)
+                shown = (await client.get(f"/api/v1/workflows/{started.json()['workflow']}", headers=admin)).json()
+            assert [s["status"] for s in shown["steps"]] == ["completed", "failed", "completed", "completed"]
+            assert shown["steps"][-1]["result"]["inserted"] == 0  # the records were stored by the first run
 
 
 async def test_seed003_queue_concurrency_is_stored_at_server_start(tmp_path: Path) -> None:

@@ -115,3 +115,28 @@ async def test_notification_only_after_commit(app: Taskyard) -> None:
 async def test_other_connection_types_are_refused(app: Taskyard) -> None:
     with pytest.raises(TypeError, match="driver_connection"):
         await app.aenqueue("orders.confirm", {"order": 6}, connection=object())
+
+
+@pytest.mark.xfail(reason="workflows on PostgreSQL land with branch wt-pg")
+async def test_a_workflow_enqueued_in_a_rolled_back_transaction_leaves_nothing_and_a_committed_one_runs(
+    app: Taskyard,
+) -> None:
+    def build() -> Any:
+        wf = app.workflow("orders")
+        confirms = wf.map("orders.confirm", [{"order": 1}, {"order": 2}], name="confirm")
+        wf.step("orders.confirm", {"order": 3}, name="last", after=confirms)
+        return wf
+
+    conn = await psycopg.AsyncConnection.connect(_libpq(app.backend.url))
+    async with conn:
+        async with conn.transaction(force_rollback=True):
+            dropped = await build().aenqueue(connection=conn)
+        assert await app.aget_workflow(dropped.id) is None
+        assert await app.aget_job(dropped.steps[0].id) is None
+        async with conn.transaction():
+            kept = await build().aenqueue(connection=conn)
+    await drain(app)
+    done = await app.aget_workflow(kept.id)
+    assert done is not None and [j.result for j in done.steps] == [
+        "confirmed 1", "confirmed 2", "confirmed 3",
+    ]

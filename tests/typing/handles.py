@@ -12,7 +12,7 @@ from typing import Any, assert_type
 
 from pydantic import BaseModel
 
-from taskyard import Job, JobContext, Task, Taskyard
+from taskyard import Job, JobContext, MapRef, StepRef, Task, Taskyard
 
 
 class Email(BaseModel):
@@ -112,3 +112,22 @@ def use_sync() -> list[str]:
     drafts = [send.draft(Email(to="i@example.com")), tick.draft(None)]
     app.enqueue_many(drafts)
     return [first.id, later.id, notify(send, "j@example.com").id, ticked.id, counted.id]
+
+
+def use_workflow() -> str:
+    """A workflow built from handles: step and map payloads checked, results read back typed."""
+    wf = app.workflow("mail-run")
+    first = wf.step(send, Email(to="k@example.com"))
+    assert_type(first, StepRef[Sent])
+    fanned = wf.map(send_async, [Email(to="l@example.com")], after={first: "continue"})
+    assert_type(fanned, MapRef[Sent])
+    wf.step(tick, after=[fanned, "emails.send"])
+    return wf.enqueue().id
+
+
+@app.task("emails.summary")
+def summary(payload: None, ctx: JobContext) -> int:
+    """A fan-in reading its parents' results, typed by the handle that ran them."""
+    sent = ctx.results(send_async)
+    assert_type(sent, list[Sent])
+    return sum(s.recipients for s in sent)

@@ -40,3 +40,4 @@ def mistakes() -> None:
     send.using(delay="soon").enqueue(Email(to="a@example.com"))  # wrong: option-type
     send.enqueue_many([Email(to="a@example.com"), Invoice(number=2)])  # wrong: many
     tick.enqueue(Email(to="a@example.com"))  # wrong: no-payload
+    app.workflow("w").step(send, Invoice(number=3))  # wrong: step-payload

@@ -9,6 +9,8 @@ EXPECTED = {
     "MisfirePolicy", "PayloadError", "PeriodicService", "PeriodicServiceConfig", "RateLimit",
     "Retry", "RetryLater", "Schedule", "ScheduleError", "Service", "ServiceStatus", "Taskyard",
     "Task", "TaskyardError", "UnknownTaskError", "__version__", "exponential", "JobOptions",
+    "MapRef", "Policy", "StepFailedError", "StepRef", "Workflow", "WorkflowBuilder",
+    "WorkflowNotFound", "WorkflowStatus",
 }
 
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "worker",
     "enqueue",
     "jobs",
+    "workflows",
     "queues",
     "migrate",
     "schedules",

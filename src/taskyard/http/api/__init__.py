@@ -1,5 +1,5 @@
-"""The management API under `/api/v1`: jobs, queues, schedules, services, workers, tasks,
-alerts.
+"""The management API under `/api/v1`: jobs, workflows, queues, schedules, services, workers,
+tasks, alerts.
 
 `build_router(ctx)` is what the server mounts; `app_router(app)` lets an application add its
 own routes behind the same authentication (GET needs viewer, anything else admin).
@@ -15,7 +15,17 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Match
 
 from taskyard.errors import ConfigError
-from taskyard.http.api import alerts, jobs, leaders, queues, schedules, services, tasks, workers
+from taskyard.http.api import (
+    alerts,
+    jobs,
+    leaders,
+    queues,
+    schedules,
+    services,
+    tasks,
+    workers,
+    workflows,
+)
 from taskyard.http.api.access import current_principal, make_guard, require_admin
 from taskyard.http.api.errors import (
     DEFAULT_MAX_BODY,
@@ -143,7 +153,7 @@ def build_router(ctx: HttpContext) -> APIRouter:
     route_class = limited_route_class(http.max_body_bytes)
     root = APIRouter(route_class=route_class)
     guarded = [Depends(guard)]
-    modules = (jobs, queues, schedules, services, leaders, workers, tasks, alerts)
+    modules = (jobs, workflows, queues, schedules, services, leaders, workers, tasks, alerts)
     routers = [module.build(ctx, route_class) for module in modules]
     routers += [_adopt(router, route_class) for router in _app_routers(ctx, root=False)]
     for router in routers:

@@ -48,6 +48,9 @@ class Completer:
         # than cancel it (the outcomes in it would be lost).
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        #: Outcomes written so far (a burst worker claims again after new writes: a settle
+        #: may have unblocked workflow steps).
+        self.written = 0
 
     @property
     def pending(self) -> int:
@@ -107,6 +110,7 @@ class Completer:
         while True:
             try:
                 answers = await self._backend().jobs_settle(outcomes=outcomes, now=self._now())
+                self.written += len(outcomes)
                 break
             except BackendUnavailable as exc:
                 if self._monotonic() <= deadline:

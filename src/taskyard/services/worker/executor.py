@@ -19,14 +19,17 @@ from taskyard.context import JobContext
 from taskyard.core.job import AttemptError, Job, Progress
 from taskyard.core.payload import encode_value
 from taskyard.core.task import TaskSpec
-from taskyard.errors import Cancel, JobTimeoutError, RetryLater
+from taskyard.errors import BackendError, Cancel, JobTimeoutError, RetryLater
+from taskyard.parent_steps import ParentSteps, parent_names
 from taskyard.services.worker.threads import ThreadSlots
-from taskyard.task import stored_result
+from taskyard.task import result_adapter, stored_result
 
-__all__ = ("UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
+__all__ = ("PARENTS_RETRY_DELAY", "UNKNOWN_TASK", "Outcome", "OutcomeKind", "execute")
 
 #: The `reason` of the outcome of a job whose task this worker does not know.
 UNKNOWN_TASK = "task not registered in this worker"
+#: Seconds before a workflow step runs again when its parents could not be read.
+PARENTS_RETRY_DELAY = 1.0
 
 
 class OutcomeKind(enum.StrEnum):
@@ -77,6 +80,19 @@ def _arguments(spec: TaskSpec, job: Job, ctx: JobContext) -> tuple[Any, ...]:
     return (payload, ctx) if spec.wants_ctx else (payload,)
 
 
+async def _parents(app: Taskyard, job: Job) -> ParentSteps | None:
+    """A workflow step's parents, read once (only for a step that has some)."""
+    if not parent_names(job) or job.workflow_id is None:
+        return None
+    workflow = await (await app.backend_for_loop()).workflow_get(workflow_id=job.workflow_id)
+
+    def adapter(task: str) -> pydantic.TypeAdapter[Any] | None:
+        spec = app.tasks.get(task)
+        return None if spec is None else result_adapter(spec.handler)
+
+    return ParentSteps(job, workflow, adapter)
+
+
 async def execute(
     app: Taskyard,
     job: Job,
@@ -95,6 +111,11 @@ async def execute(
         # so hand the job back as it was rather than spend an attempt on it.
         return Outcome(OutcomeKind.RELEASED, reason=UNKNOWN_TASK)
     ctx = JobContext(job=job, report=report_progress)
+    try:
+        ctx.parents = await _parents(app, job)
+    except BackendError as exc:  # the store did not answer: run it later, no attempt spent
+        return Outcome(OutcomeKind.RETRY_LATER, delay=PARENTS_RETRY_DELAY,
+                       reason=f"could not read the parent steps: {exc}")
     try:
         args = _arguments(spec, job, ctx)
     except pydantic.ValidationError as exc:

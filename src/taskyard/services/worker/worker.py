@@ -197,6 +197,7 @@ class Worker(Service):
             if free <= 0:
                 await self._wait_slot()
                 continue
+            written = self.completer.written
             try:
                 jobs = await backend.job_claim(
                     queues=self.config.queues,
@@ -226,7 +227,7 @@ class Worker(Service):
             if self.in_flight:
                 await self._wait_slot_or_work()
             elif self.config.burst:
-                if not await self._burst_has_more():
+                if not await self._burst_has_more(written):
                     break
             else:
                 await self._wait_work()
@@ -267,9 +268,13 @@ class Worker(Service):
             with contextlib.suppress(asyncio.CancelledError):
                 await work
 
-    async def _burst_has_more(self) -> bool:
-        """In burst mode: wait for retries this worker scheduled; False when none is left."""
+    async def _burst_has_more(self, written: int) -> bool:
+        """In burst mode: wait for retries this worker scheduled; False when none is left.
+        True when outcomes were written since the last claim (`written` then): settling a
+        workflow step may have made its children due."""
         await self.completer.flush()
+        if self.completer.written != written:
+            return True
         if not self.config.burst_wait_retries:
             return False
         while self.recorder.retry_watch and not self.stopping.is_set():

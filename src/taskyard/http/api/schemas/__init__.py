@@ -1,6 +1,6 @@
 """Request and response bodies of the API (pydantic), and their conversions from the core model.
 
-By subject: `fields` (shared field types), `jobs` (jobs and queues), `schedules`, `cluster`
+By subject: `fields` (shared field types), `jobs` (jobs and queues), `schedules`, `workflows`, `cluster`
 (services, leaders, alerts, workers, tasks); everything is importable from here.
 """
 
@@ -36,6 +36,12 @@ from taskyard.http.api.schemas.schedules import (
     ScheduleOut,
     SchedulePatch,
 )
+from taskyard.http.api.schemas.workflows import (
+    EdgeOut,
+    WorkflowOut,
+    WorkflowPageOut,
+    WorkflowSummaryOut,
+)
 
 __all__ = (
     "ID_PATTERN",
@@ -46,6 +52,7 @@ __all__ = (
     "BulkOut",
     "BulkRequest",
     "BulkSkippedOut",
+    "EdgeOut",
     "EnqueueRequest",
     "JobOut",
     "JobPageOut",
@@ -65,4 +72,7 @@ __all__ = (
     "TaskOut",
     "UtcDatetime",
     "WorkerOut",
+    "WorkflowOut",
+    "WorkflowPageOut",
+    "WorkflowSummaryOut",
 )

@@ -98,6 +98,8 @@ class JobOut(BaseModel):
     cancel_requested: bool
     rescues: int = Field(description="times the job went back to pending after losing its worker")
     max_rescues: int = Field(description="losses of its worker after which the job fails")
+    workflow_id: str | None = Field(default=None, description="the workflow this job is a step of")
+    step: str | None = Field(default=None, description="its step name in that workflow (`name[i]` when mapped)")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
