@@ -8,12 +8,12 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from taskyard.core.job import Job, LeaseReport, Progress
+from taskyard.core.job import Job, JobStatus, LeaseReport, Progress
 from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import LeaseLost
 
-from .jobs import save
-from .rows import JOB_COLUMNS, dumps, job_from_row, to_us
+from .graph import after_finish, step_finished
+from .rows import JOB_COLUMNS, dumps, job_from_row, save, to_us
 
 __all__ = ("extend_leases", "owned", "set_progress", "settle")
 
@@ -57,29 +57,38 @@ def set_progress(conn: sqlite3.Connection, job_id: str, token: str, progress: Pr
         raise LeaseLost.of_job(job_id)
 
 
-def settle(conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime) -> list[Settled]:
+def settle(
+    conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime
+) -> tuple[list[Settled], int]:
     """The owned write of each outcome whose token still owns its job (one transaction: the
-    caller's); a completion is one UPDATE, the other kinds read the job and write it back."""
+    caller's); a completion is one UPDATE, the other kinds read the job and write it back.
+    A workflow step that finished moves its graph along in the same transaction; returns the
+    answers and how many steps became pending."""
     now_us = to_us(now)
     answers: list[Settled] = []
+    woken = 0
     for o in outcomes:
         if o.kind is SettleKind.COMPLETED:
-            cur = conn.execute(
+            row = conn.execute(
                 "UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, "
                 "progress = coalesce(?, progress), "
                 "lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0 "
-                "WHERE id = ? AND status = 'running' AND lease_token = ?",
+                "WHERE id = ? AND status = 'running' AND lease_token = ? RETURNING workflow_id, step",
                 (
                     None if o.result is None else dumps(o.result), now_us,
                     None if o.progress is None else dumps(o.progress.to_json()),
                     o.job_id, o.lease_token,
                 ),
-            )
-            answers.append(Settled(o.job_id, owned=cur.rowcount > 0))
+            ).fetchone()
+            answers.append(Settled(o.job_id, owned=row is not None))
+            if row is not None and row[0] is not None:
+                woken += step_finished(conn, o.job_id, row[1], JobStatus.COMPLETED, now)
             continue
         job = owned(conn, o.job_id, o.lease_token)
         if job is None:
             answers.append(Settled(o.job_id, owned=False))
         else:
-            answers.append(Settled(o.job_id, owned=True, job=save(conn, o.applied_to(job, now))))
-    return answers
+            after = save(conn, o.applied_to(job, now))
+            answers.append(Settled(o.job_id, owned=True, job=after))
+            woken += after_finish(conn, after, now)
+    return answers, woken

@@ -152,7 +152,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')",
     ),
     # 5: workflows (`core.workflow`): a job's workflow, step name and metadata; workflow
-    # headers; edges between steps with their policy and state.
+    # headers; edges between steps with their policy and state (a parent finds its children
+    # by the primary key; a workflow's steps and edges are read by workflow_id).
     (
         "ALTER TABLE jobs ADD COLUMN workflow_id TEXT",
         "ALTER TABLE jobs ADD COLUMN step TEXT",
@@ -172,7 +173,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state TEXT NOT NULL,
             PRIMARY KEY (parent, child)
         ) WITHOUT ROWID""",
+        # A child asks "any edge still open / failed?" with one probe of this index.
         "CREATE INDEX workflow_edges_child ON workflow_edges (child, state)",
+        "CREATE INDEX workflow_edges_workflow ON workflow_edges (workflow_id, child)",
     ),
 )
 
