@@ -23,7 +23,10 @@ from .rows import JOB_COLUMNS, from_us, job_from_row, job_to_row, save, to_us
 
 __all__ = ("cancel", "enqueue", "list_page", "read", "retry")
 
-_INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' for _ in JOB_COLUMNS.split(', '))})"
+_INSERT = (
+    f"INSERT INTO jobs ({JOB_COLUMNS}, step_index) "
+    f"VALUES ({', '.join('?' for _ in JOB_COLUMNS.split(', '))}, ?)"
+)
 
 
 def enqueue(conn: sqlite3.Connection, draft: WorkflowDraft, now: datetime) -> Workflow:
@@ -37,19 +40,21 @@ def enqueue(conn: sqlite3.Connection, draft: WorkflowDraft, now: datetime) -> Wo
         (draft.id, draft.name, to_us(now)),
     )
     steps = draft.jobs(now)
-    conn.executemany(_INSERT, [job_to_row(job) for job in steps])
+    conn.executemany(_INSERT, [(*job_to_row(job), i) for i, job in enumerate(steps)])
     conn.executemany(
         "INSERT OR IGNORE INTO queues (name) VALUES (?)", [(q,) for q in sorted({j.queue for j in steps})]
     )
     conn.executemany(
-        "INSERT INTO workflow_edges (parent, child, workflow_id, policy, state) VALUES (?, ?, ?, ?, ?)",
-        [(e.parent, e.child, draft.id, e.policy.value, e.state.value) for e in draft.edges],
+        "INSERT INTO workflow_edges (parent, child, workflow_id, policy, state, position) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(e.parent, e.child, draft.id, e.policy.value, e.state.value, i) for i, e in enumerate(draft.edges)],
     )
     return _must_read(conn, draft.id)
 
 
 def read(conn: sqlite3.Connection, workflow_id: str) -> Workflow | None:
-    """The workflow with its steps (in step order, pruned ones left out) and edges, or None."""
+    """The workflow with its steps (in step order, pruned ones left out) and edges (in the
+    draft's order), or None."""
     row = conn.execute(
         "SELECT id, name, created_at, cancelled_at FROM workflows WHERE id = ?", (workflow_id,)
     ).fetchone()
@@ -61,14 +66,14 @@ def read(conn: sqlite3.Connection, workflow_id: str) -> Workflow | None:
     steps = tuple(
         job_from_row(r)
         for r in conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE workflow_id = ? ORDER BY id", (workflow_id,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE workflow_id = ? ORDER BY step_index", (workflow_id,)
         )
     )
     edges = tuple(
         Edge(parent, child, Policy(policy), EdgeState(state))
         for parent, child, policy, state in conn.execute(
             "SELECT parent, child, policy, state FROM workflow_edges WHERE workflow_id = ? "
-            "ORDER BY child, parent",
+            "ORDER BY position",
             (workflow_id,),
         )
     )
