@@ -57,7 +57,7 @@ class Graph:
 #: Memory now; SQLite once its workflow methods land (the lead removes the marker at merge).
 WORKFLOW_KINDS = [
     "memory",
-    pytest.param("sqlite", marks=pytest.mark.xfail(reason="workflows on SQLite land with branch wt-sqlite")),
+    "sqlite",
 ]
 
 

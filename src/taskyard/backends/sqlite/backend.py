@@ -36,9 +36,10 @@ from taskyard.core.job import (
 from taskyard.core.queue import DepthRow, QueueCounts, QueueSettings, RateLimit, StatsRow
 from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
+from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
 from taskyard.errors import BackendError
 
-from . import claims, cluster, jobs, queues, runs, search, stats
+from . import claims, cluster, jobs, queues, runs, search, stats, workflows
 from .connection import Connection, parse_url
 from .rows import to_us
 from .schema import apply_migrations, schema_version
@@ -144,7 +145,10 @@ class SqliteBackend:
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
         at = now or utcnow()
-        return await self._db.write(lambda c: jobs.cancel(c, job_id, at))
+        job, woken = await self._db.write(lambda c: jobs.cancel(c, job_id, at))
+        if woken:
+            self._notify()
+        return job
 
     async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
         at = now or utcnow()
@@ -214,8 +218,8 @@ class SqliteBackend:
         if not outcomes:
             return []
         at = now or utcnow()
-        answers = await self._db.write(lambda c: runs.settle(c, outcomes, at))
-        if any(a.job is not None and a.job.status is JobStatus.PENDING for a in answers):
+        answers, woken = await self._db.write(lambda c: runs.settle(c, outcomes, at))
+        if woken or any(a.job is not None and a.job.status is JobStatus.PENDING for a in answers):
             self._notify()
         return answers
 
@@ -232,7 +236,8 @@ class SqliteBackend:
             if not doomed:
                 return RescueReport()
             report = await self._db.write(lambda c: jobs.rescue_unrenewed(c, doomed, at))
-        if report.rescued:
+        # A step failed for good may have unblocked its children (`continue`, `ignore`).
+        if report.rescued or report.failed:
             self._notify()
         return report
 
@@ -395,6 +400,29 @@ class SqliteBackend:
 
     async def workers_prune(self, *, older_than: datetime) -> int:
         return await self._db.write(lambda c: cluster.workers_prune(c, older_than))
+
+    # -- workflows ---------------------------------------------------------------------------
+    async def workflow_enqueue(self, *, workflow: WorkflowDraft, now: datetime | None = None) -> Workflow:
+        at = now or utcnow()
+        stored = await self._db.write(lambda c: workflows.enqueue(c, workflow, at))
+        self._notify()
+        return stored
+
+    async def workflow_get(self, *, workflow_id: str) -> Workflow | None:
+        return await self._db.read(lambda c: workflows.read(c, workflow_id))
+
+    async def workflows_list(self, *, limit: int = 50, cursor: str | None = None) -> WorkflowPage:
+        return await self._db.read(lambda c: workflows.list_page(c, limit, cursor))
+
+    async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
+        at = now or utcnow()
+        return await self._db.write(lambda c: workflows.cancel(c, workflow_id, at))
+
+    async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
+        at = now or utcnow()
+        after = await self._db.write(lambda c: workflows.retry(c, workflow_id, at))
+        self._notify()
+        return after
 
     # -- wake-ups ----------------------------------------------------------------------------
     async def wait_for_jobs(self, *, queues: Sequence[str] | None, timeout: float) -> None:

@@ -23,7 +23,8 @@ from taskyard.core.job import (
 )
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
-from .rows import JOB_COLUMNS, job_from_row, job_to_row, to_us
+from .graph import after_finish, retried_step
+from .rows import JOB_COLUMNS, job_from_row, job_to_row, save, to_us
 from .search import search_page
 
 __all__ = (
@@ -48,11 +49,6 @@ __all__ = (
 S = JobStatus
 _CHUNK = 500  # stays well under SQLite's limit on bound parameters
 _INSERT = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' for _ in JOB_COLUMNS.split(', '))})"
-_SAVE = (
-    "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
-    "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "
-    "lease_expires_at = ?, cancel_requested = ?, rescues = ? WHERE id = ?"
-)
 _ACTIVE = ("scheduled", "pending", "running")
 
 
@@ -76,13 +72,6 @@ def get_existing(conn: sqlite3.Connection, job_id: str) -> Job:
     job = get(conn, job_id)
     if job is None:
         raise JobNotFound(job_id)
-    return job
-
-
-def save(conn: sqlite3.Connection, job: Job) -> Job:
-    """Write back every mutable field of `job`."""
-    row = job_to_row(job)
-    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:23], job.id))
     return job
 
 
@@ -173,11 +162,15 @@ def delete(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
     return deleted
 
 
-def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
-    """scheduled|pending → cancelled; running → cancel requested; cancelled unchanged."""
+def cancel(conn: sqlite3.Connection, job_id: str, now: datetime) -> tuple[Job, int]:
+    """blocked|scheduled|pending → cancelled; running → cancel requested; cancelled
+    unchanged. Returns the job and how many workflow steps its cancel made pending."""
     job = get_existing(conn, job_id)
     after = cancelled_job(job, now)
-    return job if after is job else save(conn, after)
+    if after is job:
+        return job, 0
+    save(conn, after)
+    return after, after_finish(conn, after, now)
 
 
 def _key_holder(conn: sqlite3.Connection, job: Job) -> str | None:
@@ -193,8 +186,10 @@ def _key_holder(conn: sqlite3.Connection, job: Job) -> str | None:
 
 def retry(conn: sqlite3.Connection, job_id: str, now: datetime) -> Job:
     """Manual retry of a failed or cancelled job, as `retried_job` says, unless another
-    active job holds its unique key."""
+    active job holds its unique key; a workflow step as `graph.retried_step` says."""
     job = get_existing(conn, job_id)
+    if job.workflow_id is not None:
+        return retried_step(conn, job, now)
     after = retried_job(job, now)
     holder = _key_holder(conn, job)
     if holder is not None:
@@ -211,9 +206,15 @@ def retry_failed(conn: sqlite3.Connection, queue: str | None, now: datetime) -> 
         args = (queue,)
     retried = 0
     for job in [job_from_row(r) for r in conn.execute(sql + " ORDER BY id", args)]:
-        if _key_holder(conn, job) is not None:
+        if job.workflow_id is not None:
+            try:
+                retried_step(conn, job, now)
+            except InvalidTransitionError:
+                continue  # a parent step failed under `fail`: that parent is the one to retry
+        elif _key_holder(conn, job) is not None:
             continue
-        save(conn, retried_job(job, now))
+        else:
+            save(conn, retried_job(job, now))
         retried += 1
     return retried
 
@@ -230,7 +231,7 @@ def rescue_expired(conn: sqlite3.Connection, now: datetime) -> RescueReport:
     failed: list[str] = []
     for job in (job_from_row(r) for r in rows):
         decision = rescue_decision(job, now)
-        save(conn, decision.apply(job, now))
+        after_finish(conn, save(conn, decision.apply(job, now)), now)
         (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 
@@ -288,7 +289,7 @@ def rescue_unrenewed(
         if (job.lease_token, expires) != doomed[job_id]:
             continue  # renewed (or claimed anew) since it was observed
         decision = rescue_decision(job, now)
-        save(conn, decision.apply(job, now))
+        after_finish(conn, save(conn, decision.apply(job, now)), now)
         (failed if decision.status is S.FAILED else rescued).append(job.id)
     return RescueReport(rescued=tuple(rescued), failed=tuple(failed))
 

@@ -1,4 +1,4 @@
-"""Conversions between SQLite rows and the core records.
+"""Conversions between SQLite rows and the core records, and the write-back of a job.
 
 Times are stored as integer microseconds since the Unix epoch (exact, and fast to order);
 payloads, results, errors, progress and tags as JSON text.
@@ -7,6 +7,7 @@ payloads, results, errors, progress and tags as JSON text.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,13 +15,17 @@ from taskyard.backends.sql import JOB_COLUMNS
 from taskyard.core.job import AttemptError, Job, JobStatus, Progress
 from taskyard.core.payload import decode_stored
 
-__all__ = ("JOB_COLUMNS", "dumps", "from_us", "job_from_row", "job_to_row", "loads", "to_us")
+__all__ = ("JOB_COLUMNS", "dumps", "from_us", "job_from_row", "job_to_row", "loads", "save", "to_us")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _STATUS = {s.value: s for s in JobStatus}
 
-#: Column order shared by every SELECT/RETURNING of a whole job and by `job_to_row`.
+_SAVE = (
+    "UPDATE jobs SET status = ?, run_at = ?, attempt = ?, max_attempts = ?, started_at = ?, "
+    "finished_at = ?, result = ?, errors = ?, progress = ?, worker_id = ?, lease_token = ?, "
+    "lease_expires_at = ?, cancel_requested = ?, rescues = ? WHERE id = ?"
+)
 
 
 def to_us(when: datetime) -> int:
@@ -121,3 +126,10 @@ def job_to_row(job: Job) -> tuple[Any, ...]:
 
 def _progress(data: dict[str, Any]) -> Progress:
     return Progress(percent=float(data["percent"]), message=data.get("message"))
+
+
+def save(conn: sqlite3.Connection, job: Job) -> Job:
+    """Write back every mutable field of `job`."""
+    row = job_to_row(job)
+    conn.execute(_SAVE, (*row[4:5], row[6], *row[7:9], *row[10:15], *row[18:23], job.id))
+    return job

@@ -8,14 +8,16 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from taskyard.core.job import Job, LeaseReport, Progress
+from taskyard.core.job import Job, JobStatus, LeaseReport, Progress
 from taskyard.core.settle import Settle, Settled, SettleKind
 from taskyard.errors import LeaseLost
 
-from .jobs import save
-from .rows import JOB_COLUMNS, dumps, job_from_row, to_us
+from .graph import after_finish, step_finished
+from .rows import JOB_COLUMNS, dumps, job_from_row, save, to_us
 
 __all__ = ("extend_leases", "owned", "set_progress", "settle")
+
+_CHUNK = 500  # stays well under SQLite's limit on bound parameters
 
 
 def owned(conn: sqlite3.Connection, job_id: str, token: str) -> Job | None:
@@ -57,11 +59,17 @@ def set_progress(conn: sqlite3.Connection, job_id: str, token: str, progress: Pr
         raise LeaseLost.of_job(job_id)
 
 
-def settle(conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime) -> list[Settled]:
+def settle(
+    conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime
+) -> tuple[list[Settled], int]:
     """The owned write of each outcome whose token still owns its job (one transaction: the
-    caller's); a completion is one UPDATE, the other kinds read the job and write it back."""
+    caller's); a completion is one UPDATE, the other kinds read the job and write it back.
+    A workflow step that finished moves its graph along in the same transaction; returns the
+    answers and how many steps became pending."""
     now_us = to_us(now)
     answers: list[Settled] = []
+    completed: list[str] = []
+    woken = 0
     for o in outcomes:
         if o.kind is SettleKind.COMPLETED:
             cur = conn.execute(
@@ -76,10 +84,24 @@ def settle(conn: sqlite3.Connection, outcomes: Sequence[Settle], now: datetime) 
                 ),
             )
             answers.append(Settled(o.job_id, owned=cur.rowcount > 0))
+            if cur.rowcount > 0:
+                completed.append(o.job_id)
             continue
         job = owned(conn, o.job_id, o.lease_token)
         if job is None:
             answers.append(Settled(o.job_id, owned=False))
         else:
-            answers.append(Settled(o.job_id, owned=True, job=save(conn, o.applied_to(job, now))))
-    return answers
+            after = save(conn, o.applied_to(job, now))
+            answers.append(Settled(o.job_id, owned=True, job=after))
+            woken += after_finish(conn, after, now)
+    # One look for workflow steps among the completed jobs (cheaper per job than RETURNING).
+    for start in range(0, len(completed), _CHUNK):
+        chunk = completed[start : start + _CHUNK]
+        steps = conn.execute(
+            f"SELECT id, step FROM jobs WHERE id IN ({', '.join('?' * len(chunk))}) "
+            "AND workflow_id IS NOT NULL ORDER BY id",
+            chunk,
+        ).fetchall()
+        for job_id, step in steps:
+            woken += step_finished(conn, job_id, step, JobStatus.COMPLETED, now)
+    return answers, woken

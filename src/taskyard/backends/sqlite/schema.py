@@ -164,12 +164,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
     ),
     # 5: workflows (`core.workflow`): a job's workflow, step name and metadata; workflow
-    # headers; edges between steps with their policy and state.
+    # headers; edges between steps with their policy and state (a parent finds its children
+    # by the primary key; a workflow's steps, in step order, and edges by workflow_id).
     (
         "ALTER TABLE jobs ADD COLUMN workflow_id TEXT",
         "ALTER TABLE jobs ADD COLUMN step TEXT",
         "ALTER TABLE jobs ADD COLUMN meta TEXT",
-        "CREATE INDEX jobs_workflow ON jobs (workflow_id, id) WHERE workflow_id IS NOT NULL",
+        # A step's position in its workflow's draft: ids made in one millisecond do not sort
+        # in the order they were made, so step order is stored, not derived from ids.
+        "ALTER TABLE jobs ADD COLUMN step_index INTEGER",
+        "CREATE INDEX jobs_workflow ON jobs (workflow_id, step_index) WHERE workflow_id IS NOT NULL",
         """CREATE TABLE workflows (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
@@ -182,9 +186,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             workflow_id TEXT NOT NULL,
             policy TEXT NOT NULL,
             state TEXT NOT NULL,
+            position INTEGER NOT NULL,
             PRIMARY KEY (parent, child)
         ) WITHOUT ROWID""",
+        # A child asks "any edge still open / failed?" with one probe of this index.
         "CREATE INDEX workflow_edges_child ON workflow_edges (child, state)",
+        "CREATE INDEX workflow_edges_workflow ON workflow_edges (workflow_id, position)",
     ),
 )
 
