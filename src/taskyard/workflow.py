@@ -122,6 +122,7 @@ class WorkflowBuilder:
         self.id = workflow_id or ids.new_id()
         self._drafts: list[JobDraft] = []
         self._edges: list[Edge] = []
+        self._last_id: str | None = None
         #: Step name → the job ids of that step (one for a plain step).
         self._steps: dict[str, tuple[str, ...]] = {}
 
@@ -271,12 +272,18 @@ class WorkflowBuilder:
             )
         return ref
 
+    def _next_id(self) -> str:
+        self._last_id = ids.new_id_after(self._last_id)
+        return self._last_id
+
     def _draft(
         self, task: str, payload: Any, step: str, parents: Mapping[str, Policy], *,
         max_attempts: int | None, timeout: float | None, **options: Any,
     ) -> JobDraft:
         draft = self.host.build_draft(task, payload, **options)
         changes: dict[str, Any] = {
+            # Step ids sort in step order (parents first): backends read steps by id.
+            "id": self._next_id(),
             "workflow_id": self.id,
             "step": step,
             # A step is identified by its workflow: a task's unique key does not apply to it.

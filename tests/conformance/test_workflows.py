@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from taskyard.backends.protocol import Backend
-from taskyard.core.ids import new_id
+from taskyard.core.ids import new_id, new_id_after
 from taskyard.core.job import Job, JobDraft, JobStatus
 from taskyard.core.settle import Settle
 from taskyard.core.workflow import (
@@ -363,3 +363,20 @@ def test_drafts_are_validated() -> None:
     g.add("no spaces")
     with pytest.raises(ValueError, match="bad step name"):
         g.draft()
+
+
+async def test_steps_come_back_in_step_order_when_made_in_one_millisecond(backend: Backend) -> None:
+    """Step ids made in a row with `new_id_after` sort in step order even within one
+    millisecond, and every store reads a workflow's steps in that order."""
+    wf_id = new_id()
+    ids: list[str] = []
+    for _ in range(50):
+        ids.append(new_id_after(ids[-1] if ids else None))
+    steps = tuple(
+        JobDraft(id=i, task="t.x", queue="default", payload=None, workflow_id=wf_id, step=f"s{n}")
+        for n, i in enumerate(ids)
+    )
+    stored = await backend.workflow_enqueue(workflow=WorkflowDraft(wf_id, "order", steps), now=T0)
+    assert [j.step for j in stored.steps] == [f"s{n}" for n in range(50)]
+    with pytest.raises(ValueError, match="sort in step order"):
+        WorkflowDraft(wf_id, "bad", (steps[1], steps[0]))

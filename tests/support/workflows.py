@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from taskyard import JobContext, Taskyard
-from taskyard.core.ids import new_id
+from taskyard.core.ids import new_id, new_id_after
 from taskyard.core.job import JobDraft
 from taskyard.core.workflow import Edge, Policy, WorkflowDraft, map_step_name
 
@@ -35,7 +34,7 @@ class Graph:
 
     def add(self, step: str, *, after: list[str] | dict[str, Policy] | None = None, **fields: Any) -> str:
         """Add one step after `after`; returns its job id."""
-        job_id = new_id()
+        job_id = new_id_after(self.steps[-1].id if self.steps else None)
         self.steps.append(JobDraft(
             id=job_id, task=f"wf.{step.split('[')[0]}", queue=fields.pop("queue", self.queue),
             payload={"step": step}, workflow_id=self.id, step=step, **fields,

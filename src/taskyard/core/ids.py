@@ -11,7 +11,7 @@ import os
 import time
 from datetime import datetime
 
-__all__ = ("deterministic_id", "id_time_ms", "new_id")
+__all__ = ("deterministic_id", "id_time_ms", "new_id", "new_id_after")
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
@@ -36,6 +36,23 @@ def new_id(ms: int | None = None) -> str:
     return _encode((ms << 80) | int.from_bytes(os.urandom(10), "big"))
 
 
+def new_id_after(previous: str | None) -> str:
+    """A new id that sorts after `previous` (None: any new id): `new_id()`, or, when that
+    would not sort after it (same millisecond, or a clock that stepped back), `previous` plus
+    one. Ids made in a row with it sort in the order they were made (a workflow's steps)."""
+    made = new_id()
+    if previous is None or made > previous:
+        return made
+    return _encode(_decode(previous) + 1)
+
+
+def _decode(job_id: str) -> int:
+    value = 0
+    for ch in job_id.upper():
+        value = (value << 5) | _DECODE[ch]
+    return value
+
+
 def deterministic_id(when: datetime, key: str) -> str:
     """The same id for the same (time, key): used for schedule fires."""
     ms = int(when.timestamp() * 1000)
@@ -45,7 +62,4 @@ def deterministic_id(when: datetime, key: str) -> str:
 
 def id_time_ms(job_id: str) -> int:
     """The millisecond timestamp encoded in an id."""
-    value = 0
-    for ch in job_id.upper():
-        value = (value << 5) | _DECODE[ch]
-    return value >> 80
+    return _decode(job_id) >> 80

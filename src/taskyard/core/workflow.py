@@ -122,7 +122,8 @@ class WorkflowDraft:
     """A workflow about to be enqueued: its header and its steps as job drafts, in an order
     where every parent comes before its children (the builder's order), and its edges.
 
-    Validated on construction: step drafts carry this workflow's id and a unique, valid step
+    Validated on construction: step ids sort in step order (stores read steps by id; make
+    them with `core.ids.new_id_after`), step drafts carry this workflow's id and a unique, valid step
     name, no unique key (a step is identified by its workflow), no `run_at` on a step that
     has parents; edges join steps of this workflow, parent before child, once each.
     """
@@ -148,6 +149,11 @@ class WorkflowDraft:
                 raise ValueError(f"step {d.step!r}: workflow steps cannot have a unique key")
             if d.id in order:
                 raise ValueError(f"step {d.step!r}: job id {d.id} used twice")
+            if i and d.id <= self.steps[i - 1].id:
+                raise ValueError(
+                    f"step {d.step!r}: step ids must sort in step order (make them with "
+                    "core.ids.new_id_after)"
+                )
             names.add(d.step)
             order[d.id] = i
         pairs: set[tuple[str, str]] = set()
