@@ -5,6 +5,7 @@ PRODUCER span of each enqueue, the CONSUMER span of each attempt, the trace cont
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
 import subprocess
 import sys
@@ -259,3 +260,19 @@ def test_only_the_otel_integration_imports_opentelemetry() -> None:
             if any(n.split(".")[0] == "opentelemetry" for n in names):
                 importers.add(path.relative_to(src).as_posix())
     assert importers == {"contrib/otel.py"}
+
+
+async def test_the_sync_api_enqueues_under_the_callers_current_span(traced: Traced) -> None:
+    """`app.enqueue` from sync code (a Django or Flask view) runs on the sync facade's own
+    loop thread, with the caller's context: its PRODUCER span is a child of the view's."""
+    tracer = traced.provider.get_tracer("test")
+
+    def view() -> str:
+        with tracer.start_as_current_span("GET /signup"):
+            return traced.app.enqueue("later", {}).meta["traceparent"]
+
+    traceparent = await asyncio.to_thread(view)
+    [request] = traced.spans("GET /signup")
+    [send] = traced.spans("send default")
+    assert send["parent_id"] == request["span_id"] and traceparent == _traceparent(send)
+    await asyncio.to_thread(traced.app.close)
