@@ -26,6 +26,7 @@ from taskyard.errors import ConfigError, JobNotFound
 from taskyard.registry import Registry, ServiceSpec
 from taskyard.schedules import ScheduleBook
 from taskyard.task import TaskHost
+from taskyard.tracing import Tracing, traced_drafts
 from taskyard.workflow_api import WorkflowApi
 
 __all__ = ("MAX_PAYLOAD_BYTES", "EnqueueItem", "ServiceSpec", "Taskyard")
@@ -64,6 +65,9 @@ class Taskyard(Registry, WorkflowApi):
         self.http_routers: list[Any] = []
         #: The schedules API (`app.schedules.add(...)`, ...).
         self.schedules = ScheduleBook(self)
+        #: The tracer around enqueues and attempts (`taskyard.contrib.otel.instrument` sets
+        #: it); None: no tracing.
+        self.tracing: Tracing | None = None
 
     # -- the backend -------------------------------------------------------------------------
     @property
@@ -151,25 +155,30 @@ class Taskyard(Registry, WorkflowApi):
         drafts = [draft_of(item, self.build_draft) for item in items]
         return await self.store_drafts(drafts, connection) if drafts else []
 
-    async def store_drafts(self, drafts: list[JobDraft], connection: Any = None) -> list[Job]:
+    async def store_drafts(
+        self, drafts: list[JobDraft], connection: Any = None, *, schedule: str | None = None
+    ) -> list[Job]:
         """Store drafts built by `build_draft` (the scheduler's fires, `trigger`) and tell the
         enqueue listeners. `connection`: store them in that open transaction of the caller's,
         which only a `TransactionalEnqueue` backend (PostgreSQL) can do; any other backend
-        raises `ConfigError` naming it, before anything is stored.
+        raises `ConfigError` naming it, before anything is stored. With tracing, each enqueue
+        is traced (`schedule`: the schedule whose fire these drafts are).
         """
         backend = await self.backend_for_loop()
-        if connection is not None:
-            if not isinstance(backend, TransactionalEnqueue):
-                raise ConfigError(
-                    f"enqueue with connection= (inside your own transaction) needs the PostgreSQL "
-                    f"backend; the {_backend_kind(backend)} backend cannot take a connection: "
-                    "enqueue without connection=, or use a postgresql:// backend"
-                )
-            jobs = await backend.job_enqueue_in_transaction(
-                connection=connection, drafts=drafts, now=self.clock.now()
+        if connection is not None and not isinstance(backend, TransactionalEnqueue):
+            raise ConfigError(
+                f"enqueue with connection= (inside your own transaction) needs the PostgreSQL "
+                f"backend; the {_backend_kind(backend)} backend cannot take a connection: "
+                "enqueue without connection=, or use a postgresql:// backend"
             )
-        else:
-            jobs = await backend.job_enqueue_many(drafts=drafts, now=self.clock.now())
+        with traced_drafts(self, drafts, schedule=schedule) as stamped:
+            if connection is not None:
+                assert isinstance(backend, TransactionalEnqueue)
+                jobs = await backend.job_enqueue_in_transaction(
+                    connection=connection, drafts=stamped, now=self.clock.now()
+                )
+            else:
+                jobs = await backend.job_enqueue_many(drafts=stamped, now=self.clock.now())
         for listener in self.enqueue_listeners:
             listener(jobs)
         return jobs

@@ -3,6 +3,7 @@ reading, listing, cancelling and retrying stored ones (async, each with its sync
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from taskyard.clock import Clock
 from taskyard.core.job import Job, JobDraft
 from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
 from taskyard.errors import ConfigError
+from taskyard.tracing import Tracing, traced_drafts
 from taskyard.workflow import WorkflowBuilder, WorkflowHost
 
 __all__ = ("WorkflowApi",)
@@ -24,6 +26,7 @@ class WorkflowApi:
 
     clock: Clock
     enqueue_listeners: list[Callable[[Sequence[Job]], None]]
+    tracing: Tracing | None
 
     # Provided by `Taskyard`.
     async def backend_for_loop(self) -> Backend:
@@ -68,6 +71,14 @@ class WorkflowApi:
         `workflow_enqueue_in_transaction` (PostgreSQL) can do; any other raises `ConfigError`
         naming the backend, before anything is stored."""
         backend = await self.backend_for_loop()
+        with traced_drafts(self, draft.steps) as stamped:
+            traced = dataclasses.replace(draft, steps=tuple(stamped))
+            stored = await self._store_workflow(backend, traced, connection)
+        for listener in self.enqueue_listeners:
+            listener(list(stored.steps))
+        return stored
+
+    async def _store_workflow(self, backend: Any, draft: WorkflowDraft, connection: Any) -> Workflow:
         if connection is not None:
             in_transaction = getattr(backend, "workflow_enqueue_in_transaction", None)
             if in_transaction is None:
@@ -78,11 +89,9 @@ class WorkflowApi:
                     "connection: enqueue without connection=, or use a postgresql:// backend"
                 )
             stored: Workflow = await in_transaction(connection=connection, workflow=draft, now=self.clock.now())
-        else:
-            stored = await backend.workflow_enqueue(workflow=draft, now=self.clock.now())
-        for listener in self.enqueue_listeners:
-            listener(list(stored.steps))
-        return stored
+            return stored
+        result: Workflow = await backend.workflow_enqueue(workflow=draft, now=self.clock.now())
+        return result
 
     # -- async API ---------------------------------------------------------------------------
     async def aget_workflow(self, workflow_id: str) -> Workflow | None:

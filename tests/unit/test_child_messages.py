@@ -42,6 +42,15 @@ def test_the_job_crosses_without_its_lease_token() -> None:
     assert back == job.replace(lease_token=None)
 
 
+def test_a_jobs_meta_and_workflow_step_cross_to_the_child() -> None:
+    """The child's handler and tracer see the job's `meta` (its trace context) and step."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    job = _job(lease_token=None, workflow_id="01WF", step="fetch", meta={"traceparent": traceparent})
+    back = messages.job_from_json(messages.decode(messages.encode("run", job=messages.job_to_json(job)))["job"])
+    assert back == job
+    assert back.meta == {"traceparent": traceparent} and (back.workflow_id, back.step) == ("01WF", "fetch")
+
+
 def test_a_fresh_job_with_empty_fields_round_trips() -> None:
     job = _job(started_at=None, progress=None, errors=(), tags=(), unique_key=None, timeout=None,
                lease_token=None, lease_expires_at=None, payload=None)

@@ -66,7 +66,9 @@ class ScheduleHost(Protocol):
     def validate_payload(self, task: str, payload: Any) -> tuple[Any, Any]: ...
     def get_task(self, name: str) -> Any: ...
     async def backend_for_loop(self) -> Backend: ...
-    async def store_drafts(self, drafts: list[JobDraft], connection: Any = None) -> list[Job]: ...
+    async def store_drafts(
+        self, drafts: list[JobDraft], connection: Any = None, *, schedule: str | None = None
+    ) -> list[Job]: ...
     def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T: ...
 
 
@@ -229,7 +231,7 @@ class ScheduleBook:
         backend = await self._backend()
         schedule = await self._require(backend, name)
         draft = self.drafts(schedule.replace(jitter=0.0), [self._now()])[0]
-        return (await self.app.store_drafts([draft]))[0]
+        return (await self.app.store_drafts([draft], schedule=name))[0]
 
     async def aget(self, name: str) -> Schedule | None:
         """Async twin of `get`."""

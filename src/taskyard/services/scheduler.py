@@ -264,7 +264,7 @@ class Scheduler(Service):
                 name=schedule.name, fire_time=fallback, next_fire_at=next_at
             )
             return self._emit_fire(FireRecord(schedule.name, (), (), recorded, 1, now))
-        jobs = await self.app.store_drafts(drafts) if drafts else []
+        jobs = await self.app.store_drafts(drafts, schedule=schedule.name) if drafts else []
         recorded = False
         if plan.record_at is not None:
             recorded = await backend.schedule_record_fire(

@@ -1,14 +1,16 @@
 """Running one job: calls the handler (async on the loop, sync in a thread) under its timeout,
-and turns what happened into an `Outcome` for the worker to record.
+inside the app's tracing of the attempt if it has one, and turns what happened into an
+`Outcome` for the worker to record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +61,8 @@ class Outcome:
     retryable: bool = True
     delay: float = 0.0
     reason: str = ""
+    #: The exception behind a failure, for the tracer (never sent across processes).
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 def _error(job: Job, exc: BaseException, now: datetime, *, with_traceback: bool = True) -> AttemptError:
@@ -102,8 +106,25 @@ async def execute(
 ) -> Outcome:
     """Run `job` once. Never raises except `CancelledError` (when the worker cancels it).
 
-    A sync handler runs in one of `threads`; stopped by its timeout or by the worker, it has
-    `JobTimeoutError` (or `Cancel`) raised inside it while its outcome is recorded at once."""
+    A sync handler runs in one of `threads` (with a copy of the caller's context variables,
+    the current span among them); stopped by its timeout or by the worker, it has
+    `JobTimeoutError` (or `Cancel`) raised inside it while its outcome is recorded at once.
+    With `app.tracing`, the attempt is traced around the handler and ended with its outcome."""
+    if app.tracing is None:
+        return await _run(app, job, report_progress=report_progress, threads=threads)
+    with app.tracing.processing(job) as attempt:
+        outcome = await _run(app, job, report_progress=report_progress, threads=threads)
+        attempt.end(outcome.kind.value, error=outcome.exception)
+    return outcome
+
+
+async def _run(
+    app: Taskyard,
+    job: Job,
+    *,
+    report_progress: Callable[[str, Progress], None],
+    threads: ThreadSlots,
+) -> Outcome:
     spec = app.tasks.get(job.task)
     if spec is None:
         # Claims are filtered by the app's tasks, so this is a safety net (a task unregistered
@@ -119,15 +140,18 @@ async def execute(
     try:
         args = _arguments(spec, job, ctx)
     except pydantic.ValidationError as exc:
-        return Outcome(OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=False)
+        return Outcome(
+            OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=False, exception=exc
+        )
     timeout = job.timeout if job.timeout is not None else spec.timeout
     try:
         async with asyncio.timeout(timeout) as deadline:
             if spec.is_async:
                 result = await spec.handler(*args)
             else:
+                context = contextvars.copy_context()
                 result = await threads.run(
-                    lambda: spec.handler(*args), job_id=job.id, task=job.task,
+                    lambda: context.run(spec.handler, *args), job_id=job.id, task=job.task,
                     stop_with=lambda: JobTimeoutError if deadline.expired() else Cancel,
                 )
     except RetryLater as exc:
@@ -142,10 +166,12 @@ async def execute(
             OutcomeKind.FAILED,
             error=_error(job, timed_out, app.clock.now()),
             retryable=spec.retry.is_retryable(timed_out),
+            exception=timed_out,
         )
     except Exception as exc:
         return Outcome(
-            OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()), retryable=spec.retry.is_retryable(exc)
+            OutcomeKind.FAILED, error=_error(job, exc, app.clock.now()),
+            retryable=spec.retry.is_retryable(exc), exception=exc,
         )
     try:
         # Results share the payload limits (core/payload.py): a runaway handler must neither
@@ -155,5 +181,8 @@ async def execute(
         encode_value(result, what="the handler's result")
     except ValueError as exc:
         bad = ValueError(f"handler returned a result that cannot be stored: {exc}")
-        return Outcome(OutcomeKind.FAILED, error=_error(job, bad, app.clock.now(), with_traceback=False), retryable=False)
+        return Outcome(
+            OutcomeKind.FAILED, error=_error(job, bad, app.clock.now(), with_traceback=False),
+            retryable=False, exception=bad,
+        )
     return Outcome(OutcomeKind.COMPLETED, result=result)

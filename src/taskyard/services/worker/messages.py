@@ -106,6 +106,9 @@ def job_from_json(data: dict[str, Any]) -> Job:
         cancel_requested=bool(data.get("cancel_requested", False)),
         rescues=int(data.get("rescues", 0)),
         max_rescues=int(data["max_rescues"]),
+        workflow_id=data.get("workflow_id"),
+        step=data.get("step"),
+        meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
     )
 
 
