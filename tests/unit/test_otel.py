@@ -193,8 +193,10 @@ async def test_workflow_steps_stamped_by_traced_drafts_are_traced_step_by_step(t
     """The workflow builder's hook: the steps' drafts stamped around `workflow_enqueue`."""
     app = traced.app
     workflow_id = ids.new_id()
+    first = ids.new_id_after(None)
+    step_ids = {"fetch": first, "report": ids.new_id_after(first)}
     steps = [
-        JobDraft(id=ids.new_id(), task="later", queue="default", payload={}, max_attempts=3,
+        JobDraft(id=step_ids[name], task="later", queue="default", payload={}, max_attempts=3,
                  workflow_id=workflow_id, step=name)
         for name in ("fetch", "report")
     ]
@@ -276,3 +278,20 @@ async def test_the_sync_api_enqueues_under_the_callers_current_span(traced: Trac
     [send] = traced.spans("send default")
     assert send["parent_id"] == request["span_id"] and traceparent == _traceparent(send)
     await asyncio.to_thread(traced.app.close)
+
+
+async def test_a_workflow_built_with_the_builder_traces_every_step(traced: Traced) -> None:
+    """`app.workflow(...).aenqueue()` stamps each step: one `send` span per step, under the
+    caller's span, and each stored step carries its traceparent."""
+    app = traced.app
+    tracer = traced.provider.get_tracer("test")
+    wf = app.workflow("nightly")
+    fetch = wf.step("later", {}, name="fetch")
+    wf.step("later", {}, name="report", after=fetch)
+    with tracer.start_as_current_span("request"):
+        stored = await wf.aenqueue()
+    [root] = traced.spans("request")
+    sends = traced.spans("send default")
+    assert sorted(s["attributes"]["taskyard.step"] for s in sends) == ["fetch", "report"]
+    assert all(s["parent_id"] == root["span_id"] for s in sends)
+    assert all("traceparent" in job.meta for job in stored.steps)
