@@ -11,7 +11,12 @@ snapshot, so the second one sees what the first committed.
 
 from __future__ import annotations
 
-__all__ = ("MIGRATION", "finishing")
+__all__ = ("DEADLOCK_TRIES", "MIGRATION", "finishing")
+
+#: How many times a write that PostgreSQL rolled back as a deadlock victim is tried. The lock
+#: order above leaves one narrow crossing (`workflow_cancel` and a step claimed and settled
+#: while it runs), and a settle of several kinds locks its workflows statement by statement.
+DEADLOCK_TRIES = 3
 
 #: The retried fields (`core.job.retried_job`), for a row aliased `j`, due at `v_now`.
 _RETRIED = (
@@ -27,14 +32,17 @@ ALTER TABLE {s}.jobs ADD COLUMN workflow_id text, ADD COLUMN step text, ADD COLU
 ALTER TABLE {s}.jobs DROP CONSTRAINT jobs_status_check;
 ALTER TABLE {s}.jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
     ('blocked', 'scheduled', 'pending', 'running', 'completed', 'failed', 'cancelled')) NOT VALID;
--- A workflow's steps in step order (= id order); plain jobs are not in it.
-CREATE INDEX jobs_workflow ON {s}.jobs (workflow_id, id) WHERE workflow_id IS NOT NULL;
+-- A workflow's steps; plain jobs are not in it.
+CREATE INDEX jobs_workflow ON {s}.jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 
+-- `steps`: the step ids in step order (the draft's, parents first). Ids are time-sortable but
+-- not ordered within one millisecond, so id order alone could differ from it.
 CREATE TABLE {s}.workflows (
     id text PRIMARY KEY,
     name text NOT NULL,
     created_at timestamptz NOT NULL,
-    cancelled_at timestamptz
+    cancelled_at timestamptz,
+    steps text[] NOT NULL
 );
 -- The primary key finds a parent's children; (child, state) answers "has this child an open
 -- (or failed) edge left" with one index probe however many parents it has.
@@ -130,8 +138,12 @@ BEGIN
     o_retried := false;
     PERFORM 1 FROM {s}.workflows w WHERE w.id = (SELECT workflow_id FROM {s}.jobs WHERE id = p_id)
         FOR UPDATE;
-    SELECT status INTO o_status FROM {s}.jobs WHERE id = p_id FOR UPDATE;
-    IF o_status IS NULL OR o_status NOT IN ('failed', 'cancelled') THEN
+    -- Only a failed or cancelled row is locked: a running one may be held by a settle that
+    -- waits for the workflow's lock, which this transaction holds.
+    SELECT status INTO o_status FROM {s}.jobs
+     WHERE id = p_id AND status IN ('failed', 'cancelled') FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT status INTO o_status FROM {s}.jobs WHERE id = p_id;
         RETURN;
     END IF;
     SELECT parent INTO o_parent FROM {s}.workflow_edges

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from taskyard.backends.postgres.catalog import NOW
-from taskyard.backends.postgres.graph import finishing
+from taskyard.backends.postgres.graph import DEADLOCK_TRIES, finishing
 from taskyard.backends.postgres.rows import (
     J_COLUMNS,
     JOB_COLUMNS,
@@ -83,23 +83,40 @@ class SettleOps:
         if not outcomes:
             return []
         batches = _batches(outcomes)
-        answers: dict[int, Settled] = {}
         async with self._conn("jobs_settle") as conn:
-            several = len(batches) > 1 or any(k is K.RESCUED for k, _ in batches)
-            async with conn.transaction() if several else contextlib.nullcontext():
-                for kind, batch in batches:
-                    if kind is K.COMPLETED:
-                        written = await self._complete(conn, batch, now)
-                    elif kind is K.RESCUED:
-                        written = await self._rescue(conn, batch, now)
-                    else:
-                        written = await self._write(conn, kind, batch, now)
-                    for i, o in batch:
-                        job = written.get(o.job_id)
-                        answers[i] = Settled(
-                            o.job_id, owned=job is not None, job=job if isinstance(job, Job) else None
-                        )
+            for attempt in range(DEADLOCK_TRIES):
+                try:
+                    answers = await self._settle(conn, batches, now)
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # Crossed with another writer of the same workflows (`graph.py`); all of
+                    # this write was rolled back, so it is tried again whole.
+                    if attempt == DEADLOCK_TRIES - 1:
+                        raise
         return [answers[i] for i in range(len(outcomes))]
+
+    async def _settle(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        batches: list[tuple[SettleKind, list[tuple[int, Settle]]]],
+        now: datetime | None,
+    ) -> dict[int, Settled]:
+        answers: dict[int, Settled] = {}
+        several = len(batches) > 1 or any(k is K.RESCUED for k, _ in batches)
+        async with conn.transaction() if several else contextlib.nullcontext():
+            for kind, batch in batches:
+                if kind is K.COMPLETED:
+                    written = await self._complete(conn, batch, now)
+                elif kind is K.RESCUED:
+                    written = await self._rescue(conn, batch, now)
+                else:
+                    written = await self._write(conn, kind, batch, now)
+                for i, o in batch:
+                    job = written.get(o.job_id)
+                    answers[i] = Settled(
+                        o.job_id, owned=job is not None, job=job if isinstance(job, Job) else None
+                    )
+        return answers
 
     async def _complete(
         self, conn: psycopg.AsyncConnection[Any], batch: list[tuple[int, Settle]], now: datetime | None

@@ -15,9 +15,18 @@ import psycopg
 from taskyard.backends.postgres.catalog import NOW
 from taskyard.backends.postgres.connection import converted_errors
 from taskyard.backends.postgres.enqueue import EnqueueSql, Plan, enqueue_plan, run_async, run_sync
+from taskyard.backends.postgres.graph import DEADLOCK_TRIES
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, utc
 from taskyard.core.job import Job, JobStatus
-from taskyard.core.workflow import Edge, EdgeState, Policy, Workflow, WorkflowDraft, WorkflowHeader, WorkflowPage
+from taskyard.core.workflow import (
+    Edge,
+    EdgeState,
+    Policy,
+    Workflow,
+    WorkflowDraft,
+    WorkflowHeader,
+    WorkflowPage,
+)
 from taskyard.errors import WorkflowNotFound
 
 __all__ = ("WorkflowOps",)
@@ -45,13 +54,13 @@ class WorkflowOps:
         """Headers, steps (in step order) and edges of the workflows `ids`, in that order."""
         s = self.schema
         headers = yield (
-            f"SELECT id, name, created_at, cancelled_at FROM {s}.workflows WHERE id = ANY (%s)",
+            f"SELECT id, name, created_at, cancelled_at, steps FROM {s}.workflows WHERE id = ANY (%s)",
             (list(ids),),
         )
         if not headers:
             return []
         steps = yield (
-            f"SELECT {JOB_COLUMNS} FROM {s}.jobs WHERE workflow_id = ANY (%s) ORDER BY workflow_id, id",
+            f"SELECT {JOB_COLUMNS} FROM {s}.jobs WHERE workflow_id = ANY (%s) ORDER BY id",
             (list(ids),),
         )
         edges = yield (
@@ -65,14 +74,12 @@ class WorkflowOps:
             by_id[str(job.workflow_id)][0].append(job)
         for workflow_id, parent, child, policy, state in edges:
             by_id[workflow_id][1].append(Edge(parent, child, Policy(policy), EdgeState(state)))
-        found = {
-            wid: Workflow(
-                WorkflowHeader(wid, name, created.astimezone(UTC), utc(cancelled)),
-                tuple(by_id[wid][0]),
-                tuple(by_id[wid][1]),
-            )
-            for wid, name, created, cancelled in headers
-        }
+        found: dict[str, Workflow] = {}
+        for wid, name, created, cancelled, order in headers:
+            position = {step_id: i for i, step_id in enumerate(order)}
+            jobs = sorted(by_id[wid][0], key=lambda j: position.get(j.id, len(position)))
+            header = WorkflowHeader(wid, name, created.astimezone(UTC), utc(cancelled))
+            found[wid] = Workflow(header, tuple(jobs), tuple(by_id[wid][1]))
         return [found[i] for i in ids if i in found]
 
     def _enqueue_plan(self, workflow: WorkflowDraft, now: datetime | None) -> Plan:
@@ -80,9 +87,9 @@ class WorkflowOps:
         unless the header is stored already; then read the workflow back."""
         s = self.schema
         created = yield (
-            f"INSERT INTO {s}.workflows (id, name, created_at) "
-            f"VALUES (%(id)s, %(name)s, {NOW}) ON CONFLICT (id) DO NOTHING RETURNING id",
-            {"id": workflow.id, "name": workflow.name, "now": now},
+            f"INSERT INTO {s}.workflows (id, name, created_at, steps) "
+            f"VALUES (%(id)s, %(name)s, {NOW}, %(steps)s) ON CONFLICT (id) DO NOTHING RETURNING id",
+            {"id": workflow.id, "name": workflow.name, "now": now, "steps": [d.id for d in workflow.steps]},
         )
         if created:
             yield from enqueue_plan(self._enqueue_sql, workflow.steps, now, workflow.blocked_ids)
@@ -155,45 +162,57 @@ class WorkflowOps:
         return WorkflowPage(page, page[-1].id if len(ids) > limit and page else None)
 
     async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
+        async with self._conn("workflow_cancel") as conn:
+            for attempt in range(DEADLOCK_TRIES):
+                try:
+                    async with conn.transaction():
+                        return await self._cancel(conn, workflow_id, now)
+                except psycopg.errors.DeadlockDetected:
+                    if attempt == DEADLOCK_TRIES - 1:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _cancel(self, conn: psycopg.AsyncConnection[Any], workflow_id: str, now: datetime | None) -> Workflow:
         s = self.schema
         p = {"id": workflow_id, "now": now}
-        async with self._conn("workflow_cancel") as conn, conn.transaction():
-            # Running steps first, before the header's lock: a settle holding one of them takes
-            # that lock next (`graph.py`), so waiting for it while holding the lock could deadlock.
-            running = (
-                f"UPDATE {s}.jobs SET cancel_requested = true WHERE workflow_id = %(id)s "
-                "AND status = 'running' AND NOT cancel_requested"
-            )
-            await conn.execute(running, p)
-            cur = await conn.execute(
-                f"UPDATE {s}.workflows SET cancelled_at = coalesce(cancelled_at, {NOW}) "
-                "WHERE id = %(id)s RETURNING id",
-                p,
-            )
-            if await cur.fetchone() is None:
-                raise WorkflowNotFound(workflow_id)
-            await conn.execute(
-                f"UPDATE {s}.jobs SET status = 'cancelled', finished_at = {NOW}, unique_active = NULL "
-                "WHERE workflow_id = %(id)s AND status IN ('blocked', 'scheduled', 'pending')",
-                p,
-            )
-            await conn.execute(running, p)  # claimed since the first pass
-            (after,) = await run_async(conn, self._read_plan([workflow_id]))
-        return after  # type: ignore[no-any-return]
+        # Running steps first, before the header's lock: a settle holding one of them takes
+        # that lock next (`graph.py`), so waiting for it while holding the lock could deadlock.
+        running = (
+            f"UPDATE {s}.jobs SET cancel_requested = true WHERE workflow_id = %(id)s "
+            "AND status = 'running' AND NOT cancel_requested"
+        )
+        await conn.execute(running, p)
+        cur = await conn.execute(
+            f"UPDATE {s}.workflows SET cancelled_at = coalesce(cancelled_at, {NOW}) "
+            "WHERE id = %(id)s RETURNING id",
+            p,
+        )
+        if await cur.fetchone() is None:
+            raise WorkflowNotFound(workflow_id)
+        await conn.execute(
+            f"UPDATE {s}.jobs SET status = 'cancelled', finished_at = {NOW}, unique_active = NULL "
+            "WHERE workflow_id = %(id)s AND status IN ('blocked', 'scheduled', 'pending')",
+            p,
+        )
+        await conn.execute(running, p)  # claimed since the first pass
+        (after,) = await run_async(conn, self._read_plan([workflow_id]))
+        return after
 
     async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         s = self.schema
         p = {"id": workflow_id, "now": now}
         async with self._conn("workflow_retry") as conn, conn.transaction():
             cur = await conn.execute(
-                f"UPDATE {s}.workflows SET cancelled_at = NULL WHERE id = %(id)s RETURNING id", p
+                f"UPDATE {s}.workflows SET cancelled_at = NULL WHERE id = %(id)s RETURNING steps", p
             )
-            if await cur.fetchone() is None:
+            row = await cur.fetchone()
+            if row is None:
                 raise WorkflowNotFound(workflow_id)
             await conn.execute(
-                f"SELECT {s}.steps_retry(ARRAY(SELECT id FROM {s}.jobs WHERE workflow_id = %(id)s "
-                f"AND status IN ('failed', 'cancelled') ORDER BY id), {NOW})",
-                p,
+                f"SELECT {s}.steps_retry(ARRAY(SELECT o.id FROM unnest(%(steps)s::text[]) "
+                f"WITH ORDINALITY AS o(id, n) JOIN {s}.jobs j ON j.id = o.id "
+                f"WHERE j.status IN ('failed', 'cancelled') ORDER BY o.n), {NOW})",
+                {**p, "steps": row[0]},
             )
             (after,) = await run_async(conn, self._read_plan([workflow_id]))
-        return after  # type: ignore[no-any-return]
+        return after
