@@ -3,7 +3,9 @@ pool or on the application's own connection (sync or async) inside its open tran
 
 The INSERT skips drafts whose id exists or whose unique key is held (`ON CONFLICT DO NOTHING`,
 also between drafts of one batch); a second query fetches the jobs those drafts resolve to.
-NOTIFY is transactional, so workers hear about a job only once its transaction commits.
+NOTIFY is transactional, so workers hear about a job only once its transaction commits. The
+statements are a `Plan` (a generator of statements), so one sequence runs on a sync or an
+async connection alike; workflows (`workflows.py`) build theirs on `enqueue_plan`.
 """
 
 from __future__ import annotations
