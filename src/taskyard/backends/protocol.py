@@ -45,7 +45,7 @@ from taskyard.core.schedule import Schedule
 from taskyard.core.settle import Settle, Settled
 from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
 
-__all__ = ("UNSET", "Backend", "TransactionalEnqueue", "Unset")
+__all__ = ("UNSET", "Backend", "TransactionalEnqueue", "TransactionalWorkflows", "Unset")
 
 
 class Unset:
@@ -461,5 +461,21 @@ class TransactionalEnqueue(Protocol):
         """`job_enqueue_many`, but on the caller's `connection` (a driver connection of the
         store), in its current transaction: the jobs exist if and only if it commits, and
         workers are woken only then. A connection of the wrong kind raises `TypeError`.
+        """
+        ...
+
+
+@runtime_checkable
+class TransactionalWorkflows(Protocol):
+    """A backend that can also store a whole workflow inside the application's own open
+    transaction (PostgreSQL), as `TransactionalEnqueue` does for jobs."""
+
+    async def workflow_enqueue_in_transaction(
+        self, *, connection: Any, workflow: WorkflowDraft, now: datetime | None = None
+    ) -> Workflow:
+        """`workflow_enqueue`, but on the caller's `connection` (a driver connection of the
+        store), in its current transaction: the header, every step and every edge exist if and
+        only if it commits, and workers are woken only then. A connection of the wrong kind
+        raises `TypeError`.
         """
         ...

@@ -10,7 +10,8 @@ __all__ = ("PostgresBackend",)
 
 if TYPE_CHECKING:
     # mypy proves the backend implements the protocols (a runtime isinstance checks names only).
-    from taskyard.backends.protocol import Backend, TransactionalEnqueue
+    from taskyard.backends.protocol import Backend, TransactionalEnqueue, TransactionalWorkflows
 
     _backend: type[Backend] = PostgresBackend
     _transactional: type[TransactionalEnqueue] = PostgresBackend
+    _workflows: type[TransactionalWorkflows] = PostgresBackend

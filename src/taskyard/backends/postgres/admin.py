@@ -17,6 +17,7 @@ from taskyard.backends.postgres.rows import J_COLUMNS as _J_COLUMNS
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
 from taskyard.core.job import (
+    CANCELLABLE_STATUSES,
     FINISHED_STATUSES,
     RETRYABLE_STATUSES,
     Job,
@@ -51,6 +52,9 @@ class JobAdminOps:
     def _waking(self, update: str) -> str:
         raise NotImplementedError
 
+    def _settling(self, update: str, now: str) -> str:
+        raise NotImplementedError
+
     async def job_get(self, *, job_id: str) -> Job | None:
         raise NotImplementedError
 
@@ -58,11 +62,13 @@ class JobAdminOps:
         s = self.schema
         p = {"id": job_id, "now": now}
         # Each step is atomic; if the job moved between steps (claimed, released), start over.
+        # A workflow step is cancelled by `step_cancel`, which applies the rules to its children.
         for _ in range(10):
             jobs = await self._fetch_jobs(
                 "job_cancel",
                 f"UPDATE {s}.jobs SET status = 'cancelled', finished_at = {NOW}, unique_active = NULL "
-                f"WHERE id = %(id)s AND status IN ('scheduled', 'pending') RETURNING {JOB_COLUMNS}",
+                "WHERE id = %(id)s AND status IN ('scheduled', 'pending') AND workflow_id IS NULL "
+                f"RETURNING {JOB_COLUMNS}",
                 p,
             ) or await self._fetch_jobs(
                 "job_cancel",
@@ -79,11 +85,23 @@ class JobAdminOps:
                 return job
             if job.status in FINISHED_STATUSES:
                 raise InvalidTransitionError.not_cancellable(job_id, job.status.value)
+            if job.workflow_id is not None and job.status in CANCELLABLE_STATUSES:
+                async with self._conn("job_cancel") as conn:
+                    cur = await conn.execute(f"SELECT {s}.step_cancel(%(id)s, %(now)s::timestamptz)", p)
+                    row = await cur.fetchone()
+                if row is not None and row[0]:
+                    cancelled = await self.job_get(job_id=job_id)
+                    if cancelled is not None:
+                        return cancelled
         raise BackendError(f"job {job_id} kept changing while being cancelled; try again")
 
-    async def _retry(self, what: str, where: str, params: dict[str, Any]) -> list[Job]:
+    async def _retry(
+        self, what: str, where: str, params: dict[str, Any], *, steps: str | None = None
+    ) -> tuple[list[Job], int]:
         """failed|cancelled → pending for the jobs `where` selects, except those whose unique
-        key another active job holds; of several with one key, the lowest id takes it.
+        key another active job holds; of several with one key, the lowest id takes it. With
+        `steps` (an SQL expression retrying workflow steps, returning how many), both run in
+        one transaction; returns the plain jobs retried and how many steps were.
         """
         s = self.schema
         update = (
@@ -98,17 +116,24 @@ class JobAdminOps:
         )
         for attempt in range(3):
             try:
-                return await self._fetch_waking(what, update, params)
+                if steps is None:
+                    return await self._fetch_waking(what, update, params), 0
+                async with self._conn(what) as conn, conn.transaction():
+                    cur = await conn.execute(f"SELECT {steps}", params)
+                    row = await cur.fetchone()
+                    cur = await conn.execute(self._waking(update), params)
+                    jobs = [job_from_row(r[:-1]) for r in await cur.fetchall()]
+                return jobs, int(row[0]) if row else 0
             except psycopg.errors.UniqueViolation:
                 # A job with the same key was enqueued or retried concurrently: look again.
                 if attempt == 2:
                     raise
-        return []
+        return [], 0
 
     async def job_retry(self, *, job_id: str, now: datetime | None = None) -> Job:
-        jobs = await self._retry(
+        jobs, _ = await self._retry(
             "job_retry",
-            "r.id = %(id)s AND r.status IN ('failed', 'cancelled')",
+            "r.id = %(id)s AND r.status IN ('failed', 'cancelled') AND r.workflow_id IS NULL",
             {"id": job_id, "now": now},
         )
         if jobs:
@@ -116,11 +141,32 @@ class JobAdminOps:
         job = await self.job_get(job_id=job_id)
         if job is None:
             raise JobNotFound(job_id)
+        if job.workflow_id is not None:
+            return await self._retry_step(job, now)
         if job.status in RETRYABLE_STATUSES:
             raise InvalidTransitionError.unique_key_held(
                 job_id, job.unique_key, await self._key_holder(job.unique_key)
             )
         raise InvalidTransitionError.not_retryable(job_id, job.status.value)
+
+    async def _retry_step(self, job: Job, now: datetime | None) -> Job:
+        """The manual retry of workflow step `job` (`step_retry`, under its workflow's lock)."""
+        async with self._conn("job_retry") as conn:
+            cur = await conn.execute(
+                f"SELECT o_retried, o_status, o_parent FROM {self.schema}.step_retry(%s, %s::timestamptz)",
+                (job.id, now),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        retried, status, parent = row
+        if parent is not None:
+            raise InvalidTransitionError.parent_step_failed(job.id, job.step, parent)
+        if not retried:
+            raise InvalidTransitionError.not_retryable(job.id, status or job.status.value)
+        after = await self.job_get(job_id=job.id)
+        if after is None:
+            raise JobNotFound(job.id)
+        return after
 
     async def _key_holder(self, unique_key: str | None) -> str | None:
         """The active job holding `unique_key` now, if any (to name it in a refusal)."""
@@ -137,12 +183,20 @@ class JobAdminOps:
     async def jobs_retry_failed(
         self, *, queue: str | None = None, now: datetime | None = None
     ) -> int:
-        jobs = await self._retry(
-            "jobs_retry_failed",
-            "r.status = 'failed' AND (%(queue)s::text IS NULL OR r.queue = %(queue)s)",
-            {"queue": queue, "now": now},
+        # Plain jobs by one UPDATE; workflow steps (a few, usually none) by `steps_retry`, in
+        # step order, in the same statement.
+        steps = (
+            f"{self.schema}.steps_retry(ARRAY(SELECT id FROM {self.schema}.jobs "
+            "WHERE status = 'failed' AND workflow_id IS NOT NULL "
+            f"AND (%(queue)s::text IS NULL OR queue = %(queue)s) ORDER BY id), {NOW})"
         )
-        return len(jobs)
+        jobs, retried = await self._retry(
+            "jobs_retry_failed",
+            "r.status = 'failed' AND r.workflow_id IS NULL AND (%(queue)s::text IS NULL OR r.queue = %(queue)s)",
+            {"queue": queue, "now": now},
+            steps=steps,
+        )
+        return len(jobs) + retried
 
     # -- jobs: maintenance -------------------------------------------------------------------
     async def jobs_rescue_expired(self, *, now: datetime | None = None) -> RescueReport:
@@ -178,7 +232,7 @@ class JobAdminOps:
         """Carry out rescue decisions on rows the caller holds locked (FOR UPDATE)."""
         s = self.schema
         await conn.execute(
-            self._waking(
+            self._settling(
                 f"UPDATE {s}.jobs j SET status = x.status, attempt = x.attempt, "
                 "rescues = x.rescues, errors = j.errors || x.error::jsonb, "
                 "finished_at = CASE WHEN x.status = 'failed' THEN %(at)s ELSE j.finished_at END, "
@@ -186,7 +240,8 @@ class JobAdminOps:
                 "unique_active = CASE WHEN x.status = 'failed' THEN NULL ELSE j.unique_active END, "
                 f"{_UNLEASE} FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(attempts)s::int[], "
                 "%(rescues)s::int[], %(errors)s::text[]) x(id, status, attempt, rescues, error) "
-                f"WHERE j.id = x.id RETURNING {_J_COLUMNS}"
+                f"WHERE j.id = x.id RETURNING {_J_COLUMNS}",
+                "%(at)s::timestamptz",
             ),
             {
                 "ids": [j.id for j in jobs],

@@ -24,11 +24,13 @@ from taskyard.backends.postgres.admin import JobAdminOps
 from taskyard.backends.postgres.catalog import NOW, CatalogOps
 from taskyard.backends.postgres.connection import PostgresUrl, converted_errors, is_connection_error
 from taskyard.backends.postgres.enqueue import EnqueueSql, enqueue_async, enqueue_sync
+from taskyard.backends.postgres.graph import finishing
 from taskyard.backends.postgres.listener import Listener
 from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row, progress_json
 from taskyard.backends.postgres.schema import SCHEMA_VERSION, apply_migrations, read_version
 from taskyard.backends.postgres.settle import SettleOps
 from taskyard.backends.postgres.stats import StatsOps
+from taskyard.backends.postgres.workflows import WorkflowOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
     DELETABLE_STATUSES,
@@ -52,7 +54,7 @@ __all__ = ("PostgresBackend",)
 log = logging.getLogger("taskyard.backends.postgres")
 
 
-class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
+class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps):
     """PostgreSQL backend (`postgresql://...?schema=taskyard`); see `docs/postgres.md`.
 
     `open()` creates the schema when it does not exist at all, and refuses (with
@@ -201,6 +203,16 @@ class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
             f"SELECT {JOB_COLUMNS}, (SELECT count(*) FROM wake) FROM u"
         )
 
+    def _settling(self, update: str, now: str) -> str:
+        """`_waking(update)` that also carries out the workflow rules (`graph.finishing`) for
+        the workflow steps it finished, at `now` (SQL), in the same statement."""
+        return (
+            f"WITH u AS ({update}), wake AS (SELECT pg_notify('{self.channel}', x.queue) "
+            "FROM (SELECT DISTINCT queue FROM u WHERE status = 'pending') x), "
+            f"{finishing(self.schema, now)} "
+            f"SELECT {JOB_COLUMNS}, (SELECT count(*) FROM wake) + (SELECT count(*) FROM g) FROM u"
+        )
+
     async def _fetch_waking(self, what: str, update: str, params: Any) -> list[Job]:
         async with self._conn(what) as conn:
             cur = await conn.execute(self._waking(update), params)
@@ -236,10 +248,14 @@ class PostgresBackend(JobAdminOps, SettleOps, CatalogOps, StatsOps):
             )
         async with self._conn("enqueue") as conn:
             jobs = await enqueue_async(conn, sql, drafts, now)
-        if self._listener is not None:
-            for queue in {j.queue for j in jobs if j.status is JobStatus.PENDING}:
-                self._listener.wake(queue)
+        self._wake_local([j.queue for j in jobs if j.status is JobStatus.PENDING])
         return jobs
+
+    def _wake_local(self, queues: Sequence[str]) -> None:
+        """Wake this process's own waiters on `queues` at once (NOTIFY reaches the others)."""
+        if self._listener is not None:
+            for queue in set(queues):
+                self._listener.wake(queue)
 
     async def job_enqueue_in_transaction(
         self, *, connection: Any, drafts: Sequence[JobDraft], now: datetime | None = None

@@ -3,13 +3,15 @@ pool or on the application's own connection (sync or async) inside its open tran
 
 The INSERT skips drafts whose id exists or whose unique key is held (`ON CONFLICT DO NOTHING`,
 also between drafts of one batch); a second query fetches the jobs those drafts resolve to.
-NOTIFY is transactional, so workers hear about a job only once its transaction commits.
+NOTIFY is transactional, so workers hear about a job only once its transaction commits. The
+statements are a `Plan` (a generator of statements), so one sequence runs on a sync or an
+async connection alike; workflows (`workflows.py`) build theirs on `enqueue_plan`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.core.job import Job, JobDraft, JobStatus
 from taskyard.errors import BackendError
 
-__all__ = ("EnqueueSql", "enqueue_async", "enqueue_sync")
+__all__ = ("EnqueueSql", "Plan", "enqueue_async", "enqueue_plan", "enqueue_sync", "run_async", "run_sync")
 
 _STATUS = {s.value: s for s in JobStatus}
 
@@ -39,17 +41,22 @@ class EnqueueSql:
 WITH d AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(drafts)s::jsonb)
         AS (id text, task text, queue text, payload jsonb, priority int, run_at timestamptz,
-            max_attempts int, unique_key text, tags jsonb, timeout float8, max_rescues int))
+            max_attempts int, unique_key text, tags jsonb, timeout float8, max_rescues int,
+            workflow_id text, step text, meta jsonb, blocked boolean))
         WITH ORDINALITY AS d(id, task, queue, payload, priority, run_at, max_attempts,
-                             unique_key, tags, timeout, max_rescues, ord)
+                             unique_key, tags, timeout, max_rescues, workflow_id, step, meta,
+                             blocked, ord)
 ), n AS (SELECT coalesce(%(now)s::timestamptz, now()) AS now),
 ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, payload, status, priority, run_at, attempt,
-        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues)
+        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues,
+        workflow_id, step, meta)
     SELECT d.id, d.task, d.queue, coalesce(d.payload, 'null'),
-           CASE WHEN d.run_at > n.now THEN 'scheduled' ELSE 'pending' END,
+           CASE WHEN d.blocked THEN 'blocked' WHEN d.run_at > n.now THEN 'scheduled'
+                ELSE 'pending' END,
            d.priority, coalesce(d.run_at, n.now), 0, d.max_attempts, n.now,
-           d.unique_key, d.unique_key, d.tags, d.timeout, d.max_rescues
+           d.unique_key, d.unique_key, d.tags, d.timeout, d.max_rescues,
+           d.workflow_id, d.step, d.meta
       FROM d, n ORDER BY d.ord
     ON CONFLICT DO NOTHING
     RETURNING id, status, run_at, created_at, queue
@@ -69,22 +76,25 @@ SELECT {JOB_COLUMNS}, true FROM {schema}.jobs WHERE unique_active = ANY (%(keys)
         self.insert_one = f"""
 WITH ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, payload, status, priority, run_at, attempt,
-        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues)
+        max_attempts, created_at, unique_key, unique_active, tags, timeout, max_rescues,
+        workflow_id, step, meta)
     VALUES (%(id)s::text, %(task)s::text, %(queue)s::text, %(payload)s::jsonb,
             CASE WHEN %(run_at)s::timestamptz > {now} THEN 'scheduled' ELSE 'pending' END,
             %(priority)s::int, coalesce(%(run_at)s::timestamptz, {now}), 0,
             %(max_attempts)s::int, {now}, %(unique_key)s::text, %(unique_key)s::text,
-            %(tags)s::jsonb, %(timeout)s::float8, %(max_rescues)s::int)
+            %(tags)s::jsonb, %(timeout)s::float8, %(max_rescues)s::int,
+            %(workflow_id)s::text, %(step)s::text, %(meta)s::jsonb)
     ON CONFLICT DO NOTHING
     RETURNING id, status, run_at, created_at, queue
 ), wake AS (SELECT pg_notify(%(channel)s, queue) FROM ins WHERE status = 'pending')
 SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
 
     def statement(
-        self, drafts: Sequence[JobDraft], now: datetime | None
+        self, drafts: Sequence[JobDraft], now: datetime | None, blocked: Collection[str] = ()
     ) -> tuple[str, dict[str, Any]]:
-        """The INSERT for `drafts` and its parameters."""
-        if len(drafts) == 1:
+        """The INSERT for `drafts` and its parameters; the drafts whose ids are in `blocked`
+        are stored `blocked` (workflow steps waiting for their parents)."""
+        if len(drafts) == 1 and not blocked:
             d = drafts[0]
             return self.insert_one, {
                 "id": d.id,
@@ -98,14 +108,19 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
                 "tags": json.dumps(list(d.tags), separators=(",", ":")),
                 "timeout": d.timeout,
                 "max_rescues": d.max_rescues,
+                "workflow_id": d.workflow_id,
+                "step": d.step,
+                "meta": json.dumps(dict(d.meta), separators=(",", ":")) if d.meta else None,
                 "now": now,
                 "channel": self.channel,
             }
-        return self.insert, self.insert_params(drafts, now)
+        return self.insert, self.insert_params(drafts, now, blocked)
 
-    def insert_params(self, drafts: Sequence[JobDraft], now: datetime | None) -> dict[str, Any]:
+    def insert_params(
+        self, drafts: Sequence[JobDraft], now: datetime | None, blocked: Collection[str] = ()
+    ) -> dict[str, Any]:
         """Parameters of `insert`."""
-        doc = [
+        doc: list[dict[str, Any]] = [
             {
                 "id": d.id,
                 "task": d.task,
@@ -121,6 +136,12 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
             }
             for d in drafts
         ]
+        # Workflow fields only where set: a plain job's document stays as small as before.
+        for row, d in zip(doc, drafts, strict=True):
+            if d.workflow_id is not None:
+                row.update(workflow_id=d.workflow_id, step=d.step, blocked=d.id in blocked)
+            if d.meta:
+                row["meta"] = dict(d.meta)
         return {
             "drafts": json.dumps(doc, separators=(",", ":")),
             "now": now,
@@ -152,6 +173,9 @@ SELECT id, status, run_at, created_at, (SELECT count(*) FROM wake) FROM ins"""
                 tags=tuple(d.tags),
                 timeout=d.timeout,
                 max_rescues=d.max_rescues,
+                workflow_id=d.workflow_id,
+                step=d.step,
+                meta=dict(d.meta),
             )
 
     @staticmethod
@@ -195,6 +219,55 @@ def _pending(drafts: Sequence[JobDraft], found: dict[str, Job]) -> list[JobDraft
     return [d for d in drafts if d.id not in found]
 
 
+#: A plan of statements run by `run_async` or `run_sync`: it yields (query, params) and is
+#: sent back the rows (empty when the statement returns none); its return value is the result.
+Plan = Generator[tuple[str, Any], list[Any], Any]
+
+
+def enqueue_plan(
+    sql: EnqueueSql, drafts: Sequence[JobDraft], now: datetime | None, blocked: Collection[str] = ()
+) -> Generator[tuple[str, Any], list[Any], list[Job]]:
+    """The statements of one enqueue, on whichever connection runs them: insert, then fetch
+    what the drafts not inserted resolve to, for a few rounds."""
+    found: dict[str, Job] = {}
+    todo = list(drafts)
+    for _ in range(_MAX_ROUNDS):
+        rows = yield sql.statement(todo, now, blocked)
+        sql.inserted(todo, found, rows)
+        todo = _pending(todo, found)
+        if not todo:
+            break
+        rows = yield sql.existing, sql.existing_params(todo)
+        todo = sql.resolve(todo, found, rows)
+        if not todo:
+            break
+    return _ordered(drafts, found)
+
+
+async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan) -> Any:
+    """Run `plan` on an async connection (in its current transaction, if one is open)."""
+    async with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        try:
+            step = next(plan)
+            while True:
+                await cur.execute(*step)
+                step = plan.send(await cur.fetchall() if cur.description is not None else [])
+        except StopIteration as done:
+            return done.value
+
+
+def run_sync(conn: psycopg.Connection[Any], plan: Plan) -> Any:
+    """Run `plan` on a sync connection (in its current transaction, if one is open)."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        try:
+            step = next(plan)
+            while True:
+                cur.execute(*step)
+                step = plan.send(cur.fetchall() if cur.description is not None else [])
+        except StopIteration as done:
+            return done.value
+
+
 async def enqueue_async(
     conn: psycopg.AsyncConnection[Any],
     sql: EnqueueSql,
@@ -202,37 +275,13 @@ async def enqueue_async(
     now: datetime | None,
 ) -> list[Job]:
     """Enqueue on an async connection (in its current transaction, if one is open)."""
-    found: dict[str, Job] = {}
-    todo = list(drafts)
-    async with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        for _ in range(_MAX_ROUNDS):
-            await cur.execute(*sql.statement(todo, now))
-            sql.inserted(todo, found, await cur.fetchall())
-            todo = _pending(todo, found)
-            if not todo:
-                break
-            await cur.execute(sql.existing, sql.existing_params(todo))
-            todo = sql.resolve(todo, found, await cur.fetchall())
-            if not todo:
-                break
-    return _ordered(drafts, found)
+    jobs: list[Job] = await run_async(conn, enqueue_plan(sql, drafts, now))
+    return jobs
 
 
 def enqueue_sync(
     conn: psycopg.Connection[Any], sql: EnqueueSql, drafts: Sequence[JobDraft], now: datetime | None
 ) -> list[Job]:
     """Enqueue on a sync connection (in its current transaction, if one is open)."""
-    found: dict[str, Job] = {}
-    todo = list(drafts)
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        for _ in range(_MAX_ROUNDS):
-            cur.execute(*sql.statement(todo, now))
-            sql.inserted(todo, found, cur.fetchall())
-            todo = _pending(todo, found)
-            if not todo:
-                break
-            cur.execute(sql.existing, sql.existing_params(todo))
-            todo = sql.resolve(todo, found, cur.fetchall())
-            if not todo:
-                break
-    return _ordered(drafts, found)
+    jobs: list[Job] = run_sync(conn, enqueue_plan(sql, drafts, now))
+    return jobs

@@ -69,6 +69,9 @@ def job_from_row(row: Sequence[Any]) -> Job:
         cancel_requested,
         rescues,
         max_rescues,
+        workflow_id,
+        step,
+        meta,
     ) = row
     return Job(
         id=id_,
@@ -95,6 +98,9 @@ def job_from_row(row: Sequence[Any]) -> Job:
         cancel_requested=cancel_requested,
         rescues=rescues,
         max_rescues=max_rescues,
+        workflow_id=workflow_id,
+        step=step,
+        meta=dict(meta) if meta else {},
     )
 
 

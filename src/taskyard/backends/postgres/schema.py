@@ -10,6 +10,7 @@ import zlib
 
 import psycopg
 
+from taskyard.backends.postgres.graph import MIGRATION as WORKFLOWS_MIGRATION
 from taskyard.errors import SchemaVersionError
 
 __all__ = ("MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "read_version")
@@ -361,8 +362,13 @@ END
 $do$;
 """
 
+# 7: workflows (`core.workflow`): a job's workflow, step name and metadata, the `blocked`
+# status, workflow headers and edges, and the functions that move steps along the edges
+# (`graph.py`).
+_V7 = WORKFLOWS_MIGRATION
+
 #: Migration n (1-based) brings the schema from version n-1 to n. Never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

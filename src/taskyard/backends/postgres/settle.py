@@ -1,6 +1,7 @@
 """`jobs_settle`, the one owned write, in PostgreSQL: the outcomes of a batch grouped by kind,
 one `UPDATE ... FROM unnest(...)` per kind (a transaction when there are several), each row
-fenced by its lease token. Mixed into `PostgresBackend`.
+fenced by its lease token; the workflow steps it finishes move their children along in the
+same statement (`graph.finishing`). Mixed into `PostgresBackend`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import psycopg
 
 from taskyard.backends.postgres.catalog import NOW
+from taskyard.backends.postgres.graph import DEADLOCK_TRIES, finishing
 from taskyard.backends.postgres.rows import (
     J_COLUMNS,
     JOB_COLUMNS,
@@ -63,7 +65,7 @@ class SettleOps:
     ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         raise NotImplementedError
 
-    def _waking(self, update: str) -> str:
+    def _settling(self, update: str, now: str) -> str:
         raise NotImplementedError
 
     async def _rescue_write(
@@ -81,34 +83,53 @@ class SettleOps:
         if not outcomes:
             return []
         batches = _batches(outcomes)
-        answers: dict[int, Settled] = {}
         async with self._conn("jobs_settle") as conn:
-            several = len(batches) > 1 or any(k is K.RESCUED for k, _ in batches)
-            async with conn.transaction() if several else contextlib.nullcontext():
-                for kind, batch in batches:
-                    if kind is K.COMPLETED:
-                        written = await self._complete(conn, batch, now)
-                    elif kind is K.RESCUED:
-                        written = await self._rescue(conn, batch, now)
-                    else:
-                        written = await self._write(conn, kind, batch, now)
-                    for i, o in batch:
-                        job = written.get(o.job_id)
-                        answers[i] = Settled(
-                            o.job_id, owned=job is not None, job=job if isinstance(job, Job) else None
-                        )
+            for attempt in range(DEADLOCK_TRIES):
+                try:
+                    answers = await self._settle(conn, batches, now)
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # Crossed with another writer of the same workflows (`graph.py`); all of
+                    # this write was rolled back, so it is tried again whole.
+                    if attempt == DEADLOCK_TRIES - 1:
+                        raise
         return [answers[i] for i in range(len(outcomes))]
+
+    async def _settle(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        batches: list[tuple[SettleKind, list[tuple[int, Settle]]]],
+        now: datetime | None,
+    ) -> dict[int, Settled]:
+        answers: dict[int, Settled] = {}
+        several = len(batches) > 1 or any(k is K.RESCUED for k, _ in batches)
+        async with conn.transaction() if several else contextlib.nullcontext():
+            for kind, batch in batches:
+                if kind is K.COMPLETED:
+                    written = await self._complete(conn, batch, now)
+                elif kind is K.RESCUED:
+                    written = await self._rescue(conn, batch, now)
+                else:
+                    written = await self._write(conn, kind, batch, now)
+                for i, o in batch:
+                    job = written.get(o.job_id)
+                    answers[i] = Settled(
+                        o.job_id, owned=job is not None, job=job if isinstance(job, Job) else None
+                    )
+        return answers
 
     async def _complete(
         self, conn: psycopg.AsyncConnection[Any], batch: list[tuple[int, Settle]], now: datetime | None
     ) -> dict[str, Job | bool]:
         cur = await conn.execute(
-            f"UPDATE {self.schema}.jobs j SET status = 'completed', result = c.result::jsonb, "
+            f"WITH u AS (UPDATE {self.schema}.jobs j SET status = 'completed', result = c.result::jsonb, "
             "progress = coalesce(c.progress::jsonb, j.progress), "
             f"finished_at = {NOW}, unique_active = NULL, {UNLEASE} "
             "FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[], "
             "%(progress)s::text[]) c(id, token, result, progress) "
-            "WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token RETURNING j.id",
+            "WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token "
+            f"RETURNING j.id, j.status, j.step, j.workflow_id), {finishing(self.schema, NOW)} "
+            "SELECT id, (SELECT count(*) FROM g) FROM u",
             {
                 "ids": [o.job_id for _, o in batch],
                 "tokens": [o.lease_token for _, o in batch],
@@ -140,11 +161,12 @@ class SettleOps:
         for name, _, value in extra:
             params[name] = [value(o) for _, o in batch]
         cur = await conn.execute(
-            self._waking(
+            self._settling(
                 f"UPDATE {self.schema}.jobs j SET {sets}, {UNLEASE} "
                 f"FROM unnest({', '.join(arrays)}) x({', '.join(names)}) "
                 "WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = x.token "
-                f"RETURNING {J_COLUMNS}"
+                f"RETURNING {J_COLUMNS}",
+                NOW,
             ),
             params,
         )
