@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from taskyard.backends.protocol import Backend
+from taskyard.backends.transactional import TransactionalWorkflows
 from taskyard.clock import Clock
 from taskyard.core.job import Job, JobDraft
 from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
@@ -80,15 +81,16 @@ class WorkflowApi:
 
     async def _store_workflow(self, backend: Any, draft: WorkflowDraft, connection: Any) -> Workflow:
         if connection is not None:
-            in_transaction = getattr(backend, "workflow_enqueue_in_transaction", None)
-            if in_transaction is None:
+            if not isinstance(backend, TransactionalWorkflows):
                 scheme = backend.url.partition("://")[0] or "?"
                 raise ConfigError(
                     f"a workflow enqueued with connection= (inside your own transaction) needs the "
                     f"PostgreSQL backend; the {scheme} ({type(backend).__name__}) backend cannot take a "
                     "connection: enqueue without connection=, or use a postgresql:// backend"
                 )
-            stored: Workflow = await in_transaction(connection=connection, workflow=draft, now=self.clock.now())
+            stored = await backend.workflow_enqueue_in_transaction(
+                connection=connection, workflow=draft, now=self.clock.now()
+            )
             return stored
         result: Workflow = await backend.workflow_enqueue(workflow=draft, now=self.clock.now())
         return result

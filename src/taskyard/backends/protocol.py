@@ -28,6 +28,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from taskyard.backends.transactional import TransactionalEnqueue, TransactionalWorkflows
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
@@ -445,37 +446,5 @@ class Backend(Protocol):
         """Return when jobs may have become available in `queues` (an enqueue, a resume, a
         release), or after `timeout` seconds. May return early; a lost notification only adds
         latency, so callers always poll again.
-        """
-        ...
-
-
-@runtime_checkable
-class TransactionalEnqueue(Protocol):
-    """A backend that can also store jobs inside the application's own open transaction
-    (PostgreSQL): what `app.enqueue(..., connection=conn)` needs. Backends without it refuse
-    `connection=` with a `ConfigError` naming the backend (see `Taskyard.store_drafts`)."""
-
-    async def job_enqueue_in_transaction(
-        self, *, connection: Any, drafts: Sequence[JobDraft], now: datetime | None = None
-    ) -> list[Job]:
-        """`job_enqueue_many`, but on the caller's `connection` (a driver connection of the
-        store), in its current transaction: the jobs exist if and only if it commits, and
-        workers are woken only then. A connection of the wrong kind raises `TypeError`.
-        """
-        ...
-
-
-@runtime_checkable
-class TransactionalWorkflows(Protocol):
-    """A backend that can also store a whole workflow inside the application's own open
-    transaction (PostgreSQL), as `TransactionalEnqueue` does for jobs."""
-
-    async def workflow_enqueue_in_transaction(
-        self, *, connection: Any, workflow: WorkflowDraft, now: datetime | None = None
-    ) -> Workflow:
-        """`workflow_enqueue`, but on the caller's `connection` (a driver connection of the
-        store), in its current transaction: the header, every step and every edge exist if and
-        only if it commits, and workers are woken only then. A connection of the wrong kind
-        raises `TypeError`.
         """
         ...
