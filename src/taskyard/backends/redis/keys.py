@@ -38,7 +38,8 @@ Cluster every step's queue), so one script settles a step and moves its children
 
 ==============================  ======  =======================================================
 `P{q:H}:wf:<id>`                hash    n name, c created (µs), x cancelled at (µs)
-`P{q:H}:wf:<id>:steps`          hash    step job id -> its queue (step order = id order)
+`P{q:H}:wf:<id>:steps`          hash    step job id -> its queue
+`P{q:H}:wf:<id>:order`          list    step job ids in step order (the draft's)
 `P{q:H}:wf:<id>:edges`          hash    "<parent> <child>" -> "<policy>:<state>"
 `P{q:H}:wf:<id>:kids:<parent>`  set     the children of one step
 `P{q:H}:wf:<id>:pars:<child>`   set     the parents of one step

@@ -2,7 +2,8 @@
 
 Per-queue job scripts get `scripts/_lib.lua` prepended (the shared key layout and helpers),
 scripts that build keys from names get `scripts/_names.lua` (the escaping of `keys.py`), and
-the scripts that finish, cancel or retry jobs get `scripts/_graph.lua` too (workflow rules);
+the scripts that finish, cancel or retry jobs get `scripts/_graph.lua` too (workflow rules,
+with `_names.lua` inside);
 redis-py's `Script` re-loads a script transparently after a server restart flushed it.
 """
 
@@ -33,7 +34,7 @@ JOB_SCRIPTS = (
     "wf_cancel",
     "wf_retry",
 )
-#: Job scripts that carry out workflow rules (`_names.lua` and `_graph.lua` are prepended).
+#: Job scripts that carry out workflow rules (`_graph.lua`, holding `_names.lua`, is prepended).
 GRAPH_SCRIPTS = frozenset(
     ("settle", "cancel", "retry", "rescue", "wf_store", "wf_read", "wf_cancel", "wf_retry")
 )
@@ -68,7 +69,7 @@ class Scripts:
 
     def __init__(self, client: Any) -> None:
         lib, names = script_source("_lib"), script_source("_names")
-        graph = "\n".join((lib, names, script_source("_graph")))
+        graph = lib + "\n" + script_source("_graph").replace("-- (_names.lua)", names, 1)
         for name in JOB_SCRIPTS:
             prelude = graph if name in GRAPH_SCRIPTS else lib
             setattr(self, name, client.register_script(prelude + "\n" + script_source(name)))

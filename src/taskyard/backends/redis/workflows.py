@@ -45,8 +45,9 @@ def _decode(workflow_id: str, reply: list[Any]) -> Workflow:
         parent, child = pair.split(" ", 1)
         policy, state = value.split(":", 1)
         edges.append(Edge(parent, child, Policy(policy), EdgeState(state)))
-    # By child, then by parent: both in step order (ids are time-sortable).
-    edges.sort(key=lambda e: (e.child, e.parent))
+    # By child, then by parent, both in step order (as the memory backend lists them).
+    rank = {job_id: i for i, (job_id, _, _) in enumerate(steps)}
+    edges.sort(key=lambda e: (rank.get(e.child, -1), rank.get(e.parent, -1)))
     return Workflow(header, jobs, tuple(edges))
 
 
@@ -98,7 +99,8 @@ class WorkflowsMixin(RedisConnection):
         blocked = workflow.blocked_ids
         header = WorkflowHeader(workflow.id, workflow.name, from_us(to_us(now)))
         steps = tuple(new_job(d, now, blocked=d.id in blocked) for d in workflow.steps)
-        edges = sorted(workflow.edges, key=lambda e: (e.child, e.parent))
+        rank = {d.id: i for i, d in enumerate(workflow.steps)}
+        edges = sorted(workflow.edges, key=lambda e: (rank[e.child], rank[e.parent]))
         return Workflow(header, steps, tuple(edges))
 
     async def _reserve_workflow(self, workflow: WorkflowDraft, home: str) -> str:

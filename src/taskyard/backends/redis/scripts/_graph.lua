@@ -2,14 +2,29 @@
 -- finish, cancel or retry jobs and to the workflow scripts. A step's hash has wf (workflow
 -- id), wq (home queue: the workflow's keys live in its hash slot), sn (step name), wo / wx
 -- (how many edges into it are open / failed). Edges: hash `W edges` "<parent> <child>" ->
--- "<policy>:<state>", sets `W kids:<id>` and `W pars:<id>`; `W steps` maps id -> queue.
+-- "<policy>:<state>", sets `W kids:<id>` and `W pars:<id>`; `W steps` maps id -> queue and
+-- the list `W order` holds the ids in step order.
 -- A child in another queue is reached by its computed keys: on one Redis server a script may
 -- touch any key, and on a Redis Cluster every step of a workflow is in one queue (one slot).
+-- The functions are built by `rules()` on first use, so a script that meets no workflow step
+-- pays for one closure, not for all of them (scripts.py puts _names.lua where marked).
 
--- The key prefix, from the job-hash prefix `<prefix>{q:<tag>}:job:` (a tag holds no brace).
-local PREFIX = string.match(P, '^(.*){q:[^{]*}:job:$')
+local G
+
+local function rules()
+  if G then
+    return G
+  end
+-- (_names.lua)
+
+-- The key prefix, from the job-hash prefix `<prefix>{q:<tag>}:job:` (a tag holds no brace);
+-- worked out on first use, so scripts that meet no workflow step never pay for it.
+local PREFIX
 
 local function qbase(queue)
+  if not PREFIX then
+    PREFIX = string.match(P, '^(.*){q:[^{]*}:job:$')
+  end
   return queue_base(PREFIX, queue)
 end
 
@@ -89,13 +104,6 @@ local function step_finished(id, queue, now)
   end
 end
 
--- A finished job's status is stored: carry out the workflow rules if it is a step.
-local function after_finish(id, queue, wf, now)
-  if wf then
-    step_finished(id, queue, now)
-  end
-end
-
 -- A manual retry's reset (core.job.retried_job) of job `id` (hash `jk`, queue base `b`),
 -- leaving the status to the caller.
 local function reset_job(b, id, jk, status, now)
@@ -170,19 +178,42 @@ local function wf_snapshot(W)
     return false
   end
   local queues = {}
-  local ids = {}
   local flat = redis.call('HGETALL', W .. 'steps')
   for i = 1, #flat, 2 do
-    ids[#ids + 1] = flat[i]
     queues[flat[i]] = flat[i + 1]
   end
-  table.sort(ids)
   local steps = {}
-  for _, id in ipairs(ids) do
+  for _, id in ipairs(redis.call('LRANGE', W .. 'order', 0, -1)) do
     local fields = redis.call('HGETALL', qbase(queues[id]) .. 'job:' .. id)
     if #fields > 0 then
       steps[#steps + 1] = {id, queues[id], fields}
     end
   end
   return {header, steps, redis.call('HGETALL', W .. 'edges')}
+end
+
+G = {
+  qbase = qbase,
+  wf_base = wf_base,
+  woken = woken_queues,
+  wake_steps = wake_steps,
+  step_finished = step_finished,
+  step_retry = step_retry,
+  wf_snapshot = wf_snapshot,
+}
+return G
+end
+
+-- A finished job's status is stored: carry out the workflow rules if it is a step (`wf`).
+local function after_finish(id, queue, wf, now)
+  if wf then
+    rules().step_finished(id, queue, now)
+  end
+end
+
+-- Publish the wake-ups of queues where steps became pending (call once, at the end).
+local function wake_steps()
+  if G then
+    G.wake_steps()
+  end
 end

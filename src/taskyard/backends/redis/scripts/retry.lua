@@ -23,7 +23,7 @@ if ARGV[5] ~= '' then
     return {'INVALID', status}
   end
   if f[2] then
-    local parent = step_retry(id, QUEUE, status, now)
+    local parent = rules().step_retry(id, QUEUE, status, now)
     if parent then
       return {'PARENT', parent, f[3] or ''}
     end
@@ -40,7 +40,7 @@ for _, id in ipairs(cjson.decode(ARGV[6])) do
   if f[1] == 'failed' and not f[2] then
     retry_one(id, P .. id, 'failed')
     n = n + 1
-  elseif f[1] == 'failed' and not step_retry(id, QUEUE, 'failed', now) then
+  elseif f[1] == 'failed' and not rules().step_retry(id, QUEUE, 'failed', now) then
     n = n + 1
   end
 end

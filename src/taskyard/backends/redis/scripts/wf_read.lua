@@ -1,3 +1,4 @@
 -- Read-only: the workflow ARGV[4] whose home queue is QUEUE, as `wf_snapshot` (_graph.lua)
 -- returns it, or false.
-return wf_snapshot(wf_base(QUEUE, ARGV[4]))
+local R = rules()
+return R.wf_snapshot(R.wf_base(QUEUE, ARGV[4]))

@@ -5,8 +5,9 @@
 -- directory hash and [12] the workflow index (on a Redis Cluster the caller wrote those in the
 -- `{g}` slot first, and every step is in QUEUE). Returns 'created', or 'exists' when the
 -- workflow was stored before (then nothing is written).
+local R = rules()
 local now, wf = ARGV[4], ARGV[5]
-local W = wf_base(QUEUE, wf)
+local W = R.wf_base(QUEUE, wf)
 local header = string.sub(W, 1, -2)
 if redis.call('EXISTS', header) == 1 then
   return 'exists'
@@ -16,9 +17,10 @@ redis.call('HSET', header, 'n', ARGV[6], 'c', now)
 local queues = {}
 for _, d in ipairs(cjson.decode(ARGV[7])) do
   local id, queue, status, score = d[1], d[2], d[3], d[4]
-  local b = qbase(queue)
+  local b = R.qbase(queue)
   local jk = b .. 'job:' .. id
   redis.call('HSET', W .. 'steps', id, queue)
+  redis.call('RPUSH', W .. 'order', id)
   if global then
     redis.call('HSET', ARGV[9], id, queue)
     queues[queue] = true
@@ -31,7 +33,7 @@ for _, d in ipairs(cjson.decode(ARGV[7])) do
       redis.call('ZADD', b .. 'scheduled', score, id)
     else
       redis.call('ZADD', b .. 'pending', score, id)
-      woken_queues[queue] = true
+      R.woken[queue] = true
     end
     redis.call('ZADD', b .. 'all', 0, id)
   end
