@@ -1,5 +1,5 @@
--- Workflow rules (core.workflow), prepended after _lib.lua and _names.lua to the scripts that
--- finish, cancel or retry jobs and to the workflow scripts. A step's hash has wf (workflow
+-- Workflow rules (core.workflow), prepended after _lib.lua to the scripts that finish, cancel
+-- or retry jobs and to the workflow scripts. A step's hash has wf (workflow
 -- id), wq (home queue: the workflow's keys live in its hash slot), sn (step name), wo / wx
 -- (how many edges into it are open / failed). Edges: hash `W edges` "<parent> <child>" ->
 -- "<policy>:<state>", sets `W kids:<id>` and `W pars:<id>`; `W steps` maps id -> queue and
@@ -17,8 +17,7 @@ local function rules()
   end
 -- (_names.lua)
 
--- The key prefix, from the job-hash prefix `<prefix>{q:<tag>}:job:` (a tag holds no brace);
--- worked out on first use, so scripts that meet no workflow step never pay for it.
+-- The key prefix, from the job-hash prefix `<prefix>{q:<tag>}:job:` (a tag holds no brace).
 local PREFIX
 
 local function qbase(queue)
