@@ -20,13 +20,14 @@ from taskyard.backends.redis.jobs import JobsMixin
 from taskyard.backends.redis.keys import QUEUE_KEY_NAMES, queue_tag
 from taskyard.backends.redis.maintenance import MaintenanceMixin
 from taskyard.backends.redis.signals import ShardWakeListener, WakeListener
+from taskyard.backends.redis.workflows import WorkflowsMixin
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.errors import ConfigError, SchemaVersionError
 
 __all__ = ("RedisBackend",)
 
 
-class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin):
+class RedisBackend(JobsMixin, ClaimsMixin, MaintenanceMixin, ClusterMixin, WorkflowsMixin):
     """Durable, multi-process backend on a Redis server (`redis://host:port/db?prefix=...`).
 
     The URL fully describes the backend (a second instance built from `url` shares its data);

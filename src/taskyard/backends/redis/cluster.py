@@ -33,6 +33,7 @@ __all__ = ("ClusterMixin",)
 _STATS_TTL = int(STATS_RETENTION.total_seconds())
 _TASK_CHUNK = 1000  # job hashes read per round-trip by task_counts
 _STATUS_KEYS = (
+    (JobStatus.BLOCKED, "blocked"),
     (JobStatus.SCHEDULED, "scheduled"),
     (JobStatus.PENDING, "pending"),
     (JobStatus.RUNNING, "running"),

@@ -54,10 +54,15 @@ def pending_score(priority: int, run_at_us: int) -> int:
     return (1023 - pr) * _SPAN + ms
 
 
-def encode_draft(draft: JobDraft, now: datetime) -> tuple[JobStatus, int, int, list[str]]:
-    """(status, run_at µs, index score, flat field/value list) of a job about to be stored."""
+def encode_draft(
+    draft: JobDraft, now: datetime, *, blocked: bool = False, home: str | None = None
+) -> tuple[JobStatus, int, int, list[str]]:
+    """(status, run_at µs, index score, flat field/value list) of a job about to be stored;
+    `blocked` for a workflow step with parents, `home` its workflow's home queue."""
     run_at = draft.run_at or now
     status = JobStatus.SCHEDULED if run_at > now else JobStatus.PENDING
+    if blocked:
+        status = JobStatus.BLOCKED
     ra = to_us(run_at)
     try:
         payload = dumps(draft.payload)
@@ -73,6 +78,10 @@ def encode_draft(draft: JobDraft, now: datetime) -> tuple[JobStatus, int, int, l
         fields += ["tg", dumps(list(draft.tags))]
     if draft.timeout is not None:
         fields += ["to", repr(float(draft.timeout))]
+    if draft.meta:
+        fields += ["m", dumps(dict(draft.meta))]
+    if draft.workflow_id is not None:
+        fields += ["wf", draft.workflow_id, "sn", draft.step or "", "wq", home or draft.queue]
     score = ra if status is JobStatus.SCHEDULED else pending_score(draft.priority, ra)
     return status, ra, score, fields
 
@@ -82,9 +91,9 @@ def _stored(when: datetime) -> datetime:
     return when if when.tzinfo is UTC else from_us(to_us(when))
 
 
-def new_job(draft: JobDraft, now: datetime) -> Job:
+def new_job(draft: JobDraft, now: datetime, *, blocked: bool = False) -> Job:
     """The job just stored from `draft` (what `decode_job` would read back)."""
-    return draft.to_job(_stored(now), run_at=_stored(draft.run_at or now))
+    return draft.to_job(_stored(now), run_at=_stored(draft.run_at or now), blocked=blocked)
 
 
 def _pairs(fields: Any) -> Mapping[str, str]:
@@ -134,4 +143,7 @@ def decode_job(job_id: str, queue: str, fields: Any) -> Job:
         cancel_requested=h.get("cr") == "1",
         rescues=int(h.get("rs", 0)),
         max_rescues=int(h.get("mr", DEFAULT_MAX_RESCUES)),
+        workflow_id=h.get("wf"),
+        step=h.get("sn"),
+        meta=json.loads(h["m"]) if "m" in h else {},
     )

@@ -235,6 +235,8 @@ class JobsMixin(RedisConnection):
             raise JobNotFound(job_id)
         if reply[0] == "INVALID":
             raise refusal(job_id, reply[1])
+        if reply[0] == "PARENT":
+            raise InvalidTransitionError.parent_step_failed(job_id, reply[2] or None, reply[1])
         return decode_job(job_id, queue, reply[1])
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:

@@ -15,7 +15,10 @@ key                         type    contents
                                     f finished, r result JSON, e errors JSON list, pg progress
                                     JSON, u unique key, tg tags JSON, to timeout, w worker id,
                                     lt lease token, le lease expiry, cr cancel requested,
-                                    rs rescues, mr max_rescues (absent: 3).
+                                    rs rescues, mr max_rescues (absent: 3); a workflow step
+                                    also has wf workflow id, sn step name, wq the workflow's
+                                    home queue, wo / wx its open / failed edges in; m meta
+                                    JSON (any job; absent: empty).
                                     Times are integer microseconds since the epoch; absent
                                     fields mean None / 0 / empty.
 `P{q:Q}:pending`            zset    pending ids; score = (1023 - priority) * 2^42 + run_at in ms
@@ -25,9 +28,22 @@ key                         type    contents
 `P{q:Q}:running`            zset    running ids by lease expiry (µs); ZCARD is the concurrency
 `P{q:Q}:done:<status>`      zset    completed / failed / cancelled ids by finished_at (µs)
 `P{q:Q}:all`                zset    every id, score 0 (lexicographic: newest-first listing)
+`P{q:Q}:blocked`            zset    blocked workflow steps (score 0): counted, never claimed
 `P{q:Q}:settings`           hash    paused "1", conc, rl (limit), rp (period s), rpu (period µs)
 `P{q:Q}:rate`               hash    w (current rate window start, µs), n (jobs started in it)
 ==========================  ======  ===========================================================
+
+A workflow lives in the hash slot of its home queue `H` (its first step's queue; on a Redis
+Cluster every step's queue), so one script settles a step and moves its children:
+
+==============================  ======  =======================================================
+`P{q:H}:wf:<id>`                hash    n name, c created (µs), x cancelled at (µs)
+`P{q:H}:wf:<id>:steps`          hash    step job id -> its queue
+`P{q:H}:wf:<id>:order`          list    step job ids in step order (the draft's)
+`P{q:H}:wf:<id>:edges`          hash    "<parent> <child>" -> "<policy>:<state>"
+`P{q:H}:wf:<id>:kids:<parent>`  set     the children of one step
+`P{q:H}:wf:<id>:pars:<child>`   set     the parents of one step
+==============================  ======  =======================================================
 
 Cluster-wide (hash tag `{g}`):
 
@@ -36,6 +52,8 @@ Cluster-wide (hash tag `{g}`):
                                       the queue's slot). Written before the job; an entry
                                       whose job does not exist (crash in between) is harmless.
 `P{g}:queues`                 set     every queue that has had jobs or settings
+`P{g}:wf`                     hash    workflow id -> home queue (finds its slot)
+`P{g}:wfs`                    zset    workflow ids, score 0 (newest-first listing by id)
 `P{g}:unique`                 hash    unique key -> "<reserved at, ms>:<job id>" of the job
                                       that last took the key. Taken before the job is written;
                                       released lazily: a holder that is finished, or missing
@@ -117,6 +135,7 @@ QUEUE_KEY_NAMES = (
     "done:cancelled",
     "settings",
     "rate",
+    "blocked",
 )
 
 
@@ -129,6 +148,8 @@ class Keys:
         self.global_base = g
         self.ids = g + "ids"
         self.queues = g + "queues"
+        self.workflows = g + "wf"
+        self.workflows_index = g + "wfs"
         self.unique = g + "unique"
         self.schema = g + "schema"
         self.scheds = g + "scheds"
@@ -164,6 +185,11 @@ class Keys:
     def job(self, queue: str, job_id: str) -> str:
         """The hash of one job."""
         return self.queue_base(queue) + "job:" + job_id
+
+    def workflow(self, home: str, workflow_id: str) -> str:
+        """The header hash of a workflow whose home queue is `home` (its other keys append
+        `:steps`, `:edges`, ...)."""
+        return self.queue_base(home) + "wf:" + workflow_id
 
     def schedule(self, name: str) -> str:
         """The hash of one schedule."""

@@ -1,7 +1,9 @@
 """The Lua scripts of the Redis backend, one per atomic operation, registered for EVALSHA.
 
 Per-queue job scripts get `scripts/_lib.lua` prepended (the shared key layout and helpers),
-scripts that build keys from names get `scripts/_names.lua` (the escaping of `keys.py`);
+scripts that build keys from names get `scripts/_names.lua` (the escaping of `keys.py`), and
+the scripts that finish, cancel or retry jobs get `scripts/_graph.lua` too (workflow rules,
+with `_names.lua` inside);
 redis-py's `Script` re-loads a script transparently after a server restart flushed it.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-__all__ = ("GLOBAL_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts", "script_source")
+__all__ = ("GLOBAL_SCRIPTS", "GRAPH_SCRIPTS", "JOB_SCRIPTS", "NAMED_SCRIPTS", "Scripts", "script_source")
 
 #: Scripts over one queue's keys (hash tag `{q:<queue>}`).
 JOB_SCRIPTS = (
@@ -27,6 +29,14 @@ JOB_SCRIPTS = (
     "prune",
     "list",
     "delete",
+    "wf_store",
+    "wf_read",
+    "wf_cancel",
+    "wf_retry",
+)
+#: Job scripts that carry out workflow rules (`_graph.lua`, holding `_names.lua`, is prepended).
+GRAPH_SCRIPTS = frozenset(
+    ("settle", "cancel", "retry", "rescue", "wf_store", "wf_read", "wf_cancel", "wf_retry")
 )
 #: Scripts over the cluster-wide keys (hash tag `{g}`; `submit` also writes queues' keys).
 GLOBAL_SCRIPTS = (
@@ -59,8 +69,10 @@ class Scripts:
 
     def __init__(self, client: Any) -> None:
         lib, names = script_source("_lib"), script_source("_names")
+        graph = lib + "\n" + script_source("_graph").replace("-- (_names.lua)", names, 1)
         for name in JOB_SCRIPTS:
-            setattr(self, name, client.register_script(lib + "\n" + script_source(name)))
+            prelude = graph if name in GRAPH_SCRIPTS else lib
+            setattr(self, name, client.register_script(prelude + "\n" + script_source(name)))
         for name in GLOBAL_SCRIPTS:
             source = script_source(name)
             if name in NAMED_SCRIPTS:

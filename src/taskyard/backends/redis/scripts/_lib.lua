@@ -4,7 +4,7 @@
 -- script arguments follow.
 local K_PENDING, K_SCHEDULED, K_RUNNING, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE = {completed = KEYS[5], failed = KEYS[6], cancelled = KEYS[7]}
-local K_SETTINGS, K_RATE = KEYS[8], KEYS[9]
+local K_SETTINGS, K_RATE, K_BLOCKED = KEYS[8], KEYS[9], KEYS[10]
 local P, CHANNEL, QUEUE = ARGV[1], ARGV[2], ARGV[3]
 
 local EPOCH_2000_MS = 946684800000
@@ -40,9 +40,9 @@ local function make_pending(id, jk)
   redis.call('ZADD', K_PENDING, pscore(f[1], f[2]), id)
 end
 
--- The hash's fields if `token` still owns the running job, else nil.
+-- The hash's fields (s, lt, u, a, ma, wf) if `token` still owns the running job, else nil.
 local function owned(jk, token)
-  local f = redis.call('HMGET', jk, 's', 'lt', 'u', 'a', 'ma')
+  local f = redis.call('HMGET', jk, 's', 'lt', 'u', 'a', 'ma', 'wf')
   if f[1] ~= 'running' or f[2] ~= token then
     return nil
   end

@@ -8,12 +8,14 @@ for i = 5, #ARGV, 6 do
   local id = ARGV[i]
   local jk = P .. id
   local le = tonumber(redis.call('HGET', jk, 'le'))
-  if owned(jk, ARGV[i + 1]) and le and le < now then
+  local f = owned(jk, ARGV[i + 1])
+  if f and le and le < now then
     append_error(jk, ARGV[i + 5])
     redis.call('HSET', jk, 'a', ARGV[i + 3], 'rs', ARGV[i + 4])
     if ARGV[i + 2] == 'failed' then
       leave_running(id, jk, false)
       finish(id, jk, 'failed', ARGV[4])
+      after_finish(id, QUEUE, f[6], ARGV[4])
       failed[#failed + 1] = id
     else
       leave_running(id, jk, true)
@@ -25,4 +27,5 @@ end
 if #rescued > 0 then
   wake()
 end
+wake_steps()
 return {rescued, failed}

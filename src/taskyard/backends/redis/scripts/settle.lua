@@ -7,7 +7,7 @@
 --   released   (nothing)
 --   rescued    the caller's core.job.rescue_decision: status, attempt, rescues, error JSON
 -- Returns one reply per record: 0 refused (the lease is lost), 1 completed, else the job's
--- fields after the write.
+-- fields after the write. A workflow step that finished moves its children (_graph.lua).
 local now = ARGV[4]
 local KINDS = {completed = 1, failed = 1, snoozed = 1, cancelled = 1, released = 1, rescued = 1}
 for i = 5, #ARGV, 7 do
@@ -35,6 +35,7 @@ for i = 5, #ARGV, 7 do
       redis.call('HSET', jk, 'pg', x2)
     end
     finish(id, jk, 'completed', now)
+    after_finish(id, QUEUE, f[6], now)
     out[#out + 1] = 1
   else
     if kind == 'failed' then
@@ -42,6 +43,7 @@ for i = 5, #ARGV, 7 do
       append_error(jk, x1)
       if x2 == '' then
         finish(id, jk, 'failed', now)
+        after_finish(id, QUEUE, f[6], now)
       else
         redis.call('HSET', jk, 's', 'scheduled', 'ra', x2)
         redis.call('ZADD', K_SCHEDULED, x2, id)
@@ -54,6 +56,7 @@ for i = 5, #ARGV, 7 do
       leave_running(id, jk, false)
       redis.call('HSET', jk, 'r', x1)
       finish(id, jk, 'cancelled', now)
+      after_finish(id, QUEUE, f[6], now)
     elseif kind == 'released' then
       leave_running(id, jk, true)
       redis.call('HSET', jk, 'a', math.max((tonumber(f[4]) or 0) - 1, 0))
@@ -65,6 +68,7 @@ for i = 5, #ARGV, 7 do
       if x1 == 'failed' then
         leave_running(id, jk, false)
         finish(id, jk, 'failed', now)
+        after_finish(id, QUEUE, f[6], now)
       else
         leave_running(id, jk, true)
         make_pending(id, jk)
@@ -77,4 +81,5 @@ end
 if woke then
   wake()
 end
+wake_steps()
 return out
