@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from taskyard.backends.redis.keys import Keys
-from taskyard.core.ids import new_id
+from taskyard.core.ids import new_id, new_id_after
 from taskyard.core.job import JobDraft, JobStatus
 from taskyard.core.settle import Settle
 from taskyard.core.workflow import Edge, WorkflowDraft
@@ -26,12 +26,18 @@ from tests.support.redis import isolated_url, owned_server, with_prefix
 def workflow(name: str, queues: list[str], *, fan_in: int = 0, wf_id: str | None = None) -> WorkflowDraft:
     """Steps `s0, s1, ...` one per queue (a chain), or a fan-in: `fan_in` roots then `join`."""
     wf_id = wf_id or new_id()
+    made: list[str] = []
+
+    def step_id() -> str:  # step ids sort in step order
+        made.append(new_id_after(made[-1] if made else None))
+        return made[-1]
+
     if fan_in:
-        roots = [JobDraft(id=new_id(), task="t", queue=queues[0], payload={}, workflow_id=wf_id, step=f"r{i}")
+        roots = [JobDraft(id=step_id(), task="t", queue=queues[0], payload={}, workflow_id=wf_id, step=f"r{i}")
                  for i in range(fan_in)]
-        join = JobDraft(id=new_id(), task="t", queue=queues[0], payload={}, workflow_id=wf_id, step="join")
+        join = JobDraft(id=step_id(), task="t", queue=queues[0], payload={}, workflow_id=wf_id, step="join")
         return WorkflowDraft(wf_id, name, (*roots, join), tuple(Edge(r.id, join.id) for r in roots))
-    steps = [JobDraft(id=new_id(), task="t", queue=q, payload={}, workflow_id=wf_id, step=f"s{i}")
+    steps = [JobDraft(id=step_id(), task="t", queue=q, payload={}, workflow_id=wf_id, step=f"s{i}")
              for i, q in enumerate(queues)]
     edges = tuple(Edge(a.id, b.id) for a, b in itertools.pairwise(steps))
     return WorkflowDraft(wf_id, name, tuple(steps), edges)
