@@ -151,6 +151,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO jobs_search (rowid, {_SEARCHED}) VALUES (new.rowid, {_new}); END",
         "INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')",
     ),
+    # 5: listings newest first by status and/or queue read an index in id order and stop at
+    # the page's end, instead of sorting every match (650 ms for one queue's pending jobs at
+    # 1M). (queue, status, id) also covers what (queue, status) served: counts per queue and
+    # status, and a queue's running jobs (concurrency limits).
+    (
+        "CREATE INDEX jobs_status_id ON jobs (status, id)",
+        "CREATE INDEX jobs_queue_id ON jobs (queue, id)",
+        "CREATE INDEX jobs_queue_status_id ON jobs (queue, status, id)",
+        "DROP INDEX jobs_queue_status",
+    ),
 )
 
 #: The version this code reads and writes.
