@@ -92,7 +92,7 @@ bench: $(STAMP)
 ## Cost as the work grows: 1,000,000 queued jobs per backend (sqlite, postgres, redis) —
 ## enqueue rate, store size per job, drain right after the bulk load against a 10k backlog,
 ## claim, count and listing latency; and the jobs table under churn, with and without VACUUM
-## (15-25 minutes). Options: make bench-scale SCALE_ARGS="--jobs 200000 --backends postgres"
+## (15-40 minutes). Options: make bench-scale SCALE_ARGS="--jobs 200000 --backends postgres"
 SCALE_ARGS ?= --churn 200000
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)

@@ -52,11 +52,21 @@ LISTINGS: tuple[tuple[str, JobFilter], ...] = (
 )
 
 
+#: A latency whose calls take longer than this in all stops being repeated (slow reads of
+#: every job at 1M, e.g. Redis's task_counts, would otherwise take many minutes).
+REPEAT_BUDGET_S = 10.0
+
+
 async def _median_ms(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
-    """Median wall time of `call()` in ms (one untimed call first: connections, caches)."""
+    """Median wall time of `call()` in ms (one untimed call first: connections, caches),
+    over `repeat` calls or as many as fit in REPEAT_BUDGET_S (at least one)."""
+    started = time.perf_counter()
     await call()
-    times = []
-    for _ in range(repeat):
+    if time.perf_counter() - started > REPEAT_BUDGET_S:
+        return round((time.perf_counter() - started) * 1000, 2)  # too slow to repeat
+    times: list[float] = []
+    budget = time.perf_counter() + REPEAT_BUDGET_S
+    while len(times) < repeat and (not times or time.perf_counter() < budget):
         started = time.perf_counter()
         await call()
         times.append((time.perf_counter() - started) * 1000)
@@ -79,13 +89,19 @@ def drain(system: TaskyardSystem, count: int, timeout: float, log: Path) -> dict
     return {"rate": tally.rate(), "ran": tally.count, "complete": tally.count >= count}
 
 
-async def probe_queries(backend: Backend, repeat: int) -> dict[str, float]:
-    """Median latencies (ms) of claims, counts and listings on `backend` as it is."""
+async def probe_claims(backend: Backend, repeat: int, label: str = "") -> dict[str, float]:
+    """Median latencies (ms) of claims of 1 and 50 jobs (the jobs stay claimed)."""
     out: dict[str, float] = {}
     for limit in (1, 50):
-        out[f"claim {limit}"] = await _median_ms(
+        out[f"claim {limit}{label}"] = await _median_ms(
             lambda limit=limit: backend.job_claim(queues=[QUEUE], limit=limit,  # type: ignore[misc]
                                                   worker_id="bench-scale", lease=3600), repeat)
+    return out
+
+
+async def probe_queries(backend: Backend, repeat: int) -> dict[str, float]:
+    """Median latencies (ms) of claims, counts and listings on `backend` as it is."""
+    out = await probe_claims(backend, repeat)
     out["queue_counts"] = await _median_ms(backend.queue_counts, repeat)
     out["task_counts"] = await _median_ms(backend.task_counts, repeat)
     for name, f in LISTINGS:
@@ -111,15 +127,17 @@ def measure(kind: str, args: argparse.Namespace, log: Path) -> dict[str, Any]:
         after = system.store_bytes()
         if before is not None and after is not None:
             out["store_bytes_per_job"] = (after - before) / args.jobs
+        app = system.app
+        assert app is not None
+        # Before any worker: the claim the planner sees right after the load.
+        after_load = system._call(probe_claims(app.backend, args.repeat, " after load"))
         big = drain(system, args.drain, args.drain_timeout, log)
         out["drain_rate"], out["drain_ran"] = big["rate"], big["ran"]
         if not big["complete"]:
             out["drain_note"] = f"only {big['ran']} of {args.drain} jobs ran in {args.drain_timeout:.0f} s"
         if out.get("baseline_drain") and big["rate"]:
             out["drain_vs_baseline"] = big["rate"] / out["baseline_drain"]
-        app = system.app
-        assert app is not None
-        out["latency_ms"] = system._call(probe_queries(app.backend, args.repeat))
+        out["latency_ms"] = {**after_load, **system._call(probe_queries(app.backend, args.repeat))}
     finally:
         system.close()
     return out
@@ -240,26 +258,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--repeat", type=int, default=7, help="calls per latency (median)")
     parser.add_argument("--churn", type=int, default=0, help="jobs run through for the churn sizes (0: none)")
+    parser.add_argument("--no-auto-analyze", action="store_true",
+                        help="PostgreSQL: no ANALYZE after the bulk load (claims planned without statistics)")
+    parser.add_argument("--churn-only", action="store_true", help="only the churn sizes")
     parser.add_argument("--backends", default=",".join(KINDS))
     parser.add_argument("--output", default="scale", help="results/<name>.json and .md")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.backends.split(",") if k.strip()]
     if unknown := sorted(set(kinds) - set(KINDS)):
         parser.error(f"unknown backend(s) {unknown}; choose from {', '.join(KINDS)}")
+    if args.no_auto_analyze:
+        from taskyard.backends.postgres import backend as pg_backend
+
+        pg_backend.ANALYZE_CHECK_EVERY = sys.maxsize  # the bulk load is enqueued in this process
     log = Path(tempfile.gettempdir()) / "taskyard-bench-scale-workers.log"
     doc = report.document([], runs=1, sizes={"jobs": args.jobs, "drain": args.drain,
                                               "baseline": args.baseline})
     doc.update(jobs=args.jobs, repeat=args.repeat, backends={}, churn={},
                command="python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]))
-    for kind in kinds:
+    for kind in kinds if not args.churn_only else ():
         if (why := reachable(kind)) is not None:
             doc["backends"][kind] = {"skipped": why}
             continue
         started = time.monotonic()
         doc["backends"][kind] = measure(kind, args, log)
         print(f"{kind}: {time.monotonic() - started:.0f} s {doc['backends'][kind]}", flush=True)
+        report.write(args.output, doc, markdown(doc))  # what is measured so far survives a stop
     if args.churn:
-        for kind in (k for k in kinds if k in ("postgres", "sqlite") and "skipped" not in doc["backends"][k]):
+        for kind in (k for k in kinds if k in ("postgres", "sqlite")
+                     and "skipped" not in doc["backends"].get(k, {})):
             started = time.monotonic()
             doc["churn"][kind] = churn(kind, args.churn)
             print(f"churn {kind}: {time.monotonic() - started:.0f} s {doc['churn'][kind]}", flush=True)
