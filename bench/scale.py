@@ -214,17 +214,21 @@ def _mib(value: float | None) -> str:
 def markdown(doc: dict[str, Any]) -> str:
     """The results as Markdown tables."""
     kinds = [k for k, r in doc["backends"].items() if "skipped" not in r]
-    lines = [f"# taskyard at scale — {doc['jobs']:,} queued jobs",
+    lines = [f"# taskyard at scale — {doc['jobs']:,} queued jobs" if kinds else "# taskyard under churn",
              f"Generated {doc['generated_at']} by `{doc['command']}` on {doc['machine']['cpus']} CPUs. "
              f"Medians of {doc['repeat']} calls; the goal for counts and listings is <= {GOAL_MS:.0f} ms.",
              "", "| figure | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
 
     def row(name: str, cell: Callable[[dict[str, Any]], str]) -> None:
+        if not kinds:
+            return
         lines.append(f"| {name} | " + " | ".join(cell(doc["backends"][k]) for k in kinds) + " |")
 
     def num(key: str, fmt: str = "{:,.0f}") -> Callable[[dict[str, Any]], str]:
         return lambda r: "-" if r.get(key) is None else fmt.format(r[key])
 
+    if not kinds:
+        del lines[2:]
     row("bulk enqueue (jobs/s)", num("enqueue_rate"))
     row("store per job (bytes)", num("store_bytes_per_job"))
     row("drain, 10k backlog (jobs/s)", num("baseline_drain"))
