@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 APP ?= examples.demo:app
 
-.PHONY: django6 run test bench bench-peers lint venv dev clean browser faketime chaos audit
+.PHONY: django6 run test bench bench-scale bench-peers lint venv dev clean browser faketime chaos audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.cpu
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.search_enqueue
+
+## Cost as the work grows: 1,000,000 queued jobs per backend (sqlite, postgres, redis) —
+## enqueue rate, store size per job, drain right after the bulk load against a 10k backlog,
+## claim, count and listing latency; and the jobs table under churn, with and without VACUUM
+## (15-40 minutes). Options: make bench-scale SCALE_ARGS="--jobs 200000 --backends postgres"
+SCALE_ARGS ?= --churn 200000
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 PEERS_VENV := bench/peers/.venv
 SAQ_VENV := bench/peers/.venv-saq

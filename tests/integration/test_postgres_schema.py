@@ -209,3 +209,95 @@ async def test_a_version_1_schema_upgrades_and_its_jobs_get_rescue_defaults(url:
         assert report.rescued == (claimed.id,)
     finally:
         await backend.close()
+
+
+
+async def _plans_logged(conn: psycopg.AsyncConnection) -> list[str]:
+    """The plans of every statement `conn` runs from now on (nested ones too), as auto_explain
+    logs them to the session."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+    await conn.execute("LOAD 'auto_explain'")
+    for setting in ("auto_explain.log_min_duration = 0", "auto_explain.log_nested_statements = on",
+                    "client_min_messages = log"):
+        await conn.execute(f"SET {setting}")  # type: ignore[arg-type]
+    return plans
+
+
+async def _stats_of_jobs(conn: psycopg.AsyncConnection, schema: str) -> tuple[bool, int]:
+    """(analyzed ever, rows modified since) of the jobs table, from a fresh statistics view."""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    cur = await conn.execute(
+        "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL, n_mod_since_analyze "
+        "FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'", (schema,))
+    row = await cur.fetchone()
+    assert row is not None
+    return bool(row[0]), int(row[1])
+
+
+async def test_claims_and_listings_read_indexes_in_order_without_statistics(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a bulk load the planner has no statistics (autovacuum has not analyzed the
+    table yet, or is off) and once sorted a queue's whole backlog for every claim; migration 8
+    leaves claims only the ordered index scans, statistics or none. Listings are planned from
+    the statistics that a large enqueue brings up to date (ANALYZE in the background)."""
+    from taskyard.backends.postgres import backend as pg_backend
+    from taskyard.core.job import JobFilter
+
+    backend = PostgresBackend(url)
+    await backend.open()
+    s = backend.schema
+    try:
+        async with await psycopg.AsyncConnection.connect(backend.config.conninfo, autocommit=True) as conn:
+            await conn.execute(
+                f"INSERT INTO {s}.jobs (id, task, queue, payload, status, priority, run_at, "
+                "attempt, max_attempts, created_at) SELECT lpad(i::text, 26, '0'), 't', "
+                "CASE WHEN i % 4 = 0 THEN 'b' ELSE 'a' END, '{}', 'pending', i % 3, now(), 0, 1, "
+                "now() FROM generate_series(1, 20000) i"
+            )
+            assert (await _stats_of_jobs(conn, s))[0] is False, "the test needs a table never analyzed"
+            plans = await _plans_logged(conn)
+            for queues in (["a"], ["a", "b"], None):
+                plans.clear()
+                cur = await conn.execute(
+                    f"SELECT id, priority FROM {s}.claim(%s, 20, 'w', 60, NULL, NULL)", (queues,))
+                rows = await cur.fetchall()
+                assert len(rows) == 20 and {p for _, p in rows} == {2}
+                candidates = next(p for p in plans if "SKIP LOCKED" in p)
+                index = "jobs_ready" if queues is None else "jobs_ready_queue"
+                assert f"Index Scan using {index} on jobs" in candidates, candidates
+                assert "Bitmap" not in candidates and "Seq Scan on jobs" not in candidates, candidates
+                assert "JIT" not in candidates, candidates
+
+            # The enqueue that crosses the check (every 20,000 jobs; 10 here) finds more rows
+            # modified than the table had at its last ANALYZE (never): it analyzes.
+            monkeypatch.setattr(pg_backend, "ANALYZE_CHECK_EVERY", 10)
+            for _ in range(200):  # the INSERT's counts reach the statistics views within ~1 s
+                if (await _stats_of_jobs(conn, s))[1] >= 20_000:
+                    break
+                await asyncio.sleep(0.05)
+            await backend.job_enqueue_many(drafts=[_draft("a") for _ in range(10)])
+            assert backend._analyzing is not None
+            await backend._analyzing
+            assert (await _stats_of_jobs(conn, s))[0] is True
+            # Newest first, stopping at the page's end (every job is pending: the primary key
+            # serves that one as well as jobs_status_id would).
+            for conds in ("status = 'pending'", "status = 'running'", "queue = 'b'",
+                          "queue = 'a' AND status = 'running'"):
+                cur = await conn.execute(
+                    f"EXPLAIN SELECT * FROM {s}.jobs WHERE {conds} ORDER BY id DESC LIMIT 51")  # type: ignore[arg-type]
+                plan = "\n".join(r[0] for r in await cur.fetchall())
+                assert "Scan Backward using jobs_" in plan and "Sort" not in plan, plan
+            # Not again until the table has outgrown this ANALYZE.
+            last = "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'"
+            before = await (await conn.execute(last, (s,))).fetchone()
+            await backend.job_enqueue_many(drafts=[_draft("a") for _ in range(10)])
+            assert backend._analyzing is not None
+            await backend._analyzing
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            assert await (await conn.execute(last, (s,))).fetchone() == before
+        page = await backend.jobs_list(filter=JobFilter(queue="a", status=JobStatus.RUNNING), limit=5)
+        assert len(page.jobs) == 5 and [j.id for j in page.jobs] == sorted((j.id for j in page.jobs), reverse=True)
+    finally:
+        await backend.close()

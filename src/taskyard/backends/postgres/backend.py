@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,12 @@ __all__ = ("PostgresBackend",)
 
 log = logging.getLogger("taskyard.backends.postgres")
 
+#: Jobs this process enqueues between two looks at the jobs table's statistics.
+ANALYZE_CHECK_EVERY = 20_000
+#: The table is analyzed when it has more rows modified since its last ANALYZE than both this
+#: and the rows it had then (see `PostgresBackend._analyze_if_outgrown`).
+ANALYZE_MIN_ROWS = 10_000
+
 
 class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps):
     """PostgreSQL backend (`postgresql://...?schema=taskyard`); see `docs/postgres.md`.
@@ -72,6 +79,8 @@ class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps)
         self._pool: psycopg_pool.AsyncConnectionPool | None = None
         self._listener: Listener | None = None
         self._opening: asyncio.Lock | None = None
+        self._enqueued_since_check = 0
+        self._analyzing: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -113,6 +122,11 @@ class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps)
         self._listener = Listener(self.config.conninfo, self.channel)
 
     async def close(self) -> None:
+        analyzing, self._analyzing = self._analyzing, None
+        if analyzing is not None:
+            analyzing.cancel()
+            with contextlib.suppress(BaseException):
+                await analyzing
         pool, self._pool = self._pool, None
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -249,6 +263,10 @@ class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps)
         async with self._conn("enqueue") as conn:
             jobs = await enqueue_async(conn, sql, drafts, now)
         self._wake_local([j.queue for j in jobs if j.status is JobStatus.PENDING])
+        self._enqueued_since_check += len(drafts)
+        if self._enqueued_since_check >= ANALYZE_CHECK_EVERY and self._analyzing is None:
+            self._enqueued_since_check = 0
+            self._analyzing = asyncio.create_task(self._analyze_if_outgrown())
         return jobs
 
     def _wake_local(self, queues: Sequence[str]) -> None:
@@ -256,6 +274,31 @@ class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps)
         if self._listener is not None:
             for queue in set(queues):
                 self._listener.wake(queue)
+
+    async def _analyze_if_outgrown(self) -> None:
+        """ANALYZE the jobs table when it has more new rows than it had at its last ANALYZE
+        (never analyzed counts as none): autovacuum analyzes at 10 % of growth, so this only
+        fires after bulk loads it has not caught up with yet, or where it is off. The planner
+        then knows the backlog for every other query (counts, listings); claims do not need
+        it (migration 8). One process at a time per schema (an advisory lock); in the
+        background: the enqueue that crossed the check has already returned.
+        """
+        try:
+            async with self._conn("analyze") as conn, conn.transaction():
+                cur = await conn.execute(
+                    "SELECT coalesce(s.n_mod_since_analyze, 0) > greatest(c.reltuples, %s) "
+                    "AND pg_try_advisory_xact_lock(%s) FROM pg_class c "
+                    "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = %s::regclass",
+                    (ANALYZE_MIN_ROWS, _analyze_lock_key(self.schema), f"{self.schema}.jobs"),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    await conn.execute(f"ANALYZE {self.schema}.jobs")
+                    log.info("analyzed %s.jobs after a large enqueue", self.schema)
+        except Exception as exc:  # statistics are an optimisation: never fail an enqueue
+            log.debug("ANALYZE of %s.jobs skipped: %s", self.schema, exc)
+        finally:
+            self._analyzing = None
 
     async def job_enqueue_in_transaction(
         self, *, connection: Any, drafts: Sequence[JobDraft], now: datetime | None = None
@@ -396,6 +439,10 @@ def _version_message(schema: str, version: int) -> str:
         f"PostgreSQL schema {schema!r} is at version {version}, newer than this taskyard "
         f"({SCHEMA_VERSION}); upgrade taskyard"
     )
+
+
+def _analyze_lock_key(schema: str) -> int:
+    return zlib.crc32(f"taskyard-analyze:{schema}".encode()) - (1 << 31)
 
 
 async def _configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:

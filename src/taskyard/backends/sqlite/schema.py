@@ -193,6 +193,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX workflow_edges_child ON workflow_edges (child, state)",
         "CREATE INDEX workflow_edges_workflow ON workflow_edges (workflow_id, position)",
     ),
+    # 6: listings newest first by status and/or queue read an index in id order and stop at
+    # the page's end, instead of sorting every match (650 ms for one queue's pending jobs at
+    # 1M). (queue, status, id) also covers what (queue, status) served: counts per queue and
+    # status, and a queue's running jobs (concurrency limits).
+    (
+        "CREATE INDEX jobs_status_id ON jobs (status, id)",
+        "CREATE INDEX jobs_queue_id ON jobs (queue, id)",
+        "CREATE INDEX jobs_queue_status_id ON jobs (queue, status, id)",
+        "DROP INDEX jobs_queue_status",
+    ),
 )
 
 #: The version this code reads and writes.
