@@ -380,3 +380,31 @@ async def test_steps_come_back_in_step_order_when_made_in_one_millisecond(backen
     assert [j.step for j in stored.steps] == [f"s{n}" for n in range(50)]
     with pytest.raises(ValueError, match="sort in step order"):
         WorkflowDraft(wf_id, "bad", (steps[1], steps[0]))
+
+
+async def test_finished_workflows_are_pruned_whole_and_their_steps_only_with_them(backend: Backend) -> None:
+    done = Graph("done", seq=0)
+    done.add("a")
+    done.add("b", after=fail_all("a"))
+    running = Graph("running", seq=10)
+    running.add("a")
+    running.add("b", after=fail_all("a"))
+    await backend.workflow_enqueue(workflow=done.draft(), now=T0)
+    await backend.workflow_enqueue(workflow=running.draft(), now=T0)
+    await finish(backend, done, "a", now=at(1))
+    await finish(backend, done, "b", now=at(2))
+    await finish(backend, running, "a", now=at(2))
+    # Steps are never pruned or deleted as jobs: a running workflow's children read them.
+    assert await backend.jobs_prune(status=S.COMPLETED, keep_last=0) == 0
+    assert await backend.jobs_delete(ids=[done.ids["a"], running.ids["a"]]) == []
+    # Only workflows with nothing left to run, finished before the cut.
+    assert await backend.workflows_prune(finished_before=at(2)) == 0
+    assert await backend.workflows_prune(finished_before=at(3)) == 1
+    assert await backend.workflow_get(workflow_id=done.id) is None
+    assert await backend.job_get(job_id=done.ids["a"]) is None and await backend.job_get(job_id=done.ids["b"]) is None
+    kept = await backend.workflow_get(workflow_id=running.id)
+    assert kept is not None and [j.step for j in kept.steps] == ["a", "b"] and len(kept.edges) == 1
+    assert [w.id for w in (await backend.workflows_list()).workflows] == [running.id]
+    await finish(backend, running, "b", now=at(4))
+    assert await backend.workflows_prune(finished_before=at(5), limit=1) == 1
+    assert (await backend.workflows_list()).workflows == []

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from taskyard.backends.transactional import TransactionalEnqueue, TransactionalWorkflows
+from taskyard.backends.unset import UNSET, Unset
 from taskyard.core.cluster import LeaderInfo, WorkerInfo
 from taskyard.core.coverage import TaskCounts
 from taskyard.core.job import (
@@ -47,23 +48,6 @@ from taskyard.core.settle import Settle, Settled
 from taskyard.core.workflow import Workflow, WorkflowDraft, WorkflowPage
 
 __all__ = ("UNSET", "Backend", "TransactionalEnqueue", "TransactionalWorkflows", "Unset")
-
-
-class Unset:
-    """Marker for 'leave this setting as it is' in `queue_update`."""
-
-    _instance: Unset | None = None
-
-    def __new__(cls) -> Unset:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = Unset()
 
 
 @runtime_checkable
@@ -161,8 +145,9 @@ class Backend(Protocol):
 
     async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
         """Delete the jobs of `ids` that are finished (`core.job.DELETABLE_STATUSES`), each
-        atomically with its status check; returns the ids deleted. Unknown ids and jobs in any
-        other status are left as they are (a running job's worker still settles it)."""
+        atomically with its status check; returns the ids deleted. Unknown ids, jobs in any
+        other status (a running job's worker still settles it) and workflow steps (deleted with
+        their workflow, `workflows_prune`) are left as they are."""
         ...
 
     async def jobs_retry_failed(self, *, queue: str | None = None, now: datetime | None = None) -> int:
@@ -255,7 +240,9 @@ class Backend(Protocol):
         beyond the newest `keep_last` (by finished_at), and/or those finished before
         `older_than`. A job is deleted if either rule selects it. Only jobs of `queue` when
         given, and never jobs of the queues in `exclude_queues` (they have rules of their
-        own): `keep_last` counts the newest among the jobs in scope. Returns how many.
+        own): `keep_last` counts the newest among the jobs in scope. Workflow steps are never
+        pruned here (their workflow's children read their results; `workflows_prune` removes
+        them with their workflow). Returns how many.
         """
         ...
 
@@ -432,6 +419,12 @@ class Backend(Protocol):
         already set), every blocked, scheduled or pending step cancelled, every running step
         asked to stop (`cancel_requested`; its worker records the cancel). Finished steps are
         left as they are. Returns the workflow after; raises `WorkflowNotFound`."""
+        ...
+
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` finished workflows (no step left to run) whose last step
+        finished before `finished_before`, each with its steps and edges, atomically per
+        workflow; returns how many workflows were deleted."""
         ...
 
     async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:

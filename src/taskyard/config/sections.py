@@ -146,6 +146,10 @@ class MaintenanceSettings(_Section):
     reap_interval: float = Field(default=30.0, gt=0)
     worker_timeout: float = Field(default=120.0, gt=0, description="A worker silent this long is dead.")
     retention: RetentionSection = Field(default_factory=RetentionSection)
+    workflow_retention: float | None = Field(
+        default=7 * 86400.0, gt=0,
+        description="Seconds a finished workflow (its steps and edges) is kept after its last step finished; null keeps them.",
+    )
 
 
 class ManagerSettings(_Section):

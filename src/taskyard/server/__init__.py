@@ -250,6 +250,7 @@ class TaskServer:
                 for status, rule in m.retention.rules().items()
             },
             queue_retention=self._queue_retention(),
+            workflow_retention=m.workflow_retention,
         )
 
     def _queue_retention(self) -> dict[str, dict[str, Retention]]:

@@ -113,6 +113,7 @@ class JobsMixin(GraphState):
             doomed = [
                 job_id for job_id in dict.fromkeys(ids)
                 if (job := self._jobs.get(job_id)) is not None and job.status in DELETABLE_STATUSES
+                and job.workflow_id is None  # steps go with their workflow (workflows_prune)
             ]
             for job_id in doomed:
                 self._release_unique(self._jobs.pop(job_id))
@@ -180,6 +181,7 @@ class JobsMixin(GraphState):
             jobs = [
                 j for j in self._jobs.values()
                 if j.status is status and (queue is None or j.queue == queue) and j.queue not in skip
+                and j.workflow_id is None  # steps go with their workflow (workflows_prune)
             ]
             jobs.sort(
                 key=lambda j: (j.finished_at or datetime.min.replace(tzinfo=UTC), j.id),

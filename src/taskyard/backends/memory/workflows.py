@@ -6,7 +6,14 @@ from datetime import datetime
 
 from taskyard.clock import utcnow
 from taskyard.core.job import FINISHED_STATUSES, RETRYABLE_STATUSES, cancelled_job
-from taskyard.core.workflow import EdgeState, Workflow, WorkflowDraft, WorkflowHeader, WorkflowPage
+from taskyard.core.workflow import (
+    EdgeState,
+    Workflow,
+    WorkflowDraft,
+    WorkflowHeader,
+    WorkflowPage,
+    WorkflowStatus,
+)
 from taskyard.errors import WorkflowNotFound
 
 from .graph import GraphState
@@ -71,6 +78,25 @@ class WorkflowsMixin(GraphState):
                 if job.status not in FINISHED_STATUSES:
                     self._store(cancelled_job(job, now))
             return self._must_read(workflow_id)
+
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        with self._lock:
+            doomed = []
+            for workflow_id in sorted(self._workflows):
+                wf = self._read(workflow_id)
+                assert wf is not None
+                if wf.status is not WorkflowStatus.RUNNING and (wf.finished_at or wf.header.created_at) < finished_before:
+                    doomed.append(wf)
+                if len(doomed) >= limit:
+                    break
+            for wf in doomed:
+                del self._workflows[wf.id]
+                for step_id in self._workflow_steps.pop(wf.id):
+                    self._jobs.pop(step_id, None)
+                    for parent in self._parents.pop(step_id, ()):
+                        self._edges.pop((parent, step_id), None)
+                        self._children.pop(parent, None)
+        return len(doomed)
 
     async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         now = now or utcnow()

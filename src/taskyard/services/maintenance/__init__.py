@@ -48,6 +48,8 @@ class MaintenanceConfig:
     #: Rules of single queues (queue → status → rule): each replaces the global rule of its
     #: status in its queue, other statuses keep the global rule.
     queue_retention: dict[str, dict[str, Retention]] = field(default_factory=dict)
+    #: Seconds a finished workflow is kept after its last step finished (None: kept).
+    workflow_retention: float | None = 7 * 86400.0
 
 
 def build_maintenance(
@@ -71,7 +73,7 @@ def build_maintenance(
         Promoter(backend, config=every(config.promote_interval), leader=leader, clock=clock),
         Pruner(
             backend, retention=config.retention, queue_retention=config.queue_retention,
-            config=every(config.prune_interval),
+            workflow_retention=config.workflow_retention, config=every(config.prune_interval),
             leader=leader, clock=clock,
         ),
         Reaper(

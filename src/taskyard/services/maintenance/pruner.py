@@ -30,6 +30,7 @@ class Pruner(PeriodicService):
         *,
         retention: Mapping[str, Retention],
         queue_retention: Mapping[str, Mapping[str, Retention]] | None = None,
+        workflow_retention: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -38,6 +39,7 @@ class Pruner(PeriodicService):
             parse_retention(retention),
             {queue: parse_retention(rules) for queue, rules in (queue_retention or {}).items()},
         )
+        self.workflow_retention = workflow_retention
         self.deleted = 0
 
     async def execute(self) -> None:
@@ -56,3 +58,8 @@ class Pruner(PeriodicService):
                     "pruned %d %s job(s)%s", count, step.status.value, where,
                     extra={"service_id": self.id},
                 )
+        if self.workflow_retention is not None:
+            cut = now - timedelta(seconds=self.workflow_retention)
+            workflows = await self.backend.workflows_prune(finished_before=cut)
+            if workflows:
+                log.info("pruned %d finished workflow(s) with their steps", workflows, extra={"service_id": self.id})
