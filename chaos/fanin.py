@@ -110,6 +110,7 @@ class FanIn:
     seconds: float = 0.0
     status: str = ""
     reruns: list[str] = field(default_factory=list)  # steps whose body completed twice, with why
+    rescued: int = 0  # steps that lost their worker at least once (a `LeaseExpired` error)
     violations: list[str] = field(default_factory=list)
     fan_in_runs: int = 0
     fan_in_seen: int = -1
@@ -140,6 +141,7 @@ def check(result: FanIn, wf: Workflow, events: list[history.Event]) -> None:
     for job in wf.steps:
         n = len(ends[job.id])
         lost = [e for e in job.errors if e.type in LOST]
+        result.rescued += bool(lost)
         if n == 0:
             result.violations.append(f"{job.step} ({job.id}) is {job.status.value} but its body never finished")
         elif n > 1:
@@ -219,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{result.seconds:.1f} s", flush=True)
         for v in result.violations[:10]:
             print("   ", v, flush=True)
-    print("\n| backend | steps | workers | SIGKILLs | status | bodies re-run (lost worker) | fan-in runs | "
-          "fan-in saw | seconds | verdict |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| backend | steps | workers | SIGKILLs | status | steps rescued | bodies finished twice | "
+          "fan-in runs | fan-in saw | seconds | verdict |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r.backend} | {r.children} + 1 | {r.workers} | {r.kills} | {r.status} | {len(r.reruns)} | "
-              f"{r.fan_in_runs} | {r.fan_in_seen} | {r.seconds:.1f} | {'ok' if r.ok else 'FAILED'} |")
+        print(f"| {r.backend} | {r.children} + 1 | {r.workers} | {r.kills} | {r.status} | {r.rescued} | "
+              f"{len(r.reruns)} | {r.fan_in_runs} | {r.fan_in_seen} | {r.seconds:.1f} | {'ok' if r.ok else 'FAILED'} |")
     print(f"\nlogs and histories under {root}")
     return 0 if all(r.ok for r in rows) else 1
 
