@@ -78,6 +78,13 @@ async def charge(payload: dict) -> str:
     raise ValueError(f"card declined for order {payload.get('order')}")
 
 
+@app.task("gallery.publish", queue="media")
+async def publish_gallery(payload: dict, ctx: JobContext) -> dict:
+    """A workflow's fan-in: runs once every thumbnail of the gallery is made."""
+    made = ctx.results("thumbs")  # the thumbnails' results, in order
+    return {"gallery": payload["gallery"], "images": [m["image_id"] for m in made]}
+
+
 app.schedule("sync-every-minute", cron="* * * * *", task="maintenance.sync_all", payload={})
 
 # Every payment fails, so within a minute of `make run` the terminal shows this alert firing
@@ -104,6 +111,13 @@ class DemoTraffic(PeriodicService):
         if n % 3 == 0:
             await self.app.aenqueue("payments.charge", {"order": n})
             await self._summarise()
+        if n % 5 == 1:
+            # A workflow: four thumbnails side by side (fan-out), then one publish (fan-in);
+            # the dashboard's Workflows page draws it.
+            wf = self.app.workflow("publish-gallery")
+            thumbs = wf.map(thumbnail, [Thumbnail(image_id=100 * n + i) for i in range(4)], name="thumbs")
+            wf.step("gallery.publish", {"gallery": n}, after=thumbs)
+            await wf.aenqueue()
         if n % 15 == 2:
             # Once a minute a batch import: a backlog the queue-depth chart can show draining.
             await self.app.aenqueue_many(
