@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from taskyard.backends.protocol import Backend
-from taskyard.core.job import TRANSITIONS, Job, JobStatus, Progress
+from taskyard.core.ids import new_id, new_id_after
+from taskyard.core.job import TRANSITIONS, Job, JobDraft, JobStatus, Progress
 from taskyard.core.settle import Settle
+from taskyard.core.workflow import Edge, Policy, WorkflowDraft
 from taskyard.errors import InvalidTransitionError, JobNotFound
 
 from .factory import (
@@ -90,6 +92,42 @@ async def _cancelled_to_pending(b: Backend) -> tuple[Job, Job]:
     return cancelled, await b.job_retry(job_id=cancelled.id, now=at(5))
 
 
+async def _chain(b: Backend, *, parent_policy: Policy = Policy.FAIL) -> tuple[Job, Job]:
+    """A workflow of two steps, the second after the first: (parent, child blocked)."""
+    wf_id = new_id()
+    first = new_id_after(None)
+    second = new_id_after(first)
+    steps = (
+        JobDraft(id=first, task="t.a", queue="default", payload=None, workflow_id=wf_id, step="a"),
+        JobDraft(id=second, task="t.b", queue="default", payload=None, workflow_id=wf_id, step="b"),
+    )
+    stored = await b.workflow_enqueue(
+        workflow=WorkflowDraft(wf_id, "chain", steps, (Edge(first, second, parent_policy),)), now=T0
+    )
+    parent, child = stored.steps
+    assert child.status is S.BLOCKED
+    return parent, child
+
+
+async def _blocked_to_pending(b: Backend) -> tuple[Job, Job]:
+    parent, child = await _chain(b)
+    running = await claim_one(b)
+    assert running.id == parent.id
+    await settle(b, Settle.completed(running.id, running.lease_token or "", None), now=at(1))
+    return child, await _get(b, child.id)
+
+
+async def _blocked_to_cancelled(b: Backend) -> tuple[Job, Job]:
+    _, child = await _chain(b)
+    return child, await b.job_cancel(job_id=child.id, now=at(1))
+
+
+async def _cancelled_to_blocked(b: Backend) -> tuple[Job, Job]:
+    _, child = await _chain(b)
+    cancelled = await b.job_cancel(job_id=child.id, now=at(1))
+    return cancelled, await b.job_retry(job_id=child.id, now=at(2))
+
+
 DRIVERS: dict[tuple[JobStatus, JobStatus], Callable[[Backend], Awaitable[tuple[Job, Job]]]] = {
     (S.SCHEDULED, S.PENDING): _scheduled_to_pending,
     (S.PENDING, S.RUNNING): _pending_to_running,
@@ -102,6 +140,9 @@ DRIVERS: dict[tuple[JobStatus, JobStatus], Callable[[Backend], Awaitable[tuple[J
     (S.PENDING, S.CANCELLED): _pending_to_cancelled,
     (S.FAILED, S.PENDING): _failed_to_pending,
     (S.CANCELLED, S.PENDING): _cancelled_to_pending,
+    (S.BLOCKED, S.PENDING): _blocked_to_pending,
+    (S.BLOCKED, S.CANCELLED): _blocked_to_cancelled,
+    (S.CANCELLED, S.BLOCKED): _cancelled_to_blocked,
 }
 
 

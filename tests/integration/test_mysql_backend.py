@@ -15,6 +15,7 @@ import pytest
 from taskyard.backends import backend_from_url
 from taskyard.backends.mysql import MysqlBackend
 from taskyard.backends.mysql.connection import MysqlUrl
+from taskyard.backends.mysql.schema import SCHEMA_VERSION
 from taskyard.core.ids import new_id
 from taskyard.core.job import JobDraft, JobStatus
 from taskyard.errors import ConfigError
@@ -70,8 +71,8 @@ async def test_open_creates_a_missing_database_and_its_schema() -> None:
         assert await backend.schema_version() == 0
         await backend.open()
         try:
-            assert await backend.schema_version() == 1
-            assert await backend.migrate() == 1  # current: nothing to do, same answer
+            assert await backend.schema_version() == SCHEMA_VERSION
+            assert await backend.migrate() == SCHEMA_VERSION  # current: nothing to do, same answer
         finally:
             await backend.close()
 
@@ -79,8 +80,8 @@ async def test_open_creates_a_missing_database_and_its_schema() -> None:
 async def test_migrate_creates_the_database_and_the_schema() -> None:
     async with _absent_database() as url:
         backend = backend_from_url(url)
-        assert await backend.migrate() == 1
-        assert await backend.schema_version() == 1
+        assert await backend.migrate() == SCHEMA_VERSION
+        assert await backend.schema_version() == SCHEMA_VERSION
 
 
 async def test_values_are_stored_exactly() -> None:

@@ -71,8 +71,7 @@ TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], str] = {
     (S.CANCELLED, S.PENDING): "manual retry",
     (S.BLOCKED, S.PENDING): "its parent steps finished (workflows)",
     (S.BLOCKED, S.CANCELLED): "cancel, or a parent step failed under the `fail` policy",
-    (S.FAILED, S.BLOCKED): "manual retry of a workflow step whose parents have not all finished",
-    (S.CANCELLED, S.BLOCKED): "manual retry, or revived by the retry of the parent step that failed",
+    (S.CANCELLED, S.BLOCKED): "manual retry of a step cancelled before its parents finished, or revived by the retry of the parent step that failed",
 }
 
 ACTIVE_STATUSES: frozenset[JobStatus] = frozenset({S.SCHEDULED, S.PENDING, S.RUNNING})
