@@ -39,6 +39,7 @@ __all__ = (
     "after_finish",
     "cancel",
     "enqueue",
+    "prune",
     "read",
     "read_page",
     "rescue_expired",
@@ -293,3 +294,23 @@ async def resume(cur: Cursor, t: Tables, workflow_id: str, now: datetime | None)
         await _retry_step(cur, t, job, at)
     after = await _must_read(cur, t, workflow_id)
     return after, {j.queue for j in after.steps if j.status is S.PENDING}
+
+
+async def prune(cur: Cursor, t: Tables, finished_before: datetime, limit: int) -> int:
+    """Delete up to `limit` workflows with no step left to run whose last step finished (or,
+    with no step left, which was created) before `finished_before`: headers, steps, edges.
+    Reads each workflow's steps through the `jobs_workflow` index."""
+    await cur.execute(
+        f"SELECT w.id FROM {t.workflows} w WHERE NOT EXISTS (SELECT 1 FROM {t.jobs} j "
+        "WHERE j.workflow_id = w.id AND j.status IN ('blocked', 'scheduled', 'pending', 'running')) "
+        f"AND coalesce((SELECT max(j.finished_at) FROM {t.jobs} j WHERE j.workflow_id = w.id), w.created_at) < %s "
+        "ORDER BY w.id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (db_time(finished_before), limit),
+    )
+    ids = [str(r[0]) for r in await cur.fetchall()]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        await cur.execute(f"DELETE FROM {t.edges} WHERE workflow_id IN ({jobs.marks(len(chunk))})", chunk)
+        await cur.execute(f"DELETE FROM {t.jobs} WHERE workflow_id IN ({jobs.marks(len(chunk))})", chunk)
+        await cur.execute(f"DELETE FROM {t.workflows} WHERE id IN ({jobs.marks(len(chunk))})", chunk)
+    return len(ids)

@@ -223,7 +223,7 @@ async def delete(cur: Cursor, t: Tables, ids: Sequence[str]) -> list[str]:
     for chunk in _chunks(list(dict.fromkeys(ids))):
         await cur.execute(
             f"SELECT id FROM {t.jobs} WHERE id IN ({marks(len(chunk))}) "
-            f"AND status IN ({marks(len(finished))}) FOR UPDATE",
+            f"AND status IN ({marks(len(finished))}) AND workflow_id IS NULL FOR UPDATE",
             (*chunk, *finished),
         )
         found = [str(r[0]) for r in await cur.fetchall()]
@@ -347,8 +347,9 @@ async def prune(
     exclude_queues: Collection[str],
 ) -> int:
     """Delete finished jobs of `status` beyond the newest `keep_last` (by finished_at, then
-    id; never finished first) or finished before `older_than`, in scope."""
-    scope = "status = %s"
+    id; never finished first) or finished before `older_than`, in scope (never a workflow step:
+    steps go with their workflow, `graph.prune`)."""
+    scope = "status = %s AND workflow_id IS NULL"
     args: list[Any] = [status.value]
     if queue is not None:
         scope += " AND queue = %s"

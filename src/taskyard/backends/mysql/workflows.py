@@ -46,6 +46,11 @@ class WorkflowOps:
     async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         return await self._run("workflow_cancel", lambda cur: graph.stop(cur, self.tables, workflow_id, now))
 
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        return await self._run(
+            "workflows_prune", lambda cur: graph.prune(cur, self.tables, finished_before, limit)
+        )
+
     async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         after, woken = await self._run(
             "workflow_retry", lambda cur: graph.resume(cur, self.tables, workflow_id, now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from taskyard.backends.postgres.rows import JOB_COLUMNS, job_from_row
 from taskyard.backends.postgres.rows import UNLEASE as _UNLEASE
 from taskyard.core.job import (
     CANCELLABLE_STATUSES,
+    DELETABLE_STATUSES,
     FINISHED_STATUSES,
     RETRYABLE_STATUSES,
     Job,
@@ -264,6 +265,17 @@ class JobAdminOps:
         )
         return len(jobs)
 
+    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        async with self._conn("jobs_delete") as conn:
+            cur = await conn.execute(
+                f"DELETE FROM {self.schema}.jobs WHERE id = ANY (%s) AND status = ANY (%s) "
+                "AND workflow_id IS NULL RETURNING id",
+                (list(dict.fromkeys(ids)), [s.value for s in DELETABLE_STATUSES]),
+            )
+            return [row[0] for row in await cur.fetchall()]
+
     async def jobs_prune(
         self,
         *,
@@ -277,7 +289,7 @@ class JobAdminOps:
         if keep_last is None and older_than is None:
             return 0
         s = self.schema
-        scope = "status = %(status)s"
+        scope = "status = %(status)s AND workflow_id IS NULL"  # steps go with their workflow
         if queue is not None:
             scope += " AND queue = %(queue)s"
         if exclude_queues:

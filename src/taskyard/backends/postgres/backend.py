@@ -34,7 +34,6 @@ from taskyard.backends.postgres.stats import StatsOps
 from taskyard.backends.postgres.workflows import WorkflowOps
 from taskyard.backends.skew import clock_skew_warning
 from taskyard.core.job import (
-    DELETABLE_STATUSES,
     Job,
     JobDraft,
     JobFilter,
@@ -339,16 +338,6 @@ class PostgresBackend(JobAdminOps, SettleOps, WorkflowOps, CatalogOps, StatsOps)
         )
         page = jobs[:limit]
         return JobPage(jobs=page, next_cursor=page[-1].id if len(jobs) > limit and page else None)
-
-    async def jobs_delete(self, *, ids: Sequence[str]) -> list[str]:
-        if not ids:
-            return []
-        async with self._conn("jobs_delete") as conn:
-            cur = await conn.execute(
-                f"DELETE FROM {self.schema}.jobs WHERE id = ANY (%s) AND status = ANY (%s) RETURNING id",
-                (list(dict.fromkeys(ids)), [s.value for s in DELETABLE_STATUSES]),
-            )
-            return [row[0] for row in await cur.fetchall()]
 
     # -- jobs: the worker's side -------------------------------------------------------------
     async def job_claim(

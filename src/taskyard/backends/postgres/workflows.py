@@ -161,6 +161,23 @@ class WorkflowOps:
             page: list[Workflow] = await run_async(conn, self._read_plan(ids[:limit]))
         return WorkflowPage(page, page[-1].id if len(ids) > limit and page else None)
 
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        s = self.schema
+        async with self._conn("workflows_prune") as conn, conn.transaction():
+            cur = await conn.execute(
+                f"SELECT w.id FROM {s}.workflows w WHERE NOT EXISTS (SELECT 1 FROM {s}.jobs j "
+                "WHERE j.workflow_id = w.id AND j.status IN ('blocked', 'scheduled', 'pending', 'running')) "
+                f"AND coalesce((SELECT max(j.finished_at) FROM {s}.jobs j WHERE j.workflow_id = w.id), "
+                "w.created_at) < %s ORDER BY w.id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (finished_before, limit),
+            )
+            ids = [r[0] for r in await cur.fetchall()]
+            if ids:
+                await conn.execute(f"DELETE FROM {s}.workflow_edges WHERE workflow_id = ANY (%s)", (ids,))
+                await conn.execute(f"DELETE FROM {s}.jobs WHERE workflow_id = ANY (%s)", (ids,))
+                await conn.execute(f"DELETE FROM {s}.workflows WHERE id = ANY (%s)", (ids,))
+        return len(ids)
+
     async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         async with self._conn("workflow_cancel") as conn:
             for attempt in range(DEADLOCK_TRIES):

@@ -415,8 +415,10 @@ class SqliteBackend:
         return await self._db.read(lambda c: workflows.list_page(c, limit, cursor))
 
     async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
-        at = now or utcnow()
-        return await self._db.write(lambda c: workflows.cancel(c, workflow_id, at))
+        return await self._db.write(lambda c: workflows.cancel(c, workflow_id, now or utcnow()))
+
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        return await self._db.write(lambda c: workflows.prune(c, finished_before, limit))
 
     async def workflow_retry(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         at = now or utcnow()

@@ -155,7 +155,7 @@ def delete(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
     for chunk in _chunks(list(dict.fromkeys(ids))):
         rows = conn.execute(
             f"DELETE FROM jobs WHERE id IN ({_marks(len(chunk))}) "
-            f"AND status IN ({_marks(len(finished))}) RETURNING id",
+            f"AND status IN ({_marks(len(finished))}) AND workflow_id IS NULL RETURNING id",
             (*chunk, *finished),
         ).fetchall()
         deleted += [r[0] for r in rows]
@@ -313,8 +313,9 @@ def prune(
     exclude_queues: tuple[str, ...] = (),
 ) -> int:
     """Delete finished jobs of `status` beyond the newest `keep_last` or before `older_than`,
-    only in `queue` when given, never in `exclude_queues`."""
-    scope = "status = ?"
+    only in `queue` when given, never in `exclude_queues`, never a workflow step (steps go with
+    their workflow: `workflows.prune`)."""
+    scope = "status = ? AND workflow_id IS NULL"
     params: list[object] = [status.value]
     if queue is not None:
         scope += " AND queue = ?"

@@ -133,3 +133,23 @@ def retry(conn: sqlite3.Connection, workflow_id: str, now: datetime) -> Workflow
 def _get(conn: sqlite3.Connection, job_id: str) -> Job | None:
     row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return None if row is None else job_from_row(row)
+
+
+def prune(conn: sqlite3.Connection, finished_before: datetime, limit: int) -> int:
+    """Delete up to `limit` workflows with no step left to run whose last step finished (or,
+    with no step left, which was created) before `finished_before`: headers, steps, edges.
+    Reads each workflow's steps through the `jobs_workflow` index."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT w.id FROM workflows w WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workflow_id = w.id "
+        "AND j.status IN ('blocked', 'scheduled', 'pending', 'running')) "
+        "AND coalesce((SELECT max(j.finished_at) FROM jobs j WHERE j.workflow_id = w.id), w.created_at) < ? "
+        "ORDER BY w.id LIMIT ?",
+        (to_us(finished_before), limit),
+    ).fetchall()]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM workflow_edges WHERE workflow_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM jobs WHERE workflow_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM workflows WHERE id IN ({marks})", chunk)
+    return len(ids)
