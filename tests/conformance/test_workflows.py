@@ -407,4 +407,4 @@ async def test_finished_workflows_are_pruned_whole_and_their_steps_only_with_the
     assert [w.id for w in (await backend.workflows_list()).workflows] == [running.id]
     await finish(backend, running, "b", now=at(4))
     assert await backend.workflows_prune(finished_before=at(5), limit=1) == 1
-    assert (await backend.workflows_list()).workflows == []
+    assert list((await backend.workflows_list()).workflows) == []

@@ -33,10 +33,11 @@ JOB_SCRIPTS = (
     "wf_read",
     "wf_cancel",
     "wf_retry",
+    "wf_delete",
 )
 #: Job scripts that carry out workflow rules (`_graph.lua`, holding `_names.lua`, is prepended).
 GRAPH_SCRIPTS = frozenset(
-    ("settle", "cancel", "retry", "rescue", "wf_store", "wf_read", "wf_cancel", "wf_retry")
+    ("settle", "cancel", "retry", "rescue", "wf_store", "wf_read", "wf_cancel", "wf_retry", "wf_delete")
 )
 #: Scripts over the cluster-wide keys (hash tag `{g}`; `submit` also writes queues' keys).
 GLOBAL_SCRIPTS = (

@@ -24,7 +24,10 @@ from taskyard.core.workflow import (
 )
 from taskyard.errors import ConfigError, WorkflowNotFound
 
-__all__ = ("WorkflowsMixin",)
+__all__ = ("PRUNE_SCAN", "WorkflowsMixin")
+
+#: Listed workflows one `workflows_prune` call reads at most (oldest first).
+PRUNE_SCAN = 5000
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
@@ -158,6 +161,38 @@ class WorkflowsMixin(RedisConnection):
         if not reply:
             raise WorkflowNotFound(workflow_id)
         return _decode(workflow_id, reply)
+
+    async def workflows_prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        """Oldest first (the listing index sorts by id, ids by creation time): each workflow
+        is checked and deleted by one script in its home slot (`wf_delete`), then its entries
+        in the `{g}` directory. A call reads at most `PRUNE_SCAN` listed workflows: old ones
+        still running are passed over, and looked at again on the next call."""
+        cut = to_us(finished_before)
+        k = self._keys
+        deleted = scanned = 0
+        after = "-"
+        while deleted < limit and scanned < PRUNE_SCAN:
+            with self._guard:
+                ids: list[str] = await self.client.zrangebylex(k.workflows_index, after, "+", start=0, num=200)
+            if not ids:
+                break
+            scanned += len(ids)
+            after = f"({ids[-1]}"
+            for workflow_id, home in zip(ids, await self._homes(ids), strict=True):
+                if home is None or deleted >= limit:
+                    continue
+                with self._guard:
+                    gone = await self._job_script("wf_delete", home, [cut, workflow_id])
+                    if gone is None or gone is False:
+                        continue
+                    if gone:
+                        await self.client.hdel(k.ids, *gone)
+                    await self.client.hdel(k.workflows, workflow_id)
+                    await self.client.zrem(k.workflows_index, workflow_id)
+                for job_id in gone:
+                    self._queue_cache.pop(job_id, None)
+                deleted += 1
+        return deleted
 
     async def workflow_cancel(self, *, workflow_id: str, now: datetime | None = None) -> Workflow:
         return await self._act("wf_cancel", workflow_id, now)
