@@ -171,8 +171,8 @@ async def run(backend: str, *, children: int, workers: int, seed: int, kill_ever
         try:
             await client.backend.migrate()
             supervisor = Supervisor(workdir, {**ENV, "TASKYARD_BACKEND": store.url})
-            spec = ProcSpec("worker", WORKER_ARGS, frozenset({"worker", "maintenance"}), app="chaos.fanin:app")
-            procs = [supervisor.start(ProcSpec(f"worker{i}", spec.args, spec.roles, app=spec.app))
+            roles = frozenset({"worker", "maintenance"})
+            procs = [supervisor.start(ProcSpec(f"worker{i}", WORKER_ARGS, roles, app="chaos.fanin:app"))
                      for i in range(workers)]
             started = time.time()
             wf = await client.backend.workflow_enqueue(workflow=draft(client, children, seed))

@@ -105,7 +105,7 @@ async def after_finish(cur: Cursor, t: Tables, finished: Sequence[Job], at: date
     return woken
 
 
-async def _revive(cur: Cursor, t: Tables, parent_id: str, at: datetime) -> set[str]:
+async def _revive(cur: Cursor, t: Tables, parent_id: str, at: datetime) -> None:
     """After a manual retry of step `parent_id`: reopen its edges that failed (and the done
     ones into children still blocked), and bring back to `blocked` each child it had
     cancelled that has no failed edge left, down the graph."""
@@ -130,7 +130,6 @@ async def _revive(cur: Cursor, t: Tables, parent_id: str, at: datetime) -> set[s
             assert job is not None
             await jobs.save_many(cur, t, [retried_job(job, at, blocked=True)])
             work.append(child)
-    return set()
 
 
 async def _retry_step(cur: Cursor, t: Tables, job: Job, at: datetime) -> Job:

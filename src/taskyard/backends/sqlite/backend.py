@@ -138,9 +138,9 @@ class SqliteBackend:
             # Every job when few are missing (the usual case: maintenance indexes a few
             # batches a second); after a large load a few batches only, the jobs still above
             # the mark being matched by a scan of their rowids (`search.search_condition`).
-            mark, top = await self._db.run(search.index_bounds)
-            full = top - mark <= search.SEARCH_CATCH_UP_ALL
-            await self.search_catch_up(batches=None if full else search.SEARCH_CATCH_UP_BATCHES)
+            await self.search_catch_up(
+                batches=search.SEARCH_CATCH_UP_BATCHES, whole_within=search.SEARCH_CATCH_UP_ALL
+            )
         return await self._db.read(lambda c: jobs.list_page(c, filter, limit, cursor))
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
@@ -253,13 +253,14 @@ class SqliteBackend:
         return moved
 
     # -- the search index (SQLite only) ----------------------------------------------------
-    async def search_catch_up(self, *, batches: int | None = None) -> int:
-        """Index the jobs stored since the last catch-up (enqueue leaves them to this), one
-        write transaction per `search.CATCH_UP_BATCH` jobs so that other writers wait for
-        one batch at most; stops at the newest job there was when it began, or after
-        `batches` batches. Returns the jobs indexed. Every search (`jobs_list` with `q`) runs
-        it first, and `jobs_promote_due` a few batches of it."""
+    async def search_catch_up(self, *, batches: int | None = None, whole_within: int | None = None) -> int:
+        """Index the jobs stored since the last catch-up, one write transaction per
+        `search.CATCH_UP_BATCH` jobs (other writers wait one batch at most), up to the newest
+        job when it began, or `batches` batches unless at most `whole_within` are missing.
+        Returns the jobs indexed. Run before a search and, a few batches, by maintenance."""
         mark, top = await self._db.run(search.index_bounds)
+        if whole_within is not None and top - mark <= whole_within:
+            batches = None
         indexed = done = 0
         while mark < top and (batches is None or done < batches):
             count, mark = await self._db.write(search.catch_up)
