@@ -138,9 +138,7 @@ class SqliteBackend:
             # Every job when few are missing (the usual case: maintenance indexes a few
             # batches a second); after a large load a few batches only, the jobs still above
             # the mark being matched by a scan of their rowids (`search.search_condition`).
-            await self.search_catch_up(
-                batches=search.SEARCH_CATCH_UP_BATCHES, whole_within=search.SEARCH_CATCH_UP_ALL
-            )
+            await self.search_catch_up(batches=search.SEARCH_CATCH_UP_BATCHES, whole_within=search.SEARCH_CATCH_UP_ALL)
         return await self._db.read(lambda c: jobs.list_page(c, filter, limit, cursor))
 
     async def job_cancel(self, *, job_id: str, now: datetime | None = None) -> Job:
